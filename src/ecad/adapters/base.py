@@ -1,0 +1,142 @@
+"""What ecad needs to know about a model family, and nothing else: where its blocks and components are.
+
+An adapter names the transformer's block lists (``ModuleList`` attributes) and, for each, the attributes of the
+component modules inside every block. The schedule's component axis is the union of those names; a block that lacks
+one (SD3's last block has no ``ff_context``) gets ``exists = False`` there. Everything else in ecad (schedules,
+runtime hooks, cost model, search) works from this description.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..schedule import CacheSchedule, ScheduleError
+
+
+class UnsupportedModelError(ValueError):
+    """No adapter knows this model; the message says how to add one."""
+
+
+@dataclass(frozen=True)
+class BlockGroup:
+    """One ``ModuleList`` of blocks and the component attributes each of its blocks may have."""
+
+    attr: str
+    components: tuple[str, ...]
+    prefix: str = ""
+
+
+@dataclass(frozen=True)
+class ArchPreset:
+    """A public architecture: its transformer config (no weights) and how the paper fed it for MAC counting."""
+
+    name: str
+    config: dict[str, Any]
+    text_len: int
+    hub_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelLayout:
+    """The schedule axes of one model instance."""
+
+    block_names: tuple[str, ...]
+    component_names: tuple[str, ...]
+    exists: torch.Tensor
+
+    def full_schedule(self, num_steps: int, **metadata: Any) -> CacheSchedule:
+        return CacheSchedule.full(num_steps, self.block_names, self.component_names, self.exists, metadata)
+
+    def check(self, schedule: CacheSchedule, model_name: str) -> None:
+        """Raise a clear error when ``schedule`` was made for another layout."""
+        if schedule.block_names != self.block_names:
+            raise ScheduleError(
+                f"schedule has {schedule.num_blocks} blocks ({_span(schedule.block_names)}) but {model_name} has "
+                f"{len(self.block_names)} ({_span(self.block_names)}); use a schedule made for this model "
+                "(for example `ecad.full_schedule(model, num_steps)` as a start)."
+            )
+        if schedule.component_names != self.component_names:
+            raise ScheduleError(
+                f"schedule components {list(schedule.component_names)} do not match {model_name}'s components "
+                f"{list(self.component_names)}; use a schedule made for this model family."
+            )
+        if not torch.equal(schedule.exists, self.exists):
+            raise ScheduleError(
+                f"schedule's exists mask does not match which components {model_name}'s blocks have; "
+                "use a schedule made for this exact architecture."
+            )
+
+
+def _span(names: tuple[str, ...]) -> str:
+    return f"{names[0]}..{names[-1]}" if len(names) > 1 else ",".join(names)
+
+
+def _get_attr(module: nn.Module, path: str) -> Any:
+    for part in path.split("."):
+        module = getattr(module, part, None)
+        if module is None:
+            return None
+    return module
+
+
+class ModelAdapter:
+    """Base adapter: subclasses set the class attributes and, for MAC counting, :meth:`dummy_inputs`."""
+
+    family: str = ""
+    transformer_classes: tuple[str, ...] = ()
+    groups: tuple[BlockGroup, ...] = ()
+    presets: dict[str, ArchPreset] = {}
+    timestep_arg: str = "timestep"
+    sample_arg: str = "hidden_states"
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        names: list[str] = []
+        for group in self.groups:
+            names += [c for c in group.components if c not in names]
+        return tuple(names)
+
+    def matches(self, transformer: nn.Module) -> bool:
+        return type(transformer).__name__ in self.transformer_classes
+
+    def blocks(self, transformer: nn.Module) -> list[tuple[str, str, nn.Module, BlockGroup]]:
+        """``(block_name, dotted_path, block, group)`` for every block, in execution order."""
+        out = []
+        for group in self.groups:
+            blocks = _get_attr(transformer, group.attr)
+            if not isinstance(blocks, nn.ModuleList):
+                raise UnsupportedModelError(
+                    f"{type(transformer).__name__} has no block list {group.attr!r} that the {self.family} adapter "
+                    "expects; is this the right adapter for the model?"
+                )
+            out += [(f"{group.prefix}{i}", f"{group.attr}.{i}", block, group) for i, block in enumerate(blocks)]
+        return out
+
+    def components(self, transformer: nn.Module) -> list[tuple[int, int, str, nn.Module]]:
+        """``(block_index, component_index, dotted_path, module)`` for every existing component."""
+        names = self.component_names
+        found = []
+        for b, (_, block_path, block, group) in enumerate(self.blocks(transformer)):
+            for comp in group.components:
+                module = _get_attr(block, comp)
+                if isinstance(module, nn.Module):
+                    found.append((b, names.index(comp), f"{block_path}.{comp}", module))
+        return found
+
+    def layout(self, transformer: nn.Module) -> ModelLayout:
+        blocks = self.blocks(transformer)
+        exists = torch.zeros(len(blocks), len(self.component_names), dtype=torch.bool)
+        for b, c, _, _ in self.components(transformer):
+            exists[b, c] = True
+        return ModelLayout(tuple(name for name, *_ in blocks), self.component_names, exists)
+
+    def dummy_inputs(
+        self, config: Any, batch_size: int, height: int, width: int, text_len: int, device: torch.device | str
+    ) -> dict[str, Any]:
+        """Keyword inputs of one transformer call at this resolution, for MAC counting."""
+        raise NotImplementedError(f"the {self.family} adapter does not support MAC counting")

@@ -1,0 +1,250 @@
+"""`CacheSchedule`: which component of which block recomputes at which denoising step.
+
+A schedule is a boolean tensor ``recompute[steps, blocks, components]``: ``True`` recomputes the component,
+``False`` reuses the raw output it produced the last time it ran. Models whose blocks do not all have the same
+components (SD3's last block, FLUX's two block kinds) mark the pairs they lack in ``exists``; those bits are always
+``False`` and cost nothing. Step 0 always computes, whatever its bits say (the cache is empty then): the stored bits
+are kept as given so files round-trip exactly, and :meth:`CacheSchedule.effective` gives what actually runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["CacheSchedule", "ScheduleError"]
+
+
+# Metadata that describes particular bits and becomes false when the bits change.
+_BIT_DEPENDENT_METADATA = ("macs", "name", "paper", "source_format", "resampled_from_steps")
+
+
+class ScheduleError(ValueError):
+    """A schedule is malformed or does not fit the model or call it is used with."""
+
+
+def _as_bool_tensor(array: Any) -> torch.Tensor:
+    tensor = torch.as_tensor(np.asarray(array) if not isinstance(array, torch.Tensor) else array)
+    return tensor.detach().to("cpu", torch.bool).clone()
+
+
+@dataclass(eq=False)
+class CacheSchedule:
+    """A cache schedule for one model layout and one number of denoising steps.
+
+    Args:
+        recompute: bool ``[steps, blocks, components]``; ``True`` = recompute.
+        block_names: one name per block, as the model's adapter names them (PixArt: ``"0"``..``"27"``).
+        component_names: one name per component slot (PixArt: ``attn1``, ``attn2``, ``ff``).
+        exists: bool ``[blocks, components]``; ``False`` where the model has no such component. Default: all exist.
+        metadata: free-form JSON-serialisable facts (model, MACs, where it came from).
+    """
+
+    recompute: torch.Tensor
+    block_names: tuple[str, ...]
+    component_names: tuple[str, ...]
+    exists: torch.Tensor | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.recompute = _as_bool_tensor(self.recompute)
+        self.block_names = tuple(str(name) for name in self.block_names)
+        self.component_names = tuple(str(name) for name in self.component_names)
+        if self.recompute.ndim != 3:
+            raise ScheduleError(
+                f"recompute must have shape [steps, blocks, components], got {tuple(self.recompute.shape)}; "
+                "reshape your array to three dimensions."
+            )
+        steps, blocks, components = self.recompute.shape
+        if steps < 1:
+            raise ScheduleError("a schedule needs at least one step.")
+        if blocks != len(self.block_names) or components != len(self.component_names):
+            raise ScheduleError(
+                f"recompute has shape {tuple(self.recompute.shape)} but {len(self.block_names)} block names and "
+                f"{len(self.component_names)} component names were given; pass one name per block and component."
+            )
+        for kind, names in (("block", self.block_names), ("component", self.component_names)):
+            if len(set(names)) != len(names):
+                raise ScheduleError(f"duplicate {kind} names in {list(names)}; {kind} names must be unique.")
+        self.exists = (
+            torch.ones(blocks, components, dtype=torch.bool) if self.exists is None else _as_bool_tensor(self.exists)
+        )
+        if tuple(self.exists.shape) != (blocks, components):
+            raise ScheduleError(
+                f"exists must have shape [blocks, components] = {(blocks, components)}, got {tuple(self.exists.shape)}."
+            )
+        if bool((self.recompute & ~self.exists).any()):
+            raise ScheduleError(
+                "the schedule recomputes components that do not exist (exists mask is False there); "
+                "clear those bits or fix the exists mask."
+            )
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def full(
+        cls,
+        num_steps: int,
+        block_names: Sequence[str],
+        component_names: Sequence[str],
+        exists: torch.Tensor | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> CacheSchedule:
+        """The schedule that recomputes everything: no caching."""
+        mask = torch.ones(len(block_names), len(component_names), dtype=torch.bool) if exists is None else exists
+        recompute = _as_bool_tensor(mask).unsqueeze(0).repeat(num_steps, 1, 1)
+        return cls(recompute, tuple(block_names), tuple(component_names), mask, dict(metadata or {}))
+
+    @classmethod
+    def from_array(
+        cls,
+        array: np.ndarray | torch.Tensor | Sequence,
+        block_names: Sequence[str] | None = None,
+        component_names: Sequence[str] = ("attn1", "attn2", "ff"),
+        exists: np.ndarray | torch.Tensor | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> CacheSchedule:
+        """Build from a ``[steps, blocks, components]`` array of bools or 0/1; block names default to indices."""
+        recompute = _as_bool_tensor(array)
+        if block_names is None and recompute.ndim == 3:
+            block_names = [str(i) for i in range(recompute.shape[1])]
+        return cls(recompute, tuple(block_names or ()), tuple(component_names), exists, dict(metadata or {}))
+
+    def like(self, recompute: torch.Tensor | np.ndarray, **metadata: Any) -> CacheSchedule:
+        """A schedule with this one's layout and new bits (non-existing pairs are cleared)."""
+        bits = _as_bool_tensor(recompute) & self.exists
+        kept = {k: v for k, v in self.metadata.items() if k not in _BIT_DEPENDENT_METADATA}
+        return CacheSchedule(bits, self.block_names, self.component_names, self.exists, {**kept, **metadata})
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def num_steps(self) -> int:
+        return self.recompute.shape[0]
+
+    @property
+    def num_blocks(self) -> int:
+        return self.recompute.shape[1]
+
+    @property
+    def num_components(self) -> int:
+        return self.recompute.shape[2]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.recompute.shape)  # type: ignore[return-value]
+
+    def same_layout(self, other: CacheSchedule) -> bool:
+        return (
+            self.block_names == other.block_names
+            and self.component_names == other.component_names
+            and torch.equal(self.exists, other.exists)
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CacheSchedule):
+            return NotImplemented
+        return self.same_layout(other) and torch.equal(self.recompute, other.recompute)
+
+    def __hash__(self) -> int:
+        return hash((self.block_names, self.component_names, self.recompute.numpy().tobytes()))
+
+    def __repr__(self) -> str:
+        stats = self.stats()
+        return (
+            f"CacheSchedule(steps={self.num_steps}, blocks={self.num_blocks}, components={list(self.component_names)}, "
+            f"recompute={stats['recompute_fraction']:.1%})"
+        )
+
+    # ------------------------------------------------------------------ semantics
+    def effective(self) -> torch.Tensor:
+        """What runs: the bits with step 0 forced to recompute every existing component."""
+        bits = self.recompute.clone()
+        bits[0] = self.exists
+        return bits
+
+    def resample(self, num_steps: int) -> CacheSchedule:
+        """Map the schedule to ``num_steps`` denoising steps.
+
+        Rule: target step ``t`` takes the bits of source step ``floor((t + 0.5) * S / T)`` for a source of ``S``
+        steps and a target of ``T``: each target step copies the source step that covers the same fraction of the
+        denoising trajectory (nearest neighbour in normalised time). Step 0 maps to step 0; ``T == S`` is the
+        identity.
+        """
+        if num_steps < 1:
+            raise ScheduleError(f"num_steps must be >= 1, got {num_steps}.")
+        source = self.num_steps
+        index = torch.tensor([min(source - 1, math.floor((t + 0.5) * source / num_steps)) for t in range(num_steps)])
+        if num_steps == source:
+            return CacheSchedule(self.recompute, self.block_names, self.component_names, self.exists, self.metadata)
+        resampled = self.like(self.recompute[index])
+        resampled.metadata["resampled_from_steps"] = source
+        return resampled
+
+    def stats(self) -> dict[str, Any]:
+        """Summary statistics of what actually runs (step 0 counts as full)."""
+        bits = self.effective()
+        possible = int(self.exists.sum()) * self.num_steps
+        per_component = {}
+        for c, name in enumerate(self.component_names):
+            total = int(self.exists[:, c].sum()) * self.num_steps
+            per_component[name] = float(bits[:, :, c].sum()) / total if total else 0.0
+        per_step = [float(bits[s].sum()) / max(int(self.exists.sum()), 1) for s in range(self.num_steps)]
+        return {
+            "steps": self.num_steps,
+            "blocks": self.num_blocks,
+            "components": list(self.component_names),
+            "existing_pairs": int(self.exists.sum()),
+            "recompute_bits": int(bits.sum()),
+            "possible_bits": possible,
+            "recompute_fraction": float(bits.sum()) / possible if possible else 0.0,
+            "per_component_fraction": per_component,
+            "per_step_fraction": per_step,
+            "full_steps": sum(1 for f in per_step if f == 1.0),
+            "cached_steps": sum(1 for f in per_step if f == 0.0),
+        }
+
+    # ------------------------------------------------------------------ files
+    def to_dict(self) -> dict[str, Any]:
+        from .schedule_io import schedule_to_dict
+
+        return schedule_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CacheSchedule:
+        from .schedule_io import schedule_from_dict
+
+        return schedule_from_dict(data)
+
+    def save(self, path: str) -> None:
+        """Write this schedule in ecad's own JSON format (``"format": "ecad.schedule/1"``)."""
+        from .schedule_io import save_schedule
+
+        save_schedule(self, path)
+
+    @classmethod
+    def load(cls, path: str) -> CacheSchedule:
+        """Read a schedule file: ecad's own format or the ECAD paper's published format (auto-detected)."""
+        from .schedule_io import load_schedule
+
+        return load_schedule(path)
+
+    def to_paper_dict(self) -> dict[str, Any]:
+        """The schedule in the ECAD paper's JSON format (keeps the paper fields it was imported with)."""
+        from .schedule_io import schedule_to_paper_dict
+
+        return schedule_to_paper_dict(self)
+
+    def export_paper(self, path: str) -> None:
+        from .schedule_io import write_json
+
+        write_json(self.to_paper_dict(), path)
+
+    def render(self, on: str = "█", off: str = "·") -> str:
+        """A text picture: one row per existing component x block, one column per step (bits as stored)."""
+        from .schedule_io import render_schedule
+
+        return render_schedule(self, on=on, off=off)
