@@ -169,15 +169,15 @@ class CacheSchedule:
     def resample(self, num_steps: int) -> CacheSchedule:
         """Map the schedule to ``num_steps`` denoising steps.
 
-        Rule: target step ``t`` takes the bits of source step ``floor((t + 0.5) * S / T)`` for a source of ``S``
-        steps and a target of ``T``: each target step copies the source step that covers the same fraction of the
-        denoising trajectory (nearest neighbour in normalised time). Step 0 maps to step 0; ``T == S`` is the
-        identity.
+        Rule: target step ``t`` of ``T`` copies source step ``round(t * (S - 1) / (T - 1))`` of ``S``: the source
+        step at the same fraction of the denoising trajectory (nearest neighbour in normalised time, first step to
+        first, last to last). ``T == S`` is the identity, and resampling up then back down gives the original.
         """
         if num_steps < 1:
             raise ScheduleError(f"num_steps must be >= 1, got {num_steps}.")
         source = self.num_steps
-        index = torch.tensor([min(source - 1, math.floor((t + 0.5) * source / num_steps)) for t in range(num_steps)])
+        scale = (source - 1) / (num_steps - 1) if num_steps > 1 else 0.0
+        index = torch.tensor([math.floor(t * scale + 0.5) for t in range(num_steps)])
         if num_steps == source:
             return CacheSchedule(self.recompute, self.block_names, self.component_names, self.exists, self.metadata)
         resampled = self.like(self.recompute[index])

@@ -8,7 +8,7 @@ runtime hooks, cost model, search) works from this description.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -38,7 +38,11 @@ class ArchPreset:
     config: dict[str, Any]
     text_len: int
     hub_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    paper_text_len: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.paper_text_len is None:
+            object.__setattr__(self, "paper_text_len", self.text_len)
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ class ModelAdapter:
     presets: dict[str, ArchPreset] = {}
     timestep_arg: str = "timestep"
     sample_arg: str = "hidden_states"
+    default_text_len: int = 120
+    call_kwargs: dict[str, Any] = {}
 
     @property
     def component_names(self) -> tuple[str, ...]:
@@ -134,6 +140,10 @@ class ModelAdapter:
         for b, c, _, _ in self.components(transformer):
             exists[b, c] = True
         return ModelLayout(tuple(name for name, *_ in blocks), self.component_names, exists)
+
+    def pixel_multiple(self, config: dict[str, Any]) -> int:
+        """Height and width must be multiples of this (VAE factor 8 times the patch size)."""
+        return 8 * int(config.get("patch_size") or 1)
 
     def dummy_inputs(
         self, config: Any, batch_size: int, height: int, width: int, text_len: int, device: torch.device | str

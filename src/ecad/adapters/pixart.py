@@ -35,6 +35,8 @@ class PixArtAdapter(ModelAdapter):
     family = "pixart"
     transformer_classes = ("PixArtTransformer2DModel",)
     groups = (BlockGroup("transformer_blocks", ("attn1", "attn2", "ff")),)
+    # Binning would silently generate another size than the one asked for.
+    call_kwargs = {"use_resolution_binning": False}
     presets = {
         "pixart-alpha": ArchPreset(
             "pixart-alpha", {**_PIXART_XL_2, "use_additional_conditions": False}, 120,
@@ -42,7 +44,7 @@ class PixArtAdapter(ModelAdapter):
         ),
         "pixart-sigma": ArchPreset(
             "pixart-sigma", {**_PIXART_XL_2, "use_additional_conditions": False}, 300,
-            "PixArt-alpha/PixArt-Sigma-XL-2-1024-MS",
+            "PixArt-alpha/PixArt-Sigma-XL-2-1024-MS", paper_text_len=120,
         ),
     }
 
