@@ -52,6 +52,7 @@ class ModelLayout:
     block_names: tuple[str, ...]
     component_names: tuple[str, ...]
     exists: torch.Tensor
+    cross_attention: tuple[str, ...] = ()
 
     def full_schedule(self, num_steps: int, **metadata: Any) -> CacheSchedule:
         return CacheSchedule.full(num_steps, self.block_names, self.component_names, self.exists, metadata)
@@ -98,6 +99,8 @@ class ModelAdapter:
     timestep_arg: str = "timestep"
     sample_arg: str = "hidden_states"
     default_text_len: int = 120
+    # Components that attend to the text only (TGATE-style heuristics stop recomputing them late in denoising).
+    cross_attention: tuple[str, ...] = ()
     call_kwargs: dict[str, Any] = {}
 
     @property
@@ -139,7 +142,22 @@ class ModelAdapter:
         exists = torch.zeros(len(blocks), len(self.component_names), dtype=torch.bool)
         for b, c, _, _ in self.components(transformer):
             exists[b, c] = True
-        return ModelLayout(tuple(name for name, *_ in blocks), self.component_names, exists)
+        return ModelLayout(tuple(name for name, *_ in blocks), self.component_names, exists, self.cross_attention)
+
+    def encode_prompts(self, pipe: Any, prompts: list[str], guidance_scale: float) -> dict[str, torch.Tensor]:
+        """Pipeline keyword arguments with the prompts' embeddings, computed once and sliced per batch."""
+        raise NotImplementedError(f"the {self.family} adapter cannot pre-encode prompts")
+
+    def call_with_embeddings(self) -> dict[str, Any]:
+        """Keyword arguments that must accompany pre-encoded prompts (e.g. no default negative prompt)."""
+        return {}
+
+    def decode_latents(self, pipe: Any, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """The pipeline's final latents to images in [0, 1] (what the pipeline itself would return)."""
+        vae = pipe.vae
+        latents = latents / vae.config.scaling_factor + (getattr(vae.config, "shift_factor", None) or 0.0)
+        image = vae.decode(latents.to(vae.dtype), return_dict=False)[0]
+        return pipe.image_processor.postprocess(image, output_type="pt")
 
     def pixel_multiple(self, config: dict[str, Any]) -> int:
         """Height and width must be multiples of this (VAE factor 8 times the patch size)."""

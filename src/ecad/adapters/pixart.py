@@ -35,6 +35,7 @@ class PixArtAdapter(ModelAdapter):
     family = "pixart"
     transformer_classes = ("PixArtTransformer2DModel",)
     groups = (BlockGroup("transformer_blocks", ("attn1", "attn2", "ff")),)
+    cross_attention = ("attn2",)
     # Binning would silently generate another size than the one asked for.
     call_kwargs = {"use_resolution_binning": False}
     presets = {
@@ -66,3 +67,22 @@ class PixArtAdapter(ModelAdapter):
             "timestep": torch.empty(batch_size, device=device),
             "added_cond_kwargs": added,
         }
+
+    def encode_prompts(self, pipe: Any, prompts: list[str], guidance_scale: float) -> dict[str, torch.Tensor]:
+        embeds, mask, negative, negative_mask = pipe.encode_prompt(
+            prompts, do_classifier_free_guidance=guidance_scale > 1.0, device=pipe._execution_device,
+            clean_caption=False, max_sequence_length=self.max_sequence_length(pipe),
+        )
+        out = {"prompt_embeds": embeds, "prompt_attention_mask": mask}
+        if negative is not None:
+            out |= {"negative_prompt_embeds": negative, "negative_prompt_attention_mask": negative_mask}
+        return out
+
+    def call_with_embeddings(self) -> dict[str, Any]:
+        return {"negative_prompt": None}
+
+    @staticmethod
+    def max_sequence_length(pipe: Any) -> int:
+        """The text length the pipeline pads to: Sigma 300, alpha 120, capped by the tokenizer's own limit."""
+        default = 300 if type(pipe).__name__ == "PixArtSigmaPipeline" else 120
+        return min(default, getattr(pipe.tokenizer, "model_max_length", default) or default)

@@ -9,12 +9,13 @@ from collections.abc import Sequence
 
 from ..adapters import UnsupportedModelError
 from ..schedule import ScheduleError
-from . import generate, macs, show
+from ..search import CorruptRunError
+from . import front, generate, macs, search, show
 
-COMMANDS = (show, macs, generate)
+COMMANDS = (show, macs, generate, search, front)
 
 # Errors that are the user's input, not ecad's bugs: one line and a non-zero exit, no traceback.
-USER_ERRORS = (ScheduleError, UnsupportedModelError, FileNotFoundError, ValueError, OSError)
+USER_ERRORS = (ScheduleError, UnsupportedModelError, CorruptRunError, FileNotFoundError, ValueError, OSError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,57 @@
+"""``ecad search``: find the quality/cost Pareto front of cache schedules for a model."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..loading import DTYPES
+from ..metrics import METRICS
+from ..prompts import load_prompts
+from ..search import RunDirectory, SearchConfig, search
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("search", help="NSGA-II search for cache schedules (resumable)")
+    parser.add_argument("--model", required=True, help="tiny-shapes, a pipeline folder or a hub id")
+    parser.add_argument("--prompts", help="prompt file (txt, json list, tsv/csv with a prompt column) or built-in set")
+    parser.add_argument("--limit", type=int, help="use only the first N prompts")
+    parser.add_argument("--metric", default="fidelity", choices=sorted(METRICS))
+    parser.add_argument("--population", type=int, default=72)
+    parser.add_argument("--generations", type=int, default=100)
+    parser.add_argument("--images-per-prompt", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--height", type=int)
+    parser.add_argument("--width", type=int)
+    parser.add_argument("--guidance", type=float, default=4.5)
+    parser.add_argument("--batch-size", type=int, default=8, help="images generated per pipeline call")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cost", choices=["macs"], default="macs")
+    parser.add_argument("--convention", choices=["full", "paper"], default="full")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32")
+    parser.add_argument("--out", required=True, help="run directory")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.set_defaults(run=run)
+
+
+def config_from_args(args: argparse.Namespace) -> SearchConfig:
+    if args.resume and args.prompts is None:
+        stored = RunDirectory(args.out).load_config()
+        prompts = stored.prompts
+    elif args.prompts is None:
+        raise ValueError("--prompts is required for a new search (a file or a built-in set such as tiny-shapes).")
+    else:
+        prompts = load_prompts(args.prompts, args.limit)
+    return SearchConfig(
+        model=args.model, prompts=prompts, metric=args.metric, population=args.population,
+        generations=args.generations, images_per_prompt=args.images_per_prompt, num_steps=args.steps,
+        height=args.height, width=args.width, guidance_scale=args.guidance, batch_size=args.batch_size,
+        seed=args.seed, cost=args.cost, convention=args.convention, device=args.device, dtype=args.dtype,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    result = search(config_from_args(args), args.out, resume=args.resume)
+    print(f"{result.evaluations} schedules evaluated; front of {len(result.front)} in {args.out}/front.json "
+          f"(plot: {args.out}/front.png); list it with `ecad front {args.out}`")
+    return 0

@@ -1,0 +1,102 @@
+"""Generating a fixed calibration set under any schedule: same prompts, same noise, text encoded once.
+
+Every candidate schedule of a search is judged on exactly the same inputs: each (prompt, seed) row gets its own
+``torch.Generator`` seeded with its seed, and the prompts are encoded once for the whole run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .adapters import get_adapter
+from .hooks import enable_cache
+from .schedule import CacheSchedule
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What every candidate is generated from."""
+
+    prompts: tuple[str, ...]
+    images_per_prompt: int = 1
+    num_steps: int = 20
+    height: int | None = None
+    width: int | None = None
+    guidance_scale: float = 4.5
+    batch_size: int = 8
+    seed: int = 0
+
+    @property
+    def rows(self) -> list[tuple[str, int]]:
+        """(prompt, seed) per image: seeds seed..seed+images_per_prompt-1, as the paper's 0-9."""
+        return [(p, self.seed + i) for p in self.prompts for i in range(self.images_per_prompt)]
+
+
+@dataclass
+class Generated:
+    images: torch.Tensor  # float [N, 3, H, W] in [0, 1], on the CPU
+    latents: torch.Tensor  # the final latents, on the CPU
+    prompts: list[str]
+
+
+class CalibrationGenerator:
+    """Generates the calibration set for schedule after schedule on one pipeline."""
+
+    def __init__(self, pipe: Any, calibration: Calibration) -> None:
+        self.pipe = pipe
+        self.calibration = calibration
+        self.adapter = get_adapter(pipe.transformer)
+        size = pipe.transformer.config.sample_size * pipe.vae_scale_factor
+        self.height = calibration.height or size
+        self.width = calibration.width or size
+        rows = calibration.rows
+        self.prompts = [p for p, _ in rows]
+        self.seeds = [s for _, s in rows]
+        with torch.inference_mode():
+            self.embeddings = self.adapter.encode_prompts(pipe, self.prompts, calibration.guidance_scale)
+        self.handle = None
+
+    def __call__(self, schedule: CacheSchedule | None, progress: bool = False) -> Generated:
+        if schedule is None:
+            if self.handle is not None:
+                self.handle.disable()
+                self.handle = None
+        elif self.handle is None:
+            self.handle = enable_cache(self.pipe, schedule)
+        else:
+            self.handle.set_schedule(schedule)
+        images, latents = [], []
+        size = self.calibration.batch_size
+        starts = range(0, len(self.prompts), size)
+        for start in tqdm(starts, desc="images", leave=False, disable=not progress):
+            batch = slice(start, start + size)
+            lat = self._generate(batch)
+            latents.append(lat.float().cpu())
+            images.append(self.adapter.decode_latents(self.pipe, lat, self.height, self.width).float().cpu())
+        return Generated(torch.cat(images), torch.cat(latents), list(self.prompts))
+
+    @torch.inference_mode()
+    def _generate(self, batch: slice) -> torch.Tensor:
+        kwargs = {k: v[batch] for k, v in self.embeddings.items()}
+        generators = [torch.Generator("cpu").manual_seed(s) for s in self.seeds[batch]]
+        return self.pipe(
+            num_inference_steps=self.calibration.num_steps, guidance_scale=self.calibration.guidance_scale,
+            height=self.height, width=self.width, generator=generators, output_type="latent",
+            **self.adapter.call_kwargs, **self.adapter.call_with_embeddings(), **kwargs,
+        ).images
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.disable()
+            self.handle = None
+
+
+def generate_rows(pipe: Any, prompts: Sequence[str], **calibration: Any) -> Generated:
+    """Convenience: one calibration pass, uncached."""
+    generator = CalibrationGenerator(pipe, Calibration(tuple(prompts), **calibration))
+    return generator(None)

@@ -1,0 +1,119 @@
+"""Hand-made cache schedules: the baselines ECAD is compared with and the seeds of its initial population.
+
+Every heuristic takes a model's :class:`~ecad.adapters.ModelLayout` (``ecad.model_layout(pipe)``) and a step count,
+so it works for every supported architecture; bits of components a block lacks stay off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .adapters import ModelLayout
+from .schedule import CacheSchedule
+
+
+def _schedule(layout: ModelLayout, bits: torch.Tensor, name: str) -> CacheSchedule:
+    return layout.full_schedule(bits.shape[0]).like(bits, name=name, heuristic=name)
+
+
+def _every(num_steps: int, n: int) -> torch.Tensor:
+    if n < 1:
+        raise ValueError(f"an interval must be >= 1, got {n}.")
+    return torch.arange(num_steps) % n == 0
+
+
+def no_cache(layout: ModelLayout, num_steps: int) -> CacheSchedule:
+    """Recompute everything: full quality, full cost."""
+    return _schedule(layout, layout.exists.expand(num_steps, -1, -1).clone(), "no-cache")
+
+
+def fora(layout: ModelLayout, num_steps: int, n: int) -> CacheSchedule:
+    """FORA: recompute every component every ``n`` steps, reuse everything in between."""
+    bits = _every(num_steps, n)[:, None, None] & layout.exists
+    return _schedule(layout, bits, f"fora-{n}")
+
+
+def component_interval(layout: ModelLayout, num_steps: int, component: str, n: int) -> CacheSchedule:
+    """Cache one component type: it recomputes every ``n`` steps, all others every step."""
+    if component not in layout.component_names:
+        raise ValueError(f"unknown component {component!r}; this model has {list(layout.component_names)}.")
+    bits = layout.exists.expand(num_steps, -1, -1).clone()
+    c = layout.component_names.index(component)
+    bits[:, :, c] &= _every(num_steps, n)[:, None]
+    return _schedule(layout, bits, f"{component}-every-{n}")
+
+
+def delta_dit(layout: ModelLayout, num_steps: int, n: int = 2, boundary: int | None = None) -> CacheSchedule:
+    """Delta-DiT style: rear blocks are cached early (they shape details), front blocks late (they shape layout).
+
+    Before ``boundary`` (default: half the steps) the rear half of the blocks recomputes every ``n`` steps; from it
+    on, the front half does. The other half recomputes every step.
+    """
+    boundary = num_steps // 2 if boundary is None else boundary
+    blocks = len(layout.block_names)
+    rear = torch.arange(blocks) >= blocks // 2
+    early = torch.arange(num_steps) < boundary
+    cached_blocks = torch.where(early[:, None], rear[None, :], ~rear[None, :])  # [steps, blocks]
+    keep = ~cached_blocks | _every(num_steps, n)[:, None]
+    return _schedule(layout, keep[:, :, None] & layout.exists, f"delta-dit-{n}")
+
+
+def tgate(layout: ModelLayout, num_steps: int, gate_step: int | None = None) -> CacheSchedule:
+    """TGATE style: cross-attention recomputes until ``gate_step`` (default: 40% of the steps), then is reused."""
+    if not layout.cross_attention:
+        raise ValueError("this model has no separate cross-attention component; TGATE does not apply to it.")
+    gate_step = max(1, round(0.4 * num_steps)) if gate_step is None else gate_step
+    bits = layout.exists.expand(num_steps, -1, -1).clone()
+    for component in layout.cross_attention:
+        bits[gate_step:, :, layout.component_names.index(component)] = False
+    return _schedule(layout, bits, f"tgate-{gate_step}")
+
+
+def random_schedule(layout: ModelLayout, num_steps: int, density: float, seed: int = 0) -> CacheSchedule:
+    """Each existing bit recomputes with probability ``density`` (seeded)."""
+    generator = torch.Generator().manual_seed(seed)
+    bits = (torch.rand(num_steps, *layout.exists.shape, generator=generator) < density) & layout.exists
+    return _schedule(layout, bits, f"random-{density:g}-{seed}")
+
+
+def initial_population(
+    layout: ModelLayout,
+    num_steps: int,
+    size: int,
+    seed: int = 0,
+    fora_intervals: Sequence[int] = (2, 3, 4, 5, 7, 10, 20),
+) -> list[CacheSchedule]:
+    """The paper's seeds, then random schedules of spread densities up to ``size`` (duplicates removed)."""
+    seeds = [no_cache(layout, num_steps)]
+    seeds += [fora(layout, num_steps, n) for n in fora_intervals if n < num_steps]
+    seeds += [component_interval(layout, num_steps, c, 2) for c in layout.component_names]
+    seeds.append(delta_dit(layout, num_steps))
+    if layout.cross_attention:
+        seeds.append(tgate(layout, num_steps))
+    unique: list[CacheSchedule] = []
+    for schedule in seeds:
+        if schedule not in unique:
+            unique.append(schedule)
+    index = 0
+    while len(unique) < size:
+        density = 0.1 + 0.8 * ((index * 0.618034) % 1.0)
+        candidate = random_schedule(layout, num_steps, density, seed=seed * 100_003 + index)
+        if candidate not in unique:
+            unique.append(candidate)
+        index += 1
+    return unique[:size]
+
+
+BASELINES = {"no-cache": no_cache, "fora": fora, "tgate": tgate, "delta-dit": delta_dit}
+
+
+def baseline(layout: ModelLayout, num_steps: int, spec: str) -> CacheSchedule:
+    """A baseline by name: ``no-cache``, ``fora:N``, ``tgate[:GATE_STEP]``, ``delta-dit[:N]``."""
+    name, _, arg = spec.partition(":")
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {spec!r}; use one of no-cache, fora:N, tgate[:STEP], delta-dit[:N].")
+    if name == "fora" and not arg:
+        raise ValueError("fora needs its interval, e.g. fora:3.")
+    return BASELINES[name](layout, num_steps, *([int(arg)] if arg else []))

@@ -1,0 +1,52 @@
+"""Prompt files: plain text (one per line), a JSON list (of strings or of objects with a prompt field), or TSV/CSV
+with a ``prompt`` (or ``Prompt``) column, as in the paper's PartiPrompts.tsv."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+BUILTIN = {
+    "tiny-shapes": [
+        "a red circle", "a blue square", "a green triangle", "a small yellow circle", "a large purple square",
+        "a red circle above a blue square", "a green triangle left of a yellow circle",
+        "a small orange square below a large cyan triangle",
+    ],
+}
+
+
+def load_prompts(source: str, limit: int | None = None) -> list[str]:
+    """Prompts from a file or a built-in set name; errors name the file and what is wrong with it."""
+    if source in BUILTIN:
+        prompts = list(BUILTIN[source])
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"prompt file not found: {path} (or use a built-in set: {', '.join(BUILTIN)})")
+        prompts = _read(path)
+    prompts = [p.strip() for p in prompts if p and p.strip()]
+    if not prompts:
+        raise ValueError(f"{source} contains no prompts; give a file with one prompt per line.")
+    return prompts[:limit] if limit else prompts
+
+
+def _read(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        data = json.loads(text)
+        if not isinstance(data, list):
+            raise ValueError(f"{path}: a JSON prompt file holds a list, found {type(data).__name__}.")
+        return [item if isinstance(item, str) else _field(item, path) for item in data]
+    if suffix in (".tsv", ".csv"):
+        rows = list(csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ","))
+        return [_field(row, path) for row in rows]
+    return text.splitlines()
+
+
+def _field(item: dict, path: Path) -> str:
+    for key in ("prompt", "Prompt", "caption", "text"):
+        if isinstance(item, dict) and key in item:
+            return str(item[key])
+    raise ValueError(f"{path}: no 'prompt' field/column in {item!r}.")

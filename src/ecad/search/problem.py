@@ -1,0 +1,72 @@
+"""The search space and objectives as a pymoo ``Problem``: binary variables, two objectives, one constraint.
+
+Variables are the schedule bits that can change: existing (block, component) pairs at steps 1..S-1 (step 0 always
+computes, and components a block lacks cannot be switched on). Objectives, both minimised: ``-quality`` and cost
+as a fraction of no caching. Constraint (the paper's): a candidate reuses at least one output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from pymoo.core.problem import Problem
+
+from ..adapters import ModelLayout
+from ..schedule import CacheSchedule
+from .store import Evaluation, EvaluationStore, schedule_key
+
+
+class ScheduleEncoding:
+    """Flattens a layout's free bits to a vector and back."""
+
+    def __init__(self, layout: ModelLayout, num_steps: int) -> None:
+        self.template = layout.full_schedule(num_steps)
+        self.free = self.template.recompute.clone()
+        self.free[0] = False
+        self.n_var = int(self.free.sum())
+
+    def encode(self, schedule: CacheSchedule) -> np.ndarray:
+        return schedule.recompute[self.free].numpy().astype(bool)
+
+    def decode(self, x: np.ndarray) -> CacheSchedule:
+        bits = self.template.recompute.clone()
+        bits[self.free] = torch.from_numpy(np.asarray(x, dtype=bool))
+        return self.template.like(bits)
+
+
+class CacheSearchProblem(Problem):
+    """Evaluates candidates through ``evaluate`` unless the store already holds their result."""
+
+    def __init__(
+        self,
+        encoding: ScheduleEncoding,
+        store: EvaluationStore,
+        evaluate: Callable[[CacheSchedule], Evaluation],
+        full_cost: float,
+        on_candidate: Callable[[Evaluation, bool], None] | None = None,
+    ) -> None:
+        super().__init__(n_var=encoding.n_var, n_obj=2, n_ieq_constr=1, xl=0, xu=1, vtype=bool)
+        self.encoding = encoding
+        self.store = store
+        self.evaluate_schedule = evaluate
+        self.full_cost = full_cost
+        self.on_candidate = on_candidate
+
+    def _evaluate(self, X: np.ndarray, out: dict, *args, **kwargs) -> None:
+        F, G = [], []
+        for x in X:
+            schedule = self.encoding.decode(x)
+            key = schedule_key(schedule)
+            evaluation = self.store.get(key)
+            cached = evaluation is not None
+            if evaluation is None:
+                evaluation = self.evaluate_schedule(schedule)
+                self.store.put(evaluation)
+            if self.on_candidate is not None:
+                self.on_candidate(evaluation, cached)
+            F.append([-evaluation.quality, evaluation.cost / self.full_cost])
+            G.append([1.0 - float((~np.asarray(x, dtype=bool)).sum())])
+        out["F"] = np.array(F, dtype=float)
+        out["G"] = np.array(G, dtype=float)

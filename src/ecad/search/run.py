@@ -1,0 +1,266 @@
+"""A resumable NSGA-II search run and its directory.
+
+Resuming replays the run from its seed: pymoo's NSGA-II is deterministic given the seed and the objective values,
+and every objective value already computed comes back from the evaluation store instantly. So a run killed at any
+point (even ``kill -9`` mid-generation) continues where it stopped, loses at most the candidate in flight, and
+reaches exactly the front an uninterrupted run reaches. Nothing is pickled: the run is ``config.json``, the SQLite
+store, and JSON/PNG/safetensors outputs.
+
+Run directory::
+
+    config.json            what was asked (checked on --resume)
+    evaluations.sqlite     every evaluated schedule: key, quality, cost, metrics
+    reference.safetensors  uncached calibration images (metrics that need a reference)
+    generations/NNNN.json  each generation's population: keys, names, objectives
+    front.json, front/     the current Pareto front: summary and one schedule file per point
+    front.png              the front plot
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.indicators.hv import HV
+from pymoo.operators.crossover.pntx import PointCrossover
+from pymoo.operators.mutation.bitflip import BitflipMutation
+from tqdm.auto import tqdm
+
+from ..adapters import ModelLayout
+from ..heuristics import initial_population
+from ..schedule import CacheSchedule
+from ..schedule_io import write_json
+from .problem import CacheSearchProblem, ScheduleEncoding
+from .store import CorruptRunError, Evaluation, EvaluationStore, schedule_key
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FORMAT = "ecad.search-run/1"
+# Settings that may differ on --resume without changing any result.
+RESUMABLE_CHANGES = ("generations", "device", "dtype")
+
+
+@dataclass
+class SearchConfig:
+    """Everything that determines a search's result (plus where it runs)."""
+
+    model: str
+    prompts: list[str]
+    metric: str = "fidelity"
+    population: int = 72
+    generations: int = 100
+    images_per_prompt: int = 1
+    num_steps: int = 20
+    height: int | None = None
+    width: int | None = None
+    guidance_scale: float = 4.5
+    batch_size: int = 8
+    seed: int = 0
+    cost: str = "macs"
+    convention: str = "full"
+    crossover_points: int = 4
+    crossover_prob: float = 0.9
+    mutation_prob: float = 0.05
+    device: str = "auto"
+    dtype: str = "float32"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": CONFIG_FORMAT, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
+        if data.get("format") != CONFIG_FORMAT:
+            raise CorruptRunError(f"config.json is not an ecad search config (format {data.get('format')!r}).")
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class RunDirectory:
+    """Creates, validates and writes a search run directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    def open(self, config: SearchConfig, resume: bool) -> SearchConfig:
+        """Start a new run or check that ``config`` may resume the one here."""
+        if self.config_path.exists():
+            if not resume:
+                raise FileExistsError(f"{self.path} already holds a search run; pass --resume to continue it, "
+                                      "or choose another --out.")
+            stored = self.load_config()
+            differences = [
+                f"{k}: {getattr(stored, k)!r} -> {getattr(config, k)!r}"
+                for k in (f.name for f in dataclasses.fields(SearchConfig))
+                if k not in RESUMABLE_CHANGES and getattr(stored, k) != getattr(config, k)
+            ]
+            if differences:
+                raise ValueError(f"cannot resume {self.path}: the run was started with other settings ("
+                                 + "; ".join(differences) + "); resume with the original settings or use a new --out.")
+        elif self.path.exists() and any(self.path.iterdir()):
+            raise CorruptRunError(f"{self.path} is not empty and holds no search run (no config.json); "
+                                  "choose an empty or new --out.")
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / "generations").mkdir(exist_ok=True)
+        write_json(config.to_dict(), self.config_path)
+        return config
+
+    def load_config(self) -> SearchConfig:
+        if not self.config_path.is_file():
+            raise CorruptRunError(f"{self.path} is not a search run directory (no config.json).")
+        try:
+            return SearchConfig.from_dict(json.loads(self.config_path.read_text()))
+        except (json.JSONDecodeError, TypeError) as err:
+            raise CorruptRunError(f"{self.config_path} is damaged ({err}).") from None
+
+    def store(self) -> EvaluationStore:
+        return EvaluationStore(self.path / "evaluations.sqlite")
+
+    def write_generation(self, index: int, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+        write_json({"generation": index, "summary": summary, "population": rows},
+                   self.path / "generations" / f"{index:04d}.json")
+
+    def write_front(self, front: list[tuple[CacheSchedule, Evaluation]], full_cost: float) -> list[dict[str, Any]]:
+        """Replace the front directory and summary with ``front`` (sorted by cost)."""
+        staging = self.path / "front.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        rows = []
+        for i, (schedule, evaluation) in enumerate(sorted(front, key=lambda item: item[1].cost)):
+            name = f"{i:03d}.json"
+            schedule.save(staging / name)
+            rows.append({"file": f"front/{name}", "key": evaluation.key, "quality": evaluation.quality,
+                         "cost": evaluation.cost, "speedup": full_cost / evaluation.cost, **evaluation.metrics})
+        shutil.rmtree(self.path / "front", ignore_errors=True)
+        staging.rename(self.path / "front")
+        write_json({"full_cost": full_cost, "front": rows}, self.path / "front.json")
+        return rows
+
+    def read_front(self) -> dict[str, Any]:
+        path = self.path / "front.json"
+        if not path.is_file():
+            raise CorruptRunError(f"{self.path} has no front.json yet; run or resume `ecad search` first.")
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise CorruptRunError(f"{path} is damaged ({err}).") from None
+
+
+@dataclass
+class SearchResult:
+    front: list[dict[str, Any]]
+    generations: int
+    evaluations: int
+    hypervolumes: list[float]
+
+
+def run_search(
+    config: SearchConfig,
+    run_dir: RunDirectory,
+    layout: ModelLayout,
+    evaluate: Callable[[CacheSchedule], Evaluation],
+    full_cost: float,
+    progress: bool = True,
+) -> SearchResult:
+    """Run (or resume) NSGA-II until ``config.generations`` generations are done."""
+    encoding = ScheduleEncoding(layout, config.num_steps)
+    store = run_dir.store()
+    seeds = initial_population(layout, config.num_steps, config.population, seed=config.seed)
+    names = {schedule_key(s): s.metadata.get("name") for s in seeds}
+    candidates = tqdm(desc="candidates", unit="cand", leave=False, position=1, disable=not progress)
+    fresh = {"count": 0}
+
+    def on_candidate(evaluation: Evaluation, cached: bool) -> None:
+        candidates.update()
+        fresh["count"] += 0 if cached else 1
+
+    problem = CacheSearchProblem(encoding, store, evaluate, full_cost, on_candidate)
+    algorithm = NSGA2(
+        pop_size=config.population,
+        sampling=np.stack([encoding.encode(s) for s in seeds]),
+        crossover=PointCrossover(n_points=config.crossover_points, prob=config.crossover_prob),
+        mutation=BitflipMutation(prob=config.mutation_prob, prob_var=1.0 / encoding.n_var),
+        eliminate_duplicates=True,
+    )
+    algorithm.setup(problem, termination=("n_gen", config.generations), seed=config.seed, verbose=False)
+    reference_point: np.ndarray | None = None
+    hypervolumes: list[float] = []
+    front_rows: list[dict[str, Any]] = []
+    bar = tqdm(total=config.generations, desc="generations", unit="gen", position=0, disable=not progress)
+    try:
+        while algorithm.has_next():
+            started, fresh["count"] = time.perf_counter(), 0
+            population = algorithm.ask()
+            candidates.reset(total=len(population))
+            algorithm.evaluator.eval(problem, population)
+            algorithm.tell(infills=population)
+            F = population.get("F")
+            if reference_point is None:  # fixed after the first generation, so hypervolumes compare
+                reference_point = np.array([F[:, 0].max() + 1e-9, 1.0 + 1e-9])
+            opt = algorithm.opt
+            hv = float(HV(ref_point=reference_point)(opt.get("F"))) if len(opt) else 0.0
+            hypervolumes.append(hv)
+            front = [(encoding.decode(x), store.get(schedule_key(encoding.decode(x)))) for x in opt.get("X")]
+            front_rows = run_dir.write_front(front, full_cost)
+            summary = {
+                "front_size": len(front_rows),
+                "best_quality": max(r["quality"] for r in front_rows),
+                "lowest_cost": min(r["cost"] for r in front_rows),
+                "max_speedup": max(r["speedup"] for r in front_rows),
+                "hypervolume": hv,
+                "new_evaluations": fresh["count"],
+                "seconds": time.perf_counter() - started,
+            }
+            rows = []
+            for x, (neg_quality, cost_fraction) in zip(population.get("X"), F):
+                key = schedule_key(encoding.decode(x))
+                rows.append({"key": key, "name": names.get(key), "quality": -float(neg_quality),
+                             "cost_fraction": float(cost_fraction)})
+            generation = len(hypervolumes) - 1
+            run_dir.write_generation(generation, rows, summary)
+            bar.update()
+            message = (f"gen {generation}: front {summary['front_size']}, best quality {summary['best_quality']:.4f}, "
+                       f"lowest cost {summary['lowest_cost']:.4g} ({summary['max_speedup']:.2f}x), HV {hv:.4f}, "
+                       f"{fresh['count']} new evaluations")
+            tqdm.write(message) if progress else logger.info(message)
+            _plot_front(run_dir, store, front_rows, full_cost)
+    finally:
+        bar.close()
+        candidates.close()
+        evaluations = len(store)
+        store.close()
+    return SearchResult(front_rows, config.generations, evaluations, hypervolumes)
+
+
+def _plot_front(run_dir: RunDirectory, store: EvaluationStore, front: list[dict[str, Any]], full_cost: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    every = store.db.execute("SELECT quality, cost FROM evaluations").fetchall()
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    ax.scatter([full_cost / c for _, c in every], [q for q, _ in every], s=8, c="0.7", label="evaluated")
+    ax.plot([r["speedup"] for r in front], [r["quality"] for r in front], "o-", c="tab:red", ms=4, label="front")
+    ax.set_xlabel("speedup in cost (no caching = 1)")
+    ax.set_ylabel("quality")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = run_dir.path / "front.tmp.png"
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(run_dir.path / "front.png")

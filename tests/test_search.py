@@ -1,0 +1,169 @@
+"""The search: heuristics seed it, it writes its run directory, resumes after kill -9 to the same front."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from tiny_pipelines import tiny_pixart_pipeline
+
+import ecad
+from ecad import heuristics
+from ecad.cli import main
+from ecad.search import RunDirectory, SearchConfig, search
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("search") / "pipe"
+    tiny_pixart_pipeline(num_layers=3, seed=1).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def prompt_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("prompts") / "prompts.txt"
+    path.write_text("a w1 w2\nw3 w4\n\nw5 a\n")
+    return path
+
+
+def cli_args(model_dir, prompt_file, out, generations=3):
+    return ["search", "--model", str(model_dir), "--prompts", str(prompt_file), "--metric", "fidelity",
+            "--population", "6", "--generations", str(generations), "--steps", "6", "--height", "16",
+            "--width", "16", "--batch-size", "4", "--images-per-prompt", "2", "--device", "cpu", "--out", str(out)]
+
+
+def test_heuristics_cover_the_paper_seeds():
+    layout = ecad.model_layout(tiny_pixart_pipeline(num_layers=4))
+    assert heuristics.fora(layout, 6, 3).recompute[:, 0, 0].tolist() == [True, False, False, True, False, False]
+    tgate = heuristics.tgate(layout, 10, gate_step=4)
+    assert tgate.recompute[3, :, 1].all() and not tgate.recompute[4:, :, 1].any() and tgate.recompute[:, :, 0].all()
+    delta = heuristics.delta_dit(layout, 6, n=3)
+    assert delta.recompute[1, :2].all() and not delta.recompute[1, 2:].any()  # early: rear blocks cached
+    assert delta.recompute[4, 2:].all() and not delta.recompute[4, :2].any()  # late: front blocks cached
+    ff = heuristics.component_interval(layout, 6, "ff", 2)
+    assert ff.recompute[:, :, 2].sum() == 3 * 4 and ff.recompute[:, :, :2].all()
+    population = heuristics.initial_population(layout, 6, 20, seed=0)
+    assert len(population) == 20 and len(set(population)) == 20
+    names = [s.metadata["name"] for s in population]
+    assert names[:3] == ["no-cache", "fora-2", "fora-3"] and "tgate-2" in names and "delta-dit-2" in names
+    assert heuristics.baseline(layout, 6, "fora:2") == heuristics.fora(layout, 6, 2)
+    with pytest.raises(ValueError, match="unknown baseline"):
+        heuristics.baseline(layout, 6, "toca")
+
+
+def test_search_writes_a_complete_run_directory(model_dir, prompt_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(cli_args(model_dir, prompt_file, out)) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["prompts"] == ["a w1 w2", "w3 w4", "w5 a"] and config["population"] == 6
+    assert sorted(p.name for p in (out / "generations").iterdir()) == ["0000.json", "0001.json", "0002.json"]
+    generation = json.loads((out / "generations" / "0000.json").read_text())
+    assert len(generation["population"]) == 6
+    assert generation["population"][0]["name"] == "no-cache"
+    assert generation["population"][0]["cost_fraction"] == 1.0
+    front = json.loads((out / "front.json").read_text())["front"]
+    assert front and (out / "front.png").stat().st_size > 1000
+    for row in front:
+        schedule = ecad.CacheSchedule.load(out / row["file"])
+        assert not bool(schedule.effective()[1:].all())  # the constraint: every front schedule reuses something
+        assert row["speedup"] > 1.0
+    costs = [row["cost"] for row in front]
+    assert costs == sorted(costs)
+    with sqlite3.connect(out / "evaluations.sqlite") as db:
+        keys = [k for (k,) in db.execute("SELECT key FROM evaluations")]
+    assert len(keys) == len(set(keys)) >= 6
+    capsys.readouterr()
+    assert main(["front", str(out)]) == 0
+    listing = capsys.readouterr().out
+    assert listing.count("front/") == len(front)
+
+
+def run_cli(args, **kwargs):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen([sys.executable, "-m", "ecad", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, **kwargs)
+
+
+def evaluated(out):
+    try:
+        with sqlite3.connect(out / "evaluations.sqlite", timeout=0.1) as db:
+            return db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_resume_after_kill_9_reaches_the_same_front(model_dir, prompt_file, tmp_path):
+    generations = 4
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert run_cli(cli_args(model_dir, prompt_file, straight, generations)).wait(timeout=300) == 0
+
+    process = run_cli(cli_args(model_dir, prompt_file, killed, generations))
+    deadline = time.time() + 300
+    while evaluated(killed) < 9 and process.poll() is None and time.time() < deadline:  # inside generation 1
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    done = len(list((killed / "generations").iterdir()))
+    assert done < generations
+
+    resumed = run_cli(cli_args(model_dir, prompt_file, killed, generations) + ["--resume"])
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
+    front_a = json.loads((straight / "front.json").read_text())
+    front_b = json.loads((killed / "front.json").read_text())
+    assert front_a == front_b
+    for row in front_a["front"]:
+        assert (straight / row["file"]).read_text() == (killed / row["file"]).read_text()
+    for name in sorted(os.listdir(straight / "generations")):
+        a = json.loads((straight / "generations" / name).read_text())["population"]
+        b = json.loads((killed / "generations" / name).read_text())["population"]
+        assert a == b, name
+    assert evaluated(straight) == evaluated(killed)
+
+
+def test_bad_run_directories_are_clear_errors(model_dir, prompt_file, tmp_path, capsys):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    assert main(cli_args(model_dir, prompt_file, foreign)) == 1
+    assert "holds no search run" in capsys.readouterr().err
+    assert (foreign / "notes.txt").read_text() == "mine"
+
+    out = tmp_path / "run"
+    assert main(cli_args(model_dir, prompt_file, out, generations=1)) == 0
+    capsys.readouterr()
+    assert main(cli_args(model_dir, prompt_file, out, generations=1)) == 1
+    assert "pass --resume" in capsys.readouterr().err
+    changed = cli_args(model_dir, prompt_file, out, generations=1) + ["--resume", "--seed", "5"]
+    assert main(changed) == 1
+    assert "seed: 0 -> 5" in capsys.readouterr().err
+    assert main(["front", str(tmp_path / "missing")]) == 1
+    assert "no front.json" in capsys.readouterr().err
+
+    (out / "evaluations.sqlite").write_bytes(b"garbage" * 100)
+    for suffix in ("-wal", "-shm"):
+        (out / f"evaluations.sqlite{suffix}").unlink(missing_ok=True)
+    assert main(cli_args(model_dir, prompt_file, out, generations=2) + ["--resume"]) == 1
+    assert "not a readable ecad evaluation store" in capsys.readouterr().err
+    (out / "config.json").write_text("{")
+    assert main(cli_args(model_dir, prompt_file, out, generations=2) + ["--resume"]) == 1
+    assert "config.json is damaged" in capsys.readouterr().err
+
+
+def test_python_api_and_empty_prompts(model_dir, tmp_path):
+    config = SearchConfig(model=str(model_dir), prompts=["a w1"], population=4, generations=1, num_steps=6,
+                          height=16, width=16, device="cpu")
+    result = search(config, tmp_path / "api", progress=False)
+    assert result.evaluations >= 4 and len(result.hypervolumes) == 1
+    assert RunDirectory(tmp_path / "api").read_front()["front"] == result.front
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n")
+    with pytest.raises(ValueError, match="contains no prompts"):
+        from ecad.prompts import load_prompts
+
+        load_prompts(str(empty))
