@@ -167,3 +167,23 @@ def test_python_api_and_empty_prompts(model_dir, tmp_path):
         from ecad.prompts import load_prompts
 
         load_prompts(str(empty))
+
+
+def test_latency_cost_is_measured_once_and_kept(model_dir, prompt_file, tmp_path):
+    out = tmp_path / "latency"
+    args = cli_args(model_dir, prompt_file, out, generations=1) + ["--cost", "latency"]
+    assert main(args) == 0
+    table = json.loads((out / "latency.json").read_text())
+    assert len(table["component_seconds"]) == 3 and all(v > 0 for row in table["component_seconds"] for v in row)
+    front = json.loads((out / "front.json").read_text())
+    assert all(row["cost"] == row["seconds"] for row in front["front"])
+    # resuming reuses the stored table: doubling every stored time doubles every cost exactly
+    table["component_seconds"] = [[2 * v for v in row] for row in table["component_seconds"]]
+    table["outside_seconds"] *= 2
+    (out / "latency.json").write_text(json.dumps(table))
+    (out / "evaluations.sqlite").unlink()
+    for suffix in ("-wal", "-shm"):
+        (out / f"evaluations.sqlite{suffix}").unlink(missing_ok=True)
+    assert main(cli_args(model_dir, prompt_file, out, generations=1) + ["--cost", "latency", "--resume"]) == 0
+    doubled = json.loads((out / "front.json").read_text())
+    assert doubled["full_cost"] == pytest.approx(2 * front["full_cost"], rel=1e-12)

@@ -184,6 +184,11 @@ class CacheSchedule:
         resampled.metadata["resampled_from_steps"] = source
         return resampled
 
+    def step_costs(self, component_costs: torch.Tensor, outside: float | int) -> torch.Tensor:
+        """Cost of every step: ``outside`` plus the ``[blocks, components]`` costs of what the step recomputes."""
+        bits = self.effective().to(component_costs.dtype)
+        return (bits * component_costs.unsqueeze(0)).sum(dim=(1, 2)) + outside
+
     def stats(self) -> dict[str, Any]:
         """Summary statistics of what actually runs (step 0 counts as full)."""
         bits = self.effective()

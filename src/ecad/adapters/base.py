@@ -98,6 +98,8 @@ class ModelAdapter:
     presets: dict[str, ArchPreset] = {}
     timestep_arg: str = "timestep"
     sample_arg: str = "hidden_states"
+    # What the transformer's timestep runs up to (PixArt/SD3: 1000 train steps; FLUX passes t/1000).
+    timestep_scale: float = 1000.0
     default_text_len: int = 120
     # Components that attend to the text only (TGATE-style heuristics stop recomputing them late in denoising).
     cross_attention: tuple[str, ...] = ()

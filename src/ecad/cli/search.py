@@ -25,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--guidance", type=float, default=4.5)
     parser.add_argument("--batch-size", type=int, default=8, help="images generated per pipeline call")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cost", choices=["macs"], default="macs")
+    parser.add_argument("--cost", choices=["macs", "latency"], default="macs",
+                        help="macs: the cost model; latency: seconds per component measured on --device")
     parser.add_argument("--convention", choices=["full", "paper"], default="full")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", choices=DTYPES, default="float32")

@@ -7,6 +7,7 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from ..generation import CalibrationGenerator, Generated
+from ..latency import LatencyTable
 from ..macs import CostTable
 from ..metrics import QualityMetric
 from ..schedule import CacheSchedule
@@ -19,11 +20,13 @@ class CandidateEvaluator:
     """``evaluator(schedule) -> Evaluation``; the text is encoded and the reference generated once per run."""
 
     def __init__(
-        self, generator: CalibrationGenerator, metric: QualityMetric, cost_table: CostTable, run_path: Path
+        self, generator: CalibrationGenerator, metric: QualityMetric, cost_table: CostTable, run_path: Path,
+        latency: LatencyTable | None = None,
     ) -> None:
         self.generator = generator
         self.metric = metric
         self.cost_table = cost_table
+        self.latency = latency
         if metric.needs_reference:
             metric.prepare(self._reference(run_path / "reference.safetensors"))
 
@@ -46,7 +49,11 @@ class CandidateEvaluator:
         generated = self.generator(schedule)
         scores = self.metric(generated)
         macs = self.cost_table.schedule_macs(schedule)
-        return Evaluation(schedule_key(schedule), float(scores["quality"]), float(macs), {**scores, "macs": macs})
+        extra = {"macs": macs}
+        cost = float(macs)
+        if self.latency is not None:
+            cost = extra["seconds"] = self.latency.schedule_seconds(schedule)
+        return Evaluation(schedule_key(schedule), float(scores["quality"]), cost, {**scores, **extra})
 
     def close(self) -> None:
         self.generator.close()
