@@ -30,6 +30,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--convention", choices=["full", "paper"], default="full")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", choices=DTYPES, default="float32")
+    parser.add_argument("--executor", choices=["local", "ray"], default="local",
+                        help="local: in this process (default); ray: one actor per GPU/CPU slot (pip install 'ecad[ray]')")
+    parser.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray instance)")
+    parser.add_argument("--workers", type=int, help="Ray actors (default: one per GPU, else one per CPU slot)")
+    parser.add_argument("--gpus-per-worker", type=float, default=None, help="GPUs per Ray actor (default 1 if any)")
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0)
     parser.add_argument("--out", required=True, help="run directory")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.set_defaults(run=run)
@@ -52,7 +58,11 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = search(config_from_args(args), args.out, resume=args.resume)
+    options = {}
+    if args.executor == "ray":
+        options = dict(address=args.ray_address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+                       cpus_per_worker=args.cpus_per_worker)
+    result = search(config_from_args(args), args.out, resume=args.resume, executor=args.executor, **options)
     print(f"{result.evaluations} schedules evaluated; front of {len(result.front)} in {args.out}/front.json "
           f"(plot: {args.out}/front.png); list it with `ecad front {args.out}`")
     return 0

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+import json
+from typing import Any
+
 from safetensors.torch import load_file, save_file
 
-from ..generation import CalibrationGenerator, Generated
-from ..latency import LatencyTable
-from ..macs import CostTable
-from ..metrics import QualityMetric
+from ..adapters import ModelLayout
+from ..generation import Calibration, CalibrationGenerator, Generated
+from ..hooks import model_layout
+from ..latency import LatencyTable, measure_latency
+from ..loading import load_pipeline
+from ..macs import CostTable, count_macs
+from ..metrics import QualityMetric, get_metric
 from ..schedule import CacheSchedule
+from ..schedule_io import write_json
+from .run import SearchConfig
 from .store import CorruptRunError, Evaluation, schedule_key
 
 logger = logging.getLogger(__name__)
+
+COSTS = ("macs", "latency")
 
 
 class CandidateEvaluator:
@@ -57,3 +67,37 @@ class CandidateEvaluator:
 
     def close(self) -> None:
         self.generator.close()
+
+
+def _latency_table(pipe: Any, generator: CalibrationGenerator, config: SearchConfig, path: Path) -> LatencyTable:
+    """Measured once per run and kept, so a resumed run optimises exactly the same costs."""
+    if path.is_file():
+        try:
+            return LatencyTable.from_dict(json.loads(path.read_text()))
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise CorruptRunError(f"{path} is damaged ({err}); delete it to measure again.") from None
+    rows = min(config.batch_size, len(generator.prompts)) * (2 if config.guidance_scale > 1 else 1)
+    logger.info("measuring per-component latency on %s (batch %d)", generator.pipe.device, rows)
+    table = measure_latency(pipe, generator.height, generator.width, batch_size=rows)
+    write_json(table.to_dict(), path)
+    return table
+
+
+def build_evaluator(
+    config: SearchConfig, run_path: Path, metric: QualityMetric | None = None
+) -> tuple[CandidateEvaluator, ModelLayout, float]:
+    """Load the model and everything a candidate needs; returns the evaluator, the layout and the no-cache cost."""
+    pipe = load_pipeline(config.model, device=config.device, dtype=config.dtype)
+    calibration = Calibration(
+        tuple(config.prompts), config.images_per_prompt, config.num_steps, config.height, config.width,
+        config.guidance_scale, config.batch_size, config.seed,
+    )
+    generator = CalibrationGenerator(pipe, calibration)
+    table = count_macs(pipe.transformer, generator.height, generator.width, convention=config.convention)
+    latency = None
+    full_cost = float(table.full_step_macs * config.num_steps)
+    if config.cost == "latency":
+        latency = _latency_table(pipe, generator, config, run_path / "latency.json")
+        full_cost = latency.full_step_seconds * config.num_steps
+    evaluator = CandidateEvaluator(generator, metric or get_metric(config.metric), table, run_path, latency)
+    return evaluator, model_layout(pipe), full_cost

@@ -8,6 +8,7 @@ as a fraction of no caching. Constraint (the paper's): a candidate reuses at lea
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,36 +38,34 @@ class ScheduleEncoding:
 
 
 class CacheSearchProblem(Problem):
-    """Evaluates candidates through ``evaluate`` unless the store already holds their result."""
+    """Evaluates a generation's new candidates through the executor; the store answers the ones seen before."""
 
     def __init__(
         self,
         encoding: ScheduleEncoding,
         store: EvaluationStore,
-        evaluate: Callable[[CacheSchedule], Evaluation],
+        executor: Any,
         full_cost: float,
         on_candidate: Callable[[Evaluation, bool], None] | None = None,
     ) -> None:
         super().__init__(n_var=encoding.n_var, n_obj=2, n_ieq_constr=1, xl=0, xu=1, vtype=bool)
         self.encoding = encoding
         self.store = store
-        self.evaluate_schedule = evaluate
+        self.executor = executor
         self.full_cost = full_cost
-        self.on_candidate = on_candidate
+        self.on_candidate = on_candidate or (lambda evaluation, cached: None)
 
-    def _evaluate(self, X: np.ndarray, out: dict, *args, **kwargs) -> None:
-        F, G = [], []
-        for x in X:
-            schedule = self.encoding.decode(x)
-            key = schedule_key(schedule)
-            evaluation = self.store.get(key)
-            cached = evaluation is not None
-            if evaluation is None:
-                evaluation = self.evaluate_schedule(schedule)
-                self.store.put(evaluation)
-            if self.on_candidate is not None:
-                self.on_candidate(evaluation, cached)
-            F.append([-evaluation.quality, evaluation.cost / self.full_cost])
-            G.append([1.0 - float((~np.asarray(x, dtype=bool)).sum())])
-        out["F"] = np.array(F, dtype=float)
-        out["G"] = np.array(G, dtype=float)
+    def _evaluate(self, X: np.ndarray, out: dict, *args: Any, **kwargs: Any) -> None:
+        schedules = [self.encoding.decode(x) for x in X]
+        keys = [schedule_key(s) for s in schedules]
+        known = {key: self.store.get(key) for key in keys}
+        missing = {key: s for key, s in zip(keys, schedules) if known[key] is None}
+        for key, evaluation in known.items():
+            if evaluation is not None:
+                self.on_candidate(evaluation, True)
+        for evaluation in self.executor.map(list(missing.values())):
+            self.store.put(evaluation)  # committed before anything else happens: crash-safe
+            known[evaluation.key] = evaluation
+            self.on_candidate(evaluation, False)
+        out["F"] = np.array([[-known[k].quality, known[k].cost / self.full_cost] for k in keys], dtype=float)
+        out["G"] = np.array([[1.0 - float((~np.asarray(x, dtype=bool)).sum())] for x in X], dtype=float)

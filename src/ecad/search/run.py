@@ -23,7 +23,6 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 CONFIG_FORMAT = "ecad.search-run/1"
 # Settings that may differ on --resume without changing any result.
-RESUMABLE_CHANGES = ("generations", "device", "dtype")
+RESUMABLE_CHANGES = ("generations", "device")
 
 
 @dataclass
@@ -171,7 +170,7 @@ def run_search(
     config: SearchConfig,
     run_dir: RunDirectory,
     layout: ModelLayout,
-    evaluate: Callable[[CacheSchedule], Evaluation],
+    executor: Any,
     full_cost: float,
     progress: bool = True,
 ) -> SearchResult:
@@ -187,7 +186,7 @@ def run_search(
         candidates.update()
         fresh["count"] += 0 if cached else 1
 
-    problem = CacheSearchProblem(encoding, store, evaluate, full_cost, on_candidate)
+    problem = CacheSearchProblem(encoding, store, executor, full_cost, on_candidate)
     algorithm = NSGA2(
         pop_size=config.population,
         sampling=np.stack([encoding.encode(s) for s in seeds]),
