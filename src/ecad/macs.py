@@ -115,7 +115,10 @@ def _zero(*args: Any, **kwargs: Any) -> int:
     return 0
 
 
-def _meta_model(adapter: ModelAdapter, config: dict[str, Any]) -> nn.Module:
+@functools.lru_cache(maxsize=4)
+def _meta_model(adapter: ModelAdapter, config_json: str) -> nn.Module:
+    """The architecture without weights; kept for counting it at other resolutions (building FLUX takes seconds)."""
+    config = json.loads(config_json)
     class_name = config.get("_class_name") or adapter.transformer_classes[0]
     cls = getattr(diffusers, class_name)
     with torch.device("meta"):
@@ -163,7 +166,7 @@ def _count(
     adapter: ModelAdapter,
 ) -> CostTable:
     config = json.loads(config_json)
-    model = _meta_model(adapter, config)
+    model = _meta_model(adapter, config_json)
     adapter = adapter.bind(model)
     inputs = adapter.dummy_inputs(config, batch_size, height, width, text_len, "meta")
     mapping = {op: _zero for op in _ATTENTION_CORE_OPS} if convention == "paper" else {}
