@@ -96,3 +96,34 @@ def test_layout_of_a_live_model_matches_the_cost_table():
     layout = ecad.model_layout(transformer)
     table = count_macs(transformer, 32, 32, text_len=7)
     assert layout.block_names == table.block_names and torch.equal(layout.exists, table.exists)
+
+
+def test_paper_convention_reproduces_every_flux_file_at_its_own_resolution(paper_schedules):
+    files = sorted(p for p in paper_schedules.glob("flux*/*.json"))
+    assert len(files) == 4
+    for path in files:
+        data = json.loads(path.read_text())
+        height, width = data["config"]["height"], data["config"]["width"]
+        table = count_macs("flux-dev", height, width, convention="paper")
+        report = table.report(CacheSchedule.load(path))
+        metrics = data["metrics"]
+        assert abs(report["total_macs"] / metrics["total_macs"] - 1) < 1e-3, path
+        published = [metrics["by_inference_step"][k]["macs"] for k in sorted(metrics["by_inference_step"])]
+        assert all(abs(ours / theirs - 1) < 1e-3 for ours, theirs in zip(report["per_step"], published, strict=True))
+        assert report["pruned_total_macs"] <= report["total_macs"]
+    assert abs(count_macs("flux-dev", 256, 256, convention="paper").full_step_macs / 9934.58e9 - 1) < 1e-6
+    assert abs(count_macs("flux-dev", 1024, 1024, convention="paper").full_step_macs / 59.51e12 - 1) < 1e-3
+
+
+@pytest.mark.parametrize("arch", ["flux-dev", "flux-schnell", "sd3-medium", "sd3.5-medium", "sd3.5-large", "sana-1600m"])
+def test_presets_count_at_any_resolution(arch):
+    small, wide = count_macs(arch, 256, 256), count_macs(arch, 256, 512)
+    assert 0 < small.outside_macs < small.full_step_macs < wide.full_step_macs
+    assert bool((small.component_macs[small.exists] > 0).all())
+    assert small.full_schedule(20).num_blocks == len(small.block_names)
+
+
+def test_flux_guidance_embedding_is_the_only_dev_schnell_difference():
+    dev, schnell = (count_macs(a, 256, 256, convention="paper") for a in ("flux-dev", "flux-schnell"))
+    assert torch.equal(dev.component_macs, schnell.component_macs)
+    assert dev.outside_macs > schnell.outside_macs

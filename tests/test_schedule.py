@@ -7,6 +7,7 @@ import torch
 
 from ecad import CacheSchedule, ScheduleError
 from ecad.cli import main
+from ecad.macs import count_macs
 
 
 def make(steps=5, blocks=4, comps=("attn1", "attn2", "ff"), seed=0, exists=None):
@@ -60,12 +61,24 @@ def test_paper_pixart_bits_match_the_file(paper_schedules):
     assert bool(schedule.effective()[0].all())
 
 
-def test_flux_paper_file_has_an_exists_mask(paper_schedules):
-    schedule = CacheSchedule.load(paper_schedules / "flux_256" / "ours_fast.json")
-    assert schedule.shape == (20, 57, 6)
+def test_flux_paper_file_loads_with_the_flux_adapters_layout(paper_schedules):
+    path = paper_schedules / "flux_256" / "ours_fast.json"
+    raw = json.loads(path.read_text())["cache_schedule"]["schedule"]
+    schedule = CacheSchedule.load(path)
+    assert schedule.shape == (20, 57, 5)
+    assert schedule.component_names == ("attn", "ff", "ff_context", "proj_mlp", "proj_out")
+    assert schedule.block_names[:2] == ("0", "1") and schedule.block_names[19] == "single_0"
+    # the same exists mask as the FLUX.1 transformer itself (built on the meta device)
+    assert torch.equal(schedule.exists, count_macs("flux-dev", 256, 256, convention="paper").exists)
     assert int(schedule.exists.sum()) == 57 * 3
-    assert schedule.block_names[19] == "single_0"
-    assert not bool(schedule.exists[0, schedule.component_names.index("single_attn")])
+    c = schedule.component_names.index
+    for step, block, b, ours, theirs in [("005", "3", 3, "attn", "full_attn"), ("011", "7", 7, "ff_context", "full_ff_context"),
+                                         ("005", "single_4", 23, "attn", "single_attn"),
+                                         ("013", "single_30", 49, "proj_out", "single_proj_out")]:
+        assert bool(schedule.recompute[int(step), b, c(ours)]) == raw[step][block][theirs]
+    assert sum(v for s in raw.values() for comps in s.values() for v in comps.values()) == int(schedule.recompute.sum())
+    exported = schedule.to_paper_dict()["cache_schedule"]["schedule"]
+    assert list(exported["000"]["single_0"]) == ["single_attn", "single_proj_mlp", "single_proj_out"]
 
 
 def test_validation_errors_name_the_problem():

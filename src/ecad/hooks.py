@@ -6,8 +6,12 @@ Two kinds of hook share one :class:`CacheState`:
   (a new timestep = next step; the same timestep again = another pass of the same step, e.g. true CFG; a larger
   timestep, a new batch size or an explicit reset = a new generation, which empties the caches).
 - :class:`ComponentCacheHook` on every component module (PixArt: ``attn1``, ``attn2``, ``ff``) either runs the
-  module and keeps its raw output, or returns the output it kept, which the block then gates and adds to the
-  residual exactly as if it had been computed. Each pass of a step has its own cache slot.
+  module and keeps its raw output (a tensor or, for FLUX/SD3 joint attention, a tuple, kept as is), or returns the
+  output it kept, which the block then gates and adds to the residual exactly as if it had been computed. Each pass
+  of a step has its own cache slot (true CFG: the conditional and unconditional passes never see each other's).
+
+With ``prune=True`` (default) the decision table also skips recomputes whose output nothing reads (see
+:mod:`ecad.pruning`), which changes no output bit.
 
 The schedule is turned into a nested list of Python bools once, so a component call costs three list look-ups.
 """
@@ -23,7 +27,7 @@ import torch
 from diffusers.hooks import HookRegistry, ModelHook
 from torch import nn
 
-from .adapters import ModelLayout, get_adapter
+from .adapters import ModelAdapter, ModelLayout, get_adapter
 from .schedule import CacheSchedule, ScheduleError
 
 logger = logging.getLogger(__name__)
@@ -34,18 +38,22 @@ _COMPONENT_HOOK = "ecad_component_cache"
 
 @dataclass
 class CacheConfig:
-    """How to cache: the schedule, and whether to resample it when a call runs another number of steps."""
+    """How to cache: the schedule, whether to resample it when a call runs another number of steps, and whether to
+    skip recomputes whose output is never read (bit-identical results, fewer MACs)."""
 
     schedule: CacheSchedule
     resample: bool = False
+    prune: bool = True
 
 
 class CacheState:
     """Where the denoising loop is, shared by the step tracker and all component hooks of one transformer."""
 
-    def __init__(self, config: CacheConfig, scheduler: Any | None) -> None:
+    def __init__(self, config: CacheConfig, scheduler: Any | None, layout: ModelLayout) -> None:
         self.scheduler = scheduler
         self.resample = config.resample
+        self.prune = config.prune
+        self.layout = layout
         self.component_hooks: list[ComponentCacheHook] = []
         self.computed = 0
         self.reused = 0
@@ -54,8 +62,13 @@ class CacheState:
 
     def set_schedule(self, schedule: CacheSchedule) -> None:
         self.schedule = schedule
+        self._activate(schedule)
+
+    def _activate(self, schedule: CacheSchedule) -> None:
+        """Turn the schedule that runs into the decision table the component hooks read."""
         self.active = schedule
-        self.table: list[list[list[bool]]] = schedule.effective().tolist()
+        bits = schedule.effective()
+        self.table: list[list[list[bool]]] = (self.layout.prune(bits) if self.prune else bits).tolist()
 
     def reset(self) -> None:
         """Forget the denoising position and every kept output: the next call starts a new generation."""
@@ -90,9 +103,9 @@ class CacheState:
         if steps is None or steps == self.active.num_steps:
             return
         if steps == self.schedule.num_steps:
-            self.active = self.schedule
+            self._activate(self.schedule)
         elif self.resample:
-            self.active = self.schedule.resample(steps)
+            self._activate(self.schedule.resample(steps))
             logger.info("ecad: resampled the %d-step schedule to this call's %d steps", self.schedule.num_steps, steps)
         else:
             raise ScheduleError(
@@ -100,7 +113,6 @@ class CacheState:
                 f"call with num_inference_steps={self.schedule.num_steps}, use `schedule.resample({steps})`, "
                 "or enable the cache with resample=True."
             )
-        self.table = self.active.effective().tolist()
 
 
 class StepTrackerHook(ModelHook):
@@ -179,15 +191,15 @@ def _split_target(target: Any) -> tuple[nn.Module, Any | None]:
     return transformer, getattr(target, "scheduler", None)
 
 
-def model_layout(target: Any) -> ModelLayout:
+def model_layout(target: Any, adapter: ModelAdapter | None = None) -> ModelLayout:
     """The schedule axes (block names, component names, exists mask) of a pipeline's or a bare transformer."""
     transformer, _ = _split_target(target)
-    return get_adapter(transformer).layout(transformer)
+    return get_adapter(transformer, adapter).layout(transformer)
 
 
-def full_schedule(target: Any, num_steps: int, **metadata: Any) -> CacheSchedule:
+def full_schedule(target: Any, num_steps: int, adapter: ModelAdapter | None = None, **metadata: Any) -> CacheSchedule:
     """The no-caching schedule for this model and step count: the usual starting point."""
-    return model_layout(target).full_schedule(num_steps, **metadata)
+    return model_layout(target, adapter).full_schedule(num_steps, **metadata)
 
 
 class CacheHandle:
@@ -203,8 +215,7 @@ class CacheHandle:
 
     def set_schedule(self, schedule: CacheSchedule) -> None:
         """Use another schedule of the same layout without re-installing hooks (what a search does per candidate)."""
-        adapter = get_adapter(self.transformer)
-        adapter.layout(self.transformer).check(schedule, type(self.transformer).__name__)
+        self.state.layout.check(schedule, type(self.transformer).__name__)
         self.state.set_schedule(schedule)
         self.state.reset()
 
@@ -226,23 +237,33 @@ class CacheHandle:
         self.disable()
 
 
-def enable_cache(target: Any, schedule: CacheSchedule | CacheConfig, *, resample: bool = False) -> CacheHandle:
+def enable_cache(
+    target: Any,
+    schedule: CacheSchedule | CacheConfig,
+    *,
+    resample: bool = False,
+    prune: bool = True,
+    adapter: ModelAdapter | None = None,
+) -> CacheHandle:
     """Run ``target`` (a diffusers pipeline or its transformer) under a cache schedule.
 
     Replaces any ecad schedule already enabled on the model. With a pipeline, every call's step count is checked
-    against the schedule before any compute (``resample=True`` maps the schedule to the call's step count instead).
-    Use the returned handle, or :func:`disable_cache`, to restore the model's own behaviour exactly::
+    against the schedule before any compute (``resample=True`` maps the schedule to the call's step count instead
+    and logs it). ``prune=False`` computes outputs nothing reads, as the paper's code did (same images, more MACs).
+    ``adapter`` serves models no registered adapter knows (``ecad.GenericAdapter(...)``). Use the returned handle,
+    or :func:`disable_cache`, to restore the model's own behaviour exactly::
 
         with ecad.enable_cache(pipe, ecad.CacheSchedule.load("fast.json")):
             image = pipe("a red circle above a blue square", num_inference_steps=20).images[0]
     """
-    config = schedule if isinstance(schedule, CacheConfig) else CacheConfig(schedule, resample=resample)
+    config = schedule if isinstance(schedule, CacheConfig) else CacheConfig(schedule, resample=resample, prune=prune)
     transformer, scheduler = _split_target(target)
-    adapter = get_adapter(transformer)
-    adapter.layout(transformer).check(config.schedule, type(transformer).__name__)
+    adapter = get_adapter(transformer, adapter)
+    layout = adapter.layout(transformer)
+    layout.check(config.schedule, type(transformer).__name__)
     disable_cache(transformer)
 
-    state = CacheState(config, scheduler)
+    state = CacheState(config, scheduler, layout)
     registry = HookRegistry.check_if_exists_or_initialize(transformer)
     registry.register_hook(StepTrackerHook(state, adapter.timestep_arg, adapter.sample_arg), _STEP_HOOK)
     for block, component, _, module in adapter.components(transformer):

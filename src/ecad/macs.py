@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .adapters import ADAPTERS, ModelAdapter, UnsupportedModelError, find_preset, get_adapter
+from .pruning import prune_dead
 from .schedule import CacheSchedule
 
 CONVENTIONS = ("full", "paper")
@@ -48,6 +49,7 @@ class CostTable:
     exists: torch.Tensor  # bool [blocks, components]
     component_macs: torch.Tensor  # int64 [blocks, components], 0 where a component does not exist
     outside_macs: int
+    feeds: tuple[tuple[int, int, int], ...] = ()  # "X only feeds Y" pairs, see ecad.pruning
 
     def full_schedule(self, num_steps: int) -> CacheSchedule:
         """No caching on this architecture: the reference for speedups."""
@@ -57,10 +59,15 @@ class CostTable:
     def full_step_macs(self) -> int:
         return self.outside_macs + int(self.component_macs.sum())
 
-    def step_macs(self, schedule: CacheSchedule) -> list[int]:
-        """MACs of every denoising step under ``schedule`` (step 0 always full)."""
+    def step_macs(self, schedule: CacheSchedule, prune: bool = False) -> list[int]:
+        """MACs of every denoising step under ``schedule`` (step 0 always full).
+
+        ``prune=False`` counts every recompute bit (the paper's semantics); ``prune=True`` leaves out the recomputes
+        whose output nothing reads, which the runtime skips by default (:mod:`ecad.pruning`).
+        """
         self._check(schedule)
-        bits = schedule.effective().to(torch.int64)
+        bits = schedule.effective()
+        bits = (prune_dead(bits, self.feeds) if prune else bits).to(torch.int64)
         per_step = (bits * self.component_macs.unsqueeze(0)).sum(dim=(1, 2)) + self.outside_macs
         return [int(v) for v in per_step]
 
@@ -71,6 +78,7 @@ class CostTable:
         """The numbers ``ecad macs --json`` prints."""
         per_step = self.step_macs(schedule)
         total = sum(per_step)
+        pruned = sum(self.step_macs(schedule, prune=True))
         full = self.full_step_macs * schedule.num_steps
         return {
             "arch": self.arch,
@@ -83,6 +91,8 @@ class CostTable:
             "total_macs": total,
             "full_macs": full,
             "speedup": full / total,
+            "pruned_total_macs": pruned,
+            "pruned_speedup": full / pruned,
             "per_step": per_step,
             "outside_macs_per_step": self.outside_macs,
             "recompute_fraction": schedule.stats()["recompute_fraction"],
@@ -105,7 +115,10 @@ def _zero(*args: Any, **kwargs: Any) -> int:
     return 0
 
 
-def _meta_model(adapter: ModelAdapter, config: dict[str, Any]) -> nn.Module:
+@functools.lru_cache(maxsize=4)
+def _meta_model(adapter: ModelAdapter, config_json: str) -> nn.Module:
+    """The architecture without weights; kept for counting it at other resolutions (building FLUX takes seconds)."""
+    config = json.loads(config_json)
     class_name = config.get("_class_name") or adapter.transformer_classes[0]
     cls = getattr(diffusers, class_name)
     with torch.device("meta"):
@@ -149,11 +162,12 @@ def _adapter_for_config(config: dict[str, Any]) -> ModelAdapter:
 
 @functools.lru_cache(maxsize=64)
 def _count(
-    arch: str, config_json: str, height: int, width: int, convention: str, batch_size: int, text_len: int
+    arch: str, config_json: str, height: int, width: int, convention: str, batch_size: int, text_len: int,
+    adapter: ModelAdapter,
 ) -> CostTable:
     config = json.loads(config_json)
-    adapter = _adapter_for_config(config)
-    model = _meta_model(adapter, config)
+    model = _meta_model(adapter, config_json)
+    adapter = adapter.bind(model)
     inputs = adapter.dummy_inputs(config, batch_size, height, width, text_len, "meta")
     mapping = {op: _zero for op in _ATTENTION_CORE_OPS} if convention == "paper" else {}
     with FlopCounterMode(display=False, depth=None, custom_mapping=mapping) as counter:
@@ -167,7 +181,7 @@ def _count(
     total = sum(counts["Global"].values()) // 2
     return CostTable(
         arch, convention, height, width, batch_size, text_len, layout.block_names, layout.component_names,
-        layout.exists, component_macs, total - int(component_macs.sum()),
+        layout.exists, component_macs, total - int(component_macs.sum()), layout.feeds,
     )
 
 
@@ -179,6 +193,7 @@ def count_macs(
     convention: str = "full",
     batch_size: int | None = None,
     text_len: int | None = None,
+    adapter: ModelAdapter | None = None,
 ) -> CostTable:
     """Count the MACs of one transformer call per (block, component) at ``height`` x ``width`` pixels.
 
@@ -188,19 +203,20 @@ def count_macs(
         convention: ``"full"`` (attention core counted) or ``"paper"`` (the ECAD paper's convention).
         batch_size: transformer batch (default 2: one image with classifier-free guidance).
         text_len: text tokens (default: the preset's; the paper convention uses the paper's fixed length).
+        adapter: for a model no registered adapter knows (it must implement ``dummy_inputs``).
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown MAC convention {convention!r}; use one of {CONVENTIONS}.")
     preset = None
     if isinstance(model, nn.Module):
-        adapter = get_adapter(model)
+        adapter = get_adapter(model, adapter)
         config, arch = {**model.config, "_class_name": type(model).__name__}, type(model).__name__
     elif isinstance(model, str) and any(model in a.presets for a in ADAPTERS):
         adapter, preset = find_preset(model)
         config, arch = preset.config, model
     else:
         config, arch = read_transformer_config(str(model)), str(model)
-        adapter = _adapter_for_config(config)
+        adapter = adapter or _adapter_for_config(config)
     if text_len is None:
         text_len = adapter.default_text_len
         if preset is not None:
@@ -210,4 +226,5 @@ def count_macs(
     multiple = adapter.pixel_multiple(config)
     if height % multiple or width % multiple or height <= 0 or width <= 0:
         raise ValueError(f"{arch} needs height and width that are positive multiples of {multiple}, got {height}x{width}.")
-    return _count(arch, json.dumps(config, sort_keys=True, default=str), height, width, convention, batch_size, text_len)
+    config_json = json.dumps(config, sort_keys=True, default=str)
+    return _count(arch, config_json, height, width, convention, batch_size, text_len, adapter)

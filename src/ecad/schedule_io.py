@@ -11,7 +11,10 @@ schedule (20 steps x 57 blocks) is about 6 KB and diffs line by line::
      "metadata": {"model": "pixart-alpha", ...}}
 
 The paper's format (``{"cache_schedule": {"schedule": {"000": {"0": {"attn1": true, ...}}}}, "config", "metrics"}``)
-is read as is; its other fields are kept in ``metadata["paper"]`` so an export writes them back unchanged.
+is read as is; its other fields are kept in ``metadata["paper"]`` so an export writes them back unchanged. Where a
+family's paper files name components differently from its adapter (FLUX: ``full_attn``, ``single_proj_out``...), the
+adapter declares the paper names and both directions map through them, so a paper FLUX file loads with the live
+FLUX model's layout.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 import torch
 
+from .adapters import ADAPTERS, ModelAdapter, adapter_for_paper_components
 from .schedule import CacheSchedule, ScheduleError
 
 FORMAT = "ecad.schedule/1"
@@ -133,7 +137,40 @@ def schedule_from_paper_dict(data: dict[str, Any]) -> CacheSchedule:
     metadata: dict[str, Any] = {"source_format": "ecad-paper", "name": cache_schedule.get("name"), PAPER_KEY: paper}
     if "total_macs" in data.get("metrics", {}):
         metadata["macs"] = {"total_macs": data["metrics"]["total_macs"], "convention": "paper"}
-    return CacheSchedule(recompute, tuple(block_names), tuple(components), exists, metadata)
+    schedule = CacheSchedule(recompute, tuple(block_names), tuple(components), exists, metadata)
+    adapter = adapter_for_paper_components(components)
+    return schedule if adapter is None else _from_paper_names(schedule, adapter)
+
+
+def _from_paper_names(schedule: CacheSchedule, adapter: ModelAdapter) -> CacheSchedule:
+    """Rename the paper's components to the adapter's, on the adapter's component axis."""
+    names = adapter.component_names
+    recompute = torch.zeros(schedule.num_steps, schedule.num_blocks, len(names), dtype=torch.bool)
+    exists = torch.zeros(schedule.num_blocks, len(names), dtype=torch.bool)
+    for b, block in enumerate(schedule.block_names):
+        for c, paper_name in enumerate(schedule.component_names):
+            if schedule.exists[b, c]:
+                ours = names.index(adapter.from_paper_name(block, paper_name))
+                exists[b, ours] = True
+                recompute[:, b, ours] = schedule.recompute[:, b, c]
+    metadata = {**schedule.metadata, "model": adapter.family}
+    return CacheSchedule(recompute, schedule.block_names, names, exists, metadata)
+
+
+def _paper_names(schedule: CacheSchedule) -> list[list[tuple[int, str]]]:
+    """For every block, ``(component index, paper name)`` of its existing components, in the paper's order."""
+    adapter = next((a for a in ADAPTERS if a.paper_component_names and a.component_names == schedule.component_names),
+                   None)
+    out = []
+    for b, block in enumerate(schedule.block_names):
+        existing = [c for c in range(schedule.num_components) if schedule.exists[b, c]]
+        if adapter is None:
+            out.append([(c, schedule.component_names[c]) for c in existing])
+            continue
+        group = adapter.group_of(block)
+        order = [schedule.component_names.index(name) for name in group.components]
+        out.append([(c, group.paper_name(schedule.component_names[c])) for c in order if c in existing])
+    return out
 
 
 def schedule_to_paper_dict(schedule: CacheSchedule) -> dict[str, Any]:
@@ -143,11 +180,10 @@ def schedule_to_paper_dict(schedule: CacheSchedule) -> dict[str, Any]:
     head.setdefault("num_inference_steps", schedule.num_steps)
     head.setdefault("name", schedule.metadata.get("name") or "ecad")
     bits = schedule.recompute
+    names = _paper_names(schedule)
     head["schedule"] = {
         f"{s:03d}": {
-            block: {
-                comp: bool(bits[s, b, c]) for c, comp in enumerate(schedule.component_names) if schedule.exists[b, c]
-            }
+            block: {paper_name: bool(bits[s, b, c]) for c, paper_name in names[b]}
             for b, block in enumerate(schedule.block_names)
         }
         for s in range(schedule.num_steps)

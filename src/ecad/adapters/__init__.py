@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from torch import nn
 
 from .base import ArchPreset, BlockGroup, ModelAdapter, ModelLayout, UnsupportedModelError
+from .flux import FluxAdapter
+from .generic import GenericAdapter
 from .pixart import PixArtAdapter
+from .sana import SanaAdapter
+from .sd3 import SD3Adapter
 
-ADAPTERS: list[ModelAdapter] = [PixArtAdapter()]
+ADAPTERS: list[ModelAdapter] = [PixArtAdapter(), FluxAdapter(), SD3Adapter(), SanaAdapter()]
 
 __all__ = [
-    "ADAPTERS", "ArchPreset", "BlockGroup", "ModelAdapter", "ModelLayout", "UnsupportedModelError",
-    "find_preset", "get_adapter", "register_adapter",
+    "ADAPTERS", "ArchPreset", "BlockGroup", "GenericAdapter", "ModelAdapter", "ModelLayout", "UnsupportedModelError",
+    "adapter_for_paper_components", "find_preset", "get_adapter", "register_adapter",
 ]
 
 
@@ -21,15 +27,33 @@ def register_adapter(adapter: ModelAdapter) -> ModelAdapter:
     return adapter
 
 
-def get_adapter(transformer: nn.Module) -> ModelAdapter:
-    for adapter in ADAPTERS:
-        if adapter.matches(transformer):
-            return adapter
+def get_adapter(transformer: nn.Module, adapter: ModelAdapter | None = None) -> ModelAdapter:
+    """The adapter for ``transformer``: ``adapter`` if given, else the first registered one that matches."""
+    if adapter is not None:
+        if not adapter.matches(transformer):
+            raise UnsupportedModelError(
+                f"the {adapter.family} adapter does not fit {type(transformer).__name__} (no block list "
+                f"{[g.attr for g in adapter.groups] or getattr(adapter, 'block_list', '?')} or another class)."
+            )
+        return adapter.bind(transformer)
+    for candidate in ADAPTERS:
+        if candidate.matches(transformer):
+            return candidate.bind(transformer)
     supported = sorted({cls for a in ADAPTERS for cls in a.transformer_classes})
     raise UnsupportedModelError(
         f"ecad has no adapter for {type(transformer).__name__}; supported transformers: {', '.join(supported)}. "
-        "Register one with `ecad.adapters.register_adapter` (README: 'Adding a model')."
+        "Pass `adapter=ecad.GenericAdapter(block_list, components)` or register one with "
+        "`ecad.register_adapter` (README: 'Adding a model')."
     )
+
+
+def adapter_for_paper_components(names: Iterable[str]) -> ModelAdapter | None:
+    """The registered adapter whose paper files use these (renamed) component names, if any."""
+    wanted = set(names)
+    for adapter in ADAPTERS:
+        if adapter.paper_component_names and wanted <= adapter.paper_component_names:
+            return adapter
+    return None
 
 
 def find_preset(name: str) -> tuple[ModelAdapter, ArchPreset]:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..pruning import prune_dead
 from ..schedule import CacheSchedule, ScheduleError
 
 
@@ -23,11 +24,36 @@ class UnsupportedModelError(ValueError):
 
 @dataclass(frozen=True)
 class BlockGroup:
-    """One ``ModuleList`` of blocks and the component attributes each of its blocks may have."""
+    """One ``ModuleList`` of blocks and the component attributes each of its blocks may have.
+
+    Args:
+        attr: dotted attribute of the ``ModuleList`` on the transformer.
+        components: attribute names of the cacheable modules inside each block.
+        prefix: prepended to the block index to name a block (FLUX: ``"single_"``).
+        paper_names: the ECAD paper's name of each component, in the same order, where the paper's files use other
+            names (FLUX: ``full_attn``...); empty when they are the same.
+        feeds: ``(source, consumer)`` pairs where the source's output is used only as input of the consumer
+            (FLUX single blocks: ``attn`` and ``proj_mlp`` feed only ``proj_out``). When the consumer replays, the
+            source's fresh output is dead unless a later step reuses it; the runtime then skips computing it.
+    """
 
     attr: str
     components: tuple[str, ...]
     prefix: str = ""
+    paper_names: tuple[str, ...] = ()
+    feeds: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.paper_names and len(self.paper_names) != len(self.components):
+            raise ValueError(f"block group {self.attr!r}: give one paper name per component or none.")
+        for source, consumer in self.feeds:
+            if source not in self.components or consumer not in self.components:
+                raise ValueError(f"block group {self.attr!r}: feeds pair {(source, consumer)} names an unknown component.")
+        if {c for _, c in self.feeds} & {s for s, _ in self.feeds}:
+            raise ValueError(f"block group {self.attr!r}: a consumer in feeds cannot itself be a source (no chains).")
+
+    def paper_name(self, component: str) -> str:
+        return self.paper_names[self.components.index(component)] if self.paper_names else component
 
 
 @dataclass(frozen=True)
@@ -52,7 +78,12 @@ class ModelLayout:
     block_names: tuple[str, ...]
     component_names: tuple[str, ...]
     exists: torch.Tensor
+    feeds: tuple[tuple[int, int, int], ...] = ()  # (block, source, consumer) component indices
     cross_attention: tuple[str, ...] = ()
+
+    def prune(self, bits: torch.Tensor) -> torch.Tensor:
+        """``bits`` without the recomputes whose output nothing reads (see :func:`ecad.pruning.prune_dead`)."""
+        return prune_dead(bits, self.feeds)
 
     def full_schedule(self, num_steps: int, **metadata: Any) -> CacheSchedule:
         return CacheSchedule.full(num_steps, self.block_names, self.component_names, self.exists, metadata)
@@ -141,10 +172,41 @@ class ModelAdapter:
 
     def layout(self, transformer: nn.Module) -> ModelLayout:
         blocks = self.blocks(transformer)
-        exists = torch.zeros(len(blocks), len(self.component_names), dtype=torch.bool)
+        names = self.component_names
+        exists = torch.zeros(len(blocks), len(names), dtype=torch.bool)
         for b, c, _, _ in self.components(transformer):
             exists[b, c] = True
-        return ModelLayout(tuple(name for name, *_ in blocks), self.component_names, exists, self.cross_attention)
+        feeds = tuple(
+            (b, names.index(source), names.index(consumer))
+            for b, (*_, group) in enumerate(blocks)
+            for source, consumer in group.feeds
+            if exists[b, names.index(source)] and exists[b, names.index(consumer)]
+        )
+        return ModelLayout(tuple(name for name, *_ in blocks), names, exists, feeds, self.cross_attention)
+
+    def bind(self, transformer: nn.Module) -> ModelAdapter:
+        """The adapter to use for this model instance (adapters whose layout depends on the instance override it)."""
+        return self
+
+    # ---------------------------------------------------------------- the paper's component names
+    @property
+    def paper_component_names(self) -> frozenset[str]:
+        """Component names this family's paper files use, if they differ from ecad's (empty otherwise)."""
+        return frozenset(name for group in self.groups for name in group.paper_names)
+
+    def group_of(self, block_name: str) -> BlockGroup:
+        """The block group a block name belongs to: the longest prefix followed by an index."""
+        candidates = [g for g in self.groups if block_name.startswith(g.prefix) and block_name[len(g.prefix):].isdigit()]
+        if not candidates:
+            raise ScheduleError(f"block {block_name!r} is not a {self.family} block name.")
+        return max(candidates, key=lambda g: len(g.prefix))
+
+    def from_paper_name(self, block_name: str, paper_name: str) -> str:
+        group = self.group_of(block_name)
+        names = group.paper_names or group.components
+        if paper_name not in names:
+            raise ScheduleError(f"{self.family} block {block_name!r} has no paper component {paper_name!r}.")
+        return group.components[names.index(paper_name)]
 
     def encode_prompts(self, pipe: Any, prompts: list[str], guidance_scale: float) -> dict[str, torch.Tensor]:
         """Pipeline keyword arguments with the prompts' embeddings, computed once and sliced per batch."""

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     schedule = CacheSchedule.load(args.schedule) if args.schedule else None
     steps = args.steps or (schedule.num_steps if schedule else 20)
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
-    size = pipe.transformer.config.sample_size * pipe.vae_scale_factor
+    # FLUX's transformer config has no sample_size; its pipeline (and SD3's) says its default latent size.
+    size = (getattr(pipe, "default_sample_size", None) or pipe.transformer.config.sample_size) * pipe.vae_scale_factor
     kwargs = dict(
         prompt=args.prompt, num_inference_steps=steps, guidance_scale=args.guidance,
         height=args.height or size, width=args.width or size,

@@ -1,0 +1,205 @@
+"""The four standard checks for every adapter, plus replay and per-pass caches, on tiny models built from configs.
+
+Cases: FLUX (FluxPipeline), FLUX with true CFG (two transformer passes per step), SD3 (StableDiffusion3Pipeline with a
+dual-attention first block and a context-pre-only last block) and Sana through the generic adapter (a tiny
+transformer driven by a hand-written denoising loop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import torch
+from tiny_pipelines import tiny_flux_pipeline, tiny_sana_transformer, tiny_sd3_pipeline
+from torch.overrides import TorchFunctionMode
+
+import ecad
+from ecad import CacheSchedule, GenericAdapter, ScheduleError
+
+STEPS = 4
+
+
+@dataclass
+class Case:
+    target: Any  # what enable_cache receives: a pipeline or a bare transformer
+    run: Callable[[], torch.Tensor]
+    passes: int = 1
+    adapter: ecad.adapters.ModelAdapter | None = None
+
+    @property
+    def transformer(self) -> torch.nn.Module:
+        return getattr(self.target, "transformer", self.target)
+
+    def layout(self):
+        return ecad.model_layout(self.target, self.adapter)
+
+    def random_schedule(self, density: float = 0.5, seed: int = 0) -> CacheSchedule:
+        full = ecad.full_schedule(self.target, STEPS, adapter=self.adapter)
+        return full.like(torch.rand(full.shape, generator=torch.Generator().manual_seed(seed)) < density)
+
+    def enable(self, schedule: CacheSchedule, **kwargs: Any) -> ecad.CacheHandle:
+        return ecad.enable_cache(self.target, schedule, adapter=self.adapter, **kwargs)
+
+
+def _generator() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
+
+
+def flux_case(true_cfg: bool) -> Case:
+    pipe = tiny_flux_pipeline()
+    extra = {"negative_prompt": ["w5 w6"], "true_cfg_scale": 2.0} if true_cfg else {}
+    prompts = ["w1 w2"] if true_cfg else ["w1 w2", "w3"]
+
+    def run() -> torch.Tensor:
+        return pipe(prompts, num_inference_steps=STEPS, height=16, width=16, guidance_scale=3.5,
+                    generator=_generator(), output_type="pt", max_sequence_length=8, **extra).images
+
+    return Case(pipe, run, passes=2 if true_cfg else 1)
+
+
+def sd3_case() -> Case:
+    pipe = tiny_sd3_pipeline()
+
+    def run() -> torch.Tensor:
+        return pipe(["w1 w2", "w3"], num_inference_steps=STEPS, height=16, width=16, guidance_scale=4.0,
+                    generator=_generator(), output_type="pt", max_sequence_length=8).images
+
+    return Case(pipe, run)
+
+
+def sana_generic_case() -> Case:
+    torch.manual_seed(0)
+    transformer = tiny_sana_transformer()
+    latents = torch.randn(2, 4, 8, 8)
+    text = torch.randn(2, 5, 32)
+
+    @torch.no_grad()
+    def run() -> torch.Tensor:
+        x = latents
+        for t in torch.linspace(999, 250, STEPS):
+            x = x - 0.2 * transformer(x, text, timestep=t.expand(2), return_dict=False)[0]
+        return x
+
+    return Case(transformer, run, adapter=GenericAdapter("transformer_blocks", ("attn1", "attn2", "ff")))
+
+
+BUILDERS = {
+    "flux": lambda: flux_case(False),
+    "flux-true-cfg": lambda: flux_case(True),
+    "sd3": sd3_case,
+    "sana-generic": sana_generic_case,
+}
+
+
+@pytest.fixture(scope="module", params=list(BUILDERS))
+def case(request) -> Case:
+    return BUILDERS[request.param]()
+
+
+def _component_of_weight(case: Case) -> dict[int, tuple[int, int]]:
+    adapter = ecad.get_adapter(case.transformer, case.adapter)
+    return {id(p): (b, c) for b, c, _, module in adapter.components(case.transformer) for p in module.parameters()}
+
+
+class _WeightUse(TorchFunctionMode):
+    """Records which components' weights enter a linear or convolution: a component ran iff one of them did."""
+
+    def __init__(self, owners: dict[int, tuple[int, int]], call: list[int]) -> None:
+        super().__init__()
+        self.owners, self.call, self.seen = owners, call, set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in (torch.nn.functional.linear, torch.nn.functional.conv2d):
+            weight = args[1] if len(args) > 1 else kwargs.get("weight")
+            if id(weight) in self.owners:
+                self.seen.add((*self.owners[id(weight)], self.call[0]))
+        return func(*args, **kwargs)
+
+
+def test_all_recompute_is_bit_exact(case):
+    reference = case.run()
+    with case.enable(ecad.full_schedule(case.target, STEPS, adapter=case.adapter)) as handle:
+        cached = case.run()
+    assert handle.counts["reused"] == 0
+    assert handle.counts["computed"] == int(case.layout().exists.sum()) * STEPS * case.passes
+    assert torch.equal(cached, reference)
+
+
+def test_disable_restores_exactly(case):
+    reference = case.run()
+    with case.enable(case.random_schedule(density=0.3)):
+        cached = case.run()
+    assert not torch.equal(cached, reference)
+    assert torch.equal(case.run(), reference)
+    assert ecad.active_cache(case.target) is None
+    for module in case.transformer.modules():
+        # FluxPipeline's own cache_context keeps an (empty) diffusers registry on the transformer: only ecad's must go
+        registry = getattr(module, "_diffusers_hook", None)
+        assert registry is None or not any(name.startswith("ecad_") for name in registry.hooks)
+
+
+def test_each_component_runs_exactly_when_its_bits_say(case):
+    schedule = case.random_schedule(seed=1)
+    layout = case.layout()
+    expected_bits = layout.prune(schedule.effective())  # what the runtime runs: dead recomputes skipped
+    call = [-1]
+    hook = case.transformer.register_forward_pre_hook(lambda *_: call.__setitem__(0, call[0] + 1))
+    mode = _WeightUse(_component_of_weight(case), call)
+    try:
+        with case.enable(schedule) as handle, mode:
+            case.run()
+    finally:
+        hook.remove()
+    assert call[0] + 1 == STEPS * case.passes
+    assert 0 < handle.counts["reused"]
+    expected = {
+        (b, c, s * case.passes + p)
+        for s, b, c in expected_bits.nonzero().tolist()
+        for p in range(case.passes)
+    }
+    assert mode.seen == expected
+
+
+def test_schedule_for_another_model_is_refused(case):
+    others = {"FluxTransformer2DModel": sd3_case, "SD3Transformer2DModel": sana_generic_case}
+    other = others.get(type(case.transformer).__name__, lambda: flux_case(False))()
+    foreign = ecad.full_schedule(other.target, STEPS, adapter=other.adapter)
+    with pytest.raises(ScheduleError, match=type(case.transformer).__name__) as error:
+        case.enable(foreign)
+    assert "use a schedule made for this" in str(error.value)
+    assert ecad.active_cache(case.target) is None
+
+
+def _as_tuple(output: Any) -> tuple[torch.Tensor, ...]:
+    return tuple(output) if isinstance(output, (tuple, list)) else (output,)
+
+
+def test_reused_outputs_replay_bit_exactly_per_pass(case):
+    schedule = case.random_schedule(seed=2)
+    bits = case.layout().prune(schedule.effective())
+    adapter = ecad.get_adapter(case.transformer, case.adapter)
+    seen: dict[tuple[int, int], list[tuple[torch.Tensor, ...]]] = {}
+    hooks = [module.register_forward_hook(
+        lambda _m, _i, out, key=(b, c): seen.setdefault(key, []).append(tuple(t.clone() for t in _as_tuple(out))))
+        for b, c, _, module in adapter.components(case.transformer)]
+    try:
+        with case.enable(schedule):
+            case.run()
+    finally:
+        for h in hooks:
+            h.remove()
+    for (b, c), outputs in seen.items():
+        assert len(outputs) == STEPS * case.passes
+        last: dict[int, tuple[torch.Tensor, ...]] = {}
+        for call, output in enumerate(outputs):
+            step, pass_index = divmod(call, case.passes)
+            if bits[step, b, c]:
+                last[pass_index] = output
+            else:
+                assert all(torch.equal(x, y) for x, y in zip(output, last[pass_index], strict=True)), (step, b, c)
+        if case.passes == 2:  # conditional and unconditional passes keep their own outputs
+            assert not torch.equal(outputs[0][0], outputs[1][0])
