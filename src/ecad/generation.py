@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from .adapters import get_adapter
 from .hooks import enable_cache
+from .loading import default_size
 from .schedule import CacheSchedule
 
 
@@ -51,7 +52,7 @@ class CalibrationGenerator:
         self.pipe = pipe
         self.calibration = calibration
         self.adapter = get_adapter(pipe.transformer)
-        size = pipe.transformer.config.sample_size * pipe.vae_scale_factor
+        size = default_size(pipe)
         self.height = calibration.height or size
         self.width = calibration.width or size
         rows = calibration.rows

@@ -63,3 +63,10 @@ def load_pipeline(model: str, device: str = "auto", dtype: str | torch.dtype = "
 def pipeline_call_kwargs(pipe: Any) -> dict[str, Any]:
     """Extra keyword arguments the model family needs to generate exactly the requested size."""
     return dict(get_adapter(pipe.transformer).call_kwargs)
+
+
+def default_size(pipe: Any) -> int:
+    """The pipeline's own default image size in pixels (FLUX's transformer config has no sample_size; its pipeline
+    and SD3's say their default latent size)."""
+    latent = getattr(pipe, "default_sample_size", None) or pipe.transformer.config.sample_size
+    return int(latent * pipe.vae_scale_factor)

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..hooks import enable_cache
-from ..loading import DTYPES, load_pipeline, pipeline_call_kwargs
+from ..loading import DTYPES, default_size, load_pipeline, pipeline_call_kwargs
 from ..schedule import CacheSchedule
 
 logger = logging.getLogger(__name__)
@@ -39,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
     schedule = CacheSchedule.load(args.schedule) if args.schedule else None
     steps = args.steps or (schedule.num_steps if schedule else 20)
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
-    # FLUX's transformer config has no sample_size; its pipeline (and SD3's) says its default latent size.
-    size = (getattr(pipe, "default_sample_size", None) or pipe.transformer.config.sample_size) * pipe.vae_scale_factor
+    size = default_size(pipe)
     kwargs = dict(
         prompt=args.prompt, num_inference_steps=steps, guidance_scale=args.guidance,
         height=args.height or size, width=args.width or size,
