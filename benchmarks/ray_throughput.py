@@ -18,10 +18,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import emit, environment  # noqa: E402
 
+from ecad.heuristics import initial_population  # noqa: E402
 from ecad.prompts import load_prompts  # noqa: E402
 from ecad.search import SearchConfig, make_executor  # noqa: E402
-from ecad.search.problem import ScheduleEncoding  # noqa: E402
-from ecad.heuristics import initial_population  # noqa: E402
 
 
 def throughput(config: SearchConfig, executor: str, **options) -> dict:
@@ -29,7 +28,6 @@ def throughput(config: SearchConfig, executor: str, **options) -> dict:
         runner = make_executor(executor, config, Path(tmp), **options)
         try:
             layout, _ = runner.describe()
-            ScheduleEncoding(layout, config.num_steps)
             schedules = initial_population(layout, config.num_steps, config.population)
             start = time.perf_counter()
             done = sum(1 for _ in runner.map(schedules))
