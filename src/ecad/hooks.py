@@ -139,6 +139,7 @@ class StepTrackerHook(ModelHook):
             raise ScheduleError(f"ecad needs the transformer's {name!r} argument to know the denoising step.")
         return args[position]
 
+    @torch.compiler.disable(recursive=False)
     def pre_forward(self, module: nn.Module, *args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
         timestep_arg, sample_arg = self.names
         timestep = self._argument(timestep_arg, args, kwargs)
@@ -163,6 +164,7 @@ class ComponentCacheHook(ModelHook):
         self.component = component
         self.cache: dict[int, Any] = {}
 
+    @torch.compiler.disable(recursive=False)
     def new_forward(self, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
         state = self.state
         if state.table[state.step][self.block][self.component] or state.pass_index not in self.cache:
