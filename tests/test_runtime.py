@@ -177,3 +177,22 @@ def test_enable_twice_replaces_the_schedule(pipe):
         assert torch.equal(generate(pipe), reference)
     finally:
         ecad.disable_cache(pipe)
+
+
+def test_cache_memory_matches_the_formula_and_half_precision_halves_it(pipe):
+    schedule = random_schedule(pipe, seed=21)
+    with ecad.enable_cache(pipe, schedule) as handle:
+        full_precision = generate(pipe)
+        held = handle.cache_bytes()
+    # the formula: one [batch, tokens, hidden] output per existing component (one pass per step with batched CFG)
+    batch, hidden = 2 * len(PROMPTS), pipe.transformer.inner_dim
+    tokens = (16 // pipe.vae_scale_factor // pipe.transformer.config.patch_size) ** 2
+    assert held == 3 * 3 * batch * tokens * hidden * 4
+    with ecad.enable_cache(pipe, schedule, cache_dtype=torch.float16) as handle:
+        half = generate(pipe)
+        assert handle.cache_bytes() == held // 2
+    assert half.dtype == full_precision.dtype
+    assert (half - full_precision).abs().max() < 1e-2
+    plain = generate(pipe)
+    with ecad.enable_cache(pipe, ecad.full_schedule(pipe, STEPS), cache_dtype=torch.float16):
+        assert torch.equal(generate(pipe), plain)  # nothing replayed, nothing rounded

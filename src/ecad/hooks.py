@@ -39,11 +39,14 @@ _COMPONENT_HOOK = "ecad_component_cache"
 @dataclass
 class CacheConfig:
     """How to cache: the schedule, whether to resample it when a call runs another number of steps, and whether to
-    skip recomputes whose output is never read (bit-identical results, fewer MACs)."""
+    skip recomputes whose output is never read (bit-identical results, fewer MACs). ``cache_dtype`` keeps the
+    outputs in a lower precision (half the memory for float16; replayed outputs are cast back, so results change
+    slightly: measured in benchmarks/memory.py)."""
 
     schedule: CacheSchedule
     resample: bool = False
     prune: bool = True
+    cache_dtype: torch.dtype | None = None
 
 
 class CacheState:
@@ -53,6 +56,7 @@ class CacheState:
         self.scheduler = scheduler
         self.resample = config.resample
         self.prune = config.prune
+        self.cache_dtype = config.cache_dtype
         self.layout = layout
         self.component_hooks: list[ComponentCacheHook] = []
         self.computed = 0
@@ -169,15 +173,44 @@ class ComponentCacheHook(ModelHook):
         state = self.state
         if state.table[state.step][self.block][self.component] or state.pass_index not in self.cache:
             output = self.fn_ref.original_forward(*args, **kwargs)
-            self.cache[state.pass_index] = output
+            if state.cache_dtype is None:
+                self.cache[state.pass_index] = output
+            else:
+                self.output_dtype = _first_tensor(output).dtype
+                self.cache[state.pass_index] = _cast(output, state.cache_dtype)
             state.computed += 1
             return output
         state.reused += 1
-        return self.cache[state.pass_index]
+        cached = self.cache[state.pass_index]
+        return cached if state.cache_dtype is None else _cast(cached, self.output_dtype)
 
     def reset_state(self, module: nn.Module) -> nn.Module:
         self.cache.clear()
         return module
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
+def _first_tensor(value: Any) -> torch.Tensor:
+    tensors = _tensors(value)
+    if not tensors:
+        raise TypeError(f"ecad caches tensor outputs; a component returned {type(value).__name__}.")
+    return tensors[0]
+
+
+def _cast(value: Any, dtype: torch.dtype) -> Any:
+    """Floating tensors of a (possibly nested tuple) output in ``dtype``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(dtype) if value.is_floating_point() else value
+    if isinstance(value, tuple):
+        return tuple(_cast(v, dtype) for v in value)
+    return value
 
 
 def _split_target(target: Any) -> tuple[nn.Module, Any | None]:
@@ -224,6 +257,16 @@ class CacheHandle:
     def reset(self) -> None:
         self.state.reset()
 
+    def cache_bytes(self) -> int:
+        """Memory the kept outputs hold now: bytes of the distinct storages behind them."""
+        storages = {}
+        for hook in self.state.component_hooks:
+            for value in hook.cache.values():
+                for tensor in _tensors(value):
+                    storage = tensor.untyped_storage()
+                    storages[storage.data_ptr()] = storage.nbytes()
+        return sum(storages.values())
+
     @property
     def counts(self) -> dict[str, int]:
         """Component calls computed and replayed since the cache was enabled."""
@@ -245,6 +288,7 @@ def enable_cache(
     *,
     resample: bool = False,
     prune: bool = True,
+    cache_dtype: torch.dtype | None = None,
     adapter: ModelAdapter | None = None,
 ) -> CacheHandle:
     """Run ``target`` (a diffusers pipeline or its transformer) under a cache schedule.
@@ -258,7 +302,9 @@ def enable_cache(
         with ecad.enable_cache(pipe, ecad.CacheSchedule.load("fast.json")):
             image = pipe("a red circle above a blue square", num_inference_steps=20).images[0]
     """
-    config = schedule if isinstance(schedule, CacheConfig) else CacheConfig(schedule, resample=resample, prune=prune)
+    config = (
+        schedule if isinstance(schedule, CacheConfig) else CacheConfig(schedule, resample, prune, cache_dtype)
+    )
     transformer, scheduler = _split_target(target)
     adapter = get_adapter(transformer, adapter)
     layout = adapter.layout(transformer)
