@@ -41,3 +41,85 @@ def emit(name: str, result: dict[str, Any], save: bool) -> None:
         RESULTS.mkdir(exist_ok=True)
         with open(RESULTS / f"{name}.jsonl", "a") as handle:
             handle.write(text + "\n")
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class TransformerTimer:
+    """Seconds spent inside the transformer's forward during a pipeline call (torch forward hooks, synchronised)."""
+
+    def __init__(self, transformer: torch.nn.Module) -> None:
+        self.device = next(transformer.parameters()).device
+        self.seconds = 0.0
+        self._start = 0.0
+        self.handles = [transformer.register_forward_pre_hook(self._pre), transformer.register_forward_hook(self._post)]
+
+    def _pre(self, *_: Any) -> None:
+        synchronize(self.device)
+        self._start = time.perf_counter()
+
+    def _post(self, *_: Any) -> None:
+        synchronize(self.device)
+        self.seconds += time.perf_counter() - self._start
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def time_call(pipe: Any, call: Any, timer: TransformerTimer | None = None) -> tuple[float, float]:
+    """(end-to-end seconds, transformer seconds) of one pipeline call."""
+    device = next(pipe.transformer.parameters()).device
+    if timer is not None:
+        timer.seconds = 0.0
+    synchronize(device)
+    start = time.perf_counter()
+    call()
+    synchronize(device)
+    return time.perf_counter() - start, (timer.seconds if timer is not None else 0.0)
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+
+
+def pipeline_runner(pipe: Any, prompts: list[str], steps: int, size: int, guidance: float) -> Any:
+    """A no-argument callable that runs one fixed-seed generation of ``prompts``."""
+    from ecad.loading import pipeline_call_kwargs
+
+    def call() -> Any:
+        generators = [torch.Generator("cpu").manual_seed(i) for i in range(len(prompts))]
+        return pipe(list(prompts), num_inference_steps=steps, height=size, width=size, guidance_scale=guidance,
+                    generator=generators, output_type="pt", **pipeline_call_kwargs(pipe)).images
+
+    return call
+
+
+def common_arguments(parser: Any) -> None:
+    parser.add_argument("--model", default="tiny-shapes", help="tiny-shapes, a pipeline folder or a hub id")
+    parser.add_argument("--prompts", default="tiny-shapes", help="prompt file or built-in set")
+    parser.add_argument("--batch", type=int, default=4, help="images per pipeline call")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--size", type=int, help="image size (default: the pipeline's)")
+    parser.add_argument("--guidance", type=float, default=4.5)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--save", action="store_true", help="append the JSON result to benchmarks/results/")
+
+
+def setup(args: Any) -> tuple[Any, list[str], int]:
+    """Load the pipeline and the prompts the benchmark runs."""
+    from ecad.loading import default_size, load_pipeline
+    from ecad.prompts import load_prompts
+
+    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    prompts = load_prompts(args.prompts)
+    prompts = [prompts[i % len(prompts)] for i in range(args.batch)]
+    return pipe, prompts, args.size or default_size(pipe)

@@ -1,8 +1,9 @@
 """The four standard checks for every adapter, plus replay and per-pass caches, on tiny models built from configs.
 
 Cases: FLUX (FluxPipeline), FLUX with true CFG (two transformer passes per step), SD3 (StableDiffusion3Pipeline with a
-dual-attention first block and a context-pre-only last block) and Sana through the generic adapter (a tiny
-transformer driven by a hand-written denoising loop).
+dual-attention first block and a context-pre-only last block), Sana (SanaPipeline: Gemma2 text encoder, DC-AE, CFG
+batched into one pass) and Sana through the generic adapter (a bare tiny transformer driven by a hand-written
+denoising loop, so ``enable_cache`` also gets a transformer instead of a pipeline).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 import torch
-from tiny_pipelines import tiny_flux_pipeline, tiny_sana_transformer, tiny_sd3_pipeline
+from tiny_pipelines import tiny_flux_pipeline, tiny_sana_pipeline, tiny_sana_transformer, tiny_sd3_pipeline
 from torch.overrides import TorchFunctionMode
 
 import ecad
@@ -70,6 +71,17 @@ def sd3_case() -> Case:
     return Case(pipe, run)
 
 
+def sana_case() -> Case:
+    pipe = tiny_sana_pipeline()
+
+    def run() -> torch.Tensor:
+        return pipe(["w1 w2", "w3"], num_inference_steps=STEPS, height=32, width=32, guidance_scale=4.5,
+                    generator=_generator(), output_type="pt", max_sequence_length=8, use_resolution_binning=False,
+                    complex_human_instruction=None).images
+
+    return Case(pipe, run)
+
+
 def sana_generic_case() -> Case:
     torch.manual_seed(0)
     transformer = tiny_sana_transformer()
@@ -90,6 +102,7 @@ BUILDERS = {
     "flux": lambda: flux_case(False),
     "flux-true-cfg": lambda: flux_case(True),
     "sd3": sd3_case,
+    "sana": sana_case,
     "sana-generic": sana_generic_case,
 }
 

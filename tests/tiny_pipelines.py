@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import torch
 from diffusers import (
-    AutoencoderKL, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel,
-    PixArtAlphaPipeline, PixArtTransformer2DModel, SanaTransformer2DModel, SD3Transformer2DModel,
-    StableDiffusion3Pipeline,
+    AutoencoderDC, AutoencoderKL, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, FluxPipeline,
+    FluxTransformer2DModel, PixArtAlphaPipeline, PixArtTransformer2DModel, SanaPipeline, SanaTransformer2DModel,
+    SD3Transformer2DModel, StableDiffusion3Pipeline,
 )
 from transformers import (
-    CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, T5Config, T5EncoderModel, T5Tokenizer,
+    CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, Gemma2Config, Gemma2Model,
+    GemmaTokenizer, T5Config, T5EncoderModel, T5Tokenizer,
 )
 
 VOCAB = ["<pad>", "</s>", "<unk>"] + [f"\u2581w{i}" for i in range(61)] + list("abcdefghijklmnopqrstuvwxyz")
@@ -118,3 +119,44 @@ def tiny_sana_transformer(num_layers: int = 3) -> SanaTransformer2DModel:
         num_cross_attention_heads=2, cross_attention_head_dim=8, cross_attention_dim=16, caption_channels=32,
         sample_size=8, patch_size=1,
     ).eval()
+
+
+GEMMA_VOCAB = {t: i for i, t in enumerate(
+    ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "\u2581", *"abcdefghijklmnopqrstuvwxyz0123456789"])}
+
+
+def tiny_gemma2(hidden: int = 32) -> tuple[GemmaTokenizer, Gemma2Model]:
+    """A character-level Gemma tokenizer (BPE without merges) and a 2-layer Gemma2 encoder."""
+    tokenizer = GemmaTokenizer(vocab=GEMMA_VOCAB)
+    config = Gemma2Config(
+        vocab_size=len(GEMMA_VOCAB), hidden_size=hidden, intermediate_size=37, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16, sliding_window=8,
+    )
+    return tokenizer, Gemma2Model(config).eval()
+
+
+def tiny_dc_ae() -> AutoencoderDC:
+    """A DC-AE with 4 latent channels and 2x downsampling (the real one: 32 channels, 32x)."""
+    return AutoencoderDC(
+        in_channels=3, latent_channels=4, attention_head_dim=2, encoder_block_types=("ResBlock", "EfficientViTBlock"),
+        decoder_block_types=("ResBlock", "EfficientViTBlock"), encoder_block_out_channels=(8, 8),
+        decoder_block_out_channels=(8, 8), encoder_qkv_multiscales=((), (5,)), decoder_qkv_multiscales=((), (5,)),
+        encoder_layers_per_block=(1, 1), decoder_layers_per_block=(1, 1), downsample_block_type="conv",
+        upsample_block_type="interpolate", scaling_factor=0.41407,
+    ).eval()
+
+
+def tiny_sana_pipeline(seed: int = 0) -> SanaPipeline:
+    """Sana's structure (Gemma2 text encoder, DC-AE, flow matching) at toy size.
+
+    Call it with ``use_resolution_binning=False`` (the bins are for real sizes), ``complex_human_instruction=None``
+    (the default instruction is hundreds of tokens) and sides divisible by 32, as SanaPipeline requires.
+    """
+    torch.manual_seed(seed)
+    tokenizer, text_encoder = tiny_gemma2()
+    pipe = SanaPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=tiny_dc_ae(), transformer=tiny_sana_transformer(),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
