@@ -16,11 +16,11 @@ from ..metrics import QualityMetric, get_metric
 from ..schedule_io import write_json
 from .evaluator import CandidateEvaluator
 from .run import RunDirectory, SearchConfig, SearchResult, run_search
-from .store import CorruptRunError, Evaluation, EvaluationStore, schedule_key
+from .store import CorruptRunError, Evaluation, EvaluationStore, schedule_from_key, schedule_key
 
 __all__ = [
     "CandidateEvaluator", "CorruptRunError", "Evaluation", "EvaluationStore", "RunDirectory", "SearchConfig",
-    "SearchResult", "run_search", "schedule_key", "search",
+    "SearchResult", "run_search", "schedule_from_key", "schedule_key", "search",
 ]
 
 logger = logging.getLogger(__name__)
