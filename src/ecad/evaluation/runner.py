@@ -106,7 +106,8 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
             schedule = baseline(layout, steps, spec)
             candidates.append((_unique(schedule.metadata["name"], taken), f"baseline {spec}", schedule))
     for file, schedule in files:
-        name = _unique(Path(file).stem, taken)
+        path = Path(file)
+        name = _unique(f"{path.parent.name}-{path.stem}" if path.stem.isdigit() else path.stem, taken)
         schedule = _fit_steps(name, schedule, steps, config.resample)
         layout.check(schedule, config.model)
         candidates.append((name, file, schedule))

@@ -53,10 +53,12 @@ class RunData:
 
 
 def pareto_front(points: list[Point]) -> list[Point]:
-    """Non-dominated points (higher quality, lower cost), by increasing cost; ties keep the first."""
+    """Non-dominated points (higher quality, lower cost), by increasing cost; equal objectives are all kept."""
     front: list[Point] = []
     for point in sorted(points, key=lambda p: (p.cost_fraction, -p.quality)):
-        if not front or point.quality > front[-1].quality:
+        last = front[-1] if front else None
+        if last is None or point.quality > last.quality or (
+                point.quality == last.quality and point.cost_fraction == last.cost_fraction):
             front.append(point)
     return front
 

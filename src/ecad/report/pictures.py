@@ -11,18 +11,21 @@ from PIL import Image
 from ..schedule import CacheSchedule
 
 # recompute, reuse, component absent from the block
-COLORS = np.array([[33, 102, 172], [236, 239, 244], [255, 255, 255]], dtype=np.uint8)
+COLORS = np.array([[33, 102, 172], [208, 215, 222], [255, 255, 255]], dtype=np.uint8)
 
 
-def schedule_image(schedule: CacheSchedule, scale: int = 3) -> Image.Image:
-    """What runs (step 0 computes): one row per component x block (grouped by component), one column per step."""
+def schedule_image(schedule: CacheSchedule, width: int = 160, max_height: int = 320) -> Image.Image:
+    """What runs (step 0 computes): one column per step, one row per block, blocks grouped by component with a
+    blank row between groups; cells are scaled to about ``width`` pixels wide and at most ``max_height`` high."""
     bits = schedule.effective().numpy()  # [steps, blocks, components]
-    exists = schedule.exists.numpy()
     index = np.where(bits, 0, 1)
-    index = np.where(exists[None], index, 2)
-    rows = index.transpose(2, 1, 0).reshape(-1, schedule.num_steps)  # component-major rows, step columns
-    image = Image.fromarray(COLORS[rows])
-    return image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    index = np.where(schedule.exists.numpy()[None], index, 2)
+    blank = np.full((1, schedule.num_steps), 2)
+    groups = [index[:, :, c].T for c in range(schedule.num_components)]  # [blocks, steps] each
+    rows = np.concatenate([part for group in groups for part in (group, blank)][:-1])
+    cell_w = max(1, width // schedule.num_steps)
+    cell_h = max(1, min(cell_w, max_height // len(rows)))
+    return Image.fromarray(COLORS[rows]).resize((cell_w * schedule.num_steps, cell_h * len(rows)), Image.NEAREST)
 
 
 def data_uri(image: Image.Image, format: str = "PNG", max_side: int | None = None) -> str:

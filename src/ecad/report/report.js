@@ -2,7 +2,7 @@
 (function () {
   const data = JSON.parse(document.getElementById("ecad-data").textContent);
   const SVG = "http://www.w3.org/2000/svg";
-  const W = 660, H = 430, M = { left: 62, right: 18, top: 16, bottom: 48 };
+  const W = 660, H = 430, M = { left: 80, right: 18, top: 16, bottom: 48 };
   const points = data.points;
   const state = { generation: data.generations.length - 1, xMode: "speedup", selected: null, population: true };
   const plot = document.getElementById("plot");
@@ -29,8 +29,11 @@
     const span = hi - lo || Math.abs(hi) || 1;
     const raw = span / count, mag = Math.pow(10, Math.floor(Math.log10(raw)));
     const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => span / s <= count) || 10 * mag;
+    const decimals = Math.min(12, Math.max(0, -Math.floor(Math.log10(step))));
     const out = [];
-    for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(+v.toPrecision(12));
+    for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
+      out.push({ value: v, label: v.toFixed(decimals) });
+    }
     return out;
   }
 
@@ -58,17 +61,17 @@
     const sy = (v) => H - M.bottom - ((v - y0) / (y1 - y0)) * (H - M.top - M.bottom);
     const grid = svg("g", { class: "grid" }, plot), axis = svg("g", { class: "axis" }, plot);
     for (const t of ticks(x0, x1, 8)) {
-      svg("line", { x1: sx(t), x2: sx(t), y1: M.top, y2: H - M.bottom }, grid);
-      svg("text", { x: sx(t), y: H - M.bottom + 16, "text-anchor": "middle", text: fmt(t, 3) }, axis);
+      svg("line", { x1: sx(t.value), x2: sx(t.value), y1: M.top, y2: H - M.bottom }, grid);
+      svg("text", { x: sx(t.value), y: H - M.bottom + 16, "text-anchor": "middle", text: t.label }, axis);
     }
     for (const t of ticks(y0, y1, 7)) {
-      svg("line", { x1: M.left, x2: W - M.right, y1: sy(t), y2: sy(t) }, grid);
-      svg("text", { x: M.left - 6, y: sy(t) + 4, "text-anchor": "end", text: fmt(t, 3) }, axis);
+      svg("line", { x1: M.left, x2: W - M.right, y1: sy(t.value), y2: sy(t.value) }, grid);
+      svg("text", { x: M.left - 6, y: sy(t.value) + 4, "text-anchor": "end", text: t.label }, axis);
     }
     svg("path", { d: `M${M.left},${M.top}V${H - M.bottom}H${W - M.right}`, fill: "none" }, axis);
     svg("text", { class: "axis-title", x: (M.left + W - M.right) / 2, y: H - 10, "text-anchor": "middle",
       text: xTitle() }, plot);
-    svg("text", { class: "axis-title", transform: `translate(16,${(M.top + H - M.bottom) / 2}) rotate(-90)`,
+    svg("text", { class: "axis-title", transform: `translate(14,${(M.top + H - M.bottom) / 2}) rotate(-90)`,
       "text-anchor": "middle", text: `quality (${data.run.metric})` }, plot);
     const line = gen.front.map((id) => points[id]).sort((a, b) => xOf(a) - xOf(b));
     svg("polyline", { class: "front-line", points: line.map((p) => `${sx(xOf(p))},${sy(p.quality)}`).join(" ") }, plot);
@@ -96,7 +99,7 @@
 
   function showTooltip(p, event) {
     const box = document.getElementById("plot-area").getBoundingClientRect();
-    tooltip.textContent = `${label(p)} · quality ${fmt(p.quality)} · cost ${fmt(p.cost, 3)} · ` +
+    tooltip.textContent = `${label(p)} · quality ${fmt(p.quality, 6)} · cost ${fmt(p.cost, 3)} · ` +
       `${fmt(1 / p.cost, 3)}× · first seen in generation ${p.generation}`;
     tooltip.style.left = `${event.clientX - box.left + 12}px`;
     tooltip.style.top = `${event.clientY - box.top + 12}px`;
@@ -120,7 +123,7 @@
 
   function frontTable(gen) {
     table("front-table", [
-      ["#", (p) => p.id], ["schedule", label], ["quality", (p) => fmt(p.quality)],
+      ["#", (p) => p.id], ["schedule", label], ["quality", (p) => fmt(p.quality, 6)],
       ["cost", (p) => fmt(p.cost, 3)], ["speedup", (p) => `${fmt(1 / p.cost, 3)}×`],
       ["recompute", (p) => `${(100 * p.recompute).toFixed(1)}%`], ["first generation", (p) => p.generation],
       ["sample images", (p) => p.samples.length],
@@ -134,8 +137,8 @@
     facts.forEach(([k, v]) => { const r = el("tr", {}, t); el("td", { text: k }, r); el("td", { text: v }, r); });
     const pic = el("div", { class: "schedule-picture" }, details);
     el("img", { src: picture, alt: "schedule", title: "rows: component × block; columns: steps" }, pic);
-    el("p", { text: `Schedule: one row per component × block (grouped by component: ${data.run.components.join(", ")}), ` +
-      "one column per denoising step; blue = recompute, light = reuse the cached output." }, pic);
+    el("p", { text: `Schedule: one column per denoising step, one row per block, blocks grouped by component ` +
+      `(top to bottom: ${data.run.components.join(", ")}); blue = recompute, grey = reuse the cached output.` }, pic);
     if (samples.length) {
       el("h3", { text: "Sample images" }, details);
       const grid = el("div", { class: "samples" }, details);
@@ -153,7 +156,7 @@
     state.selected = id;
     const p = points[id];
     showDetails(label(p), [
-      ["quality", fmt(p.quality)], ["cost (fraction)", fmt(p.cost)], ["speedup", `${fmt(1 / p.cost, 3)}×`],
+      ["quality", fmt(p.quality, 6)], ["cost (fraction)", fmt(p.cost)], ["speedup", `${fmt(1 / p.cost, 3)}×`],
       ["recomputes", `${(100 * p.recompute).toFixed(1)}% of the components`],
       ["first generation", p.generation], ["key", p.key.slice(0, 24) + "…"],
     ], p.picture, p.samples, data.missing_samples);
