@@ -10,12 +10,14 @@ from collections.abc import Sequence
 from ..adapters import UnsupportedModelError
 from ..schedule import ScheduleError
 from ..search import CorruptRunError
-from . import front, generate, macs, search, show
+from . import evaluate, front, generate, macs, report, search, show
 
-COMMANDS = (show, macs, generate, search, front)
+COMMANDS = (show, macs, generate, search, front, evaluate, report)
 
-# Errors that are the user's input, not ecad's bugs: one line and a non-zero exit, no traceback.
-USER_ERRORS = (ScheduleError, UnsupportedModelError, CorruptRunError, FileNotFoundError, ValueError, OSError)
+# Errors in the user's input or environment (a missing optional extra), not ecad's bugs: one line, exit 1.
+USER_ERRORS = (
+    ScheduleError, UnsupportedModelError, CorruptRunError, FileNotFoundError, ValueError, OSError, ImportError,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,9 @@
-"""Quality metrics for search and evaluation, by name."""
+"""Quality metrics for search and evaluation, by name.
+
+A metric is a :class:`QualityMetric` subclass registered in ``METRICS`` under its ``name``: ``ecad search --metric``
+and ``ecad eval --metrics`` accept every registered name, and a metric that needs the uncached images sets
+``needs_reference``. New metrics (for example a tiny model's reward or a shape-FID) add their class to ``METRICS``.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,15 @@ from typing import Any
 
 from .base import QualityMetric
 from .clip import ClipMetric
+from .fid import FidMetric
 from .fidelity import FidelityMetric
 from .image_reward import ImageRewardMetric
 
 METRICS: dict[str, type[QualityMetric]] = {
-    m.name: m for m in (FidelityMetric, ImageRewardMetric, ClipMetric)
+    m.name: m for m in (FidelityMetric, ImageRewardMetric, ClipMetric, FidMetric)
 }
 
-__all__ = ["METRICS", "ClipMetric", "FidelityMetric", "ImageRewardMetric", "QualityMetric", "get_metric"]
+__all__ = ["METRICS", "ClipMetric", "FidMetric", "FidelityMetric", "ImageRewardMetric", "QualityMetric", "get_metric"]
 
 
 def get_metric(name: str, **options: Any) -> QualityMetric:

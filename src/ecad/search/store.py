@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..adapters import ModelLayout
 from ..schedule import CacheSchedule
 
 SCHEMA_VERSION = 1
@@ -37,6 +38,14 @@ def schedule_key(schedule: CacheSchedule) -> str:
     """A stable identity for what a schedule runs: its effective bits, packed as hex."""
     bits = schedule.effective().numpy().reshape(-1)
     return f"{schedule.num_steps}:" + np.packbits(bits).tobytes().hex()
+
+
+def schedule_from_key(key: str, layout: ModelLayout) -> CacheSchedule:
+    """The effective schedule a key stands for; the key alone lacks the layout's names and shape."""
+    steps, _, packed = key.partition(":")
+    shape = (int(steps), *layout.exists.shape)
+    bits = np.unpackbits(np.frombuffer(bytes.fromhex(packed), dtype=np.uint8), count=int(np.prod(shape)))
+    return layout.full_schedule(int(steps)).like(bits.reshape(shape).astype(bool))
 
 
 class EvaluationStore:

@@ -1,0 +1,170 @@
+"""``evaluate``: schedules and baselines on held-out prompts: images, quality metrics, MACs and measured latency.
+
+Every schedule (and no caching, always included as the reference) generates the same (prompt, seed) rows; images
+are stored per schedule (see :mod:`.images`), so a second run with the same ``out`` generates only what is missing
+and recomputes every metric from the stored files. Latency is measured again on every run, because speedups are
+only meaningful against the no-caching time measured in the same process.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ..generation import Calibration, CalibrationGenerator
+from ..heuristics import baseline, no_cache
+from ..hooks import enable_cache, model_layout
+from ..loading import load_pipeline
+from ..macs import count_macs
+from ..metrics import QualityMetric, get_metric
+from ..schedule import CacheSchedule, ScheduleError
+from ..search.store import schedule_key
+from .images import ImageStore, safe_name
+from .results import write_results
+from .timing import environment, time_pipeline
+
+logger = logging.getLogger(__name__)
+
+REFERENCE = "no-cache"
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate, on which prompts, and how to time it."""
+
+    model: str
+    prompts: list[str]
+    schedules: list[str] = field(default_factory=list)
+    baselines: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=lambda: ["fidelity"])
+    images_per_prompt: int = 1
+    num_steps: int | None = None
+    height: int | None = None
+    width: int | None = None
+    guidance_scale: float = 4.5
+    batch_size: int = 8
+    seed: int = 0
+    resample: bool = False
+    convention: str = "full"
+    warmup: int = 2
+    repeats: int = 5
+    latency_batch: int = 1
+    device: str = "auto"
+    dtype: str = "float32"
+
+    def generation_settings(self, steps: int, height: int, width: int) -> dict[str, Any]:
+        """What the stored images depend on (checked when an eval directory is reused)."""
+        return {"model": self.model, "num_steps": steps, "height": height, "width": width,
+                "guidance_scale": self.guidance_scale, "dtype": self.dtype}
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    base, suffix = safe_name(name), 2
+    name = base
+    while name in taken:
+        name, suffix = f"{base}-{suffix}", suffix + 1
+    taken.add(name)
+    return name
+
+
+def _fit_steps(name: str, schedule: CacheSchedule, steps: int, resample: bool) -> CacheSchedule:
+    if schedule.num_steps == steps:
+        return schedule
+    if not resample:
+        raise ScheduleError(f"schedule {name} has {schedule.num_steps} steps but the evaluation runs {steps}; "
+                            "pass --resample to map it, or --steps to match it.")
+    return schedule.resample(steps)
+
+
+def _metric_instances(config: EvalConfig, metrics: dict[str, QualityMetric] | None) -> dict[str, QualityMetric]:
+    given = dict(metrics or {})
+    return {name: given.pop(name) if name in given else get_metric(name) for name in config.metrics} | given
+
+
+def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetric] | None = None,
+             progress: bool = True) -> dict[str, Any]:
+    """Run the evaluation into ``out``; ``metrics`` may supply configured instances (e.g. FID with a feature module).
+
+    Returns what ``results.json`` holds.
+    """
+    if not config.prompts:
+        raise ValueError("no prompts to evaluate on.")
+    files = [(file, CacheSchedule.load(file)) for file in config.schedules]
+    instances = _metric_instances(config, metrics)
+    pipe = load_pipeline(config.model, device=config.device, dtype=config.dtype)
+    layout = model_layout(pipe)
+    steps = config.num_steps or (files[0][1].num_steps if files else 20)
+    taken = {REFERENCE}
+    candidates: list[tuple[str, str, CacheSchedule]] = [(REFERENCE, "no caching", no_cache(layout, steps))]
+    for spec in config.baselines:
+        if spec != REFERENCE:
+            schedule = baseline(layout, steps, spec)
+            candidates.append((_unique(schedule.metadata["name"], taken), f"baseline {spec}", schedule))
+    for file, schedule in files:
+        path = Path(file)
+        name = _unique(f"{path.parent.name}-{path.stem}" if path.stem.isdigit() else path.stem, taken)
+        schedule = _fit_steps(name, schedule, steps, config.resample)
+        layout.check(schedule, config.model)
+        candidates.append((name, file, schedule))
+
+    calibration = Calibration(tuple(config.prompts), config.images_per_prompt, steps, config.height, config.width,
+                              config.guidance_scale, config.batch_size, config.seed)
+    generator = CalibrationGenerator(pipe, calibration)
+    store = ImageStore(out)
+    store.open(config.generation_settings(steps, generator.height, generator.width), calibration.rows)
+    try:
+        for name, _, schedule in tqdm(candidates, desc="schedules", disable=not progress):
+            key = schedule_key(schedule)
+            if store.has(name, key):
+                logger.info("%s: images already in %s, not generating again", name, store.path)
+                continue
+            logger.info("%s: generating %d images", name, len(calibration.rows))
+            store.save(name, key, schedule, generator(None if name == REFERENCE else schedule))
+    finally:
+        generator.close()
+
+    for metric in instances.values():
+        if metric.needs_reference:
+            metric.prepare(store.load(REFERENCE))
+    table = count_macs(pipe.transformer, generator.height, generator.width, convention=config.convention)
+    full_macs = float(table.schedule_macs(candidates[0][2]))
+    call = dict(prompt=[config.prompts[0]] * config.latency_batch, num_inference_steps=steps,
+                guidance_scale=config.guidance_scale, height=generator.height, width=generator.width,
+                seed=config.seed, **generator.adapter.call_kwargs)
+    results = []
+    for name, source, schedule in tqdm(candidates, desc="metrics and latency", disable=not progress):
+        images = store.load(name)
+        row: dict[str, Any] = {
+            "name": name, "source": source, "key": schedule_key(schedule),
+            "recompute_fraction": schedule.stats()["recompute_fraction"],
+            "macs": float(table.schedule_macs(schedule)),
+            "metrics": {metric_name: metric(images) for metric_name, metric in instances.items()},
+        }
+        row["macs_speedup"] = full_macs / row["macs"]
+        if config.repeats > 0:
+            with enable_cache(pipe, schedule) if name != REFERENCE else nullcontext():
+                timing = time_pipeline(pipe, dict(call), warmup=config.warmup, repeats=config.repeats,
+                                       batch_size=config.latency_batch)
+            row["latency"] = timing.to_dict()
+        results.append(row)
+    if config.repeats > 0:
+        reference = results[0]["latency"]
+        for row in results:
+            row["speedup"] = reference["median_s"] / row["latency"]["median_s"]
+            row["transformer_speedup"] = reference["transformer_median_s"] / row["latency"]["transformer_median_s"]
+    report = {
+        "format": "ecad.eval-results/1",
+        "config": asdict(config),
+        "num_steps": steps, "height": generator.height, "width": generator.width,
+        "images": len(calibration.rows), "convention": config.convention,
+        "environment": {**environment(pipe.device), "latency_batch_size": config.latency_batch,
+                        "warmup": config.warmup, "repeats": config.repeats},
+        "results": results,
+    }
+    write_results(report, Path(out))
+    return report

@@ -1,0 +1,126 @@
+"""``build_report``: one self-contained HTML page for a search run, plus PNG plots next to it.
+
+The page carries everything inline (CSS, JS, the data as JSON, schedule pictures and sample images as data URIs), so
+it opens from a file with no network. Its plot is drawn by the page's own JS in SVG.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from ..evaluation import ImageStore, read_results
+from ..evaluation.results import metric_columns
+from ..schedule import CacheSchedule
+from .data import RunData, load_run, shown_generations
+from .pictures import data_uri, schedule_image
+from .plots import plot_front, plot_hypervolume
+from .samples import eval_samples, generate_samples
+
+logger = logging.getLogger(__name__)
+
+MISSING_SAMPLES = (
+    "No sample images for this schedule. `ecad report` generates them (--samples N) for the last front and the "
+    "baselines when the run's model can be loaded, and takes them from an `ecad eval` directory (--eval DIR) for "
+    "every schedule that evaluation generated."
+)
+
+
+def _asset(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+def _eval_section(eval_dir: Path, limit: int) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
+    """The held-out evaluation's table rows, and its images by schedule key."""
+    report = read_results(eval_dir)
+    store = ImageStore(eval_dir)
+    store.read()
+    rows, by_key = [], {}
+    for index, row in enumerate(report["results"]):
+        entry = store.index["schedules"].get(row["name"], {})
+        samples = eval_samples(store, row["name"], limit)
+        by_key.setdefault(row["key"], samples)
+        schedule = CacheSchedule.load(str(eval_dir / entry["schedule"])) if entry else None
+        metrics = {c: v for name, scores in row["metrics"].items() for c, v in metric_columns(name, scores).items()}
+        rows.append({
+            "index": index, "name": row["name"], "source": row["source"], "recompute": row["recompute_fraction"],
+            "macs_speedup": row["macs_speedup"], "latency": row.get("latency", {}).get("median_s"),
+            "speedup": row.get("speedup"), "metrics": metrics, "samples": samples,
+            "picture": data_uri(schedule_image(schedule)) if schedule else "",
+        })
+    env = report["environment"]
+    summary = (f"{report['config']['model']}: {report['images']} images per schedule on held-out prompts, "
+               f"{report['num_steps']} steps, {report['height']}x{report['width']} px; latency on "
+               f"{env['device_name']} (batch {env['latency_batch_size']}, median of {env['repeats']}), speedups "
+               "against no caching measured in the same run. These numbers use the evaluation's metrics, not the "
+               "search's objective, so they are not plotted on the front.")
+    columns = list(rows[0]["metrics"]) if rows else []
+    return {"summary": summary, "metric_columns": columns, "rows": rows}, by_key
+
+
+def _page_data(run: RunData, max_generations: int, samples: dict[str, list[dict[str, str]]],
+               evaluation: dict[str, Any] | None, hypervolume_png: str) -> dict[str, Any]:
+    generations = shown_generations(run.generations, max_generations)
+    keys = list(dict.fromkeys(
+        [k for g in generations for k in (*g.population, *g.front)] + run.baselines))
+    ids = {key: i for i, key in enumerate(keys)}
+    points = []
+    for key in keys:
+        point, schedule = run.points[key], run.schedule(key)
+        points.append({
+            "id": ids[key], "key": key, "name": point.name, "quality": point.quality, "cost": point.cost_fraction,
+            "generation": point.first_generation, "recompute": schedule.stats()["recompute_fraction"],
+            "picture": data_uri(schedule_image(schedule)), "samples": samples.get(key, []),
+        })
+    config = run.config
+    last = run.generations[-1]
+    cost_label = "MAC" if config.cost == "macs" else "latency-model"
+    shown = "" if len(generations) == len(run.generations) else f" ({len(generations)} of them shown)"
+    return {
+        "run": {
+            "metric": config.metric, "cost_label": cost_label, "components": list(run.layout.component_names),
+            "summary": (f"{config.model}: NSGA-II, population {config.population}, {len(run.generations)} "
+                        f"generations{shown}, {len(run.points)} schedules evaluated on {len(config.prompts)} prompts x "
+                        f"{config.images_per_prompt} images, {config.num_steps} steps. Quality: {config.metric}; "
+                        f"cost: {config.cost}. Final front: {len(last.front)} schedules."),
+        },
+        "points": points,
+        "generations": [{"index": g.index, "population": [ids[k] for k in g.population],
+                         "front": [ids[k] for k in g.front], "hypervolume": g.summary.get("hypervolume")}
+                        for g in generations],
+        "baselines": [ids[k] for k in run.baselines],
+        "eval": evaluation,
+        "missing_samples": MISSING_SAMPLES,
+        "hypervolume_png": hypervolume_png,
+        "footnote": (f"Run directory: {run.path}. Fronts are the non-dominated schedules among all evaluated up to "
+                     "each generation; speedup = 1 / cost fraction of the search's cost model. Measured speedups "
+                     "come from `ecad eval`."),
+    }
+
+
+def build_report(run_dir: str | Path, out: str | Path, eval_dir: str | Path | None = None, samples: int = 3,
+                 max_generations: int = 60) -> list[Path]:
+    """Write ``out`` (HTML) with ``front.png`` and ``hypervolume.png`` beside it; returns the written paths."""
+    run = load_run(run_dir)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    front_png, hypervolume_png = out.with_name("front.png"), out.with_name("hypervolume.png")
+    plot_front(run, front_png)
+    plot_hypervolume(run, hypervolume_png)
+
+    evaluation, images = (_eval_section(Path(eval_dir), samples) if eval_dir else (None, {}))
+    wanted = [k for k in dict.fromkeys(run.generations[-1].front + run.baselines) if not images.get(k)]
+    if samples > 0 and wanted:
+        images.update(generate_samples(run.config, {k: run.schedule(k) for k in wanted}, samples))
+    data = _page_data(run, max_generations, images, evaluation, data_uri(Image.open(hypervolume_png)))
+    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    title = f"ecad search report: {Path(run.config.model).name or run.config.model}"
+    page = (_asset("template.html").replace("__CSS__", _asset("report.css")).replace("__JS__", _asset("report.js"))
+            .replace("__TITLE__", title.replace("&", "&amp;").replace("<", "&lt;")).replace("__DATA__", payload))
+    out.write_text(page, encoding="utf-8")
+    return [out, front_png, hypervolume_png]

@@ -1,0 +1,137 @@
+"""`ecad report`: a self-contained page of a tiny search run, checked as data and in a real headless Chromium."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ecad.cli import main
+from ecad.evaluation import EvalConfig, evaluate
+from ecad.report import build_report, load_run, pareto_front, schedule_image
+from ecad.report.data import Point
+
+
+@pytest.fixture(scope="module")
+def eval_dir(tiny_run, tiny_model_dir, tmp_path_factory):
+    """An evaluation of two front schedules and FORA-2 on held-out prompts (latency kept minimal)."""
+    out = tmp_path_factory.mktemp("eval") / "eval"
+    front = sorted((tiny_run / "front").glob("*.json"))[:2]
+    config = EvalConfig(model=str(tiny_model_dir), prompts=["w5 w6", "a w7"], schedules=[str(f) for f in front],
+                        baselines=["fora:2"], num_steps=6, height=16, width=16, warmup=0, repeats=1, device="cpu")
+    evaluate(config, out, progress=False)
+    return out
+
+
+def page_data(html: str) -> dict:
+    payload = re.search(r'<script id="ecad-data" type="application/json">(.*?)</script>', html, re.S).group(1)
+    return json.loads(payload.replace("<\\/", "</"))
+
+
+def expected_points(run_dir: Path) -> list[int]:
+    """Points the page must draw per generation, computed from the run's files independently of ecad.report:
+    that generation's population, the non-dominated feasible schedules evaluated so far, and the named seeds."""
+    generations = [json.loads(p.read_text()) for p in sorted((run_dir / "generations").glob("*.json"))]
+    baselines = {r["key"] for r in generations[0]["population"] if r["name"]}
+    seen, counts = {}, []
+    for generation in generations:
+        for row in generation["population"]:
+            seen.setdefault(row["key"], (row["quality"], row["cost_fraction"]))
+        feasible = {k: v for k, v in seen.items() if v[1] < 1.0}
+        front = {k for k, (q, c) in feasible.items()
+                 if not any(q2 >= q and c2 <= c and (q2, c2) != (q, c) for q2, c2 in feasible.values())}
+        counts.append(len({r["key"] for r in generation["population"]} | front | baselines))
+    return counts
+
+
+def test_pareto_front_and_schedule_picture(tiny_run):
+    points = [Point("a", 0.9, 0.5, 0), Point("b", 0.8, 0.6, 0), Point("c", 0.95, 0.7, 0), Point("d", 0.95, 0.7, 1)]
+    assert [p.key for p in pareto_front(points)] == ["a", "c", "d"]
+    run = load_run(tiny_run)
+    schedule = run.schedule(run.generations[-1].front[0])
+    picture = schedule_image(schedule, width=60)
+    assert picture.size == (6 * 10, 10 * (3 * 3 + 2))  # 6 steps; 3 components x 3 blocks + 2 separating rows
+    assert picture.getpixel((5, 5)) == (33, 102, 172)  # step 0 recomputes
+
+
+def test_report_is_one_self_contained_page(tiny_run, eval_dir, tmp_path, capsys):
+    out = tmp_path / "site" / "report.html"
+    assert main(["report", str(tiny_run), "-o", str(out), "--eval", str(eval_dir), "--samples", "2"]) == 0
+    html = out.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html) and "<script src" not in html
+    assert "fetch(" not in html and "XMLHttpRequest" not in html
+    for png in ("front.png", "hypervolume.png"):
+        with Image.open(out.with_name(png)) as image:
+            assert image.format == "PNG" and image.width > 300
+    data = page_data(html)
+    run = load_run(tiny_run)
+    assert [g["index"] for g in data["generations"]] == [0, 1, 2]
+    assert [len({*g["population"], *g["front"], *data["baselines"]}) for g in data["generations"]] == \
+        expected_points(tiny_run)
+    names = {data["points"][i]["name"] for i in data["baselines"]}
+    assert {"no-cache", "fora-2", "fora-3"} <= names
+    points = {p["key"]: p for p in data["points"]}
+    for key in run.generations[-1].front + run.baselines:  # generated or taken from the evaluation
+        assert len(points[key]["samples"]) == 2 and points[key]["picture"].startswith("data:image/png;base64,")
+    evaluated = {r["name"]: r for r in data["eval"]["rows"]}
+    assert set(evaluated) >= {"no-cache", "fora-2"} and evaluated["fora-2"]["samples"]
+    assert "fidelity.ssim" in data["eval"]["metric_columns"]
+
+    assert main(["report", str(tmp_path), "-o", str(tmp_path / "x.html")]) == 1
+    assert "not a search run directory" in capsys.readouterr().err
+
+
+def test_report_without_a_loadable_model_says_why_images_are_missing(tiny_run, tmp_path, caplog):
+    run = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(tiny_run, run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "model": str(tmp_path / "gone")}))
+    build_report(run, tmp_path / "report.html", samples=2)
+    data = page_data((tmp_path / "report.html").read_text())
+    assert all(not p["samples"] for p in data["points"])
+    assert "--samples N" in data["missing_samples"] and "cannot load the run's model" in caplog.text
+
+
+def test_report_in_headless_chromium(tiny_run, eval_dir, tmp_path):
+    from cdp import Browser, find_browser
+
+    executable = find_browser()
+    if executable is None:
+        pytest.skip("no chromium on PATH (CI installs Debian's chromium with apt; locally: apt-get install chromium)")
+    pytest.importorskip("websocket", reason="websocket-client is in the test extra: pip install -e '.[test]'")
+    out = tmp_path / "report.html"
+    build_report(tiny_run, out, eval_dir=eval_dir, samples=2)
+    expected = expected_points(tiny_run)
+    browser = Browser(executable, tmp_path / "profile")
+    try:
+        browser.open(out.as_uri())
+        assert browser.evaluate("document.querySelectorAll('#plot .pt').length") == expected[-1]
+        assert browser.evaluate("document.querySelector('#plot .front-line') !== null")
+        browser.evaluate("const s = document.getElementById('generation'); s.value = 0; "
+                         "s.dispatchEvent(new Event('input'))")
+        assert browser.evaluate("document.querySelectorAll('#plot .pt').length") == expected[0]
+        browser.evaluate("const g = document.getElementById('generation'); g.value = g.max; "
+                         "g.dispatchEvent(new Event('input'))")
+        box = browser.evaluate("(() => { const r = document.querySelector('#plot .pt.front')"
+                               ".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        browser.click(*box)
+        assert not browser.evaluate("document.getElementById('tooltip').hidden")
+        shown = browser.evaluate("[...document.querySelectorAll('#details img.sample')]"
+                                 ".map(i => i.complete && i.naturalWidth > 0)")
+        assert shown == [True, True]
+        assert browser.evaluate("document.querySelector('#details .schedule-picture img').naturalWidth") > 0
+        assert browser.evaluate("document.querySelectorAll('#plot .pt.selected').length") == 1
+        assert browser.evaluate("document.querySelectorAll('#front-table tbody tr').length") == \
+            len(load_run(tiny_run).generations[-1].front)
+        assert browser.evaluate("document.querySelectorAll('#eval-table tbody tr').length") == 4
+        screenshot = tmp_path / "report.png"
+        browser.screenshot(screenshot)
+        assert browser.errors() == []
+    finally:
+        browser.close()
+    with Image.open(screenshot) as image:
+        assert image.format == "PNG" and image.size == (1280, 1000)
+        assert len(image.convert("RGB").getcolors(maxcolors=1 << 20)) > 100  # a rendered page, not a blank one
