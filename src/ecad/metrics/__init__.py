@@ -2,7 +2,7 @@
 
 A metric is a :class:`QualityMetric` subclass registered in ``METRICS`` under its ``name``: ``ecad search --metric``
 and ``ecad eval --metrics`` accept every registered name, and a metric that needs the uncached images sets
-``needs_reference``. New metrics (for example a tiny model's reward or a shape-FID) add their class to ``METRICS``.
+``needs_reference``. New metrics add their class to ``METRICS``.
 """
 
 from __future__ import annotations
@@ -14,12 +14,16 @@ from .clip import ClipMetric
 from .fid import FidMetric
 from .fidelity import FidelityMetric
 from .image_reward import ImageRewardMetric
+from .tiny_reward import ShapeFidMetric, TinyRewardMetric
 
 METRICS: dict[str, type[QualityMetric]] = {
-    m.name: m for m in (FidelityMetric, ImageRewardMetric, ClipMetric, FidMetric)
+    m.name: m for m in (FidelityMetric, TinyRewardMetric, ShapeFidMetric, ImageRewardMetric, ClipMetric, FidMetric)
 }
 
-__all__ = ["METRICS", "ClipMetric", "FidMetric", "FidelityMetric", "ImageRewardMetric", "QualityMetric", "get_metric"]
+__all__ = [
+    "METRICS", "ClipMetric", "FidMetric", "FidelityMetric", "ImageRewardMetric", "QualityMetric", "ShapeFidMetric",
+    "TinyRewardMetric", "get_metric",
+]
 
 
 def get_metric(name: str, **options: Any) -> QualityMetric:
