@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from ..adapters import UnsupportedModelError
 from ..schedule import ScheduleError
 from ..search import CorruptRunError
-from . import evaluate, front, generate, macs, report, search, show
+from . import demo, evaluate, front, generate, macs, report, search, show
 
-COMMANDS = (show, macs, generate, search, front, evaluate, report)
+COMMANDS = (demo, show, macs, generate, search, front, evaluate, report)
 
 # Errors in the user's input or environment (a missing optional extra), not ecad's bugs: one line, exit 1.
 USER_ERRORS = (
