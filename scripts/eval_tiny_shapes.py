@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecad.tiny_shapes import PIPELINE_KWARGS, load_pipeline, load_reward_model, shape_fid
+from ecad.tiny_shapes import PIPELINE_DIR, PIPELINE_KWARGS, load_pipeline, load_reward_model, shape_fid
 from ecad.tiny_shapes.scenes import caption, layout, render_batch, sample_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,6 +108,7 @@ def save_grid(rows: list[str], columns: dict[str, torch.Tensor], path: Path) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pipeline", type=Path, default=PIPELINE_DIR, help="tiny-shapes pipeline folder")
     parser.add_argument("--n", type=int, default=200, help="held-out captions to generate")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--guidance", type=float, default=4.5)
@@ -121,7 +122,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    pipe, judge = load_pipeline(), load_reward_model()
+    pipe, judge = load_pipeline(path=args.pipeline), load_reward_model()
     rng = np.random.default_rng(args.seed + 1000)
     specs = [sample_spec(rng, "heldout") for _ in range(args.n)]
     captions = [caption(s) for s in specs]

@@ -94,7 +94,7 @@ def encode_dataset(vae: AutoencoderKL, n: int, seed: int, device: torch.device) 
 
 
 def train_dit(args: argparse.Namespace, vae: AutoencoderKL, device: torch.device) -> tuple[PixArtTransformer2DModel, T5EncoderModel]:
-    """Standard epsilon-prediction DDPM loss (min-SNR-5 weighted), T5 trained jointly, 10% empty captions
+    """DDPM v-prediction loss (x0-space weight min(SNR + 1, 5)), T5 trained jointly, 10% empty captions
     for classifier-free guidance; the shipped weights are an EMA of the trained ones."""
     torch.manual_seed(args.seed)
     means, stds, texts = encode_dataset(vae, args.dit_dataset, args.seed, device)
@@ -124,9 +124,10 @@ def train_dit(args: argparse.Namespace, vae: AutoencoderKL, device: torch.device
         cond = text_encoder(b_ids, attention_mask=b_mask)[0]
         pred = transformer(xt, encoder_hidden_states=cond, encoder_attention_mask=b_mask, timestep=t,
                            added_cond_kwargs={"resolution": None, "aspect_ratio": None}).sample
+        target = ac.sqrt() * noise - (1 - ac).sqrt() * x0  # v
         snr = ac.flatten() / (1 - ac.flatten())
-        weight = snr.clamp(max=5.0) / snr
-        loss = (weight * (pred - noise).pow(2).mean(dim=(1, 2, 3))).mean()
+        weight = (snr + 1).clamp(max=5.0) / (snr + 1)  # x0-space weight min(snr + 1, 5): never below 1
+        loss = (weight * (pred - target).pow(2).mean(dim=(1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

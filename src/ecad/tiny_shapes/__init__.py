@@ -26,9 +26,12 @@ PIPELINE_KWARGS: dict = {
 }
 
 
-def load_pipeline(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> PixArtAlphaPipeline:
-    """The shipped pipeline through the ordinary ``from_pretrained(local_dir)`` path (works offline)."""
-    pipe = PixArtAlphaPipeline.from_pretrained(PIPELINE_DIR, torch_dtype=dtype).to(device)
+def load_pipeline(
+    device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, path: str | Path = PIPELINE_DIR
+) -> PixArtAlphaPipeline:
+    """The shipped pipeline (or another tiny-shapes folder at ``path``) through the ordinary
+    ``from_pretrained(local_dir)`` path; works offline."""
+    pipe = PixArtAlphaPipeline.from_pretrained(path, torch_dtype=dtype).to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
