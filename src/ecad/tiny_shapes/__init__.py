@@ -31,7 +31,7 @@ def load_pipeline(
 ) -> PixArtAlphaPipeline:
     """The shipped pipeline (or another tiny-shapes folder at ``path``) through the ordinary
     ``from_pretrained(local_dir)`` path; works offline."""
-    pipe = PixArtAlphaPipeline.from_pretrained(path, torch_dtype=dtype).to(device)
+    pipe = PixArtAlphaPipeline.from_pretrained(path).to(device=device, dtype=dtype)  # dtype kwarg name varies across diffusers
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
