@@ -181,7 +181,7 @@ def main() -> None:
     parser.add_argument("--vae-kl", type=float, default=1e-5)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=8)
-    parser.add_argument("--dit-steps", type=int, default=2000)
+    parser.add_argument("--dit-steps", type=int, default=2600)
     parser.add_argument("--dit-batch", type=int, default=32)
     parser.add_argument("--dit-lr", type=float, default=1e-3)
     parser.add_argument("--dit-dataset", type=int, default=20000)
