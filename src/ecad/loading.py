@@ -30,7 +30,12 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 
 def model_source(model: str) -> str:
-    """Map an architecture preset name to its hub id; folders and hub ids pass through."""
+    """Map ``tiny-shapes`` to the embedded model's folder and a preset name to its hub id; folders and hub ids
+    pass through."""
+    if model == "tiny-shapes":
+        from .tiny_shapes import PIPELINE_DIR
+
+        return str(PIPELINE_DIR)
     for adapter in ADAPTERS:
         preset = adapter.presets.get(model)
         if preset is not None and preset.hub_id:

@@ -7,19 +7,25 @@ import csv
 import json
 from pathlib import Path
 
+def _tiny_shapes(split: str, count: int) -> list[str]:
+    """A fixed, evenly spread subset of the tiny-shapes captions of one split."""
+    from .tiny_shapes.scenes import all_captions
+
+    captions = all_captions(split)
+    return [captions[i * len(captions) // count] for i in range(count)]
+
+
+# Built-in prompt sets: the tiny-shapes training captions for calibration, held-out ones for evaluation.
 BUILTIN = {
-    "tiny-shapes": [
-        "a red circle", "a blue square", "a green triangle", "a small yellow circle", "a large purple square",
-        "a red circle above a blue square", "a green triangle left of a yellow circle",
-        "a small orange square below a large cyan triangle",
-    ],
+    "tiny-shapes": lambda: _tiny_shapes("train", 16),
+    "tiny-shapes-heldout": lambda: _tiny_shapes("heldout", 64),
 }
 
 
 def load_prompts(source: str, limit: int | None = None) -> list[str]:
     """Prompts from a file or a built-in set name; errors name the file and what is wrong with it."""
     if source in BUILTIN:
-        prompts = list(BUILTIN[source])
+        prompts = BUILTIN[source]()
     else:
         path = Path(source)
         if not path.is_file():
