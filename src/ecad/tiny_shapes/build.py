@@ -22,7 +22,7 @@ SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")
 def build_tokenizer() -> T5Tokenizer:
     """Word-level T5 tokenizer: one piece per grammar word, so every caption is its word sequence."""
     pieces = [(t, 0.0) for t in SPECIAL_TOKENS] + [(f"\u2581{w}", -1.0) for w in vocabulary()]
-    return T5Tokenizer(vocab=pieces, extra_ids=0)
+    return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=MAX_SEQUENCE_LENGTH)
 
 
 def build_text_encoder() -> T5EncoderModel:
