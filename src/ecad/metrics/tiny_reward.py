@@ -1,10 +1,11 @@
 """``tiny-reward`` and ``shape-fid``: the tiny-shapes reward model as a search metric (reference-free, like
-ImageReward) and its features as a FID-style distance."""
+ImageReward) and its features as a FID-style distance to real samples of the generator."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..generation import Generated
@@ -37,22 +38,29 @@ class TinyRewardMetric(QualityMetric):
 
 
 class ShapeFidMetric(QualityMetric):
-    """Quality = -shape-FID to the uncached images of the same rows (lower distance is better)."""
+    """Quality = -shape-FID between the generated images and real generator renders of the same captions.
+
+    The real set is rendered once per prompt list (seed = row index), so every candidate is compared with the same
+    real samples; lower distance is better, hence the sign.
+    """
 
     name = "shape-fid"
-    needs_reference = True
 
     def __init__(self, model: Any | None = None, device: str | None = None) -> None:
         self.model = _reward_model(model, device)
-        self.reference: torch.Tensor | None = None
+        self.real: tuple[list[str], torch.Tensor] | None = None
 
-    def prepare(self, reference: Generated) -> None:
-        self.reference = reference.images
+    def _real(self, prompts: list[str]) -> torch.Tensor:
+        if self.real is None or self.real[0] != prompts:
+            from ..tiny_shapes.scenes import layout, parse_caption, render_batch
+
+            scenes = [layout(parse_caption(p), np.random.default_rng(i)) for i, p in enumerate(prompts)]
+            self.real = (prompts, render_batch(scenes))
+        return self.real[1]
 
     def __call__(self, generated: Generated) -> dict[str, float]:
         from ..tiny_shapes import shape_fid
 
-        if self.reference is None:
-            raise RuntimeError("shape-fid needs the uncached reference images: call prepare() first.")
-        distance = shape_fid(self.model, generated.images, self.reference)
+        real = self._real(list(generated.prompts))
+        distance = shape_fid(self.model, generated.images, real)
         return {"quality": -distance, "shape_fid": distance}
