@@ -17,15 +17,16 @@ from ..search import RunDirectory, SearchConfig, search
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("demo", help="search cache schedules for the embedded tiny-shapes model (minutes, CPU)")
     parser.add_argument("--out", default="ecad-demo", help="run directory (default: ./ecad-demo)")
-    parser.add_argument("--population", type=int, default=12)
-    parser.add_argument("--generations", type=int, default=6)
+    parser.add_argument("--population", type=int, default=10)
+    parser.add_argument("--generations", type=int, default=5)
+    parser.add_argument("--prompts", type=int, default=8, help="calibration captions (default 8)")
     parser.add_argument("--device", default="auto")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = SearchConfig(
-        model="tiny-shapes", prompts=load_prompts("tiny-shapes"), metric="tiny-reward",
+        model="tiny-shapes", prompts=load_prompts("tiny-shapes", limit=args.prompts), metric="tiny-reward",
         population=args.population, generations=args.generations, batch_size=16, device=args.device,
     )
     resume = RunDirectory(args.out).config_path.exists()
