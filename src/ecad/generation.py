@@ -6,6 +6,7 @@ Every candidate schedule of a search is judged on exactly the same inputs: each 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,12 @@ class Calibration:
     guidance_scale: float = 4.5
     batch_size: int = 8
     seed: int = 0
+
+    @classmethod
+    def of(cls, config: Any, **overrides: Any) -> Calibration:
+        """The calibration part of a search or eval config, whose fields carry the same names."""
+        values = {f.name: getattr(config, f.name) for f in dataclasses.fields(cls) if f.name != "prompts"}
+        return cls(tuple(config.prompts), **{**values, **overrides})
 
     @property
     def rows(self) -> list[tuple[str, int]]:

@@ -112,8 +112,7 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
         layout.check(schedule, config.model)
         candidates.append((name, file, schedule))
 
-    calibration = Calibration(tuple(config.prompts), config.images_per_prompt, steps, config.height, config.width,
-                              config.guidance_scale, config.batch_size, config.seed)
+    calibration = Calibration.of(config, num_steps=steps)
     generator = CalibrationGenerator(pipe, calibration)
     store = ImageStore(out)
     store.open(config.generation_settings(steps, generator.height, generator.width), calibration.rows)

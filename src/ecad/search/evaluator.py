@@ -88,11 +88,7 @@ def build_evaluator(
 ) -> tuple[CandidateEvaluator, ModelLayout, float]:
     """Load the model and everything a candidate needs; returns the evaluator, the layout and the no-cache cost."""
     pipe = load_pipeline(config.model, device=config.device, dtype=config.dtype)
-    calibration = Calibration(
-        tuple(config.prompts), config.images_per_prompt, config.num_steps, config.height, config.width,
-        config.guidance_scale, config.batch_size, config.seed,
-    )
-    generator = CalibrationGenerator(pipe, calibration)
+    generator = CalibrationGenerator(pipe, Calibration.of(config))
     table = count_macs(pipe.transformer, generator.height, generator.width, convention=config.convention)
     latency = None
     full_cost = float(table.full_step_macs * config.num_steps)
