@@ -36,8 +36,9 @@ class PixArtAdapter(ModelAdapter):
     transformer_classes = ("PixArtTransformer2DModel",)
     groups = (BlockGroup("transformer_blocks", ("attn1", "attn2", "ff")),)
     cross_attention = ("attn2",)
-    # Binning would silently generate another size than the one asked for.
-    call_kwargs = {"use_resolution_binning": False}
+    # Binning would silently generate another size than the one asked for; caption cleaning needs bs4 and ftfy
+    # and only warns without them.
+    call_kwargs = {"use_resolution_binning": False, "clean_caption": False}
     presets = {
         "pixart-alpha": ArchPreset(
             "pixart-alpha", {**_PIXART_XL_2, "use_additional_conditions": False}, 120,
