@@ -2,10 +2,11 @@
 
 Measures, on captions held out from training: reward accuracy (reward > 0.5) and mean reward of
 uncached generations, the same for real generator renders of those captions, shape-FID of generated
-vs real images (and real vs real, the floor), seconds per image, and the same quality numbers when the
-whole transformer output is reused across steps (FORA-style "recompute every N-th step").
+vs real images (and real vs real, the floor), seconds per image, and the same quality numbers under
+cache schedules from ecad.heuristics run by ecad's per-component runtime (ecad.enable_cache): FORA
+N = 2, 3, 4 and a mild schedule that only caches cross-attention every other step.
 
-    PYTHONPATH=src python scripts/eval_tiny_shapes.py --threads 1
+    PYTHONPATH=src python scripts/eval_tiny_shapes.py --threads 2
 """
 
 from __future__ import annotations
@@ -13,58 +14,51 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
 
+import ecad
+from ecad import heuristics
+from ecad.adapters import ModelLayout
+from ecad.schedule import CacheSchedule
 from ecad.tiny_shapes import PIPELINE_DIR, PIPELINE_KWARGS, load_pipeline, load_reward_model, shape_fid
 from ecad.tiny_shapes.scenes import caption, layout, render_batch, sample_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@contextmanager
-def reuse_transformer(pipe, recompute: Callable[[int], bool]) -> Iterator[None]:
-    """Whole-transformer caching for one pipeline call: at step i run the transformer only if
-    ``recompute(i)``, otherwise return its last output unchanged (step 0 always runs)."""
-    transformer, original, state = pipe.transformer, pipe.transformer.forward, {"step": 0, "out": None}
-
-    def forward(*args, **kwargs):
-        if state["out"] is None or recompute(state["step"]):
-            state["out"] = original(*args, **kwargs)
-        state["step"] += 1
-        return state["out"]
-
-    transformer.forward = forward
-    try:
-        yield
-    finally:
-        del transformer.forward
-
-
-# name -> (description, "recompute at step i?"); None means no caching.
-SCHEDULES: dict[str, tuple[str, Callable[[int], bool] | None]] = {
-    "no_cache": ("recompute every step", None),
-    "mild": ("reuse at steps 4, 9, 14 (3 of 20), recompute the rest", lambda i: i not in (4, 9, 14)),
-    "fora_2": ("FORA N=2: recompute every 2nd step", lambda i: i % 2 == 0),
-    "fora_3": ("FORA N=3: recompute every 3rd step", lambda i: i % 3 == 0),
-    "fora_4": ("FORA N=4: recompute every 4th step", lambda i: i % 4 == 0),
+# name -> (description, schedule builder from ecad.heuristics); None means no caching (no hooks installed).
+SCHEDULES: dict[str, tuple[str, Callable[[ModelLayout, int], CacheSchedule] | None]] = {
+    "no_cache": ("no caching: the plain pipeline, no hooks", None),
+    "mild": ("heuristics.component_interval(layout, steps, 'attn2', 2): cross-attention recomputes every 2nd step, "
+             "self-attention and FF every step", lambda layout, steps: heuristics.component_interval(layout, steps, "attn2", 2)),
+    "fora_2": ("heuristics.fora(layout, steps, 2): every component recomputes every 2nd step",
+               lambda layout, steps: heuristics.fora(layout, steps, 2)),
+    "fora_3": ("heuristics.fora(layout, steps, 3)", lambda layout, steps: heuristics.fora(layout, steps, 3)),
+    "fora_4": ("heuristics.fora(layout, steps, 4)", lambda layout, steps: heuristics.fora(layout, steps, 4)),
 }
 
 
-def generate(pipe, captions: list[str], args: argparse.Namespace, schedule: str = "no_cache") -> torch.Tensor:
-    """Images [N, 3, 64, 64] in [0, 1]; batch b uses generator seed args.seed + b, so runs are comparable."""
-    recompute = SCHEDULES[schedule][1]
+def generate(pipe, captions: list[str], args: argparse.Namespace, schedule: str = "no_cache",
+             counts: dict[str, int] | None = None) -> torch.Tensor:
+    """Images [N, 3, 64, 64] in [0, 1]; batch b uses generator seed args.seed + b, so runs are comparable.
+    ``counts`` accumulates the runtime's computed / reused component calls."""
+    build = SCHEDULES[schedule][1]
     images = []
     for b, start in enumerate(range(0, len(captions), args.batch)):
-        context = reuse_transformer(pipe, recompute) if recompute else nullcontext()
+        # ecad's per-component runtime; a fresh handle per call, removed again afterwards
+        context = ecad.enable_cache(pipe, build(ecad.model_layout(pipe), args.steps)) if build else nullcontext()
         with context:
             out = pipe(captions[start : start + args.batch], num_inference_steps=args.steps,
                        guidance_scale=args.guidance, generator=torch.Generator().manual_seed(args.seed + b),
                        output_type="pt", **PIPELINE_KWARGS)
+        if build and counts is not None:
+            for key, value in context.counts.items():
+                counts[key] = counts.get(key, 0) + value
         images.append(out.images.float().cpu())
     return torch.cat(images)
 
@@ -114,7 +108,7 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=4.5)
     parser.add_argument("--batch", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--schedules", default=",".join(SCHEDULES), help=f"subset of {list(SCHEDULES)}")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "tiny_shapes_eval.json")
     parser.add_argument("--grid", type=Path, default=ROOT / "docs" / "images" / "tiny_shapes_grid.png")
@@ -143,13 +137,17 @@ def main() -> None:
     generated: dict[str, torch.Tensor] = {}
     for name in args.schedules.split(","):
         start = time.perf_counter()
-        images = generate(pipe, captions, args, name)
+        counts: dict[str, int] = {}
+        images = generate(pipe, captions, args, name, counts)
         elapsed = time.perf_counter() - start
         reward = judge.score(images, captions)
         generated[name] = images
         entry = {"description": SCHEDULES[name][0], "accuracy": float((reward > 0.5).float().mean()),
                  "mean_reward": float(reward.mean()), "shape_fid_vs_real": shape_fid(judge, images, real),
                  "seconds_per_image_batched": elapsed / len(captions)}
+        if counts:
+            entry["component_calls"] = counts
+            entry["fraction_computed"] = counts["computed"] / max(1, counts["computed"] + counts["reused"])
         if "no_cache" in generated and name != "no_cache":
             entry["psnr_vs_no_cache_db"] = psnr(images, generated["no_cache"])
         result["schedules"][name] = entry

@@ -4,7 +4,7 @@ Every stage is seeded and runs on procedurally generated scenes (ecad.tiny_shape
 same command on the same hardware reproduces the shipped weights. Stages write into --work and can be
 run one at a time (--stages); the final folders land in --out (the package's weights folder).
 
-    PYTHONPATH=src python scripts/train_tiny_shapes.py --threads 1
+    PYTHONPATH=src python scripts/train_tiny_shapes.py
 """
 
 from __future__ import annotations
@@ -40,6 +40,13 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
     return peak * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def constant_lr(step: int, peak: float, warmup: int) -> float:
+    """Linear warm-up, then constant: the weights after K steps do not depend on the planned total, so
+    every snapshot of a long run equals the result of ``--dit-steps K`` (the shipped EMA weights are
+    a snapshot picked by held-out reward accuracy)."""
+    return peak * min(1.0, (step + 1) / warmup)
 
 
 def train_vae(args: argparse.Namespace, device: torch.device) -> AutoencoderKL:
@@ -109,9 +116,12 @@ def train_dit(args: argparse.Namespace, vae: AutoencoderKL, device: torch.device
     opt = torch.optim.AdamW(params, lr=args.dit_lr, weight_decay=0.01)
     alphas_cumprod = build_scheduler().alphas_cumprod.to(device)
     gen = torch.Generator().manual_seed(args.seed)
+    start = time.time()
+    snapshots: list[dict] = []
     for step in range(args.dit_steps):
         for group in opt.param_groups:
-            group["lr"] = cosine_lr(step, args.dit_steps, args.dit_lr, 100)
+            group["lr"] = (constant_lr(step, args.dit_lr, args.dit_warmup) if args.dit_schedule == "constant"
+                           else cosine_lr(step, args.dit_steps, args.dit_lr, args.dit_warmup))
         idx = torch.randint(0, len(texts), (args.dit_batch,), generator=gen)
         x0 = means[idx] + stds[idx] * torch.randn(means[idx].shape, generator=gen).to(device)
         drop = torch.rand(args.dit_batch, generator=gen) < args.cfg_dropout
@@ -139,8 +149,11 @@ def train_dit(args: argparse.Namespace, vae: AutoencoderKL, device: torch.device
                     q.lerp_(p, 1 - decay)
         if step % 100 == 0 or step == args.dit_steps - 1:
             log(f"dit step {step} loss {loss.item():.4f} lr {opt.param_groups[0]['lr']:.2e}")
-        if (step + 1) % 500 == 0:  # a loadable snapshot to look at while training goes on
-            build_pipeline(copy.deepcopy(ema[0]), copy.deepcopy(ema[1]), vae).save_pretrained(args.work / "pipeline_latest")
+        if args.snapshot_every and (step + 1) % args.snapshot_every == 0:  # loadable EMA snapshots to evaluate while training goes on
+            path = args.work / f"pipeline_step{step + 1:05d}"
+            build_pipeline(copy.deepcopy(ema[0]), copy.deepcopy(ema[1]), vae).save_pretrained(path)
+            snapshots.append({"step": step + 1, "dit_loop_s": time.time() - start, "path": str(path)})
+            (args.work / "dit_snapshots.json").write_text(json.dumps(snapshots, indent=2))
     return ema[0], ema[1]
 
 
@@ -181,12 +194,15 @@ def main() -> None:
     parser.add_argument("--vae-kl", type=float, default=1e-5)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=8)
-    parser.add_argument("--dit-steps", type=int, default=2600)
+    parser.add_argument("--dit-steps", type=int, default=3000)
     parser.add_argument("--dit-batch", type=int, default=32)
     parser.add_argument("--dit-lr", type=float, default=1e-3)
     parser.add_argument("--dit-dataset", type=int, default=20000)
     parser.add_argument("--cfg-dropout", type=float, default=0.1)
-    parser.add_argument("--ema", type=float, default=0.998)
+    parser.add_argument("--dit-warmup", type=int, default=200)
+    parser.add_argument("--dit-schedule", choices=("constant", "cosine"), default="constant", help="LR after warm-up")
+    parser.add_argument("--ema", type=float, default=0.999)
+    parser.add_argument("--snapshot-every", type=int, default=500, help="save an EMA pipeline snapshot every N DiT steps (0: never)")
     parser.add_argument("--reward-steps", type=int, default=1200)
     parser.add_argument("--reward-batch", type=int, default=64)
     parser.add_argument("--reward-lr", type=float, default=2e-3)
