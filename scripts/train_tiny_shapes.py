@@ -25,7 +25,7 @@ from ecad.tiny_shapes.build import (
     MAX_SEQUENCE_LENGTH, build_pipeline, build_scheduler, build_text_encoder, build_tokenizer, build_transformer,
     build_vae,
 )
-from ecad.tiny_shapes.scenes import caption, layout, render_batch, sample_scene, sample_spec
+from ecad.tiny_shapes.scenes import caption, render_batch, sample_scene
 from diffusers import AutoencoderKL, PixArtTransformer2DModel
 from transformers import T5EncoderModel
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from ..generation import Generated
