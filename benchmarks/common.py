@@ -114,12 +114,16 @@ def common_arguments(parser: Any) -> None:
     parser.add_argument("--save", action="store_true", help="append the JSON result to benchmarks/results/")
 
 
-def setup(args: Any) -> tuple[Any, list[str], int]:
-    """Load the pipeline and the prompts the benchmark runs."""
+def setup(parser: Any) -> tuple[Any, Any, list[str], int, Any]:
+    """Parse the common arguments (plus the benchmark's own, already on ``parser``), load the pipeline and the
+    prompts; returns ``(args, pipe, prompts, size, call)`` with ``call`` one fixed-seed generation."""
     from ecad.loading import default_size, load_pipeline
     from ecad.prompts import load_prompts
 
+    common_arguments(parser)
+    args = parser.parse_args()
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
     prompts = load_prompts(args.prompts)
     prompts = [prompts[i % len(prompts)] for i in range(args.batch)]
-    return pipe, prompts, args.size or default_size(pipe)
+    size = args.size or default_size(pipe)
+    return args, pipe, prompts, size, pipeline_runner(pipe, prompts, args.steps, size, args.guidance)

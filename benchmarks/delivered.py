@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from common import (  # noqa: E402
-    TransformerTimer, common_arguments, emit, environment, median, pipeline_runner, setup, time_call,
+    TransformerTimer, emit, environment, median, setup, time_call,
 )
 
 import ecad  # noqa: E402
@@ -26,11 +26,8 @@ from ecad.macs import count_macs  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common_arguments(parser)
     parser.add_argument("--schedules", nargs="*", default=[], help="extra schedule files")
-    args = parser.parse_args()
-    pipe, prompts, size = setup(args)
-    call = pipeline_runner(pipe, prompts, args.steps, size, args.guidance)
+    args, pipe, prompts, size, call = setup(parser)
     layout = ecad.model_layout(pipe)
     schedules = {"no-cache": None}
     schedules |= {f"fora-{n}": heuristics.fora(layout, args.steps, n) for n in (2, 3, 4, 5)}

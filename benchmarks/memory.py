@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import common_arguments, emit, environment, pipeline_runner, setup  # noqa: E402
+from common import emit, environment, setup  # noqa: E402
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure  # noqa: E402
 
 import ecad  # noqa: E402
@@ -55,10 +55,7 @@ def peak_rise(pipe, call, schedule) -> int | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common_arguments(parser)
-    args = parser.parse_args()
-    pipe, prompts, size = setup(args)
-    call = pipeline_runner(pipe, prompts, args.steps, size, args.guidance)
+    args, pipe, prompts, size, call = setup(parser)
     element = next(pipe.transformer.parameters()).element_size()
     formula = output_numel(pipe, call) * element  # one pass per step: CFG is batched
     layout = ecad.model_layout(pipe)

@@ -13,17 +13,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import common_arguments, emit, environment, median, pipeline_runner, setup, time_call  # noqa: E402
+from common import emit, environment, median, setup, time_call  # noqa: E402
 
 import ecad  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common_arguments(parser)
-    args = parser.parse_args()
-    pipe, prompts, size = setup(args)
-    call = pipeline_runner(pipe, prompts, args.steps, size, args.guidance)
+    args, pipe, prompts, size, call = setup(parser)
     schedule = ecad.full_schedule(pipe, args.steps)
     plain, cached = [], []
     for repeat in range(args.warmup + args.repeats):

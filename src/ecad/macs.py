@@ -25,7 +25,6 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .adapters import ADAPTERS, ModelAdapter, UnsupportedModelError, find_preset, get_adapter
-from .pruning import prune_dead
 from .schedule import CacheSchedule
 
 CONVENTIONS = ("full", "paper")
@@ -66,9 +65,7 @@ class CostTable:
         whose output nothing reads, which the runtime skips by default (:mod:`ecad.pruning`).
         """
         self._check(schedule)
-        bits = schedule.effective()
-        bits = (prune_dead(bits, self.feeds) if prune else bits).to(torch.int64)
-        per_step = (bits * self.component_macs.unsqueeze(0)).sum(dim=(1, 2)) + self.outside_macs
+        per_step = schedule.step_costs(self.component_macs, self.outside_macs, self.feeds if prune else ())
         return [int(v) for v in per_step]
 
     def schedule_macs(self, schedule: CacheSchedule) -> int:

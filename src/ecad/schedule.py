@@ -184,10 +184,17 @@ class CacheSchedule:
         resampled.metadata["resampled_from_steps"] = source
         return resampled
 
-    def step_costs(self, component_costs: torch.Tensor, outside: float | int) -> torch.Tensor:
-        """Cost of every step: ``outside`` plus the ``[blocks, components]`` costs of what the step recomputes."""
-        bits = self.effective().to(component_costs.dtype)
-        return (bits * component_costs.unsqueeze(0)).sum(dim=(1, 2)) + outside
+    def step_costs(
+        self, component_costs: torch.Tensor, outside: float | int, feeds: Sequence[tuple[int, int, int]] = ()
+    ) -> torch.Tensor:
+        """Cost of every step: ``outside`` plus the ``[blocks, components]`` costs of what the step recomputes.
+
+        ``feeds`` (a layout's "X only feeds Y" pairs) leaves out the recomputes nobody reads (:mod:`ecad.pruning`).
+        """
+        from .pruning import prune_dead
+
+        bits = prune_dead(self.effective(), feeds) if feeds else self.effective()
+        return (bits.to(component_costs.dtype) * component_costs.unsqueeze(0)).sum(dim=(1, 2)) + outside
 
     def stats(self) -> dict[str, Any]:
         """Summary statistics of what actually runs (step 0 counts as full)."""
