@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import diffusers
+import random_pipelines
 import torch
 
 RESULTS = Path(__file__).parent / "results"
@@ -31,6 +32,12 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "date": time.strftime("%Y-%m-%d"),
     }
+
+
+def settings(args: Any, size: int) -> dict[str, Any]:
+    """The run settings every speed/memory result records."""
+    return {"model": args.model, "batch": args.batch, "steps": args.steps, "size": size, "dtype": args.dtype,
+            "guidance": args.guidance, "repeats": args.repeats, "compile": args.compile}
 
 
 def emit(name: str, result: dict[str, Any], save: bool) -> None:
@@ -101,7 +108,9 @@ def pipeline_runner(pipe: Any, prompts: list[str], steps: int, size: int, guidan
 
 
 def common_arguments(parser: Any) -> None:
-    parser.add_argument("--model", default="tiny-shapes", help="tiny-shapes, a pipeline folder or a hub id")
+    parser.add_argument("--model", default="tiny-shapes",
+                        help="tiny-shapes, a pipeline folder, a hub id, or random:PRESET (real architecture, random "
+                             "weights: random:pixart-alpha, random:pixart-sigma, random:flux-dev)")
     parser.add_argument("--prompts", default="tiny-shapes", help="prompt file or built-in set")
     parser.add_argument("--batch", type=int, default=4, help="images per pipeline call")
     parser.add_argument("--steps", type=int, default=20)
@@ -111,19 +120,29 @@ def common_arguments(parser: Any) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--compile", action="store_true", help="time a torch.compile'd transformer (ecad's hooks inside)")
+    parser.add_argument("--layers", type=int, help="random:PRESET only: fewer transformer blocks (CPU smoke tests)")
+    parser.add_argument("--text-layers", type=int, help="random:PRESET only: fewer text-encoder layers (CPU smoke tests)")
     parser.add_argument("--save", action="store_true", help="append the JSON result to benchmarks/results/")
 
 
 def setup(parser: Any) -> tuple[Any, Any, list[str], int, Any]:
     """Parse the common arguments (plus the benchmark's own, already on ``parser``), load the pipeline and the
     prompts; returns ``(args, pipe, prompts, size, call)`` with ``call`` one fixed-seed generation."""
-    from ecad.loading import default_size, load_pipeline
+    from ecad.loading import default_size, load_pipeline, resolve_device, resolve_dtype
     from ecad.prompts import load_prompts
 
     common_arguments(parser)
     args = parser.parse_args()
-    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
-    prompts = load_prompts(args.prompts)
+    if args.model.startswith(random_pipelines.PREFIX):
+        pipe = random_pipelines.build(args.model, resolve_dtype(args.dtype), resolve_device(args.device), args.layers,
+                                      args.text_layers)
+        prompts = random_pipelines.prompts(args.batch)
+    else:
+        pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+        prompts = load_prompts(args.prompts)
+    if args.compile:  # ecad's hooks go on the wrapped modules (enable_cache unwraps torch.compile)
+        pipe.transformer = torch.compile(pipe.transformer)
     prompts = [prompts[i % len(prompts)] for i in range(args.batch)]
     size = args.size or default_size(pipe)
     return args, pipe, prompts, size, pipeline_runner(pipe, prompts, args.steps, size, args.guidance)

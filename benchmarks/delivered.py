@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from common import (  # noqa: E402
-    TransformerTimer, emit, environment, median, setup, time_call,
+    TransformerTimer, emit, environment, median, settings, setup, time_call,
 )
 
 import ecad  # noqa: E402
@@ -62,8 +62,7 @@ def main() -> None:
             "median_s": total, "transformer_median_s": transformer,
         })
     emit("delivered", {
-        "benchmark": "delivered", **environment(str(pipe.device)), "model": args.model, "batch": args.batch,
-        "steps": args.steps, "size": size, "dtype": args.dtype, "repeats": args.repeats,
+        "benchmark": "delivered", **environment(str(pipe.device)), **settings(args, size),
         "outside_transformer_s": outside, "rows": rows,
     }, args.save)
 

@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import emit, environment, setup  # noqa: E402
+from common import emit, environment, settings, setup  # noqa: E402
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure  # noqa: E402
 
 import ecad  # noqa: E402
@@ -73,8 +73,8 @@ def main() -> None:
             "float16_psnr_vs_float32": peak_signal_noise_ratio(half_images, images, data_range=1.0).item(),
             "float16_ssim_vs_float32": structural_similarity_index_measure(half_images, images, data_range=1.0).item(),
         })
-    emit("memory", {"benchmark": "memory", **environment(str(pipe.device)), "model": args.model, "batch": args.batch,
-                    "steps": args.steps, "size": size, "dtype": args.dtype, "rows": rows}, args.save)
+    emit("memory", {"benchmark": "memory", **environment(str(pipe.device)), **settings(args, size),
+                    "rows": rows}, args.save)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import emit, environment, median, setup, time_call  # noqa: E402
+from common import emit, environment, median, settings, setup, time_call  # noqa: E402
 
 import ecad  # noqa: E402
 
@@ -35,8 +35,7 @@ def main() -> None:
                 (cached if mode == "cached" else plain).append(seconds)
     pairs = [c / p for c, p in zip(cached, plain)]
     emit("overhead", {
-        "benchmark": "overhead", **environment(str(pipe.device)), "model": args.model, "batch": args.batch,
-        "steps": args.steps, "size": size, "dtype": args.dtype, "repeats": args.repeats,
+        "benchmark": "overhead", **environment(str(pipe.device)), **settings(args, size),
         "plain_median_s": median(plain), "cached_median_s": median(cached),
         "overhead_ratio": median(cached) / median(plain), "pairwise_ratio_median": median(pairs),
         "plain_s": plain, "cached_s": cached,

@@ -42,3 +42,32 @@ def test_compiled_transformer_compiles_once_for_all_steps_and_schedules():
             assert counter.frame_count == compiled_frames  # six steps, two generations, two schedules: no recompiles
         finally:
             pipe.transformer = eager_transformer
+
+
+def test_enable_cache_on_an_already_compiled_transformer():
+    """The usual diffusers recipe, ``pipe.transformer = torch.compile(pipe.transformer)`` first, then ecad: the
+    hooks go on the wrapped modules, the images equal eager caching, and later generations do not recompile."""
+    pipe = tiny_pixart_pipeline(num_layers=3)
+    first, second = schedules(pipe)
+    with ecad.enable_cache(pipe, first):
+        eager_first = generate(pipe)
+    with ecad.enable_cache(pipe, second):
+        eager_second = generate(pipe)
+
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    eager_transformer = pipe.transformer
+    pipe.transformer = torch.compile(eager_transformer, backend=counter)
+    try:
+        with ecad.enable_cache(pipe, first) as handle:
+            assert handle.transformer is eager_transformer
+            assert ecad.model_layout(pipe).block_names == ecad.model_layout(eager_transformer).block_names
+            assert torch.equal(generate(pipe), eager_first)
+            compiled_frames = counter.frame_count
+            assert compiled_frames > 0
+            handle.set_schedule(second)
+            assert torch.equal(generate(pipe), eager_second)
+            assert counter.frame_count == compiled_frames
+        assert not hasattr(eager_transformer, "_diffusers_hook")  # disabled: no registry left on the wrapped module
+    finally:
+        pipe.transformer = eager_transformer

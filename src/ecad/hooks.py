@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 from diffusers.hooks import HookRegistry, ModelHook
+from diffusers.utils.torch_utils import unwrap_module
 from torch import nn
 
 from .adapters import ModelAdapter, ModelLayout, get_adapter
@@ -214,16 +215,17 @@ def _cast(value: Any, dtype: torch.dtype) -> Any:
 
 
 def _split_target(target: Any) -> tuple[nn.Module, Any | None]:
-    """``(transformer, scheduler or None)`` from a pipeline or a bare transformer."""
+    """``(transformer, scheduler or None)`` from a pipeline or a bare transformer; a ``torch.compile`` wrapper
+    (``pipe.transformer = torch.compile(pipe.transformer)``) is unwrapped, since the hooks live on the modules."""
     if isinstance(target, nn.Module):
-        return target, None
+        return unwrap_module(target), None
     transformer = getattr(target, "transformer", None)
     if not isinstance(transformer, nn.Module):
         raise TypeError(
             f"ecad caches diffusion transformers: pass a pipeline with a `transformer` or the transformer itself, "
             f"got {type(target).__name__}."
         )
-    return transformer, getattr(target, "scheduler", None)
+    return unwrap_module(transformer), getattr(target, "scheduler", None)
 
 
 def model_layout(target: Any, adapter: ModelAdapter | None = None) -> ModelLayout:
