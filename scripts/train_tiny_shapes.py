@@ -22,10 +22,10 @@ import torch.nn.functional as F
 
 from ecad.tiny_shapes import reward as reward_lib
 from ecad.tiny_shapes.build import (
-    MAX_SEQUENCE_LENGTH, build_pipeline, build_scheduler, build_text_encoder, build_tokenizer, build_transformer,
+    MAX_SEQUENCE_LENGTH, TEXT_DIM, build_pipeline, build_scheduler, build_text_encoder, build_tokenizer, build_transformer,
     build_vae,
 )
-from ecad.tiny_shapes.scenes import caption, render_batch, sample_scene
+from ecad.tiny_shapes.scenes import caption, parse_caption, render_batch, sample_scene
 from diffusers import AutoencoderKL, PixArtTransformer2DModel
 from transformers import T5EncoderModel
 
@@ -43,9 +43,8 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:
 
 
 def constant_lr(step: int, peak: float, warmup: int) -> float:
-    """Linear warm-up, then constant: the weights after K steps do not depend on the planned total, so
-    every snapshot of a long run equals the result of ``--dit-steps K`` (the shipped EMA weights are
-    a snapshot picked by held-out reward accuracy)."""
+    """Linear warm-up, then constant (``--dit-schedule constant``): the weights after K steps do not depend on
+    the planned total, so every snapshot of a long run equals the result of ``--dit-steps K``."""
     return peak * min(1.0, (step + 1) / warmup)
 
 
@@ -100,6 +99,40 @@ def encode_dataset(vae: AutoencoderKL, n: int, seed: int, device: torch.device) 
     return torch.cat(means), torch.cat(stds), texts
 
 
+class TextReadout(torch.nn.Module):
+    """Training-only head: predicts the caption's canonical scene (layout, then shape/colour/size of each
+    slot, the reward model's targets) from the masked mean of the T5 outputs. Its loss teaches the jointly
+    trained encoder to bind each attribute to its object and each object to its place, which diffusion
+    gradients alone teach slowly; the head is dropped after training."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(TEXT_DIM, sum(reward_lib.HEAD_SIZES))
+
+    def loss(self, hidden: torch.Tensor, mask: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+        return reward_lib.loss(list(self.linear(pooled).split(reward_lib.HEAD_SIZES, dim=1)), target)
+
+
+def pretrain_text_encoder(args: argparse.Namespace, text_encoder: T5EncoderModel, readout: TextReadout,
+                          ids: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, device: torch.device) -> None:
+    """A short caption-only warm start of the T5 encoder on the readout loss (no images involved)."""
+    params = list(text_encoder.parameters()) + list(readout.parameters())
+    opt = torch.optim.AdamW(params, lr=args.text_lr, weight_decay=0.01)
+    gen = torch.Generator().manual_seed(args.seed + 3)
+    for step in range(args.text_steps):
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(step, args.text_steps, args.text_lr, 20)
+        idx = torch.randint(0, len(ids), (args.text_batch,), generator=gen)
+        loss = readout.loss(text_encoder(ids[idx].to(device), attention_mask=mask[idx].to(device))[0],
+                            mask[idx].to(device), target[idx].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 100 == 0 or step == args.text_steps - 1:
+            log(f"text step {step} readout loss {loss.item():.4f}")
+
+
 def train_dit(args: argparse.Namespace, vae: AutoencoderKL, device: torch.device) -> tuple[PixArtTransformer2DModel, T5EncoderModel]:
     """DDPM v-prediction loss (x0-space weight min(SNR + 1, 5)), T5 trained jointly, 10% empty captions
     for classifier-free guidance; the shipped weights are an EMA of the trained ones."""
@@ -109,9 +142,12 @@ def train_dit(args: argparse.Namespace, vae: AutoencoderKL, device: torch.device
     tokenizer = build_tokenizer()
     ids, mask = tokenize(tokenizer, texts)
     empty_ids, empty_mask = tokenize(tokenizer, [""])
+    target = reward_lib.targets([parse_caption(t) for t in texts])
     transformer = build_transformer(args.hidden, args.layers).to(device).train()
     text_encoder = build_text_encoder().to(device).train()
-    params = list(transformer.parameters()) + list(text_encoder.parameters())
+    readout = TextReadout().to(device)
+    pretrain_text_encoder(args, text_encoder, readout, ids, mask, target, device)
+    params = list(transformer.parameters()) + list(text_encoder.parameters()) + list(readout.parameters())
     ema = [copy.deepcopy(transformer).eval().requires_grad_(False), copy.deepcopy(text_encoder).eval().requires_grad_(False)]
     opt = torch.optim.AdamW(params, lr=args.dit_lr, weight_decay=0.01)
     alphas_cumprod = build_scheduler().alphas_cumprod.to(device)
@@ -134,10 +170,13 @@ def train_dit(args: argparse.Namespace, vae: AutoencoderKL, device: torch.device
         cond = text_encoder(b_ids, attention_mask=b_mask)[0]
         pred = transformer(xt, encoder_hidden_states=cond, encoder_attention_mask=b_mask, timestep=t,
                            added_cond_kwargs={"resolution": None, "aspect_ratio": None}).sample
-        target = ac.sqrt() * noise - (1 - ac).sqrt() * x0  # v
+        v = ac.sqrt() * noise - (1 - ac).sqrt() * x0
         snr = ac.flatten() / (1 - ac.flatten())
         weight = (snr + 1).clamp(max=5.0) / (snr + 1)  # x0-space weight min(snr + 1, 5): never below 1
-        loss = (weight * (pred - target).pow(2).mean(dim=(1, 2, 3))).mean()
+        loss = (weight * (pred - v).pow(2).mean(dim=(1, 2, 3))).mean()
+        if args.text_weight > 0 and not drop.all():
+            keep = ~drop.to(device)
+            loss = loss + args.text_weight * readout.loss(cond[keep], b_mask[keep], target[idx][keep].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -185,7 +224,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="weights folder (gets pipeline/ and reward/)")
     parser.add_argument("--work", type=Path, default=Path("runs/tiny_shapes"), help="intermediate checkpoints")
     parser.add_argument("--stages", default="vae,dit,reward", help="comma list of vae, dit, reward")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vae-steps", type=int, default=900)
@@ -194,15 +233,19 @@ def main() -> None:
     parser.add_argument("--vae-kl", type=float, default=1e-5)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=8)
-    parser.add_argument("--dit-steps", type=int, default=3000)
+    parser.add_argument("--dit-steps", type=int, default=7500)
     parser.add_argument("--dit-batch", type=int, default=32)
     parser.add_argument("--dit-lr", type=float, default=1e-3)
     parser.add_argument("--dit-dataset", type=int, default=20000)
     parser.add_argument("--cfg-dropout", type=float, default=0.1)
     parser.add_argument("--dit-warmup", type=int, default=200)
-    parser.add_argument("--dit-schedule", choices=("constant", "cosine"), default="constant", help="LR after warm-up")
+    parser.add_argument("--dit-schedule", choices=("constant", "cosine"), default="cosine", help="LR after warm-up")
     parser.add_argument("--ema", type=float, default=0.999)
-    parser.add_argument("--snapshot-every", type=int, default=500, help="save an EMA pipeline snapshot every N DiT steps (0: never)")
+    parser.add_argument("--snapshot-every", type=int, default=1000, help="save an EMA pipeline snapshot every N DiT steps (0: never)")
+    parser.add_argument("--text-steps", type=int, default=800, help="caption-only warm start of the T5 encoder")
+    parser.add_argument("--text-batch", type=int, default=256)
+    parser.add_argument("--text-lr", type=float, default=3e-3)
+    parser.add_argument("--text-weight", type=float, default=0.1, help="readout loss weight during DiT training")
     parser.add_argument("--reward-steps", type=int, default=1200)
     parser.add_argument("--reward-batch", type=int, default=64)
     parser.add_argument("--reward-lr", type=float, default=2e-3)
