@@ -19,15 +19,20 @@ def schedules(pipe):
     return [full.like(torch.rand(full.shape, generator=generator) < d) for d in (0.5, 0.3)]
 
 
-def test_compiled_transformer_compiles_once_for_all_steps_and_schedules():
+def eager_run():
+    """A tiny pipeline, two schedules and the eager images under each: what compiled runs must reproduce."""
     pipe = tiny_pixart_pipeline(num_layers=3)
     first, second = schedules(pipe)
-    with ecad.enable_cache(pipe, first):
-        eager_first = generate(pipe)
-    with ecad.enable_cache(pipe, second):
-        eager_second = generate(pipe)
-
+    images = []
+    for schedule in (first, second):
+        with ecad.enable_cache(pipe, schedule):
+            images.append(generate(pipe))
     torch._dynamo.reset()
+    return pipe, (first, second), images
+
+
+def test_compiled_transformer_compiles_once_for_all_steps_and_schedules():
+    pipe, (first, second), (eager_first, eager_second) = eager_run()
     counter = CompileCounter()
     eager_transformer = pipe.transformer
     with ecad.enable_cache(pipe, first) as handle:
@@ -47,14 +52,7 @@ def test_compiled_transformer_compiles_once_for_all_steps_and_schedules():
 def test_enable_cache_on_an_already_compiled_transformer():
     """The usual diffusers recipe, ``pipe.transformer = torch.compile(pipe.transformer)`` first, then ecad: the
     hooks go on the wrapped modules, the images equal eager caching, and later generations do not recompile."""
-    pipe = tiny_pixart_pipeline(num_layers=3)
-    first, second = schedules(pipe)
-    with ecad.enable_cache(pipe, first):
-        eager_first = generate(pipe)
-    with ecad.enable_cache(pipe, second):
-        eager_second = generate(pipe)
-
-    torch._dynamo.reset()
+    pipe, (first, second), (eager_first, eager_second) = eager_run()
     counter = CompileCounter()
     eager_transformer = pipe.transformer
     pipe.transformer = torch.compile(eager_transformer, backend=counter)
