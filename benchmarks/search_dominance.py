@@ -25,7 +25,7 @@ from ecad import heuristics  # noqa: E402
 from ecad.loading import load_pipeline  # noqa: E402
 from ecad.prompts import load_prompts  # noqa: E402
 from ecad.search import RunDirectory, SearchConfig, schedule_key, search  # noqa: E402
-from ecad.tiny_shapes import PIPELINE_KWARGS, load_reward_model  # noqa: E402
+from ecad.tiny_shapes import GUIDANCE_SCALE, PIPELINE_KWARGS, load_reward_model  # noqa: E402
 from ecad.tiny_shapes.scenes import all_captions  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=16)
     parser.add_argument("--generations", type=int, default=8)
     parser.add_argument("--prompts", type=int, default=16)
-    parser.add_argument("--guidance", type=float, default=3.0, help="tiny-shapes works best at 3 (docs/tiny_shapes.md)")
+    parser.add_argument("--guidance", type=float, default=GUIDANCE_SCALE, help="default: tiny-shapes' best (3)")
     parser.add_argument("--save", action="store_true")
     args = parser.parse_args()
     config = SearchConfig(model="tiny-shapes", prompts=load_prompts("tiny-shapes", limit=args.prompts),

@@ -25,7 +25,7 @@ import ecad
 from ecad import heuristics
 from ecad.adapters import ModelLayout
 from ecad.schedule import CacheSchedule
-from ecad.tiny_shapes import PIPELINE_DIR, PIPELINE_KWARGS, load_pipeline, load_reward_model, shape_fid
+from ecad.tiny_shapes import GUIDANCE_SCALE, PIPELINE_DIR, PIPELINE_KWARGS, load_pipeline, load_reward_model, shape_fid
 from ecad.tiny_shapes.scenes import all_captions, layout, parse_caption, render_batch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,8 +105,7 @@ def main() -> None:
     parser.add_argument("--pipeline", type=Path, default=PIPELINE_DIR, help="tiny-shapes pipeline folder")
     parser.add_argument("--n", type=int, default=0, help="first N held-out captions (default: all 496, each once)")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--guidance", type=float, default=3.0,
-                        help="3.0: on training captions 1.5-3.5 tie and 4.5 and up lose (docs/tiny_shapes.md)")
+    parser.add_argument("--guidance", type=float, default=GUIDANCE_SCALE, help="default: the model's best (3)")
     parser.add_argument("--batch", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)

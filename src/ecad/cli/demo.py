@@ -12,6 +12,7 @@ from pathlib import Path
 from ..prompts import load_prompts
 from ..report.html import build_report
 from ..search import RunDirectory, SearchConfig, search
+from ..tiny_shapes import GUIDANCE_SCALE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     config = SearchConfig(
         model="tiny-shapes", prompts=load_prompts("tiny-shapes", limit=args.prompts), metric="tiny-reward",
         population=args.population, generations=args.generations, batch_size=16, device=args.device,
+        guidance_scale=GUIDANCE_SCALE,
     )
     resume = RunDirectory(args.out).config_path.exists()
     result = search(config, args.out, resume=resume)
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{row['speedup']:>7.2f}x {row['quality']:>12.3f}  {out / row['file']}")
     report = build_report(out, out / "report.html", samples=2)
     print(f"\nfront plot: {out / 'front.png'}\nreport:     {report[0]}\n"
-          f"use one:    ecad generate --model tiny-shapes --schedule {out / 'front' / '000.json'} "
+          f"use one:    ecad generate --model tiny-shapes --guidance {GUIDANCE_SCALE:g} "
+          f"--schedule {out / 'front' / '000.json'} "
           f"--prompt \"a small red circle above a large blue square\" --out image.png")
     return 0
