@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -29,17 +31,13 @@ from ecad.tiny_shapes import GUIDANCE_SCALE, PIPELINE_KWARGS, load_reward_model 
 from ecad.tiny_shapes.scenes import all_captions  # noqa: E402
 
 
-def heldout_accuracy(pipe, schedule: ecad.CacheSchedule | None, guidance: float, batch: int = 31) -> float:
-    """Share of held-out captions (every other one) whose image the reward model judges as matching."""
-    captions, judge = all_captions("heldout")[::2], load_reward_model()
-    images = []
-    for b, start in enumerate(range(0, len(captions), batch)):
-        handle = ecad.enable_cache(pipe, schedule) if schedule is not None else None
-        images.append(pipe(captions[start : start + batch], num_inference_steps=schedule.num_steps if schedule else 20,
-                           guidance_scale=guidance, generator=torch.Generator().manual_seed(b), output_type="pt",
-                           **PIPELINE_KWARGS).images)
-        if handle is not None:
-            handle.disable()
+def heldout_accuracy(pipe, judge, captions: list[str], schedule: ecad.CacheSchedule | None, steps: int,
+                     guidance: float, batch: int = 31) -> float:
+    """Share of ``captions`` whose image (under ``schedule``; None: no caching) the reward model judges as matching."""
+    with ecad.enable_cache(pipe, schedule) if schedule is not None else nullcontext():
+        images = [pipe(captions[start : start + batch], num_inference_steps=steps, guidance_scale=guidance,
+                       generator=torch.Generator().manual_seed(b), output_type="pt", **PIPELINE_KWARGS).images
+                  for b, start in enumerate(range(0, len(captions), batch))]
     return float((judge.score(torch.cat(images), captions) > 0.5).float().mean())
 
 
@@ -59,6 +57,8 @@ def main() -> None:
     result = search(config, args.out, resume=run.config_path.exists(), progress=False)
     pipe = load_pipeline("tiny-shapes", device="cpu")
     layout = ecad.model_layout(pipe)
+    heldout = partial(heldout_accuracy, pipe, load_reward_model(), all_captions("heldout")[::2],
+                      steps=config.num_steps, guidance=args.guidance)  # every other held-out caption, 1 image each
     store = run.store()
     full_cost = run.read_front()["full_cost"]
     rows = []
@@ -68,18 +68,17 @@ def main() -> None:
         dominating = [r for r in result.front if r["cost"] < fora.cost and r["quality"] >= fora.quality]
         best = max(dominating, key=lambda r: r["speedup"], default=None)
         if best is not None:
-            best["heldout_accuracy"] = heldout_accuracy(pipe, ecad.CacheSchedule.load(run.path / best["file"]),
-                                                        args.guidance)
+            best["heldout_accuracy"] = heldout(ecad.CacheSchedule.load(run.path / best["file"]))
         rows.append({
             "baseline": f"fora-{n}", "quality": fora.quality, "speedup": full_cost / fora.cost,
-            "heldout_accuracy": heldout_accuracy(pipe, schedule, args.guidance),
+            "heldout_accuracy": heldout(schedule),
             "dominated": bool(dominating), "best_dominating": best,
         })
     store.close()
     emit("search_dominance", {
         "benchmark": "search_dominance", **environment(), "population": args.population,
         "generations": args.generations, "prompts": args.prompts, "guidance": args.guidance, "evaluations": result.evaluations,
-        "no_cache_heldout_accuracy": heldout_accuracy(pipe, None, args.guidance), "baselines": rows,
+        "no_cache_heldout_accuracy": heldout(None), "baselines": rows,
         "front": [{"speedup": r["speedup"], "quality": r["quality"], "file": r["file"]} for r in result.front],
     }, args.save)
 

@@ -124,8 +124,8 @@ def pretrain_text_encoder(args: argparse.Namespace, text_encoder: T5EncoderModel
         for group in opt.param_groups:
             group["lr"] = cosine_lr(step, args.text_steps, args.text_lr, 20)
         idx = torch.randint(0, len(ids), (args.text_batch,), generator=gen)
-        loss = readout.loss(text_encoder(ids[idx].to(device), attention_mask=mask[idx].to(device))[0],
-                            mask[idx].to(device), target[idx].to(device))
+        b_mask = mask[idx].to(device)
+        loss = readout.loss(text_encoder(ids[idx].to(device), attention_mask=b_mask)[0], b_mask, target[idx].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
