@@ -103,14 +103,14 @@ def test_eval_writes_tables_and_resumes_without_generating(tiny_model_dir, sched
         assert index["schedules"][name]["files"] == [f"images/{name}/0000.png", f"images/{name}/0001.png"]
         assert (out / "images" / name / "0001.png").is_file()
     reference, fora = report["results"][0], report["results"][1]
-    assert reference["speedup"] == 1.0 and reference["macs_speedup"] == 1.0
-    assert reference["metrics"]["fid"]["fid"] == pytest.approx(0.0, abs=1e-6)
-    assert reference["metrics"]["fidelity"]["ssim"] == pytest.approx(1.0)
-    assert fora["macs_speedup"] > 1.5 and fora["recompute_fraction"] == 0.5
+    # what each stored image set really is, and that timing replays, is checked in tests/test_eval_wiring.py
+    assert fora["metrics"]["fidelity"]["latent_rel_error"] > 0 and fora["metrics"]["fid"]["fid"] > 0
+    assert fora["macs_speedup"] == reference["macs"] / fora["macs"] > 1.5 and fora["recompute_fraction"] == 0.5
     for row in report["results"]:
         latency = row["latency"]
         assert latency["repeats"] == 2 and latency["min_s"] <= latency["median_s"] <= latency["max_s"]
-        assert 0 < latency["transformer_median_s"] < latency["median_s"] and row["speedup"] > 0
+        assert 0 < latency["transformer_median_s"] < latency["median_s"]
+        assert row["speedup"] == reference["latency"]["median_s"] / latency["median_s"]
     env = report["environment"]
     assert env["device"] == "cpu" and env["device_name"] and env["torch"] == torch.__version__
     assert env["latency_batch_size"] == 1 and env["diffusers"]

@@ -135,3 +135,17 @@ def test_report_in_headless_chromium(tiny_run, eval_dir, tmp_path):
     with Image.open(screenshot) as image:
         assert image.format == "PNG" and image.size == (1280, 1000)
         assert len(image.convert("RGB").getcolors(maxcolors=1 << 20)) > 100  # a rendered page, not a blank one
+
+
+def test_long_runs_show_evenly_spaced_generations_with_the_first_and_last(tiny_run, tmp_path, capsys):
+    from ecad.report.data import Generation, shown_generations
+
+    generations = [Generation(i, [], [], {}) for i in range(10)]
+    assert [g.index for g in shown_generations(generations, 4)] == [0, 3, 6, 9]
+    assert [g.index for g in shown_generations(generations, 2)] == [0, 9]
+    assert shown_generations(generations, 10) == generations == shown_generations(generations, 60)
+    build_report(tiny_run, tmp_path / "report.html", samples=0, max_generations=2)
+    data = page_data((tmp_path / "report.html").read_text())
+    assert [g["index"] for g in data["generations"]] == [0, 2]  # of the run's 3
+    assert main(["report", str(tiny_run), "-o", str(tmp_path / "x.html"), "--max-generations", "1"]) == 1
+    assert "--max-generations must be at least 2" in capsys.readouterr().err

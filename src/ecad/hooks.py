@@ -5,6 +5,11 @@ Two kinds of hook share one :class:`CacheState`:
 - :class:`StepTrackerHook` on the transformer reads the timestep of every call and works out the denoising step
   (a new timestep = next step; the same timestep again = another pass of the same step, e.g. true CFG; a larger
   timestep, a new batch size or an explicit reset = a new generation, which empties the caches).
+- :class:`CallStartHook` on a pipeline's scheduler: every diffusers pipeline call sets its scheduler's timesteps
+  before its first denoising step, so each call starts a new generation, even one that begins at a lower timestep
+  than the last one seen (img2img with ``strength < 1``, or any call after an aborted one). The new generation
+  starts at the scheduler's begin index: an img2img call runs the schedule's last steps. With a bare transformer
+  the timestep rule above is the only signal (call ``handle.reset()`` after aborting a hand-written loop).
 - :class:`ComponentCacheHook` on every component module (PixArt: ``attn1``, ``attn2``, ``ff``) either runs the
   module and keeps its raw output (a tensor or, for FLUX/SD3 joint attention, a tuple, kept as is), or returns the
   output it kept, which the block then gates and adds to the residual exactly as if it had been computed. Each pass
@@ -18,6 +23,7 @@ The schedule is turned into a nested list of Python bools once, so a component c
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from dataclasses import dataclass
@@ -60,6 +66,7 @@ class CacheState:
         self.cache_dtype = config.cache_dtype
         self.layout = layout
         self.component_hooks: list[ComponentCacheHook] = []
+        self.call_start: CallStartHook | None = None
         self.computed = 0
         self.reused = 0
         self.set_schedule(config.schedule)
@@ -89,6 +96,7 @@ class CacheState:
         if self.last_timestep is None or timestep > self.last_timestep or batch_size != self.batch_size:
             self.reset()
             self._check_call_steps()
+            self.step = self._first_step()
         elif timestep == self.last_timestep:
             self.pass_index += 1
         else:
@@ -101,6 +109,12 @@ class CacheState:
                 )
         self.last_timestep = timestep
         self.batch_size = batch_size
+
+    def _first_step(self) -> int:
+        """The schedule row a new generation starts at: 0, or the scheduler's begin index (img2img skips the first
+        steps of the trajectory; nothing is cached yet, so that row computes in full whatever its bits say)."""
+        begin = getattr(self.scheduler, "begin_index", None)
+        return begin // getattr(self.scheduler, "order", 1) if begin else 0
 
     def _check_call_steps(self) -> None:
         """With a pipeline's scheduler we know the call's step count up front: check it before any compute."""
@@ -120,6 +134,32 @@ class CacheState:
             )
 
 
+class CallStartHook:
+    """On a pipeline's scheduler: wraps ``set_timesteps``, which every diffusers pipeline calls at the start of a
+    call, so that each call starts a new generation. (Schedulers are not modules, so this is not a ``ModelHook``.)"""
+
+    def __init__(self, scheduler: Any, state: CacheState) -> None:
+        self.scheduler = scheduler
+        self.previous = scheduler.__dict__.get("set_timesteps")
+        original = scheduler.set_timesteps
+
+        @functools.wraps(original)  # pipelines inspect its signature (custom timesteps, sigmas)
+        def set_timesteps(*args: Any, **kwargs: Any) -> Any:
+            state.reset()
+            return original(*args, **kwargs)
+
+        self.wrapper = set_timesteps
+        scheduler.set_timesteps = set_timesteps
+
+    def remove(self) -> None:
+        if self.scheduler.__dict__.get("set_timesteps") is not self.wrapper:
+            return  # replaced since: leave what is there
+        if self.previous is None:
+            del self.scheduler.__dict__["set_timesteps"]
+        else:
+            self.scheduler.set_timesteps = self.previous
+
+
 class StepTrackerHook(ModelHook):
     """On the transformer: turns each call's timestep into (step, pass) for the component hooks."""
 
@@ -137,10 +177,10 @@ class StepTrackerHook(ModelHook):
         return module
 
     def _argument(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if name in kwargs:
+        if kwargs.get(name) is not None:
             return kwargs[name]
         position = self.positions.get(name)
-        if position is None or position >= len(args):
+        if position is None or position >= len(args) or args[position] is None:
             raise ScheduleError(f"ecad needs the transformer's {name!r} argument to know the denoising step.")
         return args[position]
 
@@ -321,12 +361,17 @@ def enable_cache(
         HookRegistry.check_if_exists_or_initialize(module).register_hook(hook, _COMPONENT_HOOK)
         state.component_hooks.append(hook)
     registry.invalidate_child_registries_cache()
+    if scheduler is not None and callable(getattr(scheduler, "set_timesteps", None)):
+        state.call_start = CallStartHook(scheduler, state)
     return CacheHandle(transformer, state)
 
 
 def disable_cache(target: Any) -> None:
     """Remove ecad's hooks; the model behaves exactly as before :func:`enable_cache`. A no-op if not enabled."""
     transformer, _ = _split_target(target)
+    handle = active_cache(transformer)
+    if handle is not None and handle.state.call_start is not None:
+        handle.state.call_start.remove()
     for module in transformer.modules():
         registry = getattr(module, "_diffusers_hook", None)
         if registry is None:

@@ -32,6 +32,7 @@ from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.indicators.hv import HV
 from pymoo.operators.crossover.pntx import PointCrossover
 from pymoo.operators.mutation.bitflip import BitflipMutation
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from tqdm.auto import tqdm
 
 from ..adapters import ModelLayout
@@ -195,6 +196,7 @@ def run_search(
     )
     algorithm.setup(problem, termination=("n_gen", config.generations), seed=config.seed, verbose=False)
     reference_point: np.ndarray | None = None
+    archive: dict[str, tuple[np.ndarray, np.ndarray, bool]] = {}  # every schedule evaluated so far: x, F, feasible
     hypervolumes: list[float] = []
     front_rows: list[dict[str, Any]] = []
     bar = tqdm(total=config.generations, desc="generations", unit="gen", position=0, disable=not progress)
@@ -208,10 +210,12 @@ def run_search(
             F = population.get("F")
             if reference_point is None:  # fixed after the first generation, so hypervolumes compare
                 reference_point = np.array([F[:, 0].max() + 1e-9, 1.0 + 1e-9])
-            opt = algorithm.opt
-            hv = float(HV(ref_point=reference_point)(opt.get("F"))) if len(opt) else 0.0
+            for x, f, g in zip(population.get("X"), F, population.get("G")):
+                archive.setdefault(schedule_key(encoding.decode(x)), (x, f, bool(g[0] <= 0)))
+            front_keys = archive_front(archive)
+            hv = float(HV(ref_point=reference_point)(np.array([archive[k][1] for k in front_keys]))) if front_keys else 0.0
             hypervolumes.append(hv)
-            front = [(encoding.decode(x), store.get(schedule_key(encoding.decode(x)))) for x in opt.get("X")]
+            front = [(encoding.decode(archive[k][0]), store.get(k)) for k in front_keys]
             front_rows = run_dir.write_front(front, full_cost)
             summary = {
                 "front_size": len(front_rows),
@@ -241,6 +245,19 @@ def run_search(
         evaluations = len(store)
         store.close()
     return SearchResult(front_rows, config.generations, evaluations, hypervolumes)
+
+
+def archive_front(archive: dict[str, tuple[np.ndarray, np.ndarray, bool]]) -> list[str]:
+    """Keys of the non-dominated feasible schedules among everything evaluated so far, in evaluation order.
+
+    Not NSGA-II's surviving population: its first front is cut by crowding distance once it outgrows the population,
+    which would drop non-dominated schedules from the front the run reports.
+    """
+    keys = [key for key, (_, _, feasible) in archive.items() if feasible]
+    if not keys:
+        return []
+    nondominated = NonDominatedSorting().do(np.array([archive[k][1] for k in keys]), only_non_dominated_front=True)
+    return [keys[i] for i in sorted(nondominated)]
 
 
 def _plot_front(run_dir: RunDirectory, store: EvaluationStore, front: list[dict[str, Any]], full_cost: float) -> None:
