@@ -5,37 +5,36 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..adapters import find_preset
+from ..adapters import ADAPTERS
 from ..macs import CONVENTIONS, count_macs
 from ..schedule import CacheSchedule
+from . import arguments
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("macs", help="count the MACs of a schedule (or of no caching) on an architecture")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--arch", help="architecture preset, e.g. pixart-alpha, flux-dev, sd3-medium")
+    source.add_argument("--arch", choices=sorted(p for a in ADAPTERS for p in a.presets),
+                        help="architecture preset, e.g. pixart-alpha, flux-dev, sd3-medium")
     source.add_argument("--model", help="pipeline folder or hub id (only its transformer config is read)")
-    parser.add_argument("--height", type=int, default=256)
-    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--height", type=arguments.pixels, default=256)
+    parser.add_argument("--width", type=arguments.pixels, default=256)
     parser.add_argument("--schedule", help="schedule file; without it, the cost of no caching")
-    parser.add_argument("--steps", type=int, default=20, help="steps when no schedule is given (default 20)")
+    parser.add_argument("--steps", type=arguments.positive, default=20,
+                        help="steps when no schedule is given (default 20)")
     parser.add_argument("--convention", choices=CONVENTIONS, default="full",
                         help="full: attention core counted (default); paper: the ECAD paper's numbers")
-    parser.add_argument("--batch-size", type=int, help="transformer batch (default 2: one image with CFG)")
-    parser.add_argument("--text-len", type=int, help="text tokens (default: the architecture's)")
+    parser.add_argument("--batch-size", type=arguments.positive, help="transformer batch (default 2: one image with CFG)")
+    parser.add_argument("--text-len", type=arguments.positive, help="text tokens (default: the architecture's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.arch:
-        find_preset(args.arch)
+    schedule = CacheSchedule.load(args.schedule) if args.schedule else None
     table = count_macs(args.arch or args.model, args.height, args.width, convention=args.convention,
                        batch_size=args.batch_size, text_len=args.text_len)
-    if args.schedule:
-        schedule = CacheSchedule.load(args.schedule)
-    else:
-        schedule = table.full_schedule(args.steps)
+    schedule = schedule or table.full_schedule(args.steps)
     report = table.report(schedule)
     if args.json:
         print(json.dumps(report))
