@@ -318,10 +318,14 @@ def load_schedule(path: str | os.PathLike) -> CacheSchedule:
     version = data.get("format")
     if isinstance(version, str) and version.startswith("ecad.schedule/") and version != FORMAT:
         raise ScheduleError(f"{path} has format {version!r}; this ecad reads {FORMAT!r} (upgrade ecad?).")
-    if version == FORMAT:
-        return schedule_from_dict(data, str(path))
-    if "cache_schedule" in data:
-        return schedule_from_paper_dict(data, str(path))
+    parse = schedule_from_dict if version == FORMAT else schedule_from_paper_dict if "cache_schedule" in data else None
+    if parse is not None:
+        try:
+            return parse(data, str(path))
+        except ScheduleError as err:  # from the schedule's own checks or an adapter's names: say which file
+            if str(path) in str(err):
+                raise
+            raise ScheduleError(f"{path}: {err}") from None
     raise ScheduleError(
         f"{path}: unknown schedule format (no \"format\": \"{FORMAT}\" and no paper 'cache_schedule' key)."
     )
