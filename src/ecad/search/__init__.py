@@ -30,8 +30,8 @@ def search(
 
     ``executor="ray"`` spreads candidate evaluations over Ray actors (options: ``address``, ``workers``,
     ``gpus_per_worker``, ``cpus_per_worker``); the result is the same as with the default in-process executor.
-    Everything that can be checked without the model is checked first; a new run that fails to start (or is
-    interrupted before its model, metric and reference images are ready) leaves no directory behind.
+    Everything that can be checked without the model is checked first; a new run that fails or is interrupted
+    before its first evaluation is stored leaves no directory behind, so the corrected command works as it is.
     """
     if executor == "local":
         resolve_device(config.device)  # a Ray worker may have the device its driver lacks
@@ -40,19 +40,15 @@ def search(
     config = run_dir.open(config, resume)
     try:
         runner = make_executor(executor, config, run_dir.path, metric, **executor_options)
+        try:
+            layout, full_cost = runner.describe()
+            run_dir.commit(config)
+            logger.info("search: %s, %d prompts x %d images, %d steps, population %d, %d generations -> %s",
+                        config.model, len(config.prompts), config.images_per_prompt, config.num_steps,
+                        config.population, config.generations, run_dir.path)
+            return run_search(config, run_dir, layout, runner, full_cost, progress=progress)
+        finally:
+            runner.close()
     except BaseException:
         run_dir.abandon()
         raise
-    try:
-        try:
-            layout, full_cost = runner.describe()
-        except BaseException:
-            run_dir.abandon()
-            raise
-        run_dir.commit(config)
-        logger.info("search: %s, %d prompts x %d images, %d steps, population %d, %d generations -> %s",
-                    config.model, len(config.prompts), config.images_per_prompt, config.num_steps,
-                    config.population, config.generations, run_dir.path)
-        return run_search(config, run_dir, layout, runner, full_cost, progress=progress)
-    finally:
-        runner.close()

@@ -122,14 +122,14 @@ class SearchConfig:
 class RunDirectory:
     """Creates, validates and writes a search run directory.
 
-    Starting is two-phase so that a failed start leaves nothing behind: :meth:`open` checks everything and creates
-    the directory of a new run; :meth:`commit` writes ``config.json`` once the model and metric are ready, and
-    :meth:`abandon` removes what :meth:`open` created when they are not.
+    A new run that fails before its first evaluation is stored leaves nothing behind: :meth:`open` checks everything
+    and creates the directory, :meth:`commit` writes ``config.json`` once the model and metric are ready, and
+    :meth:`abandon` removes what :meth:`open` created if no evaluation was stored (else the run is resumable).
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._starting = False  # a new run between open() and commit()
+        self._starting = False  # a new run, until it is done or stopped
         self._made: Path | None = None  # the topmost directory open() created (None: it existed, empty)
 
     @property
@@ -165,15 +165,18 @@ class RunDirectory:
         return config
 
     def commit(self, config: SearchConfig) -> None:
-        """The start succeeded: from now on the directory is a run that ``--resume`` continues."""
+        """The model and metric are ready: write (or, on resume, update) ``config.json``."""
         (self.path / "generations").mkdir(exist_ok=True)
         write_json(config.to_dict(), self.config_path)
-        self._starting = False
 
     def abandon(self) -> None:
-        """A new run failed to start: remove what it created, so the corrected command works as the first would."""
-        if not self._starting:
-            return
+        """The run stopped: if it is new and stored no evaluation, remove what it created, so the corrected command
+        works as the first would; otherwise keep it for ``--resume``."""
+        try:
+            if not self._starting or EvaluationStore.count(self.path / "evaluations.sqlite"):
+                return
+        except CorruptRunError:
+            return  # keep what cannot be read
         if self._made is not None:
             shutil.rmtree(self._made, ignore_errors=True)
         else:  # the directory existed, empty: empty it again

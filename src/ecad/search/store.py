@@ -99,6 +99,17 @@ class EvaluationStore:
                                   f"ecad reads schema {SCHEMA_VERSION} ({', '.join(_COLUMN_NAMES)}); {fix}.")
         return True
 
+    @classmethod
+    def count(cls, path: Path) -> int:
+        """Evaluations in the store at ``path`` (0 when there is none), read only."""
+        if not cls.check(path):
+            return 0
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+        finally:
+            db.close()
+
     def get(self, key: str) -> Evaluation | None:
         row = self.db.execute("SELECT quality, cost, metrics FROM evaluations WHERE key = ?", (key,)).fetchone()
         return None if row is None else Evaluation(key, row[0], row[1], json.loads(row[2]))
