@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "GenericAdapter": "adapters", "UnsupportedModelError": "adapters", "get_adapter": "adapters",
-    "register_adapter": "adapters", "CacheConfig": "hooks", "CacheHandle": "hooks", "active_cache": "hooks",
-    "disable_cache": "hooks", "enable_cache": "hooks", "full_schedule": "hooks", "model_layout": "hooks",
-    "CacheSchedule": "schedule", "ScheduleError": "schedule",
-}
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CacheConfig", "CacheHandle", "CacheSchedule", "GenericAdapter", "ScheduleError", "UnsupportedModelError",
+    "active_cache", "disable_cache", "enable_cache", "full_schedule", "get_adapter", "model_layout", "register_adapter",
+]
+# Where each public name lives (loaded on first use).
+_EXPORTS = {name: "adapters" for name in ("GenericAdapter", "UnsupportedModelError", "get_adapter", "register_adapter")}
+_EXPORTS |= {name: "schedule" for name in ("CacheSchedule", "ScheduleError")}
+_EXPORTS |= {name: "hooks" for name in __all__ if name not in _EXPORTS}
 
 
 def __getattr__(name: str) -> Any:

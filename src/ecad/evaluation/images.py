@@ -90,8 +90,9 @@ class ImageStore:
         """Start a new directory or check that an existing one was generated with the same settings and rows."""
         wanted = {"format": INDEX_FORMAT, "settings": settings,
                   "rows": [{"row": i, "prompt": p, "seed": s} for i, (p, s) in enumerate(rows)], "schedules": {}}
+        self.check()
         if self.index_path.is_file():
-            index = self.read()
+            index = self.index
             changed = [f"{k}: {index['settings'].get(k)!r} -> {v!r}" for k, v in settings.items()
                        if index["settings"].get(k) != v]
             if index["rows"] != wanted["rows"]:
@@ -99,8 +100,6 @@ class ImageStore:
             if changed:
                 raise ValueError(f"{self.path} holds images generated with other settings ({'; '.join(changed)}); "
                                  "use the same settings to resume, or another --out.")
-        elif self.path.exists() and any(self.path.iterdir()):
-            raise ValueError(f"{self.path} is not empty and holds no eval index.json; choose an empty or new --out.")
         else:
             self.index = wanted
             write_json(self.index, self.index_path)
