@@ -66,8 +66,9 @@ def _fake_eval(path: Path) -> Path:
     key = schedule_key(CacheSchedule.full(4, ["0", "1"], PIXART))
     entry = {"key": key, "schedule": "schedules/no-cache.json", "latents": "images/no-cache/latents.safetensors",
              "files": ["images/no-cache/0000.png"]}
-    (path / "index.json").write_text(json.dumps({"format": INDEX_FORMAT, "settings": {}, "schedules": {"no-cache": entry},
-                                                 "rows": [{"row": 0, "prompt": "a w1", "seed": 0}]}))
+    index = {"format": INDEX_FORMAT, "settings": {}, "schedules": {"no-cache": entry},
+             "rows": [{"row": 0, "prompt": "a w1", "seed": 0}]}
+    (path / "index.json").write_text(json.dumps(index))
     results = {"config": {"model": "tiny-shapes"}, "num_steps": 4, "height": 16, "width": 16, "images": 1,
                "environment": {"device_name": "cpu", "latency_batch_size": 1, "repeats": 0},
                "results": [{"name": "no-cache", "source": "no caching", "key": key, "recompute_fraction": 1.0,
@@ -220,7 +221,7 @@ ROWS = [
     (EVAL + " --baselines fora:0", "baseline 'fora:0': the argument must be a whole number >= 1", ()),
     (EVAL + " --baselines toca", "unknown baseline 'toca'", ()),
     (EVAL + " --metrics fidelity,sharpness", "unknown metric 'sharpness'", ()),
-    (EVAL + " --fid-reference {missing}", "argument --fid-reference: no such folder", ()),
+    (EVAL + " --metrics fid --fid-reference {missing}", "--fid-reference: no such folder", ()),
     (EVAL + " --fid-reference {refdir}", "fid is not in --metrics", ()),
     (EVAL + " --height 72", "height 72 is not a multiple of 16", ()),
     (EVAL + " --schedules {bits_number}", "'blocks/0/attn1' is a number", ()),

@@ -33,7 +33,8 @@ def resolve_device(device: str = "auto") -> torch.device:
             raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
                              f"numbered from 0; use cuda:0..cuda:{torch.cuda.device_count() - 1}.")
     elif parsed.type != "cpu" and not getattr(getattr(torch, parsed.type, None), "is_available", lambda: False)():
-        raise ValueError(f"device {device!r}: torch has no {parsed.type} device on this machine; use --device cpu or auto.")
+        raise ValueError(f"device {device!r}: torch has no {parsed.type} device on this machine; "
+                         "use --device cpu or auto.")
     return parsed
 
 

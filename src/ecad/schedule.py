@@ -35,7 +35,8 @@ def _as_bool_tensor(array: Any) -> torch.Tensor:
     try:
         tensor = torch.as_tensor(np.asarray(array) if not isinstance(array, torch.Tensor) else array)
     except (TypeError, ValueError, RuntimeError) as err:
-        raise ScheduleError(f"schedule bits must be an array of bools or 0/1, got {type(array).__name__} ({err}).") from None
+        raise ScheduleError(f"schedule bits must be an array of bools or 0/1, got {type(array).__name__} "
+                            f"({err}).") from None
     tensor = tensor.detach().to("cpu")
     if tensor.dtype != torch.bool and not bool(((tensor == 0) | (tensor == 1)).all()):
         raise ScheduleError("schedule bits must be bools or 0/1; the array holds other values.")
@@ -80,7 +81,8 @@ class CacheSchedule:
         if steps < 1:
             raise ScheduleError("a schedule needs at least one step.")
         if blocks < 1 or components < 1:
-            raise ScheduleError(f"a schedule needs at least one block and one component, got shape {(steps, blocks, components)}.")
+            raise ScheduleError(f"a schedule needs at least one block and one component, got shape "
+                                f"{(steps, blocks, components)}.")
         if blocks != len(self.block_names) or components != len(self.component_names):
             raise ScheduleError(
                 f"recompute has shape {tuple(self.recompute.shape)} but {len(self.block_names)} block names and "

@@ -80,7 +80,8 @@ PAPER_SCHEMA = {
                     "type": "object", "minProperties": 1,
                     "description": 'an object of steps "000", "001", ..., each {block: {component: true/false}}',
                     "additionalProperties": {
-                        "type": "object", "minProperties": 1, "description": "a step is {block: {component: true/false}}",
+                        "type": "object", "minProperties": 1,
+                        "description": "a step is {block: {component: true/false}}",
                         "additionalProperties": {
                             "type": "object", "description": "a block is {component: true/false}",
                             "additionalProperties": {"type": "boolean",
@@ -203,7 +204,8 @@ def schedule_from_paper_dict(data: Any, source: str = "the schedule") -> CacheSc
         raise ScheduleError(f"{source}: paper schedule steps must be keyed 000..N-1, got {_preview(str(list(steps)))}.")
     step_keys = sorted(steps, key=int)
     if [int(k) for k in step_keys] != list(range(len(step_keys))):
-        raise ScheduleError(f"{source}: paper schedule steps must be 0..N-1, each once, got {_preview(str(step_keys))}.")
+        raise ScheduleError(f"{source}: paper schedule steps must be 0..N-1, each once, got "
+                            f"{_preview(str(step_keys))}.")
     first = steps[step_keys[0]]
     block_names = list(first)
     components: list[str] = []
@@ -229,7 +231,7 @@ def schedule_from_paper_dict(data: Any, source: str = "the schedule") -> CacheSc
                 raise ScheduleError(
                     f"{source}: paper schedule step {key}, block {block}: "
                     + (f"missing {missing}" if missing else f"unexpected {extra}")
-                    + f"; every step lists the components of step {step_keys[0]} with true (recompute) or false (reuse)."
+                    + f"; every step lists the components of step {step_keys[0]}, true (recompute) or false (reuse)."
                 )
             for comp, value in entry.items():
                 recompute[s, b, components.index(comp)] = value

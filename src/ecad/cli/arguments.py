@@ -59,12 +59,6 @@ def names(known: Iterable[str] | None = None, check: Check | None = None, what: 
     return convert
 
 
-def existing_dir(value: str) -> str:
-    if not Path(value).is_dir():
-        raise argparse.ArgumentTypeError(f"no such folder: {value!r}")
-    return value
-
-
 def image_file(value: str) -> str:
     """An output image path whose suffix PIL can write (checked before generating, not after)."""
     from PIL import Image

@@ -24,10 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--limit", type=arguments.positive, help="use only the first N prompts")
     parser.add_argument("--metrics", type=arguments.names(METRICS, what="metric"), default=["fidelity"],
                         help="comma-separated metric names (default: fidelity)")
-    parser.add_argument("--fid-reference", type=arguments.existing_dir,
-                        help="folder of reference images for fid (default: the uncached images)")
+    parser.add_argument("--fid-reference", help="folder of reference images for fid (default: the uncached images)")
     parser.add_argument("--images-per-prompt", type=arguments.positive, default=1)
-    parser.add_argument("--steps", type=arguments.positive, help="denoising steps (default: the first schedule's, else 20)")
+    parser.add_argument("--steps", type=arguments.positive,
+                        help="denoising steps (default: the first schedule's, else 20)")
     parser.add_argument("--resample", action="store_true", help="map schedules with other step counts to --steps")
     parser.add_argument("--height", type=arguments.pixels)
     parser.add_argument("--width", type=arguments.pixels)
@@ -48,6 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.fid_reference and "fid" not in args.metrics:
         raise ValueError("--fid-reference is given but fid is not in --metrics.")
+    if args.fid_reference and not Path(args.fid_reference).is_dir():
+        raise FileNotFoundError(f"--fid-reference: no such folder: {args.fid_reference}")
     config = EvalConfig(
         model=args.model, prompts=load_prompts(args.prompts, args.limit), schedules=args.schedules,
         baselines=args.baselines, metrics=args.metrics, images_per_prompt=args.images_per_prompt,

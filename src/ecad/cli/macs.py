@@ -24,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="steps when no schedule is given (default 20)")
     parser.add_argument("--convention", choices=CONVENTIONS, default="full",
                         help="full: attention core counted (default); paper: the ECAD paper's numbers")
-    parser.add_argument("--batch-size", type=arguments.positive, help="transformer batch (default 2: one image with CFG)")
+    parser.add_argument("--batch-size", type=arguments.positive,
+                        help="transformer batch (default 2: one image with CFG)")
     parser.add_argument("--text-len", type=arguments.positive, help="text tokens (default: the architecture's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
