@@ -20,7 +20,8 @@ from ..adapters import ModelLayout
 from ..schedule import CacheSchedule
 
 SCHEMA_VERSION = 1
-_COLUMNS = "key TEXT PRIMARY KEY, quality REAL NOT NULL, cost REAL NOT NULL, metrics TEXT NOT NULL, created REAL NOT NULL"
+_COLUMNS = ("key TEXT PRIMARY KEY, quality REAL NOT NULL, cost REAL NOT NULL, metrics TEXT NOT NULL, "
+            "created REAL NOT NULL")
 _COLUMN_NAMES = tuple(column.split()[0] for column in _COLUMNS.split(", "))
 
 
