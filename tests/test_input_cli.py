@@ -160,10 +160,10 @@ ROWS = [
     ("macs --arch pixart-alpha --batch-size 0", "argument --batch-size: must be a whole number >= 1, got 0", ()),
     ("macs --arch pixart-alpha --text-len -1", "argument --text-len: must be a whole number >= 1, got -1", ()),
     ("macs --arch pixart-alpha --steps 0", "argument --steps: must be a whole number >= 1", ()),
-    ("macs --arch pixart-alpha --height 100", "argument --height: must be a positive multiple of 8", ()),
+    ("macs --arch pixart-alpha --height 0", "argument --height: must be a whole number >= 1, got 0", ()),
     ("macs --arch pixart-alpha --height 264", "positive multiples of 16, got 264x256", ()),
     ("macs --arch pixart-alpha --height x", "argument --height: expected a whole number, got 'x'", ()),
-    ("macs --arch nope", "argument --arch: invalid choice: 'nope'", ()),
+    ("macs --arch nope", "unknown architecture preset 'nope'; known presets: flux-dev", ()),
     ("macs --arch pixart-alpha --schedule {blocks_list}", "'blocks' is a list", ()),
     ("macs --arch pixart-alpha --schedule {paper_null}", "is null", ()),
     # generate

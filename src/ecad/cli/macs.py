@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..adapters import ADAPTERS
+from ..adapters import find_preset
 from ..macs import CONVENTIONS, count_macs
 from ..schedule import CacheSchedule
 from . import arguments
@@ -14,11 +14,10 @@ from . import arguments
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("macs", help="count the MACs of a schedule (or of no caching) on an architecture")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--arch", choices=sorted(p for a in ADAPTERS for p in a.presets),
-                        help="architecture preset, e.g. pixart-alpha, flux-dev, sd3-medium")
+    source.add_argument("--arch", help="architecture preset, e.g. pixart-alpha, flux-dev, sd3-medium")
     source.add_argument("--model", help="pipeline folder or hub id (only its transformer config is read)")
-    parser.add_argument("--height", type=arguments.pixels, default=256)
-    parser.add_argument("--width", type=arguments.pixels, default=256)
+    parser.add_argument("--height", type=arguments.positive, default=256)  # the exact multiple: count_macs
+    parser.add_argument("--width", type=arguments.positive, default=256)
     parser.add_argument("--schedule", help="schedule file; without it, the cost of no caching")
     parser.add_argument("--steps", type=arguments.positive, default=20,
                         help="steps when no schedule is given (default 20)")
@@ -32,6 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.arch:
+        find_preset(args.arch)
     schedule = CacheSchedule.load(args.schedule) if args.schedule else None
     table = count_macs(args.arch or args.model, args.height, args.width, convention=args.convention,
                        batch_size=args.batch_size, text_len=args.text_len)
