@@ -230,7 +230,8 @@ ROWS = [
      ("bad_index",)),
     # report
     ("report {run} --samples -1", "argument --samples: must be a whole number >= 0", ()),
-    ("report {run} --max-generations 1", "argument --max-generations: must be a whole number >= 2", ()),
+    ("report {run} --max-generations 1", "--max-generations must be at least 2", ()),
+    ("report {run} --max-generations 0", "argument --max-generations: must be a whole number >= 1", ()),
     ("report {missing}", "not a search run directory", ()),
     ("report {no_population} -o {tmp}/r/report.html", "0000.json: the top level lacks the field 'population'",
      ("no_population",)),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from ..report import build_report
-from ..validation import whole
 from . import arguments
 
 
@@ -17,12 +16,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--samples", type=arguments.count, default=3,
                         help="sample images per point; generated with the run's model for the last front and the "
                              "baselines when no --eval images exist (0: none)")
-    parser.add_argument("--max-generations", type=arguments.typed(whole(2)), default=60,
+    parser.add_argument("--max-generations", type=arguments.positive, default=60,
                         help="generations the page can show (evenly spaced, always the first and last)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.max_generations < 2:
+        raise ValueError("--max-generations must be at least 2 (the first and the last generation).")
     for path in build_report(args.run_dir, args.out, args.eval_dir, args.samples, args.max_generations):
         print(path)
     return 0

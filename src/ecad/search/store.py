@@ -95,9 +95,12 @@ class EvaluationStore:
                 db.close()
         except sqlite3.Error as err:
             raise CorruptRunError(f"{path} is not a readable ecad evaluation store ({err}); {fix}.") from None
-        if row is None or row[0] != str(SCHEMA_VERSION) or columns != list(_COLUMN_NAMES):
-            raise CorruptRunError(f"{path} has store schema {row[0] if row else 'none'} with columns {columns}; this "
-                                  f"ecad reads schema {SCHEMA_VERSION} ({', '.join(_COLUMN_NAMES)}); {fix}.")
+        if row is None or row[0] != str(SCHEMA_VERSION):
+            raise CorruptRunError(f"{path} has store schema {row[0] if row else 'none'}, this ecad reads "
+                                  f"{SCHEMA_VERSION}; {fix}.")
+        if columns != list(_COLUMN_NAMES):
+            raise CorruptRunError(f"{path}: its evaluations table has the columns {columns}, this ecad reads "
+                                  f"{list(_COLUMN_NAMES)}; {fix}.")
         return True
 
     @classmethod
