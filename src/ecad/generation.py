@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .adapters import get_adapter
 from .hooks import enable_cache
-from .loading import default_size
+from .loading import check_image_size, default_size
 from .schedule import CacheSchedule
 
 
@@ -62,6 +62,7 @@ class CalibrationGenerator:
         size = default_size(pipe)
         self.height = calibration.height or size
         self.width = calibration.width or size
+        check_image_size(pipe, self.height, self.width)
         rows = calibration.rows
         self.prompts = [p for p, _ in rows]
         self.seeds = [s for _, s in rows]

@@ -35,6 +35,7 @@ from diffusers.utils.torch_utils import unwrap_module
 from torch import nn
 
 from .adapters import ModelAdapter, ModelLayout, get_adapter
+from .cache_arguments import as_cache_dtype, as_flag, as_schedule, check_enabled, check_not_nested
 from .schedule import CacheSchedule, ScheduleError
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,11 @@ class CacheConfig:
     prune: bool = True
     cache_dtype: torch.dtype | None = None
 
+    def __post_init__(self) -> None:
+        self.schedule = as_schedule(self.schedule)
+        self.resample, self.prune = as_flag("resample", self.resample), as_flag("prune", self.prune)
+        self.cache_dtype = as_cache_dtype(self.cache_dtype)
+
 
 class CacheState:
     """Where the denoising loop is, shared by the step tracker and all component hooks of one transformer."""
@@ -69,6 +75,7 @@ class CacheState:
         self.call_start: CallStartHook | None = None
         self.computed = 0
         self.reused = 0
+        self.enabled, self.entered = True, False  # see ecad.cache_arguments
         self.set_schedule(config.schedule)
         self.reset()
 
@@ -290,8 +297,10 @@ class CacheHandle:
     def schedule(self) -> CacheSchedule:
         return self.state.schedule
 
-    def set_schedule(self, schedule: CacheSchedule) -> None:
+    def set_schedule(self, schedule: CacheSchedule | str) -> None:
         """Use another schedule of the same layout without re-installing hooks (what a search does per candidate)."""
+        check_enabled(self.state, "set_schedule")
+        schedule = as_schedule(schedule)
         self.state.layout.check(schedule, type(self.transformer).__name__)
         self.state.set_schedule(schedule)
         self.state.reset()
@@ -315,9 +324,13 @@ class CacheHandle:
         return {"computed": self.state.computed, "reused": self.state.reused}
 
     def disable(self) -> None:
-        disable_cache(self.transformer)
+        """Remove this cache; a no-op once it is disabled or replaced (a newer cache on the model stays)."""
+        if self.state.enabled:
+            disable_cache(self.transformer)
 
     def __enter__(self) -> CacheHandle:
+        check_enabled(self.state, "enter a `with` block")
+        self.state.entered = True
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -335,7 +348,9 @@ def enable_cache(
 ) -> CacheHandle:
     """Run ``target`` (a diffusers pipeline or its transformer) under a cache schedule.
 
-    Replaces any ecad schedule already enabled on the model. With a pipeline, every call's step count is checked
+    Replaces an ecad cache enabled on the model by a plain call (its handle is then disabled); inside a ``with
+    ecad.enable_cache(...)`` block on the same model it is refused (use ``handle.set_schedule``). ``schedule`` may be
+    a path; ``cache_dtype`` must be a floating-point dtype. With a pipeline, every call's step count is checked
     against the schedule before any compute (``resample=True`` maps the schedule to the call's step count instead
     and logs it). ``prune=False`` computes outputs nothing reads, as the paper's code did (same images, more MACs).
     ``adapter`` serves models no registered adapter knows (``ecad.GenericAdapter(...)``). Use the returned handle,
@@ -351,6 +366,7 @@ def enable_cache(
     adapter = get_adapter(transformer, adapter)
     layout = adapter.layout(transformer)
     layout.check(config.schedule, type(transformer).__name__)
+    check_not_nested(_installed_state(transformer))
     disable_cache(transformer)
 
     state = CacheState(config, scheduler, layout)
@@ -369,9 +385,11 @@ def enable_cache(
 def disable_cache(target: Any) -> None:
     """Remove ecad's hooks; the model behaves exactly as before :func:`enable_cache`. A no-op if not enabled."""
     transformer, _ = _split_target(target)
-    handle = active_cache(transformer)
-    if handle is not None and handle.state.call_start is not None:
-        handle.state.call_start.remove()
+    state = _installed_state(transformer)
+    if state is not None:
+        state.enabled = False
+        if state.call_start is not None:
+            state.call_start.remove()
     for module in transformer.modules():
         registry = getattr(module, "_diffusers_hook", None)
         if registry is None:
@@ -384,9 +402,14 @@ def disable_cache(target: Any) -> None:
             del module._diffusers_hook
 
 
+def _installed_state(transformer: nn.Module) -> CacheState | None:
+    registry = getattr(transformer, "_diffusers_hook", None)
+    hook = registry.get_hook(_STEP_HOOK) if registry is not None else None
+    return None if hook is None else hook.state
+
+
 def active_cache(target: Any) -> CacheHandle | None:
     """The handle of the ecad cache enabled on this model, if any."""
     transformer, _ = _split_target(target)
-    registry = getattr(transformer, "_diffusers_hook", None)
-    hook = registry.get_hook(_STEP_HOOK) if registry is not None else None
-    return CacheHandle(transformer, hook.state) if hook is not None else None
+    state = _installed_state(transformer)
+    return None if state is None else CacheHandle(transformer, state)

@@ -13,15 +13,18 @@ from ..prompts import load_prompts
 from ..report.html import build_report
 from ..search import RunDirectory, SearchConfig, search
 from ..tiny_shapes import GUIDANCE_SCALE
+from ..validation import whole
+from . import arguments
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("demo", help="search cache schedules for the embedded tiny-shapes model (minutes, CPU)")
     parser.add_argument("--out", default="ecad-demo", help="run directory (default: ./ecad-demo)")
-    parser.add_argument("--population", type=int, default=10)
-    parser.add_argument("--generations", type=int, default=5)
-    parser.add_argument("--prompts", type=int, default=8, help="calibration captions (default 8)")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--population", type=arguments.typed(whole(2)), default=10)
+    parser.add_argument("--generations", type=arguments.positive, default=5)
+    parser.add_argument("--prompts", type=arguments.typed(whole(1, 16)), default=8,
+                        help="calibration captions (default 8)")
+    parser.add_argument("--device", type=arguments.device, default="auto")
     parser.set_defaults(run=run)
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import torch
 
 from ..hooks import enable_cache
-from ..loading import DTYPES, default_size, load_pipeline, pipeline_call_kwargs
-from ..schedule import CacheSchedule
+from ..loading import DTYPES, check_image_size, default_size, load_pipeline, pipeline_call_kwargs
+from ..schedule import CacheSchedule, ScheduleError
+from . import arguments
 
 logger = logging.getLogger(__name__)
 
@@ -20,25 +21,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("generate", help="generate an image, optionally under a cache schedule")
     parser.add_argument("--model", required=True, help="pipeline folder, hub id or preset name")
     parser.add_argument("--schedule", help="schedule file; without it the model runs uncached")
-    parser.add_argument("--prompt", required=True)
-    parser.add_argument("--out", required=True, help="output image path (.png)")
-    parser.add_argument("--steps", type=int, help="denoising steps (default: the schedule's, else 20)")
+    parser.add_argument("--prompt", type=arguments.text, required=True)
+    parser.add_argument("--out", type=arguments.image_file, required=True, help="output image path (.png)")
+    parser.add_argument("--steps", type=arguments.positive, help="denoising steps (default: the schedule's, else 20)")
     parser.add_argument("--resample", action="store_true", help="map the schedule to --steps if they differ")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--height", type=int)
-    parser.add_argument("--width", type=int)
-    parser.add_argument("--guidance", type=float, default=4.5)
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--seed", type=arguments.count, default=0)
+    parser.add_argument("--height", type=arguments.pixels)
+    parser.add_argument("--width", type=arguments.pixels)
+    parser.add_argument("--guidance", type=arguments.guidance, default=4.5)
+    parser.add_argument("--device", type=arguments.device, default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", choices=DTYPES, default="float32")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.prompt.strip():
-        raise ValueError("--prompt is empty; give the text to generate from.")
     schedule = CacheSchedule.load(args.schedule) if args.schedule else None
     steps = args.steps or (schedule.num_steps if schedule else 20)
+    if schedule is not None and steps != schedule.num_steps and not args.resample:
+        raise ScheduleError(f"--steps {steps}: the generation runs {steps} denoising steps but the schedule has "
+                            f"{schedule.num_steps}; pass --resample to map it, or --steps {schedule.num_steps}.")
+    check_image_size(args.model, args.height, args.width)
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    check_image_size(pipe, args.height, args.width)
     size = default_size(pipe)
     kwargs = dict(
         prompt=args.prompt, num_inference_steps=steps, guidance_scale=args.guidance,

@@ -8,6 +8,7 @@ import json
 from ..adapters import find_preset
 from ..macs import CONVENTIONS, count_macs
 from ..schedule import CacheSchedule
+from . import arguments
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -15,14 +16,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--arch", help="architecture preset, e.g. pixart-alpha, flux-dev, sd3-medium")
     source.add_argument("--model", help="pipeline folder or hub id (only its transformer config is read)")
-    parser.add_argument("--height", type=int, default=256)
-    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--height", type=arguments.positive, default=256)  # the exact multiple: count_macs
+    parser.add_argument("--width", type=arguments.positive, default=256)
     parser.add_argument("--schedule", help="schedule file; without it, the cost of no caching")
-    parser.add_argument("--steps", type=int, default=20, help="steps when no schedule is given (default 20)")
+    parser.add_argument("--steps", type=arguments.positive, default=20,
+                        help="steps when no schedule is given (default 20)")
     parser.add_argument("--convention", choices=CONVENTIONS, default="full",
                         help="full: attention core counted (default); paper: the ECAD paper's numbers")
-    parser.add_argument("--batch-size", type=int, help="transformer batch (default 2: one image with CFG)")
-    parser.add_argument("--text-len", type=int, help="text tokens (default: the architecture's)")
+    parser.add_argument("--batch-size", type=arguments.positive,
+                        help="transformer batch (default 2: one image with CFG)")
+    parser.add_argument("--text-len", type=arguments.positive, help="text tokens (default: the architecture's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
 
@@ -30,12 +33,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.arch:
         find_preset(args.arch)
+    schedule = CacheSchedule.load(args.schedule) if args.schedule else None
     table = count_macs(args.arch or args.model, args.height, args.width, convention=args.convention,
                        batch_size=args.batch_size, text_len=args.text_len)
-    if args.schedule:
-        schedule = CacheSchedule.load(args.schedule)
-    else:
-        schedule = table.full_schedule(args.steps)
+    schedule = schedule or table.full_schedule(args.steps)
     report = table.report(schedule)
     if args.json:
         print(json.dumps(report))

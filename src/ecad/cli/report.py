@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..report import build_report
+from . import arguments
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -12,10 +13,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("run_dir", help="search run directory")
     parser.add_argument("-o", "--out", default="report.html", help="HTML file; front.png and hypervolume.png go beside it")
     parser.add_argument("--eval", dest="eval_dir", help="an `ecad eval` directory: its table and images are shown")
-    parser.add_argument("--samples", type=int, default=3,
+    parser.add_argument("--samples", type=arguments.count, default=3,
                         help="sample images per point; generated with the run's model for the last front and the "
                              "baselines when no --eval images exist (0: none)")
-    parser.add_argument("--max-generations", type=int, default=60,
+    parser.add_argument("--max-generations", type=arguments.positive, default=60,
                         help="generations the page can show (evenly spaced, always the first and last)")
     parser.set_defaults(run=run)
 

@@ -5,37 +5,43 @@ from __future__ import annotations
 import argparse
 
 from ..loading import DTYPES
+from ..macs import CONVENTIONS
 from ..metrics import METRICS
 from ..prompts import load_prompts
 from ..search import RunDirectory, SearchConfig, search
+from ..search.run import COSTS
+from ..validation import real, whole
+from . import arguments
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("search", help="NSGA-II search for cache schedules (resumable)")
     parser.add_argument("--model", required=True, help="tiny-shapes, a pipeline folder or a hub id")
     parser.add_argument("--prompts", help="prompt file (txt, json list, tsv/csv with a prompt column) or built-in set")
-    parser.add_argument("--limit", type=int, help="use only the first N prompts")
+    parser.add_argument("--limit", type=arguments.positive, help="use only the first N prompts")
     parser.add_argument("--metric", default="fidelity", choices=sorted(METRICS))
-    parser.add_argument("--population", type=int, default=72)
-    parser.add_argument("--generations", type=int, default=100)
-    parser.add_argument("--images-per-prompt", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--height", type=int)
-    parser.add_argument("--width", type=int)
-    parser.add_argument("--guidance", type=float, default=4.5)
-    parser.add_argument("--batch-size", type=int, default=8, help="images generated per pipeline call")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cost", choices=["macs", "latency"], default="macs",
+    parser.add_argument("--population", type=arguments.typed(whole(2)), default=72)
+    parser.add_argument("--generations", type=arguments.positive, default=100)
+    parser.add_argument("--images-per-prompt", type=arguments.positive, default=1)
+    parser.add_argument("--steps", type=arguments.typed(whole(2)), default=20)
+    parser.add_argument("--height", type=arguments.pixels)
+    parser.add_argument("--width", type=arguments.pixels)
+    parser.add_argument("--guidance", type=arguments.guidance, default=4.5)
+    parser.add_argument("--batch-size", type=arguments.positive, default=8, help="images generated per pipeline call")
+    parser.add_argument("--seed", type=arguments.count, default=0)
+    parser.add_argument("--cost", choices=COSTS, default="macs",
                         help="macs: the cost model; latency: seconds per component measured on --device")
-    parser.add_argument("--convention", choices=["full", "paper"], default="full")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--convention", choices=CONVENTIONS, default="full")
+    parser.add_argument("--device", type=arguments.device, default="auto")
     parser.add_argument("--dtype", choices=DTYPES, default="float32")
     parser.add_argument("--executor", choices=["local", "ray"], default="local",
                         help="local: in this process (default); ray: one actor per GPU/CPU slot (pip install 'ecad[ray]')")
     parser.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray instance)")
-    parser.add_argument("--workers", type=int, help="Ray actors (default: one per GPU, else one per CPU slot)")
-    parser.add_argument("--gpus-per-worker", type=float, default=None, help="GPUs per Ray actor (default 1 if any)")
-    parser.add_argument("--cpus-per-worker", type=float, default=1.0)
+    parser.add_argument("--workers", type=arguments.positive,
+                        help="Ray actors (default: one per GPU, else one per CPU slot)")
+    parser.add_argument("--gpus-per-worker", type=arguments.typed(real(0), float), default=None,
+                        help="GPUs per Ray actor (default 1 if any)")
+    parser.add_argument("--cpus-per-worker", type=arguments.typed(real(above=0), float), default=1.0)
     parser.add_argument("--out", required=True, help="run directory")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.set_defaults(run=run)

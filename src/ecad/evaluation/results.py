@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 from ..schedule_io import write_json
+from ..validation import read_json
 
 
 def metric_columns(name: str, scores: dict[str, float]) -> dict[str, float]:
@@ -88,8 +88,23 @@ def write_results(report: dict[str, Any], out: Path) -> None:
     write_json({}, out / "results.md", text=to_markdown(report))
 
 
+# What `ecad report --eval` reads back.
+RESULTS_SCHEMA = {
+    "type": "object", "required": ["config", "num_steps", "height", "width", "images", "environment", "results"],
+    "properties": {
+        "config": {"type": "object", "required": ["model"]},
+        "environment": {"type": "object", "required": ["device_name", "latency_batch_size", "repeats"]},
+        "results": {"type": "array", "items": {
+            "type": "object", "required": ["name", "source", "key", "recompute_fraction", "macs_speedup", "metrics"],
+            "properties": {"name": {"type": "string"}, "key": {"type": "string"}, "metrics": {"type": "object"},
+                           "recompute_fraction": {"type": "number"}, "macs_speedup": {"type": "number"}},
+        }},
+    },
+}
+
+
 def read_results(out: str | Path) -> dict[str, Any]:
     path = Path(out) / "results.json"
     if not path.is_file():
         raise FileNotFoundError(f"no eval results at {path}; run `ecad eval --out {out}` first.")
-    return json.loads(path.read_text())
+    return read_json(path, RESULTS_SCHEMA, fix=f"run `ecad eval --out {out}` again to write it")

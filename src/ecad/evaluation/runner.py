@@ -9,21 +9,23 @@ only meaningful against the no-caching time measured in the same process.
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from ..generation import Calibration, CalibrationGenerator
-from ..heuristics import baseline, no_cache
+from ..heuristics import baseline, no_cache, parse_baseline
 from ..hooks import enable_cache, model_layout
-from ..loading import load_pipeline
-from ..macs import count_macs
+from ..loading import DTYPES, check_image_size, load_pipeline
+from ..macs import CONVENTIONS, count_macs
 from ..metrics import QualityMetric, get_metric
 from ..schedule import CacheSchedule, ScheduleError
 from ..search.store import schedule_key
+from ..validation import check_fields, checked, device, each, flag, one_of, optional, pixels, real, text, texts, whole
 from .images import ImageStore, safe_name
 from .results import write_results
 from .timing import environment, time_pipeline
@@ -33,29 +35,43 @@ logger = logging.getLogger(__name__)
 REFERENCE = "no-cache"
 
 
+def _baseline_spec(spec: Any) -> str:
+    parse_baseline(text(spec))
+    return spec
+
+
+def _path(value: Any) -> str:
+    if not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"must be file paths, got {value!r}")
+    return str(value)
+
+
 @dataclass
 class EvalConfig:
-    """What to evaluate, on which prompts, and how to time it."""
+    """What to evaluate, on which prompts, and how to time it; every field is checked on creation."""
 
-    model: str
-    prompts: list[str]
-    schedules: list[str] = field(default_factory=list)
-    baselines: list[str] = field(default_factory=list)
-    metrics: list[str] = field(default_factory=lambda: ["fidelity"])
-    images_per_prompt: int = 1
-    num_steps: int | None = None
-    height: int | None = None
-    width: int | None = None
-    guidance_scale: float = 4.5
-    batch_size: int = 8
-    seed: int = 0
-    resample: bool = False
-    convention: str = "full"
-    warmup: int = 2
-    repeats: int = 5
-    latency_batch: int = 1
-    device: str = "auto"
-    dtype: str = "float32"
+    model: str = checked(text)
+    prompts: list[str] = checked(texts)
+    schedules: list[str] = checked(each(_path), default_factory=list)
+    baselines: list[str] = checked(each(_baseline_spec), default_factory=list)
+    metrics: list[str] = checked(texts, default_factory=lambda: ["fidelity"])
+    images_per_prompt: int = checked(whole(1), default=1)
+    num_steps: int | None = checked(optional(whole(1)), default=None)
+    height: int | None = checked(optional(pixels), default=None)
+    width: int | None = checked(optional(pixels), default=None)
+    guidance_scale: float = checked(real(0), default=4.5)
+    batch_size: int = checked(whole(1), default=8)
+    seed: int = checked(whole(0), default=0)
+    resample: bool = checked(flag, default=False)
+    convention: str = checked(one_of(CONVENTIONS), default="full")
+    warmup: int = checked(whole(0), default=2)
+    repeats: int = checked(whole(0), default=5)
+    latency_batch: int = checked(whole(1), default=1)
+    device: str = checked(device, default="auto")
+    dtype: str = checked(one_of(DTYPES), default="float32")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def generation_settings(self, steps: int, height: int, width: int) -> dict[str, Any]:
         """What the stored images depend on (checked when an eval directory is reused)."""
@@ -92,10 +108,10 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
 
     Returns what ``results.json`` holds.
     """
-    if not config.prompts:
-        raise ValueError("no prompts to evaluate on.")
     files = [(file, CacheSchedule.load(file)) for file in config.schedules]
     instances = _metric_instances(config, metrics)
+    check_image_size(config.model, config.height, config.width)
+    ImageStore(out).check()
     pipe = load_pipeline(config.model, device=config.device, dtype=config.dtype)
     layout = model_layout(pipe)
     steps = config.num_steps or (files[0][1].num_steps if files else 20)

@@ -108,12 +108,13 @@ def build_report(run_dir: str | Path, out: str | Path, eval_dir: str | Path | No
     """Write ``out`` (HTML) with ``front.png`` and ``hypervolume.png`` beside it; returns the written paths."""
     run = load_run(run_dir)
     out = Path(out)
+    if out.is_dir():
+        raise IsADirectoryError(f"{out} is a directory; give the report's file name, e.g. {out / 'report.html'}.")
+    evaluation, images = (_eval_section(Path(eval_dir), samples) if eval_dir else (None, {}))  # read before writing
     out.parent.mkdir(parents=True, exist_ok=True)
     front_png, hypervolume_png = out.with_name("front.png"), out.with_name("hypervolume.png")
     plot_front(run, front_png)
     plot_hypervolume(run, hypervolume_png)
-
-    evaluation, images = (_eval_section(Path(eval_dir), samples) if eval_dir else (None, {}))
     wanted = [k for k in dict.fromkeys(run.generations[-1].front + run.baselines) if not images.get(k)]
     if samples > 0 and wanted:
         images.update(generate_samples(run.config, {k: run.schedule(k) for k in wanted}, samples))

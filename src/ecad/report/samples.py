@@ -9,9 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PIL import Image
-
 from ..evaluation import ImageStore
+from ..evaluation.images import open_image
 from ..generation import Calibration, CalibrationGenerator
 from ..loading import load_pipeline
 from ..metrics.images import to_pil
@@ -30,7 +29,7 @@ def eval_samples(store: ImageStore, name: str, limit: int) -> list[Sample]:
     if not entry:
         return []
     rows = store.index["rows"]
-    return [{"src": data_uri(Image.open(store.path / file), "JPEG", MAX_SIDE), "caption": rows[i]["prompt"]}
+    return [{"src": data_uri(open_image(store.path / file), "JPEG", MAX_SIDE), "caption": rows[i]["prompt"]}
             for i, file in enumerate(entry["files"][:limit])]
 
 

@@ -23,8 +23,6 @@ from .store import CorruptRunError, Evaluation, schedule_key
 
 logger = logging.getLogger(__name__)
 
-COSTS = ("macs", "latency")
-
 
 class CandidateEvaluator:
     """``evaluator(schedule) -> Evaluation``; the text is encoded and the reference generated once per run."""

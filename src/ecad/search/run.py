@@ -19,7 +19,6 @@ Run directory::
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import shutil
 import time
@@ -37,8 +36,11 @@ from tqdm.auto import tqdm
 
 from ..adapters import ModelLayout
 from ..heuristics import initial_population
+from ..loading import DTYPES
+from ..macs import CONVENTIONS
 from ..schedule import CacheSchedule
 from ..schedule_io import write_json
+from ..validation import check_fields, checked, device, one_of, optional, pixels, read_json, real, text, texts, whole
 from .problem import CacheSearchProblem, ScheduleEncoding
 from .store import CorruptRunError, Evaluation, EvaluationStore, schedule_key
 
@@ -47,55 +49,96 @@ logger = logging.getLogger(__name__)
 CONFIG_FORMAT = "ecad.search-run/1"
 # Settings that may differ on --resume without changing any result.
 RESUMABLE_CHANGES = ("generations", "device")
+COSTS = ("macs", "latency")
+
+# The shapes of the files `ecad front` and `ecad report` read back.
+FRONT_SCHEMA = {
+    "type": "object", "required": ["full_cost", "front"],
+    "properties": {
+        "full_cost": {"type": "number", "exclusiveMinimum": 0},
+        "front": {"type": "array", "items": {
+            "type": "object", "required": ["file", "key", "quality", "cost", "speedup"],
+            "properties": {"file": {"type": "string"}, "key": {"type": "string"}, "quality": {"type": "number"},
+                           "cost": {"type": "number"}, "speedup": {"type": "number"}},
+        }},
+    },
+}
+GENERATION_SCHEMA = {
+    "type": "object", "required": ["generation", "population"],
+    "properties": {
+        "generation": {"type": "integer", "minimum": 0},
+        "summary": {"type": "object"},
+        "population": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["key", "quality", "cost_fraction"],
+            "properties": {"key": {"type": "string"}, "name": {"type": ["string", "null"]},
+                           "quality": {"type": "number"}, "cost_fraction": {"type": "number"}},
+        }},
+    },
+}
 
 
 @dataclass
 class SearchConfig:
-    """Everything that determines a search's result (plus where it runs)."""
+    """Everything that determines a search's result (plus where it runs); every field is checked on creation."""
 
-    model: str
-    prompts: list[str]
-    metric: str = "fidelity"
-    population: int = 72
-    generations: int = 100
-    images_per_prompt: int = 1
-    num_steps: int = 20
-    height: int | None = None
-    width: int | None = None
-    guidance_scale: float = 4.5
-    batch_size: int = 8
-    seed: int = 0
-    cost: str = "macs"
-    convention: str = "full"
-    crossover_points: int = 4
-    crossover_prob: float = 0.9
-    mutation_prob: float = 0.05
-    device: str = "auto"
-    dtype: str = "float32"
+    model: str = checked(text)
+    prompts: list[str] = checked(texts)
+    metric: str = checked(text, default="fidelity")
+    population: int = checked(whole(2), default=72)
+    generations: int = checked(whole(1), default=100)
+    images_per_prompt: int = checked(whole(1), default=1)
+    num_steps: int = checked(whole(2), default=20)  # step 0 always computes: one step leaves nothing to search
+    height: int | None = checked(optional(pixels), default=None)
+    width: int | None = checked(optional(pixels), default=None)
+    guidance_scale: float = checked(real(0), default=4.5)
+    batch_size: int = checked(whole(1), default=8)
+    seed: int = checked(whole(0), default=0)
+    cost: str = checked(one_of(COSTS), default="macs")
+    convention: str = checked(one_of(CONVENTIONS), default="full")
+    crossover_points: int = checked(whole(1), default=4)
+    crossover_prob: float = checked(real(0, 1), default=0.9)
+    mutation_prob: float = checked(real(0, 1), default=0.05)
+    device: str = checked(device, default="auto")
+    dtype: str = checked(one_of(DTYPES), default="float32")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": CONFIG_FORMAT, **dataclasses.asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
-        if data.get("format") != CONFIG_FORMAT:
-            raise CorruptRunError(f"config.json is not an ecad search config (format {data.get('format')!r}).")
+    def from_dict(cls, data: Any, source: str = "config.json") -> SearchConfig:
+        if not isinstance(data, dict) or data.get("format") != CONFIG_FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise CorruptRunError(f"{source} is not an ecad search config (format {found!r}, expected "
+                                  f"{CONFIG_FORMAT!r}); use another --out.")
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        try:
+            return cls(**{k: v for k, v in data.items() if k in names})
+        except (TypeError, ValueError) as err:
+            raise CorruptRunError(f"{source} is damaged ({err}); restore it or use another --out.") from None
 
 
 class RunDirectory:
-    """Creates, validates and writes a search run directory."""
+    """Creates, validates and writes a search run directory.
+
+    A new run that fails before its first evaluation is stored leaves nothing behind: :meth:`open` checks everything
+    and creates the directory, :meth:`commit` writes ``config.json`` once the model and metric are ready, and
+    :meth:`abandon` removes what :meth:`open` created if no evaluation was stored (else the run is resumable).
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._starting = False  # a new run, until it is done or stopped
+        self._made: Path | None = None  # the topmost directory open() created (None: it existed, empty)
 
     @property
     def config_path(self) -> Path:
         return self.path / "config.json"
 
     def open(self, config: SearchConfig, resume: bool) -> SearchConfig:
-        """Start a new run or check that ``config`` may resume the one here."""
+        """Start a new run or check that ``config`` may resume the one here; writes nothing into an existing run."""
         if self.config_path.exists():
             if not resume:
                 raise FileExistsError(f"{self.path} already holds a search run; pass --resume to continue it, "
@@ -109,21 +152,44 @@ class RunDirectory:
             if differences:
                 raise ValueError(f"cannot resume {self.path}: the run was started with other settings ("
                                  + "; ".join(differences) + "); resume with the original settings or use a new --out.")
-        elif self.path.exists() and any(self.path.iterdir()):
+            EvaluationStore.check(self.path / "evaluations.sqlite")
+            return config
+        if self.path.exists() and not self.path.is_dir():
+            raise CorruptRunError(f"{self.path} is a file, not a run directory; choose another --out.")
+        if self.path.exists() and any(self.path.iterdir()):
             raise CorruptRunError(f"{self.path} is not empty and holds no search run (no config.json); "
                                   "choose an empty or new --out.")
+        absolute = self.path.absolute()
+        missing = [p for p in (absolute, *absolute.parents) if not p.exists()]
+        self._starting, self._made = True, missing[-1] if missing else None
         self.path.mkdir(parents=True, exist_ok=True)
+        return config
+
+    def commit(self, config: SearchConfig) -> None:
+        """The model and metric are ready: write (or, on resume, update) ``config.json``."""
         (self.path / "generations").mkdir(exist_ok=True)
         write_json(config.to_dict(), self.config_path)
-        return config
+
+    def abandon(self) -> None:
+        """The run stopped: if it is new and stored no evaluation, remove what it created, so the corrected command
+        works as the first would; otherwise keep it for ``--resume``."""
+        try:
+            if not self._starting or EvaluationStore.count(self.path / "evaluations.sqlite"):
+                return
+        except CorruptRunError:
+            return  # keep what cannot be read
+        if self._made is not None:
+            shutil.rmtree(self._made, ignore_errors=True)
+        else:  # the directory existed, empty: empty it again
+            for entry in self.path.iterdir():
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        self._starting = False
 
     def load_config(self) -> SearchConfig:
         if not self.config_path.is_file():
             raise CorruptRunError(f"{self.path} is not a search run directory (no config.json).")
-        try:
-            return SearchConfig.from_dict(json.loads(self.config_path.read_text()))
-        except (json.JSONDecodeError, TypeError) as err:
-            raise CorruptRunError(f"{self.config_path} is damaged ({err}).") from None
+        data = read_json(self.config_path, error=CorruptRunError, fix="restore it or use another --out")
+        return SearchConfig.from_dict(data, str(self.config_path))
 
     def store(self) -> EvaluationStore:
         return EvaluationStore(self.path / "evaluations.sqlite")
@@ -152,10 +218,12 @@ class RunDirectory:
         path = self.path / "front.json"
         if not path.is_file():
             raise CorruptRunError(f"{self.path} has no front.json yet; run or resume `ecad search` first.")
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise CorruptRunError(f"{path} is damaged ({err}).") from None
+        return read_json(path, FRONT_SCHEMA, error=CorruptRunError,
+                         fix="resume the search (`ecad search ... --resume`) to write it again")
+
+    def read_generation(self, path: Path) -> dict[str, Any]:
+        return read_json(path, GENERATION_SCHEMA, error=CorruptRunError,
+                         fix="resume the search (`ecad search ... --resume`) to write it again")
 
 
 @dataclass
