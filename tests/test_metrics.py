@@ -134,6 +134,13 @@ def test_pickscore_architecture_at_full_size_on_the_meta_device():
     assert (vision, text, sum(p.numel() for p in model.parameters())) == (632_076_800, 354_032_640, 986_109_441)
 
 
+def test_missing_weights_offline_say_how_to_get_them(tmp_path):
+    metric = get_metric("pickscore", cache_dir=tmp_path, local_files_only=True, device="cpu")
+    with pytest.raises(OSError, match=r"cannot get the hub repository yuvalkirstain/PickScore_v1 .*"
+                                      r"run `hf download yuvalkirstain/PickScore_v1`"):
+        metric(generated(6, n=1))
+
+
 def test_unknown_metric():
     with pytest.raises(ValueError, match="unknown metric 'lpips'"):
         get_metric("lpips")

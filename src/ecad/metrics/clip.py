@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from .base import PromptImageMetric
+from .weights import from_hub
 
 MAX_TEXT_TOKENS = 77  # CLIP's text positions: longer prompts are truncated, as every CLIP score does
 
@@ -44,11 +45,13 @@ class ClipScorer(PromptImageMetric):
         import transformers
         from transformers import AutoProcessor, CLIPModel
 
-        self.model = CLIPModel.from_pretrained(self.model_name, **self.hub).to(self.device).eval()
         # The PIL image processor, the one these scores were defined with (transformers 5 would otherwise pick its
         # torchvision backend where torchvision is installed, which resizes slightly differently).
         backend = {"backend": "pil"} if int(transformers.__version__.split(".")[0]) >= 5 else {}
-        self.processor = AutoProcessor.from_pretrained(self.processor_name, **self.hub, **backend)
+        model = from_hub(self.model_name, lambda: CLIPModel.from_pretrained(self.model_name, **self.hub))
+        self.processor = from_hub(self.processor_name,
+                                  lambda: AutoProcessor.from_pretrained(self.processor_name, **self.hub, **backend))
+        self.model = model.to(self.device).eval()
 
     def from_cosine(self, cosine: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -6,25 +6,37 @@ error that names it, so a checkpoint that maps wrongly can never give silently r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from itertools import chain
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
+
+
+Loaded = TypeVar("Loaded")
+
+
+def from_hub(repo: str, load: Callable[[], Loaded], filename: str = "") -> Loaded:
+    """``load()``, a download or ``from_pretrained`` of ``repo``; if the files cannot be had (not cached and no
+    network, unknown repository or file, HTTP errors), one line that says how to get them."""
+    try:
+        return load()
+    except OSError as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        what = f"{filename} from the hub repository {repo}" if filename else f"the hub repository {repo}"
+        command = f"hf download {repo} {filename}".strip()
+        raise OSError(f"cannot get {what} ({reason}). On a machine with network access run `{command}` and copy "
+                      "the hub cache (~/.cache/huggingface/hub, or HF_HUB_CACHE) here.") from None
 
 
 def hub_file(repo: str, filename: str, cache_dir: str | Path | None = None, local_files_only: bool = False) -> Path:
     """``filename`` of the hub repository ``repo`` through ``hf_hub_download`` (downloaded once, then cached)."""
     from huggingface_hub import hf_hub_download
 
-    try:
-        return Path(hf_hub_download(repo, filename, cache_dir=cache_dir, local_files_only=local_files_only))
-    except OSError as err:  # not cached and no network, unknown repo or file, HTTP errors
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise OSError(f"cannot get {filename} from the hub repository {repo} ({reason}). On a machine with network "
-                      f"access run `hf download {repo} {filename}` and copy the hub cache (~/.cache/huggingface/hub, "
-                      "or HF_HUB_CACHE) here.") from None
+    return Path(from_hub(repo, lambda: hf_hub_download(repo, filename, cache_dir=cache_dir,
+                                                       local_files_only=local_files_only), filename))
 
 
 def torch_hub_weights(url: str) -> dict[str, torch.Tensor]:
