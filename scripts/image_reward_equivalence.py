@@ -110,7 +110,8 @@ def original_scores(work: Path) -> None:
     if (work / "real" / "bert-base-uncased").is_dir():
         os.chdir(work / "real")
         real = init_tokenizer()
-        tokens["real"] = [real(t, padding="max_length", truncation=True, max_length=35).input_ids for t in TOKEN_PROMPTS]
+        tokens["real"] = [real(t, padding="max_length", truncation=True, max_length=35).input_ids
+                          for t in TOKEN_PROMPTS]
     (work / "original.json").write_text(json.dumps({
         "scores": scores, "tokens": tokens, "seconds": time.perf_counter() - started,
         "torch": torch.__version__, "transformers": transformers.__version__, "image_reward": "1.5",
@@ -163,7 +164,8 @@ def main() -> None:
         original = json.loads((work / "original.json").read_text())
 
         cache = work / "hub"
-        put_in_hub_cache(cache, REPO, {"ImageReward.pt": work / "ImageReward.pt", "med_config.json": json.dumps(MED_CONFIG)})
+        put_in_hub_cache(cache, REPO, {"ImageReward.pt": work / "ImageReward.pt",
+                                       "med_config.json": json.dumps(MED_CONFIG)})
         put_in_hub_cache(cache, TOKENIZER, {"vocab.txt": "\n".join(vocab) + "\n",
                                             "tokenizer_config.json": json.dumps({"do_lower_case": True})})
         started = time.perf_counter()

@@ -36,14 +36,16 @@ def checkpoint_in_hub_cache(hub_cache, tmp_path):
     """THUDM/ImageReward too, its ImageReward.pt holding the script's seeded weights (1.8 GB on disk)."""
     checkpoint = tmp_path / "ImageReward.pt"
     torch.save(seeded_state_dict(RESULT["checkpoint_layout"], RESULT["weight_seed"]), checkpoint)
-    put_in_hub_cache(hub_cache, REPO, {"ImageReward.pt": checkpoint, "med_config.json": json.dumps(RESULT["med_config"])})
+    put_in_hub_cache(hub_cache, REPO, {"ImageReward.pt": checkpoint,
+                                       "med_config.json": json.dumps(RESULT["med_config"])})
     return hub_cache
 
 
 def recorded_inputs():
     height, width = RESULT["image_size"]
     count = len(RESULT["prompts"]) * RESULT["images_per_prompt"]
-    images = [np.asarray(im, dtype=np.float32) / 255 for im in seeded_images(count, height, width, RESULT["image_seed"])]
+    pil = seeded_images(count, height, width, RESULT["image_seed"])
+    images = [np.asarray(image, dtype=np.float32) / 255 for image in pil]
     prompts = [p for p in RESULT["prompts"] for _ in range(RESULT["images_per_prompt"])]
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2), prompts
 
@@ -68,7 +70,8 @@ def test_full_size_port_gives_the_original_packages_scores(checkpoint_in_hub_cac
 
 def test_tokenizer_gives_the_original_token_ids(hub_cache):
     tokenizer = load_tokenizer(TOKENIZER, cache_dir=hub_cache, local_files_only=True)
-    ids = [tokenizer(t, padding="max_length", truncation=True, max_length=35).input_ids for t in RESULT["token_prompts"]]
+    ids = [tokenizer(text, padding="max_length", truncation=True, max_length=35).input_ids
+           for text in RESULT["token_prompts"]]
     assert ids == RESULT["original_tokens"]
     assert RESULT["tokens_equal"].get("real", True)  # on the real bert-base-uncased vocabulary, when it was checked
 

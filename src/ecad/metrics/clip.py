@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 from PIL import Image
 
-from .base import PromptImageMetric
+from .base import BATCH_SIZE, PromptImageMetric
 from .weights import from_hub
 
 MAX_TEXT_TOKENS = 77  # CLIP's text positions: longer prompts are truncated, as every CLIP score does
@@ -35,7 +35,8 @@ class ClipScorer(PromptImageMetric):
     default_processor: ClassVar[str | None] = None
 
     def __init__(self, model: str | None = None, processor: str | None = None, device: str | None = None,
-                 batch_size: int = 32, cache_dir: str | Path | None = None, local_files_only: bool = False) -> None:
+                 batch_size: int = BATCH_SIZE, cache_dir: str | Path | None = None,
+                 local_files_only: bool = False) -> None:
         super().__init__(device, batch_size, cache_dir, local_files_only)
         self.model_name = model or self.default_model
         self.processor_name = processor or (self.default_processor if model is None else None) or self.model_name

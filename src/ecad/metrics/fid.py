@@ -19,7 +19,7 @@ from PIL import Image
 from torch import nn
 
 from ..generation import Generated
-from .base import QualityMetric, default_device
+from .base import BATCH_SIZE, QualityMetric, default_device
 from .inception import load_fid_inception
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -48,7 +48,7 @@ class FidMetric(QualityMetric):
     needs_reference = True
 
     def __init__(self, feature: nn.Module | None = None, reference: str | Path | None = None,
-                 batch_size: int = 32, device: str | None = None) -> None:
+                 batch_size: int = BATCH_SIZE, device: str | None = None) -> None:
         self.feature = feature
         self.reference = reference
         self.batch_size = batch_size

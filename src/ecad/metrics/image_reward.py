@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from .base import PromptImageMetric
+from .base import BATCH_SIZE, PromptImageMetric
 from .image_reward_model import MAX_TEXT_LENGTH, REPO, TOKENIZER, load_image_reward, preprocess
 
 
@@ -22,8 +22,9 @@ class ImageRewardMetric(PromptImageMetric):
     name = "image-reward"
     score_name = "image_reward"
 
-    def __init__(self, repo: str = REPO, tokenizer: str = TOKENIZER, device: str | None = None, batch_size: int = 32,
-                 cache_dir: str | Path | None = None, local_files_only: bool = False) -> None:
+    def __init__(self, repo: str = REPO, tokenizer: str = TOKENIZER, device: str | None = None,
+                 batch_size: int = BATCH_SIZE, cache_dir: str | Path | None = None,
+                 local_files_only: bool = False) -> None:
         super().__init__(device, batch_size, cache_dir, local_files_only)
         self.repo, self.tokenizer_name = repo, tokenizer
         self.tokenizer: Any = None

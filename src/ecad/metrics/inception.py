@@ -20,7 +20,8 @@ from torch import nn
 
 from .weights import load_exact, torch_hub_weights
 
-WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
+WEIGHTS_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+               "weights-inception-2015-12-05-6726825d.pth")
 UNUSED_PREFIXES = ("fc.",)  # the 1008-class logits: in the weights file, not part of the 2048 pool features
 INPUT_SIZE = 299
 FEATURES = 2048
