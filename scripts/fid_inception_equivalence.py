@@ -33,7 +33,7 @@ from PIL import Image
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "fid_inception_equivalence.json"
 WEIGHT_SEED, REAL_SEED, FAKE_SEED = 0, 1, 2
-IMAGES, HEIGHT, WIDTH = 10, 96, 128
+IMAGES, HEIGHT, WIDTH = 6, 96, 128
 RECORDED_FEATURES = 16  # per image, in the results
 
 

@@ -55,11 +55,11 @@ class FidMetric(QualityMetric):
         self.device = default_device(device)
         self.fid = None
 
-    def _build(self) -> None:
-        from torchmetrics.image.fid import FrechetInceptionDistance
-
-        feature = self.feature if self.feature is not None else load_fid_inception()
-        self.fid = FrechetInceptionDistance(feature=feature, normalize=True, reset_real_features=False).to(self.device)
+    def inception(self) -> nn.Module:
+        """The feature extractor: the one given, else the FID Inception-v3 (loaded once)."""
+        if self.feature is None:
+            self.feature = load_fid_inception()
+        return self.feature
 
     def _batches(self, images: torch.Tensor | Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
         """``batch_size`` images at a time; images from a folder are grouped while their sizes agree."""
@@ -82,7 +82,10 @@ class FidMetric(QualityMetric):
 
     def prepare(self, reference: Generated) -> None:
         """Extract the reference features once; every schedule is then compared with the same statistics."""
-        self._build()
+        from torchmetrics.image.fid import FrechetInceptionDistance
+
+        self.fid = FrechetInceptionDistance(feature=self.inception(), normalize=True,
+                                            reset_real_features=False).to(self.device)
         self._update(folder_images(self.reference) if self.reference is not None else reference.images, real=True)
 
     def __call__(self, generated: Generated) -> dict[str, float]:
