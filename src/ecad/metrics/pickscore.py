@@ -2,7 +2,7 @@
 
 As its authors compute it: ``yuvalkirstain/PickScore_v1`` through transformers' ``CLIPModel``, inputs from the
 ``laion/CLIP-ViT-H-14-laion2B-s32B-b79K`` processor, score = exp(logit_scale) x cosine of the normalised image and
-text embeddings (about 20-23 for typical generations).
+text embeddings.
 """
 
 from __future__ import annotations
