@@ -38,7 +38,8 @@ def checkpoint_in_hub_cache(hub_cache, tmp_path):
     torch.save(seeded_state_dict(RESULT["checkpoint_layout"], RESULT["weight_seed"]), checkpoint)
     put_in_hub_cache(hub_cache, REPO, {"ImageReward.pt": checkpoint,
                                        "med_config.json": json.dumps(RESULT["med_config"])})
-    return hub_cache
+    yield hub_cache
+    checkpoint.unlink()  # pytest keeps the temporary folders of the last runs
 
 
 def recorded_inputs():
