@@ -16,6 +16,7 @@ from torch import nn
 
 from ..pruning import prune_dead
 from ..schedule import CacheSchedule, ScheduleError
+from .skip import BlockSkip
 
 
 class UnsupportedModelError(ValueError):
@@ -35,6 +36,8 @@ class BlockGroup:
         feeds: ``(source, consumer)`` pairs where the source's output is used only as input of the consumer
             (FLUX single blocks: ``attn`` and ``proj_mlp`` feed only ``proj_out``). When the consumer replays, the
             source's fresh output is dead unless a later step reuses it; the runtime then skips computing it.
+        skip: the blocks' forward without the work that only feeds replayed components (:mod:`ecad.adapters.skip`);
+            ``None``: the blocks always run their own forward.
     """
 
     attr: str
@@ -42,6 +45,7 @@ class BlockGroup:
     prefix: str = ""
     paper_names: tuple[str, ...] = ()
     feeds: tuple[tuple[str, str], ...] = ()
+    skip: BlockSkip | None = None
 
     def __post_init__(self) -> None:
         if self.paper_names and len(self.paper_names) != len(self.components):
@@ -168,6 +172,17 @@ class ModelAdapter:
                 module = _get_attr(block, comp)
                 if isinstance(module, nn.Module):
                     found.append((b, names.index(comp), f"{block_path}.{comp}", module))
+        return found
+
+    def block_skips(self, transformer: nn.Module) -> list[tuple[int, nn.Module, BlockSkip, dict[str, int]]]:
+        """``(block_index, block, skip, {component: schedule index})`` for every block whose kind declares a skip
+        forward that fits it (see :mod:`ecad.adapters.skip`)."""
+        names = self.component_names
+        found = []
+        for b, (_, _, block, group) in enumerate(self.blocks(transformer)):
+            if group.skip is not None and group.skip.supports(block):
+                present = {c: names.index(c) for c in group.components if isinstance(_get_attr(block, c), nn.Module)}
+                found.append((b, block, group.skip, present))
         return found
 
     def layout(self, transformer: nn.Module) -> ModelLayout:

@@ -1,0 +1,76 @@
+"""Skipping the work that only feeds replayed outputs: what an adapter declares, and the pieces block forwards share.
+
+When a component replays its cached output at a step, the block's own forward still computes that component's input
+(a norm and the adaLN modulation before PixArt's ``attn1`` or ``ff``, for example) and throws it away. An adapter
+declares a :class:`BlockSkip` for a block kind: a forward that does exactly what the block's own forward does, in the
+same order and with the same operations (so the result is bit for bit the same), except that it computes a
+component's input only when the component runs. When every component of a block replays, what is left is the current
+step's modulation, the gates applied to the replayed outputs and the residual adds.
+
+The runtime (:class:`ecad.hooks.BlockSkipHook`) calls it only at steps where some component of the block replays; the
+cost model counts it the same way (:mod:`ecad.macs`). The small functions below hold the tensor arithmetic, so that
+under ``torch.compile`` each is compiled once whatever the step's decisions are (the decisions are taken in the
+block forward, which runs outside the graph).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+
+class BlockStep(Protocol):
+    """What a skip forward may ask about the step it runs at."""
+
+    def runs(self, component: str) -> bool:
+        """Whether ``component`` computes at this step (otherwise its cached output is replayed)."""
+
+    def replay(self, component: str) -> Any:
+        """The cached raw output of ``component`` (only for components that do not run)."""
+
+
+@dataclass(frozen=True)
+class BlockSkip:
+    """A block kind's forward that skips the inputs of replayed components.
+
+    Args:
+        forward: ``forward(block, step, *args, **kwargs)`` with the block forward's own arguments after ``step``
+            (a :class:`BlockStep`); calls a component module only when ``step.runs(name)``.
+        supports: whether a block instance has the configuration ``forward`` was written for (others run their
+            own forward at every step, without skipping).
+    """
+
+    forward: Callable[..., Any]
+    supports: Callable[[nn.Module], bool]
+
+
+def class_is(*names: str) -> Callable[[nn.Module], bool]:
+    return lambda module: type(module).__name__ in names
+
+
+def table_modulation(table: torch.Tensor, timestep: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, ...]:
+    """PixArt's and Sana's adaLN-single: six [batch, 1, dim] shift/scale/gate tensors from the block's table."""
+    return (table[None] + timestep.reshape(batch_size, 6, -1)).chunk(6, dim=1)
+
+
+def linear_modulation(norm: nn.Module, emb: torch.Tensor, chunks: int) -> tuple[torch.Tensor, ...]:
+    """adaLN-Zero's projection of the conditioning (FLUX, SD3): ``norm.linear(norm.silu(emb))`` in ``chunks``."""
+    return norm.linear(norm.silu(emb)).chunk(chunks, dim=1)
+
+
+def modulate(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+def modulate_tokens(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """``x * (1 + scale[:, None]) + shift[:, None]``: [batch, dim] modulation over every token."""
+    return x * (1 + scale[:, None]) + shift[:, None]
+
+
+def gated(gate: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """``gate.unsqueeze(1) * output``: a [batch, dim] gate over every token."""
+    return gate.unsqueeze(1) * output
