@@ -133,6 +133,7 @@ class ModelAdapter:
     presets: dict[str, ArchPreset] = {}
     timestep_arg: str = "timestep"
     sample_arg: str = "hidden_states"
+    text_arg: str = "encoder_hidden_states"
     # What the transformer's timestep runs up to (PixArt/SD3: 1000 train steps; FLUX passes t/1000).
     timestep_scale: float = 1000.0
     default_text_len: int = 120
@@ -222,6 +223,10 @@ class ModelAdapter:
         if paper_name not in names:
             raise ScheduleError(f"{self.family} block {block_name!r} has no paper component {paper_name!r}.")
         return group.components[names.index(paper_name)]
+
+    def pipeline_kwargs(self, pipe: Any) -> dict[str, Any]:
+        """Keyword arguments ecad passes to every call of this family's pipelines (exact size, text length)."""
+        return dict(self.call_kwargs)
 
     def encode_prompts(self, pipe: Any, prompts: list[str], guidance_scale: float) -> dict[str, torch.Tensor]:
         """Pipeline keyword arguments with the prompts' embeddings, computed once and sliced per batch."""

@@ -127,6 +127,9 @@ class PixArtAdapter(ModelAdapter):
             out |= {"negative_prompt_embeds": negative, "negative_prompt_attention_mask": negative_mask}
         return out
 
+    def pipeline_kwargs(self, pipe: Any) -> dict[str, Any]:
+        return {**self.call_kwargs, "max_sequence_length": self.max_sequence_length(pipe)}
+
     def call_with_embeddings(self) -> dict[str, Any]:
         return {"negative_prompt": None}
 
