@@ -174,11 +174,14 @@ def test_latency_cost_is_measured_once_and_kept(model_dir, prompt_file, tmp_path
     args = cli_args(model_dir, prompt_file, out, generations=1) + ["--cost", "latency"]
     assert main(args) == 0
     table = json.loads((out / "latency.json").read_text())
-    assert len(table["component_seconds"]) == 3 and all(v > 0 for row in table["component_seconds"] for v in row)
+    assert len(table["component_seconds"]) == 3 and all(v >= 0 for row in table["component_seconds"] for v in row)
+    assert all(v > 0 for v in table["replay_seconds"]) and table["batch_size"] == 4 * 2  # 2 prompts x 2 images, CFG
     front = json.loads((out / "front.json").read_text())
     assert all(row["cost"] == row["seconds"] for row in front["front"])
     # resuming reuses the stored table: doubling every stored time doubles every cost exactly
     table["component_seconds"] = [[2 * v for v in row] for row in table["component_seconds"]]
+    for name in ("replay_seconds", "full_block_seconds"):
+        table[name] = [2 * v for v in table[name]]
     table["outside_seconds"] *= 2
     (out / "latency.json").write_text(json.dumps(table))
     (out / "evaluations.sqlite").unlink()
