@@ -207,3 +207,31 @@ def test_predicted_step_macs_equal_what_the_runtime_runs(name):
     assert measured == table.step_macs(schedule)
     assert table.step_macs(schedule) == table.step_macs(schedule, prune=True)
     assert sum(measured) < table.full_step_macs * steps
+
+
+def test_macs_cli_observes_a_pipeline_folder_without_its_weights(tmp_path, capsys):
+    """``ecad macs --model FOLDER`` builds the pipeline from its configs with fake weights and counts the call it
+    makes: the same table as the real pipeline's observed call (here PixArt pads its prompts to 120 T5 tokens)."""
+    pipe = tiny_pixart_pipeline(num_layers=2)
+    pipe.save_pretrained(tmp_path / "pipe")
+    real = count_pipeline_macs(pipe, 32, 32, guidance_scale=4.5, images=3)
+    assert main(["macs", "--model", str(tmp_path / "pipe"), "--height", "32", "--width", "32", "--guidance", "4.5",
+                 "--images", "3", "--steps", "4", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["full_macs"] == 4 * real.full_step_macs
+    assert (report["batch_size"], report["text_len"]) == (6, 120)
+    assert "observed pipeline call" in report["counted"]
+    assert main(["macs", "--model", str(tmp_path / "pipe"), "--text-len", "7"]) == 1
+    assert "observed from its call" in capsys.readouterr().err
+
+
+def test_tiny_shapes_cost_is_counted_at_its_real_shapes(capsys):
+    """tiny-shapes: 4x VAE (16x16 latents, 64 tokens), 16 text tokens; cross-attention is 17% of a block's MACs."""
+    assert main(["macs", "--model", "tiny-shapes", "--height", "64", "--width", "64", "--guidance", "3",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["batch_size"], report["text_len"]) == (2, 16)
+    table = count_macs("tiny-shapes", 64, 64, guidance_scale=GUIDANCE_SCALE)
+    block = table.component_macs[0]
+    assert 0.17 < float(block[1] / block.sum()) < 0.18
+    assert report["full_macs"] == 20 * table.full_step_macs

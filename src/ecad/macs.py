@@ -303,7 +303,9 @@ def count_pipeline_macs(
 
 def read_transformer_config(path_or_hub_id: str) -> dict[str, Any]:
     """The transformer config of a pipeline folder, a transformer folder, or a hub id (downloads only the config)."""
-    path = Path(path_or_hub_id)
+    from .loading import model_source
+
+    path = Path(model_source(path_or_hub_id)).expanduser()
     for candidate in (path / "transformer" / "config.json", path / "config.json"):
         if candidate.is_file():
             return json.loads(candidate.read_text())
@@ -348,10 +350,29 @@ def _assumed_signature(adapter: ModelAdapter, config: dict[str, Any], batch_size
     return TransformerCall((), adapter.dummy_inputs(config, batch_size, height, width, text_len, "meta")).signature()
 
 
-def _is_pipeline_folder(model: str) -> bool:
+def observes_pipeline(model: Any) -> bool:
+    """Whether :func:`count_macs` counts ``model`` at an observed pipeline call: a pipeline, a pipeline folder
+    (``model_index.json``), ``tiny-shapes`` or a hub id; not a preset, a transformer, or a transformer-only folder."""
+    if isinstance(model, nn.Module):
+        return False
+    if not isinstance(model, str):
+        return True
+    if any(model in a.presets for a in ADAPTERS):
+        return False
     from .loading import model_source
 
-    return (Path(model_source(model)).expanduser() / "model_index.json").is_file()
+    local = Path(model_source(model)).expanduser()
+    if local.exists():
+        return (local / "model_index.json").is_file()
+    if model.startswith((".", "/", "~")):
+        raise FileNotFoundError(f"model folder not found: {model}")
+    if model.count("/") != 1:
+        known = sorted(p for a in ADAPTERS for p in a.presets)
+        raise UnsupportedModelError(
+            f"{model!r} is neither an architecture preset ({', '.join(known)}), a model folder, "
+            "nor a hub id of the form 'org/name'."
+        )
+    return True
 
 
 def count_macs(
@@ -386,9 +407,7 @@ def count_macs(
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown MAC convention {convention!r}; use one of {CONVENTIONS}.")
-    observed = not isinstance(model, (str, nn.Module)) or (isinstance(model, str) and not any(
-        model in a.presets for a in ADAPTERS) and _is_pipeline_folder(model))
-    if observed and convention != "paper":
+    if observes_pipeline(model) and convention != "paper":
         if batch_size is not None or text_len is not None:
             raise ValueError("batch_size and text_len are observed from the pipeline call; give images= and "
                              "guidance_scale= instead (or count a preset or a transformer).")

@@ -48,6 +48,11 @@ CONFIG_FORMAT = "ecad.search-run/1"
 RESUMABLE_CHANGES = ("generations", "device")
 
 
+def speedup_label(cost: str) -> str:
+    """What a search's speedups are: predicted by its cost model (MACs or the measured latency model), not timed."""
+    return "MAC speedup" if cost == "macs" else "latency-model speedup"
+
+
 @dataclass
 class SearchConfig:
     """Everything that determines a search's result (plus where it runs)."""
@@ -131,7 +136,8 @@ class RunDirectory:
         write_json({"generation": index, "summary": summary, "population": rows},
                    self.path / "generations" / f"{index:04d}.json")
 
-    def write_front(self, front: list[tuple[CacheSchedule, Evaluation]], full_cost: float) -> list[dict[str, Any]]:
+    def write_front(self, front: list[tuple[CacheSchedule, Evaluation]], full_cost: float,
+                    cost: str = "macs") -> list[dict[str, Any]]:
         """Replace the front directory and summary with ``front`` (sorted by cost)."""
         staging = self.path / "front.tmp"
         shutil.rmtree(staging, ignore_errors=True)
@@ -144,7 +150,7 @@ class RunDirectory:
                          "cost": evaluation.cost, "speedup": full_cost / evaluation.cost, **evaluation.metrics})
         shutil.rmtree(self.path / "front", ignore_errors=True)
         staging.rename(self.path / "front")
-        write_json({"full_cost": full_cost, "front": rows}, self.path / "front.json")
+        write_json({"full_cost": full_cost, "speedup": speedup_label(cost), "front": rows}, self.path / "front.json")
         return rows
 
     def read_front(self) -> dict[str, Any]:
@@ -212,7 +218,7 @@ def run_search(
             hv = float(HV(ref_point=reference_point)(opt.get("F"))) if len(opt) else 0.0
             hypervolumes.append(hv)
             front = [(encoding.decode(x), store.get(schedule_key(encoding.decode(x)))) for x in opt.get("X")]
-            front_rows = run_dir.write_front(front, full_cost)
+            front_rows = run_dir.write_front(front, full_cost, config.cost)
             summary = {
                 "front_size": len(front_rows),
                 "best_quality": max(r["quality"] for r in front_rows),
@@ -231,10 +237,11 @@ def run_search(
             run_dir.write_generation(generation, rows, summary)
             bar.update()
             message = (f"gen {generation}: front {summary['front_size']}, best quality {summary['best_quality']:.4f}, "
-                       f"lowest cost {summary['lowest_cost']:.4g} ({summary['max_speedup']:.2f}x), HV {hv:.4f}, "
+                       f"lowest cost {summary['lowest_cost']:.4g} ({summary['max_speedup']:.2f}x "
+                       f"{speedup_label(config.cost)}), HV {hv:.4f}, "
                        f"{fresh['count']} new evaluations")
             tqdm.write(message) if progress else logger.info(message)
-            _plot_front(run_dir, store, front_rows, full_cost)
+            _plot_front(run_dir, store, front_rows, full_cost, speedup_label(config.cost))
     finally:
         bar.close()
         candidates.close()
@@ -243,7 +250,8 @@ def run_search(
     return SearchResult(front_rows, config.generations, evaluations, hypervolumes)
 
 
-def _plot_front(run_dir: RunDirectory, store: EvaluationStore, front: list[dict[str, Any]], full_cost: float) -> None:
+def _plot_front(run_dir: RunDirectory, store: EvaluationStore, front: list[dict[str, Any]], full_cost: float,
+                label: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -253,7 +261,7 @@ def _plot_front(run_dir: RunDirectory, store: EvaluationStore, front: list[dict[
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     ax.scatter([full_cost / c for _, c in every], [q for q, _ in every], s=8, c="0.7", label="evaluated")
     ax.plot([r["speedup"] for r in front], [r["quality"] for r in front], "o-", c="tab:red", ms=4, label="front")
-    ax.set_xlabel("speedup in cost (no caching = 1)")
+    ax.set_xlabel(f"{label} (cost model; no caching = 1)")
     ax.set_ylabel("quality")
     ax.grid(alpha=0.3)
     ax.legend()
