@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .base import ArchPreset, BlockGroup, ModelAdapter
-from .skip import BlockSkip, BlockStep, class_is, gated, linear_modulation, modulate_tokens
+from .skip import BlockSkip, BlockStep, add_into, class_is, gated_add_tokens, linear_modulation, modulate_tokens
 
 # black-forest-labs/FLUX.1-dev and FLUX.1-schnell, transformer/config.json (they differ only in guidance_embeds).
 _FLUX_1 = {
@@ -57,19 +57,19 @@ def _double_forward(
     else:
         outputs = step.replay("attn")
     attn_output, context_attn_output, *ip_output = outputs
-    hidden_states = hidden_states + gated(gate_msa, attn_output)
+    hidden_states = gated_add_tokens(gate_msa, attn_output, hidden_states)
     ff_output = (block.ff(modulate_tokens(block.norm2(hidden_states), scale_mlp, shift_mlp)) if step.runs("ff")
                  else step.replay("ff"))
-    hidden_states = hidden_states + gated(gate_mlp, ff_output)
+    hidden_states = gated_add_tokens(gate_mlp, ff_output, hidden_states)
     if ip_output:
-        hidden_states = hidden_states + ip_output[0]
-    encoder_hidden_states = encoder_hidden_states + gated(c_gate_msa, context_attn_output)
+        hidden_states = add_into(hidden_states, ip_output[0])
+    encoder_hidden_states = gated_add_tokens(c_gate_msa, context_attn_output, encoder_hidden_states)
     if step.runs("ff_context"):
         context_input = modulate_tokens(block.norm2_context(encoder_hidden_states), c_scale_mlp, c_shift_mlp)
         context_ff_output = block.ff_context(context_input)
     else:
         context_ff_output = step.replay("ff_context")
-    encoder_hidden_states = encoder_hidden_states + gated(c_gate_mlp, context_ff_output)
+    encoder_hidden_states = gated_add_tokens(c_gate_mlp, context_ff_output, encoder_hidden_states)
     return _clip_half(encoder_hidden_states), hidden_states
 
 
@@ -93,7 +93,7 @@ def _single_forward(
         output = block.proj_out(torch.cat([attn, mlp], dim=2))
     else:
         output = step.replay("proj_out")
-    hidden_states = _clip_half(residual + gate.unsqueeze(1) * output)
+    hidden_states = _clip_half(gated_add_tokens(gate, output, residual))
     return hidden_states[:, :text_seq_len], hidden_states[:, text_seq_len:]
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .base import ArchPreset, BlockGroup, ModelAdapter
-from .skip import BlockSkip, BlockStep, modulate, table_modulation
+from .skip import BlockSkip, BlockStep, add_into, gated_add, modulate, table_modulation
 
 _PIXART_XL_2 = {
     "_class_name": "PixArtTransformer2DModel",
@@ -46,7 +46,7 @@ def _supports(block: nn.Module) -> bool:
 
 
 def _gated_residual(gate: torch.Tensor, output: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-    hidden_states = gate * output + residual
+    hidden_states = gated_add(gate, output, residual)
     return hidden_states.squeeze(1) if hidden_states.ndim == 4 else hidden_states
 
 
@@ -73,7 +73,7 @@ def _forward(
                                  attention_mask=encoder_attention_mask, **kwargs)
         else:
             output = step.replay("attn2")
-        hidden_states = output + hidden_states
+        hidden_states = add_into(hidden_states, output)
     output = (block.ff(modulate(block.norm2(hidden_states), scale_mlp, shift_mlp)) if step.runs("ff")
               else step.replay("ff"))
     return _gated_residual(gate_mlp, output, hidden_states)

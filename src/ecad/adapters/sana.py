@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .base import ArchPreset, BlockGroup, ModelAdapter
-from .skip import BlockSkip, BlockStep, class_is, modulate, table_modulation
+from .skip import BlockSkip, BlockStep, add_into, class_is, gated_add, modulate, table_modulation
 
 # Efficient-Large-Model/Sana_1600M_1024px_diffusers, transformer/config.json
 _SANA_1600M = {
@@ -36,20 +36,20 @@ def _forward(
         output = block.attn1(modulate(block.norm1(hidden_states), scale_msa, shift_msa).to(hidden_states.dtype))
     else:
         output = step.replay("attn1")
-    hidden_states = hidden_states + gate_msa * output
+    hidden_states = gated_add(gate_msa, output, hidden_states)
     if block.attn2 is not None:
         if step.runs("attn2"):
             output = block.attn2(hidden_states, encoder_hidden_states=encoder_hidden_states,
                                  attention_mask=encoder_attention_mask)
         else:
             output = step.replay("attn2")
-        hidden_states = output + hidden_states
+        hidden_states = add_into(hidden_states, output)
     if step.runs("ff"):
         ff_input = modulate(block.norm2(hidden_states), scale_mlp, shift_mlp)
         output = block.ff(ff_input.unflatten(1, (height, width)).permute(0, 3, 1, 2))
     else:
         output = step.replay("ff")
-    return hidden_states + gate_mlp * output.flatten(2, 3).permute(0, 2, 1)
+    return gated_add(gate_mlp, output.flatten(2, 3).permute(0, 2, 1), hidden_states)
 
 
 class SanaAdapter(ModelAdapter):

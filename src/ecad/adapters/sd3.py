@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .base import ArchPreset, BlockGroup, ModelAdapter
-from .skip import BlockSkip, BlockStep, class_is, gated, linear_modulation, modulate_tokens
+from .skip import BlockSkip, BlockStep, class_is, gated_add_tokens, linear_modulation, modulate_tokens
 
 # stabilityai/stable-diffusion-3-medium-diffusers, transformer/config.json
 _SD3_MEDIUM = {
@@ -71,23 +71,23 @@ def _forward(
             hidden_states=modulate_tokens(normed, scale_msa, shift_msa), encoder_hidden_states=context_input, **kwargs)
     else:
         attn_output, context_attn_output = step.replay("attn")
-    hidden_states = hidden_states + gated(gate_msa, attn_output)
+    hidden_states = gated_add_tokens(gate_msa, attn_output, hidden_states)
     if dual:
         output = (block.attn2(hidden_states=modulate_tokens(normed, scale_msa2, shift_msa2), **kwargs) if runs_attn2
                   else step.replay("attn2"))
-        hidden_states = hidden_states + gated(gate_msa2, output)
+        hidden_states = gated_add_tokens(gate_msa2, output, hidden_states)
     ff_output = (block.ff(modulate_tokens(block.norm2(hidden_states), scale_mlp, shift_mlp)) if step.runs("ff")
                  else step.replay("ff"))
-    hidden_states = hidden_states + gated(gate_mlp, ff_output)
+    hidden_states = gated_add_tokens(gate_mlp, ff_output, hidden_states)
     if block.context_pre_only:
         return None, hidden_states
-    encoder_hidden_states = encoder_hidden_states + gated(c_gate_msa, context_attn_output)
+    encoder_hidden_states = gated_add_tokens(c_gate_msa, context_attn_output, encoder_hidden_states)
     if step.runs("ff_context"):
         context_input = modulate_tokens(block.norm2_context(encoder_hidden_states), c_scale_mlp, c_shift_mlp)
         context_ff_output = block.ff_context(context_input)
     else:
         context_ff_output = step.replay("ff_context")
-    return encoder_hidden_states + gated(c_gate_mlp, context_ff_output), hidden_states
+    return gated_add_tokens(c_gate_mlp, context_ff_output, encoder_hidden_states), hidden_states
 
 
 def _supports(block: nn.Module) -> bool:

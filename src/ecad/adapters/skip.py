@@ -71,6 +71,18 @@ def modulate_tokens(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -
     return x * (1 + scale[:, None]) + shift[:, None]
 
 
-def gated(gate: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-    """``gate.unsqueeze(1) * output``: a [batch, dim] gate over every token."""
-    return gate.unsqueeze(1) * output
+def gated_add(gate: torch.Tensor, output: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """``gate * output + residual`` bit for bit (addition commutes), added in place into the fresh product: one
+    full-size allocation fewer per gated residual, which is most of what a replayed block costs."""
+    return (gate * output).add_(residual)
+
+
+def gated_add_tokens(gate: torch.Tensor, output: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """``residual + gate.unsqueeze(1) * output`` (a [batch, dim] gate over every token), as :func:`gated_add`."""
+    return (gate.unsqueeze(1) * output).add_(residual)
+
+
+def add_into(own: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """``own + other`` bit for bit, in place into ``own`` (a tensor the skip forward made) when no gradient is
+    recorded (a module that read ``own`` may have saved it for the backward pass)."""
+    return own + other if torch.is_grad_enabled() else own.add_(other)
