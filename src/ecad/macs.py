@@ -301,24 +301,32 @@ def count_pipeline_macs(
                        arch=arch or type(pipe).__name__)
 
 
-def read_transformer_config(path_or_hub_id: str) -> dict[str, Any]:
-    """The transformer config of a pipeline folder, a transformer folder, or a hub id (downloads only the config)."""
+def _local_folder(model: str) -> Path | None:
+    """The local folder ``model`` names (``tiny-shapes`` included), ``None`` for a hub id; else a clear error."""
     from .loading import model_source
 
-    path = Path(model_source(path_or_hub_id)).expanduser()
-    for candidate in (path / "transformer" / "config.json", path / "config.json"):
-        if candidate.is_file():
-            return json.loads(candidate.read_text())
+    path = Path(model_source(model)).expanduser()
     if path.exists():
-        raise FileNotFoundError(f"{path} has no transformer/config.json or config.json; is it a diffusers model folder?")
-    if path_or_hub_id.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"model folder not found: {path_or_hub_id}")
-    if path_or_hub_id.count("/") != 1:
+        return path
+    if model.startswith((".", "/", "~")):
+        raise FileNotFoundError(f"model folder not found: {model}")
+    if model.count("/") != 1:
         known = sorted(p for a in ADAPTERS for p in a.presets)
         raise UnsupportedModelError(
-            f"{path_or_hub_id!r} is neither an architecture preset ({', '.join(known)}), a model folder, "
+            f"{model!r} is neither an architecture preset ({', '.join(known)}), a model folder, "
             "nor a hub id of the form 'org/name'."
         )
+    return None
+
+
+def read_transformer_config(path_or_hub_id: str) -> dict[str, Any]:
+    """The transformer config of a pipeline folder, a transformer folder, or a hub id (downloads only the config)."""
+    path = _local_folder(path_or_hub_id)
+    if path is not None:
+        for candidate in (path / "transformer" / "config.json", path / "config.json"):
+            if candidate.is_file():
+                return json.loads(candidate.read_text())
+        raise FileNotFoundError(f"{path} has no transformer/config.json or config.json; is it a diffusers model folder?")
     from huggingface_hub import hf_hub_download
 
     try:
@@ -327,14 +335,6 @@ def read_transformer_config(path_or_hub_id: str) -> dict[str, Any]:
         raise FileNotFoundError(
             f"cannot read the transformer config of {path_or_hub_id!r}: {str(err).splitlines()[0]}"
         ) from None
-
-
-def _adapter_for_config(config: dict[str, Any]) -> ModelAdapter:
-    name = config.get("_class_name")
-    for adapter in ADAPTERS:
-        if name in adapter.transformer_classes:
-            return adapter
-    raise UnsupportedModelError(f"ecad has no adapter for transformer class {name!r}.")
 
 
 def _adapter_for_config(config: dict[str, Any]) -> ModelAdapter:
@@ -359,20 +359,8 @@ def observes_pipeline(model: Any) -> bool:
         return True
     if any(model in a.presets for a in ADAPTERS):
         return False
-    from .loading import model_source
-
-    local = Path(model_source(model)).expanduser()
-    if local.exists():
-        return (local / "model_index.json").is_file()
-    if model.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"model folder not found: {model}")
-    if model.count("/") != 1:
-        known = sorted(p for a in ADAPTERS for p in a.presets)
-        raise UnsupportedModelError(
-            f"{model!r} is neither an architecture preset ({', '.join(known)}), a model folder, "
-            "nor a hub id of the form 'org/name'."
-        )
-    return True
+    local = _local_folder(model)
+    return local is None or (local / "model_index.json").is_file()
 
 
 def count_macs(

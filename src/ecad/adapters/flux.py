@@ -18,7 +18,9 @@ import torch
 from torch import nn
 
 from .base import ArchPreset, BlockGroup, ModelAdapter
-from .skip import BlockSkip, BlockStep, add_into, class_is, gated_add_tokens, linear_modulation, modulate_tokens
+from .skip import (
+    BlockSkip, BlockStep, add_into, class_is, context_feed_forward, gated_add_tokens, linear_modulation, modulate_tokens,
+)
 
 # black-forest-labs/FLUX.1-dev and FLUX.1-schnell, transformer/config.json (they differ only in guidance_embeds).
 _FLUX_1 = {
@@ -63,13 +65,8 @@ def _double_forward(
     hidden_states = gated_add_tokens(gate_mlp, ff_output, hidden_states)
     if ip_output:
         hidden_states = add_into(hidden_states, ip_output[0])
-    encoder_hidden_states = gated_add_tokens(c_gate_msa, context_attn_output, encoder_hidden_states)
-    if step.runs("ff_context"):
-        context_input = modulate_tokens(block.norm2_context(encoder_hidden_states), c_scale_mlp, c_shift_mlp)
-        context_ff_output = block.ff_context(context_input)
-    else:
-        context_ff_output = step.replay("ff_context")
-    encoder_hidden_states = gated_add_tokens(c_gate_mlp, context_ff_output, encoder_hidden_states)
+    encoder_hidden_states = context_feed_forward(block, step, encoder_hidden_states, context_attn_output, c_gate_msa,
+                                                 c_shift_mlp, c_scale_mlp, c_gate_mlp)
     return _clip_half(encoder_hidden_states), hidden_states
 
 

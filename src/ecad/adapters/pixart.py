@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .base import ArchPreset, BlockGroup, ModelAdapter
-from .skip import BlockSkip, BlockStep, add_into, gated_add, modulate, table_modulation
+from .skip import BlockSkip, BlockStep, cross_attention, gated_add, modulate, table_modulation
 
 _PIXART_XL_2 = {
     "_class_name": "PixArtTransformer2DModel",
@@ -67,13 +67,7 @@ def _forward(
     else:
         output = step.replay("attn1")
     hidden_states = _gated_residual(gate_msa, output, hidden_states)
-    if block.attn2 is not None:
-        if step.runs("attn2"):
-            output = block.attn2(hidden_states, encoder_hidden_states=encoder_hidden_states,
-                                 attention_mask=encoder_attention_mask, **kwargs)
-        else:
-            output = step.replay("attn2")
-        hidden_states = add_into(hidden_states, output)
+    hidden_states = cross_attention(block, step, hidden_states, encoder_hidden_states, encoder_attention_mask, **kwargs)
     output = (block.ff(modulate(block.norm2(hidden_states), scale_mlp, shift_mlp)) if step.runs("ff")
               else step.replay("ff"))
     return _gated_residual(gate_mlp, output, hidden_states)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .base import ArchPreset, BlockGroup, ModelAdapter
-from .skip import BlockSkip, BlockStep, add_into, class_is, gated_add, modulate, table_modulation
+from .skip import BlockSkip, BlockStep, class_is, cross_attention, gated_add, modulate, table_modulation
 
 # Efficient-Large-Model/Sana_1600M_1024px_diffusers, transformer/config.json
 _SANA_1600M = {
@@ -37,13 +37,7 @@ def _forward(
     else:
         output = step.replay("attn1")
     hidden_states = gated_add(gate_msa, output, hidden_states)
-    if block.attn2 is not None:
-        if step.runs("attn2"):
-            output = block.attn2(hidden_states, encoder_hidden_states=encoder_hidden_states,
-                                 attention_mask=encoder_attention_mask)
-        else:
-            output = step.replay("attn2")
-        hidden_states = add_into(hidden_states, output)
+    hidden_states = cross_attention(block, step, hidden_states, encoder_hidden_states, encoder_attention_mask)
     if step.runs("ff"):
         ff_input = modulate(block.norm2(hidden_states), scale_mlp, shift_mlp)
         output = block.ff(ff_input.unflatten(1, (height, width)).permute(0, 3, 1, 2))

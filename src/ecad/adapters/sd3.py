@@ -16,7 +16,9 @@ import torch
 from torch import nn
 
 from .base import ArchPreset, BlockGroup, ModelAdapter
-from .skip import BlockSkip, BlockStep, class_is, gated_add_tokens, linear_modulation, modulate_tokens
+from .skip import (
+    BlockSkip, BlockStep, class_is, context_feed_forward, gated_add_tokens, linear_modulation, modulate_tokens,
+)
 
 # stabilityai/stable-diffusion-3-medium-diffusers, transformer/config.json
 _SD3_MEDIUM = {
@@ -81,13 +83,8 @@ def _forward(
     hidden_states = gated_add_tokens(gate_mlp, ff_output, hidden_states)
     if block.context_pre_only:
         return None, hidden_states
-    encoder_hidden_states = gated_add_tokens(c_gate_msa, context_attn_output, encoder_hidden_states)
-    if step.runs("ff_context"):
-        context_input = modulate_tokens(block.norm2_context(encoder_hidden_states), c_scale_mlp, c_shift_mlp)
-        context_ff_output = block.ff_context(context_input)
-    else:
-        context_ff_output = step.replay("ff_context")
-    return gated_add_tokens(c_gate_mlp, context_ff_output, encoder_hidden_states), hidden_states
+    return context_feed_forward(block, step, encoder_hidden_states, context_attn_output, c_gate_msa, c_shift_mlp,
+                                c_scale_mlp, c_gate_mlp), hidden_states
 
 
 def _supports(block: nn.Module) -> bool:

@@ -86,3 +86,26 @@ def add_into(own: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     """``own + other`` bit for bit, in place into ``own`` (a tensor the skip forward made) when no gradient is
     recorded (a module that read ``own`` may have saved it for the backward pass)."""
     return own + other if torch.is_grad_enabled() else own.add_(other)
+
+
+def cross_attention(block: nn.Module, step: BlockStep, hidden_states: torch.Tensor,
+                    encoder_hidden_states: torch.Tensor | None, mask: torch.Tensor | None, **kwargs: Any) -> torch.Tensor:
+    """PixArt's and Sana's ungated cross-attention on the residual stream: ``attn2(h, ...) + h``."""
+    if block.attn2 is None:
+        return hidden_states
+    output = (block.attn2(hidden_states, encoder_hidden_states=encoder_hidden_states, attention_mask=mask, **kwargs)
+              if step.runs("attn2") else step.replay("attn2"))
+    return add_into(hidden_states, output)
+
+
+def context_feed_forward(block: nn.Module, step: BlockStep, encoder_hidden_states: torch.Tensor,
+                         context_attn_output: torch.Tensor, gate_msa: torch.Tensor, shift_mlp: torch.Tensor,
+                         scale_mlp: torch.Tensor, gate_mlp: torch.Tensor) -> torch.Tensor:
+    """The text stream of a joint block (FLUX double-stream, SD3) after attention: gated attention output, then
+    ``ff_context`` on the modulated ``norm2_context``, gated."""
+    encoder_hidden_states = gated_add_tokens(gate_msa, context_attn_output, encoder_hidden_states)
+    if step.runs("ff_context"):
+        output = block.ff_context(modulate_tokens(block.norm2_context(encoder_hidden_states), scale_mlp, shift_mlp))
+    else:
+        output = step.replay("ff_context")
+    return gated_add_tokens(gate_mlp, output, encoder_hidden_states)
