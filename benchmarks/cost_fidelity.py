@@ -5,7 +5,9 @@
 Schedules: FORA N=2..7 and 10, every component type every 2nd and 4th step, TGATE, Delta-DiT, random densities
 0.1..0.9 (two seeds), and any given files (a search front): at least 30. Both cost models are taken at the
 benchmark's own observed pipeline call: ``macs`` (the MAC cost table, what the runtime runs) and ``latency`` (the
-latency table measured through the runtime, ecad.latency). For each schedule the measured transformer seconds
+latency table measured through the runtime, ecad.latency; measured before every timing round and combined by the
+median of each entry, so that it sees the same machine load as the timed schedules on this shared CPU, where load
+slows parallel work more than serial work). For each schedule the measured transformer seconds
 (median of round-robin repeats) are divided by each objective's prediction: for ``macs``, the measured no-cache
 time scaled by the schedule's MAC fraction; for ``latency``, its predicted seconds as they are (absolute) and scaled
 the same way (relative to its own no-cache prediction, which cancels drift of the machine between the latency
@@ -15,6 +17,7 @@ measurement and the timing). 1.0 is a perfect prediction; the summary gives the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 from pathlib import Path
@@ -23,8 +26,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import cost_models, emit, environment, front_schedules, median, settings, setup, time_schedules  # noqa: E402
 
+import torch  # noqa: E402
+
 import ecad  # noqa: E402
 from ecad import heuristics  # noqa: E402
+from ecad.latency import LatencyTable, measure_latency  # noqa: E402
 
 
 def schedules_to_time(layout, steps: int, files: list[str]) -> dict[str, ecad.CacheSchedule | None]:
@@ -36,6 +42,16 @@ def schedules_to_time(layout, steps: int, files: list[str]) -> dict[str, ecad.Ca
     schedules |= {f"random-{d / 10:.1f}-s{seed}": heuristics.random_schedule(layout, steps, d / 10, seed=seed)
                   for d in range(1, 10) for seed in (0, 1)}
     return schedules | front_schedules(files)
+
+
+def median_table(tables: list[LatencyTable]) -> LatencyTable:
+    """Each entry's median over several measurements of the same latency table."""
+    def mid(name: str) -> torch.Tensor:
+        return torch.stack([getattr(t, name) for t in tables]).median(dim=0).values
+
+    return dataclasses.replace(tables[0], component_seconds=mid("component_seconds"),
+                               replay_seconds=mid("replay_seconds"), full_block_seconds=mid("full_block_seconds"),
+                               outside_seconds=statistics.median(t.outside_seconds for t in tables))
 
 
 def spread(ratios: list[float]) -> dict[str, float]:
@@ -53,8 +69,15 @@ def main() -> None:
     args, pipe, prompts, size, call = setup(parser)
     layout = ecad.model_layout(pipe)
     schedules = schedules_to_time(layout, args.steps, args.schedules)
-    macs, latency = cost_models(pipe, size, len(prompts), args.guidance, latency=True)
-    times = time_schedules(pipe, call, schedules, args.warmup, args.repeats)
+    macs, _ = cost_models(pipe, size, len(prompts), args.guidance, latency=False)
+    tables, times = [], {name: ([], []) for name in schedules}
+    for repeat in range(args.warmup + args.repeats):
+        tables.append(measure_latency(pipe, size, size, images=len(prompts), guidance_scale=args.guidance))
+        for name, (totals, transformer) in time_schedules(pipe, call, schedules, 0, 1).items():
+            if repeat >= args.warmup:
+                times[name][0].extend(totals)
+                times[name][1].extend(transformer)
+    latency = median_table(tables[args.warmup:])
     full = ecad.full_schedule(pipe, args.steps)
     base = median(times["no-cache"][1])
     full_macs, full_seconds = macs.schedule_macs(full), latency.schedule_seconds(full)
@@ -83,7 +106,7 @@ def main() -> None:
             "latency_relative": spread([r["latency_ratio_relative"] for r in cached]),
             "latency_absolute": spread([r["latency_ratio_absolute"] for r in rows]),
         },
-        "latency_table": latency.to_dict(), "rows": rows,
+        "latency_table": latency.to_dict(), "latency_tables_measured": len(tables) - args.warmup, "rows": rows,
     }, args.save)
 
 

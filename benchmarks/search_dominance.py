@@ -18,6 +18,7 @@ FORA N=2/3 are seeds of the initial population, so they are scored on the same c
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
 from contextlib import nullcontext
@@ -81,6 +82,7 @@ def main() -> None:
     parser.add_argument("--save", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = SearchConfig(model="tiny-shapes", prompts=load_prompts("tiny-shapes", limit=args.prompts),
                           metric="tiny-reward", population=args.population, generations=args.generations,
                           images_per_prompt=args.images_per_prompt, guidance_scale=args.guidance, batch_size=16,
