@@ -289,15 +289,15 @@ def count_calls(
 
 def count_pipeline_macs(
     pipe: Any, height: int, width: int, *, convention: str = "full", guidance_scale: float | None = None,
-    images: int = 1, arch: str | None = None, **call_kwargs: Any,
+    images: int = 1, arch: str | None = None, adapter: ModelAdapter | None = None, **call_kwargs: Any,
 ) -> CostTable:
     """MACs of one denoising step of ``pipe`` generating ``images`` images at ``height`` x ``width``: the transformer
     calls a real call of the pipeline makes (``guidance_scale=None``: the pipeline's default) are observed and
     counted. The paper's convention counts the paper's fixed inputs instead (as for a preset)."""
     if convention == "paper":
-        return count_macs(pipe.transformer, height, width, convention="paper")
-    calls = observe_calls(pipe, probe_call(pipe, height, width, guidance_scale, images, **call_kwargs))
-    return count_calls(pipe.transformer, calls, height, width, convention=convention,
+        return count_macs(pipe.transformer, height, width, convention="paper", adapter=adapter)
+    calls = observe_calls(pipe, probe_call(pipe, height, width, guidance_scale, images, adapter, **call_kwargs))
+    return count_calls(pipe.transformer, calls, height, width, convention=convention, adapter=adapter,
                        arch=arch or type(pipe).__name__)
 
 
@@ -403,8 +403,9 @@ def count_macs(
             from .loading import pipeline_without_weights
 
             return count_pipeline_macs(pipeline_without_weights(model), height, width, guidance_scale=guidance_scale,
-                                       images=images, arch=model)
-        return count_pipeline_macs(model, height, width, guidance_scale=guidance_scale, images=images)
+                                       images=images, arch=model, adapter=adapter)
+        return count_pipeline_macs(model, height, width, guidance_scale=guidance_scale, images=images,
+                                   adapter=adapter)
     preset = None
     if not isinstance(model, (str, nn.Module)):
         model = model.transformer

@@ -128,12 +128,13 @@ def observe_calls(pipe: Any, call: Callable[[], Any]) -> list[TransformerCall]:
 
 
 def probe_call(pipe: Any, height: int, width: int, guidance_scale: float | None = None, images: int = 1,
-               **call_kwargs: Any) -> Callable[[], Any]:
+               adapter: Any = None, **call_kwargs: Any) -> Callable[[], Any]:
     """A pipeline call of ``images`` copies of a probe prompt at this size, with ecad's usual keyword arguments for
-    the family (:func:`ecad.loading.pipeline_call_kwargs`); ``guidance_scale=None`` keeps the pipeline's default."""
-    from .loading import pipeline_call_kwargs
+    the family (:meth:`ecad.adapters.ModelAdapter.pipeline_kwargs`); ``guidance_scale=None`` keeps the pipeline's
+    default."""
+    from .adapters import get_adapter
 
-    kwargs = {**pipeline_call_kwargs(pipe), **call_kwargs}
+    kwargs = {**get_adapter(pipe.transformer, adapter).pipeline_kwargs(pipe), **call_kwargs}
     if guidance_scale is not None:
         kwargs["guidance_scale"] = guidance_scale
 
