@@ -59,7 +59,8 @@ def spread(ratios: list[float]) -> dict[str, float]:
     return {
         "median": statistics.median(ordered), "mean": statistics.fmean(ordered), "std": statistics.pstdev(ordered),
         "min": ordered[0], "max": ordered[-1], "p10": ordered[len(ordered) // 10],
-        "p90": ordered[(9 * len(ordered)) // 10], "within_10_percent": sum(abs(r - 1) <= 0.1 for r in ordered) / len(ordered),
+        "p90": ordered[(9 * len(ordered)) // 10],
+        "within_10_percent": sum(abs(r - 1) <= 0.1 for r in ordered) / len(ordered),
     }
 
 

@@ -98,8 +98,9 @@ def main() -> None:
     for n in (2, 3, 4):
         schedule = heuristics.fora(layout, steps, n)
         evaluation = store.get(schedule_key(schedule))
-        candidates[f"fora-{n}"] = (schedule, {"mac_speedup": None if evaluation is None else full_cost / evaluation.cost,
-                                              "calibration_quality": None if evaluation is None else evaluation.quality})
+        known = evaluation is not None
+        candidates[f"fora-{n}"] = (schedule, {"mac_speedup": full_cost / evaluation.cost if known else None,
+                                              "calibration_quality": evaluation.quality if known else None})
     for row in result.front:
         candidates[row["file"]] = (ecad.CacheSchedule.load(run.path / row["file"]),
                                    {"mac_speedup": row["speedup"], "calibration_quality": row["quality"]})

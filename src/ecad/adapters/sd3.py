@@ -99,7 +99,8 @@ def _supports(block: nn.Module) -> bool:
 class SD3Adapter(ModelAdapter):
     family = "sd3"
     transformer_classes = ("SD3Transformer2DModel",)
-    groups = (BlockGroup("transformer_blocks", ("attn", "attn2", "ff", "ff_context"), skip=BlockSkip(_forward, _supports)),)
+    groups = (BlockGroup("transformer_blocks", ("attn", "attn2", "ff", "ff_context"),
+                         skip=BlockSkip(_forward, _supports)),)
     default_text_len = _TEXT_LEN
     presets = {
         "sd3-medium": ArchPreset("sd3-medium", _SD3_MEDIUM, _TEXT_LEN, "stabilityai/stable-diffusion-3-medium-diffusers"),

@@ -88,8 +88,10 @@ def add_into(own: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     return own + other if torch.is_grad_enabled() else own.add_(other)
 
 
-def cross_attention(block: nn.Module, step: BlockStep, hidden_states: torch.Tensor,
-                    encoder_hidden_states: torch.Tensor | None, mask: torch.Tensor | None, **kwargs: Any) -> torch.Tensor:
+def cross_attention(
+    block: nn.Module, step: BlockStep, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None,
+    mask: torch.Tensor | None, **kwargs: Any,
+) -> torch.Tensor:
     """PixArt's and Sana's ungated cross-attention on the residual stream: ``attn2(h, ...) + h``."""
     if block.attn2 is None:
         return hidden_states

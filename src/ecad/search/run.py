@@ -150,7 +150,8 @@ class RunDirectory:
                          "cost": evaluation.cost, "speedup": full_cost / evaluation.cost, **evaluation.metrics})
         shutil.rmtree(self.path / "front", ignore_errors=True)
         staging.rename(self.path / "front")
-        write_json({"full_cost": full_cost, "speedup_kind": speedup_label(cost), "front": rows}, self.path / "front.json")
+        write_json({"full_cost": full_cost, "speedup_kind": speedup_label(cost), "front": rows},
+                   self.path / "front.json")
         return rows
 
     def read_front(self) -> dict[str, Any]:
