@@ -190,3 +190,17 @@ def test_latency_cost_is_measured_once_and_kept(model_dir, prompt_file, tmp_path
     assert main(cli_args(model_dir, prompt_file, out, generations=1) + ["--cost", "latency", "--resume"]) == 0
     doubled = json.loads((out / "front.json").read_text())
     assert doubled["full_cost"] == pytest.approx(2 * front["full_cost"], rel=1e-12)
+
+
+def test_a_run_counted_at_assumed_inputs_is_not_resumed_with_the_observed_cost(tmp_path):
+    """Runs from before costs were counted at the observed call stored other costs: resuming would mix them."""
+    from ecad.search import RunDirectory, SearchConfig
+
+    config = SearchConfig(model="tiny-shapes", prompts=["a red circle"])
+    run = RunDirectory(tmp_path / "old")
+    run.open(config, resume=False)
+    stored = json.loads(run.config_path.read_text())
+    del stored["cost_model"]
+    run.config_path.write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match="cost_model: 'assumed-inputs/0' -> 'observed-call/1'"):
+        run.open(config, resume=True)

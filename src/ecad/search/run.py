@@ -44,6 +44,10 @@ from .store import CorruptRunError, Evaluation, EvaluationStore, schedule_key
 logger = logging.getLogger(__name__)
 
 CONFIG_FORMAT = "ecad.search-run/1"
+# How costs are counted; a run is only resumed with the cost model it was started with (runs from before costs were
+# counted at the observed call have no such field).
+COST_MODEL = "observed-call/1"
+_COST_MODEL_BEFORE = "assumed-inputs/0"
 # Settings that may differ on --resume without changing any result.
 RESUMABLE_CHANGES = ("generations", "device")
 
@@ -76,6 +80,7 @@ class SearchConfig:
     mutation_prob: float = 0.05
     device: str = "auto"
     dtype: str = "float32"
+    cost_model: str = COST_MODEL
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": CONFIG_FORMAT, **dataclasses.asdict(self)}
@@ -85,7 +90,7 @@ class SearchConfig:
         if data.get("format") != CONFIG_FORMAT:
             raise CorruptRunError(f"config.json is not an ecad search config (format {data.get('format')!r}).")
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**{"cost_model": _COST_MODEL_BEFORE, **{k: v for k, v in data.items() if k in names}})
 
 
 class RunDirectory:
