@@ -108,11 +108,15 @@ def pipeline_runner(pipe: Any, prompts: list[str], steps: int, size: int, guidan
 
 
 def front_schedules(paths: list[str]) -> dict[str, Any]:
-    """Schedule files by a readable name (``front/003.json`` of run ``r`` -> ``r/003``)."""
+    """Schedule files by a readable name: ``r/front/003.json`` or ``r/003.json`` -> ``r/003``."""
     import ecad
 
-    return {f"{Path(f).parent.parent.name}/{Path(f).stem}" if Path(f).stem.isdigit() else Path(f).stem:
-            ecad.CacheSchedule.load(f) for f in paths}
+    def name(path: Path) -> str:
+        if not path.stem.isdigit():
+            return path.stem
+        return f"{(path.parent.parent if path.parent.name == 'front' else path.parent).name}/{path.stem}"
+
+    return {name(Path(f)): ecad.CacheSchedule.load(f) for f in paths}
 
 
 def common_arguments(parser: Any) -> None:
