@@ -125,7 +125,8 @@ def _get_attr(module: nn.Module, path: str) -> Any:
 
 
 class ModelAdapter:
-    """Base adapter: subclasses set the class attributes and, for MAC counting, :meth:`dummy_inputs`."""
+    """Base adapter: subclasses set the class attributes, a :class:`BlockSkip` per block kind where they can, and,
+    for counting presets and bare transformers, :meth:`dummy_inputs`."""
 
     family: str = ""
     transformer_classes: tuple[str, ...] = ()
@@ -250,5 +251,6 @@ class ModelAdapter:
     def dummy_inputs(
         self, config: Any, batch_size: int, height: int, width: int, text_len: int, device: torch.device | str
     ) -> dict[str, Any]:
-        """Keyword inputs of one transformer call at this resolution, for MAC counting."""
+        """Keyword inputs of one transformer call at this resolution, assumed for counting an architecture preset or a
+        bare transformer (a pipeline's real call is observed instead, :mod:`ecad.observe`)."""
         raise NotImplementedError(f"the {self.family} adapter does not support MAC counting")
