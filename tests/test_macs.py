@@ -4,12 +4,20 @@ import json
 
 import pytest
 import torch
-from tiny_pipelines import tiny_pixart_transformer
+from tiny_pipelines import (
+    tiny_flux_pipeline, tiny_pixart_pipeline, tiny_pixart_transformer, tiny_sana_pipeline, tiny_sd3_pipeline,
+)
+from torch.utils.flop_counter import FlopCounterMode
 
 import ecad
+import ecad.loading
+import ecad.observe
 from ecad import CacheSchedule
 from ecad.cli import main
-from ecad.macs import count_macs
+from ecad.loading import load_pipeline
+from ecad.macs import count_macs, count_pipeline_macs
+from ecad.observe import probe_call
+from ecad.tiny_shapes import GUIDANCE_SCALE
 
 
 def pixart_files(root):
@@ -69,7 +77,7 @@ def test_cli_json_matches_the_paper_file(paper_schedules, capsys):
     outside, full_step = pixart_paper_macs()
     assert full_step == 285_689_806_848 == metrics["by_inference_step"]["000"]["macs"]
     assert report["full_macs"] == 20 * full_step and report["outside_macs_per_step"] == outside
-    assert round(report["speedup"], 2) == 4.86  # the paper's figure
+    assert round(report["mac_speedup"], 2) == 4.86  # the paper's figure
 
 
 def test_full_convention_adds_exactly_the_attention_core():
@@ -157,3 +165,103 @@ def test_flux_guidance_embedding_is_the_only_dev_schnell_difference():
     dev, schnell = (count_macs(a, 256, 256, convention="paper") for a in ("flux-dev", "flux-schnell"))
     assert torch.equal(dev.component_macs, schnell.component_macs)
     assert dev.outside_macs > schnell.outside_macs
+
+
+# ---------------------------------------------------------------- cost at the shapes of the real call
+def _cpu_flash_attention(query, key, value, *args, out_shape=None, **kwargs):
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    return sdpa_flop_count(query, key, value)
+
+
+def _count_calls(pipe, call) -> list[int]:
+    """FlopCounterMode over each transformer call ``call()`` makes (on the CPU, attention runs as
+    ``_scaled_dot_product_flash_attention_for_cpu``, which the counter must be told about)."""
+    counters: list[FlopCounterMode] = []
+
+    def enter(*_):
+        counters.append(FlopCounterMode(display=False, custom_mapping={
+            torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_attention}))
+        counters[-1].__enter__()
+
+    def leave(*_):
+        counters[-1].__exit__(None, None, None)
+
+    handles = [pipe.transformer.register_forward_pre_hook(enter), pipe.transformer.register_forward_hook(leave)]
+    try:
+        call()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [sum(c.get_flop_counts().get("Global", {}).values()) // 2 for c in counters]
+
+
+REAL_CALLS = {  # pipeline, size, guidance, extra call arguments
+    "pixart": (lambda: tiny_pixart_pipeline(), 32, 4.5, {}),
+    "flux": (lambda: tiny_flux_pipeline(), 32, 3.5, {}),
+    "flux-true-cfg": (lambda: tiny_flux_pipeline(), 32, 3.5, {"negative_prompt": "w5", "true_cfg_scale": 2.0}),
+    "sd3": (lambda: tiny_sd3_pipeline(), 32, 4.0, {}),
+    "sana": (lambda: tiny_sana_pipeline(), 64, 4.5, {"complex_human_instruction": None}),
+    "tiny-shapes": (lambda: load_pipeline("tiny-shapes", device="cpu"), 64, GUIDANCE_SCALE, {}),
+}
+
+
+@pytest.mark.parametrize("name", list(REAL_CALLS))
+def test_full_step_macs_equal_flop_counter_over_the_real_call(name):
+    build, size, guidance, extra = REAL_CALLS[name]
+    pipe = build()
+    table = count_pipeline_macs(pipe, size, size, guidance_scale=guidance, **extra)
+    call = probe_call(pipe, size, size, guidance, **extra)
+    real = _count_calls(pipe, lambda: ecad.observe.observe_calls(pipe, call))  # up to the first scheduler step
+    assert table.full_step_macs == sum(real)
+    assert table.calls_per_step == (2 if name == "flux-true-cfg" else 1)
+    assert table.batch_size == (1 if name.startswith("flux") else 2)  # CFG batched into one call, FLUX: none / true
+
+
+@pytest.mark.parametrize("name", list(REAL_CALLS))
+def test_predicted_step_macs_equal_what_the_runtime_runs(name):
+    """Per step, the cost model's MACs of a schedule (prune=True: dead recomputes and replayed components' inputs
+    left out) equal FlopCounterMode over the transformer calls ecad's runtime really makes in that step."""
+    build, size, guidance, extra = REAL_CALLS[name]
+    pipe = build()
+    table = count_pipeline_macs(pipe, size, size, guidance_scale=guidance, **extra)
+    steps = 5
+    full = ecad.full_schedule(pipe, steps)
+    schedule = full.like(torch.rand(full.shape, generator=torch.Generator().manual_seed(7)) < 0.4)
+    kwargs = {**ecad.loading.pipeline_call_kwargs(pipe), **extra}
+    with ecad.enable_cache(pipe, schedule):
+        real = _count_calls(pipe, lambda: pipe([ecad.observe.PROBE_PROMPT], num_inference_steps=steps, height=size,
+                                               width=size, guidance_scale=guidance, output_type="latent", **kwargs))
+    per_call = table.calls_per_step
+    measured = [sum(real[s * per_call:(s + 1) * per_call]) for s in range(steps)]
+    assert measured == table.step_macs(schedule)
+    assert table.step_macs(schedule) == table.step_macs(schedule, prune=True)
+    assert sum(measured) < table.full_step_macs * steps
+
+
+def test_macs_cli_observes_a_pipeline_folder_without_its_weights(tmp_path, capsys):
+    """``ecad macs --model FOLDER`` builds the pipeline from its configs with fake weights and counts the call it
+    makes: the same table as the real pipeline's observed call (here PixArt pads its prompts to 120 T5 tokens)."""
+    pipe = tiny_pixart_pipeline(num_layers=2)
+    pipe.save_pretrained(tmp_path / "pipe")
+    real = count_pipeline_macs(pipe, 32, 32, guidance_scale=4.5, images=3)
+    assert main(["macs", "--model", str(tmp_path / "pipe"), "--height", "32", "--width", "32", "--guidance", "4.5",
+                 "--images", "3", "--steps", "4", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["full_macs"] == 4 * real.full_step_macs
+    assert (report["batch_size"], report["text_len"]) == (6, 120)
+    assert "observed pipeline call" in report["counted"]
+    assert main(["macs", "--model", str(tmp_path / "pipe"), "--text-len", "7"]) == 1
+    assert "observed from its call" in capsys.readouterr().err
+
+
+def test_tiny_shapes_cost_is_counted_at_its_real_shapes(capsys):
+    """tiny-shapes: 4x VAE (16x16 latents, 64 tokens), 16 text tokens; cross-attention is 17% of a block's MACs."""
+    assert main(["macs", "--model", "tiny-shapes", "--height", "64", "--width", "64", "--guidance", "3",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["batch_size"], report["text_len"]) == (2, 16)
+    table = count_macs("tiny-shapes", 64, 64, guidance_scale=GUIDANCE_SCALE)
+    block = table.component_macs[0]
+    assert 0.17 < float(block[1] / block.sum()) < 0.18
+    assert report["full_macs"] == 20 * table.full_step_macs

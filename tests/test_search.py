@@ -219,11 +219,14 @@ def test_latency_cost_is_measured_once_and_kept(model_dir, prompt_file, tmp_path
     args = cli_args(model_dir, prompt_file, out, generations=1) + ["--cost", "latency"]
     assert main(args) == 0
     table = json.loads((out / "latency.json").read_text())
-    assert len(table["component_seconds"]) == 3 and all(v > 0 for row in table["component_seconds"] for v in row)
+    assert len(table["component_seconds"]) == 3 and all(v >= 0 for row in table["component_seconds"] for v in row)
+    assert all(v > 0 for v in table["replay_seconds"]) and table["batch_size"] == 4 * 2  # 2 prompts x 2 images, CFG
     front = json.loads((out / "front.json").read_text())
     assert all(row["cost"] == row["seconds"] for row in front["front"])
     # resuming reuses the stored table: doubling every stored time doubles every cost exactly
     table["component_seconds"] = [[2 * v for v in row] for row in table["component_seconds"]]
+    for name in ("replay_seconds", "full_block_seconds"):
+        table[name] = [2 * v for v in table[name]]
     table["outside_seconds"] *= 2
     (out / "latency.json").write_text(json.dumps(table))
     (out / "evaluations.sqlite").unlink()
@@ -232,3 +235,17 @@ def test_latency_cost_is_measured_once_and_kept(model_dir, prompt_file, tmp_path
     assert main(cli_args(model_dir, prompt_file, out, generations=1) + ["--cost", "latency", "--resume"]) == 0
     doubled = json.loads((out / "front.json").read_text())
     assert doubled["full_cost"] == pytest.approx(2 * front["full_cost"], rel=1e-12)
+
+
+def test_a_run_counted_at_assumed_inputs_is_not_resumed_with_the_observed_cost(tmp_path):
+    """Runs from before costs were counted at the observed call stored other costs: resuming would mix them."""
+    from ecad.search import RunDirectory, SearchConfig
+
+    config = SearchConfig(model="tiny-shapes", prompts=["a red circle"])
+    run = RunDirectory(tmp_path / "old")
+    run.open(config, resume=False)
+    stored = json.loads(run.config_path.read_text())
+    del stored["cost_model"]
+    run.config_path.write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match="cost_model: 'assumed-inputs/0' -> 'observed-call/1'"):
+        run.open(config, resume=True)

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from .adapters import get_adapter
 from .hooks import enable_cache
 from .loading import check_image_size, default_size
+from .observe import TransformerCall, observe_calls
 from .schedule import CacheSchedule
 
 
@@ -88,6 +89,19 @@ class CalibrationGenerator:
             latents.append(lat.float().cpu())
             images.append(self.adapter.decode_latents(self.pipe, lat, self.height, self.width).float().cpu())
         return Generated(torch.cat(images), torch.cat(latents), list(self.prompts))
+
+    def observe(self, rows: int = 1) -> list[TransformerCall]:
+        """The transformer calls of one denoising step of this generator's own call for its first ``rows`` rows
+        (``rows=1``: one image, the unit the cost model counts)."""
+        return observe_calls(self.pipe, lambda: self._generate(slice(0, rows)))
+
+    def cost_table(self, convention: str = "full") -> Any:
+        """The MAC cost table of one image generated the way this generator generates (:mod:`ecad.macs`)."""
+        from .macs import count_calls, count_macs
+
+        if convention == "paper":
+            return count_macs(self.pipe.transformer, self.height, self.width, convention="paper")
+        return count_calls(self.pipe.transformer, self.observe(), self.height, self.width)
 
     @torch.inference_mode()
     def _generate(self, batch: slice) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """The caching runtime: diffusers ``ModelHook``s that make each component recompute or replay per the schedule.
 
-Two kinds of hook share one :class:`CacheState`:
+One :class:`CacheState` per transformer holds where the denoising loop is, the decision table and every kept output
+(:class:`OutputCache`); three kinds of hook read it:
 
 - :class:`StepTrackerHook` on the transformer reads the timestep of every call and works out the denoising step
   (a new timestep = next step; the same timestep again = another pass of the same step, e.g. true CFG; a larger
@@ -14,11 +15,14 @@ Two kinds of hook share one :class:`CacheState`:
   module and keeps its raw output (a tensor or, for FLUX/SD3 joint attention, a tuple, kept as is), or returns the
   output it kept, which the block then gates and adds to the residual exactly as if it had been computed. Each pass
   of a step has its own cache slot (true CFG: the conditional and unconditional passes never see each other's).
+- :class:`BlockSkipHook` on every block whose adapter declares a skip forward (:mod:`ecad.adapters.skip`): at a
+  step where some of the block's components replay, it runs that forward, which leaves out the norms and
+  modulations feeding only replayed components.
 
-With ``prune=True`` (default) the decision table also skips recomputes whose output nothing reads (see
-:mod:`ecad.pruning`), which changes no output bit.
+With ``prune=True`` (default) the runtime skips all work whose result nothing reads: recomputes whose output is never
+read (:mod:`ecad.pruning`) and the inputs of replayed components. No output bit changes.
 
-The schedule is turned into a nested list of Python bools once, so a component call costs three list look-ups.
+The schedule is turned into nested lists of Python bools once, so a component call costs three list look-ups.
 """
 
 from __future__ import annotations
@@ -36,18 +40,20 @@ from torch import nn
 
 from .adapters import ModelAdapter, ModelLayout, get_adapter
 from .cache_arguments import as_cache_dtype, as_flag, as_schedule, check_enabled, check_not_nested
+from .adapters.skip import BlockSkip
 from .schedule import CacheSchedule, ScheduleError
 
 logger = logging.getLogger(__name__)
 
 _STEP_HOOK = "ecad_step_tracker"
 _COMPONENT_HOOK = "ecad_component_cache"
+_BLOCK_HOOK = "ecad_block_skip"
 
 
 @dataclass
 class CacheConfig:
     """How to cache: the schedule, whether to resample it when a call runs another number of steps, and whether to
-    skip recomputes whose output is never read (bit-identical results, fewer MACs). ``cache_dtype`` keeps the
+    skip work whose result is never read (bit-identical results, less compute). ``cache_dtype`` keeps the
     outputs in a lower precision (half the memory for float16; replayed outputs are cast back, so results change
     slightly: measured in benchmarks/memory.py)."""
 
@@ -62,17 +68,58 @@ class CacheConfig:
         self.cache_dtype = as_cache_dtype(self.cache_dtype)
 
 
+class OutputCache:
+    """Every kept raw output, by ``(pass, block, component)``: the one place that holds what is cached.
+
+    ``dtype`` keeps floating outputs in a lower precision; :meth:`get` casts them back to the dtype they had.
+    """
+
+    def __init__(self, dtype: torch.dtype | None = None) -> None:
+        self.dtype = dtype
+        self._outputs: dict[tuple[int, int, int], Any] = {}
+        self._dtypes: dict[tuple[int, int, int], torch.dtype] = {}
+
+    def __contains__(self, key: tuple[int, int, int]) -> bool:
+        return key in self._outputs
+
+    def __len__(self) -> int:
+        return len(self._outputs)
+
+    def put(self, key: tuple[int, int, int], output: Any) -> None:
+        if self.dtype is None:
+            self._outputs[key] = output
+        else:
+            self._dtypes[key] = _first_tensor(output).dtype
+            self._outputs[key] = _cast(output, self.dtype)
+
+    def get(self, key: tuple[int, int, int]) -> Any:
+        output = self._outputs[key]
+        return output if self.dtype is None else _cast(output, self._dtypes[key])
+
+    def clear(self) -> None:
+        self._outputs.clear()
+        self._dtypes.clear()
+
+    def nbytes(self) -> int:
+        """Memory the kept outputs hold: bytes of the distinct storages behind them."""
+        storages = {}
+        for value in self._outputs.values():
+            for tensor in _tensors(value):
+                storage = tensor.untyped_storage()
+                storages[storage.data_ptr()] = storage.nbytes()
+        return sum(storages.values())
+
+
 class CacheState:
-    """Where the denoising loop is, shared by the step tracker and all component hooks of one transformer."""
+    """Where the denoising loop is, what to compute there, and what is kept: shared by all hooks of one transformer."""
 
     def __init__(self, config: CacheConfig, scheduler: Any | None, layout: ModelLayout) -> None:
         self.scheduler = scheduler
         self.resample = config.resample
         self.prune = config.prune
-        self.cache_dtype = config.cache_dtype
         self.layout = layout
-        self.component_hooks: list[ComponentCacheHook] = []
         self.call_start: CallStartHook | None = None
+        self.outputs = OutputCache(config.cache_dtype)
         self.computed = 0
         self.reused = 0
         self.enabled, self.entered = True, False  # see ecad.cache_arguments
@@ -84,10 +131,14 @@ class CacheState:
         self._activate(schedule)
 
     def _activate(self, schedule: CacheSchedule) -> None:
-        """Turn the schedule that runs into the decision table the component hooks read."""
+        """Turn the schedule that runs into the decision tables the hooks read: ``table[step][block][component]``
+        (recompute?) and ``partial[step][block]`` (does some existing component of the block replay?)."""
         self.active = schedule
         bits = schedule.effective()
-        self.table: list[list[list[bool]]] = (self.layout.prune(bits) if self.prune else bits).tolist()
+        if self.prune:
+            bits = self.layout.prune(bits)
+        self.table: list[list[list[bool]]] = bits.tolist()
+        self.partial: list[list[bool]] = (~bits & self.layout.exists).any(dim=2).tolist()
 
     def reset(self) -> None:
         """Forget the denoising position and every kept output: the next call starts a new generation."""
@@ -95,8 +146,19 @@ class CacheState:
         self.pass_index = 0
         self.last_timestep: float | None = None
         self.batch_size: int | None = None
-        for hook in self.component_hooks:
-            hook.cache.clear()
+        self.outputs.clear()
+
+    def computes(self, block: int, component: int) -> bool:
+        """Whether the component runs now: its bit says so, or this pass has nothing kept for it yet."""
+        return self.table[self.step][block][component] or (self.pass_index, block, component) not in self.outputs
+
+    def keep(self, block: int, component: int, output: Any) -> None:
+        self.outputs.put((self.pass_index, block, component), output)
+        self.computed += 1
+
+    def replay(self, block: int, component: int) -> Any:
+        self.reused += 1
+        return self.outputs.get((self.pass_index, block, component))
 
     def advance(self, timestep: float, batch_size: int) -> None:
         """Place the transformer call that is about to run."""
@@ -207,34 +269,55 @@ class StepTrackerHook(ModelHook):
 class ComponentCacheHook(ModelHook):
     """On one component module: compute and keep its raw output, or replay the kept one."""
 
-    _is_stateful = True
-
     def __init__(self, state: CacheState, block: int, component: int) -> None:
         super().__init__()
         self.state = state
         self.block = block
         self.component = component
-        self.cache: dict[int, Any] = {}
 
     @torch.compiler.disable(recursive=False)
     def new_forward(self, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
         state = self.state
-        if state.table[state.step][self.block][self.component] or state.pass_index not in self.cache:
+        if state.computes(self.block, self.component):
             output = self.fn_ref.original_forward(*args, **kwargs)
-            if state.cache_dtype is None:
-                self.cache[state.pass_index] = output
-            else:
-                self.output_dtype = _first_tensor(output).dtype
-                self.cache[state.pass_index] = _cast(output, state.cache_dtype)
-            state.computed += 1
+            state.keep(self.block, self.component, output)
             return output
-        state.reused += 1
-        cached = self.cache[state.pass_index]
-        return cached if state.cache_dtype is None else _cast(cached, self.output_dtype)
+        return state.replay(self.block, self.component)
 
-    def reset_state(self, module: nn.Module) -> nn.Module:
-        self.cache.clear()
-        return module
+
+class _RuntimeBlockStep:
+    """The :class:`ecad.adapters.skip.BlockStep` of one block, read from the cache state at call time."""
+
+    def __init__(self, state: CacheState, block: int, components: dict[str, int]) -> None:
+        self.state = state
+        self.block = block
+        self.components = components
+
+    def runs(self, component: str) -> bool:
+        return self.state.computes(self.block, self.components[component])
+
+    def replay(self, component: str) -> Any:
+        return self.state.replay(self.block, self.components[component])
+
+
+class BlockSkipHook(ModelHook):
+    """On one block: where some of its components replay at this step, run the adapter's skip forward, which leaves
+    out the work that only feeds them; elsewhere the block's own forward."""
+
+    def __init__(self, state: CacheState, block: int, skip: BlockSkip, components: dict[str, int]) -> None:
+        super().__init__()
+        self.state = state
+        self.block = block
+        self.step = _RuntimeBlockStep(state, block, components)
+        # Its decisions stay out of any compiled graph; the tensor work it calls is compiled piece by piece.
+        self.skip_forward = torch.compiler.disable(skip.forward, recursive=False)
+
+    @torch.compiler.disable(recursive=False)
+    def new_forward(self, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        state = self.state
+        if state.partial[state.step][self.block]:
+            return self.skip_forward(module, self.step, *args, **kwargs)
+        return self.fn_ref.original_forward(*args, **kwargs)
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:
@@ -310,13 +393,7 @@ class CacheHandle:
 
     def cache_bytes(self) -> int:
         """Memory the kept outputs hold now: bytes of the distinct storages behind them."""
-        storages = {}
-        for hook in self.state.component_hooks:
-            for value in hook.cache.values():
-                for tensor in _tensors(value):
-                    storage = tensor.untyped_storage()
-                    storages[storage.data_ptr()] = storage.nbytes()
-        return sum(storages.values())
+        return self.state.outputs.nbytes()
 
     @property
     def counts(self) -> dict[str, int]:
@@ -352,7 +429,8 @@ def enable_cache(
     ecad.enable_cache(...)`` block on the same model it is refused (use ``handle.set_schedule``). ``schedule`` may be
     a path; ``cache_dtype`` must be a floating-point dtype. With a pipeline, every call's step count is checked
     against the schedule before any compute (``resample=True`` maps the schedule to the call's step count instead
-    and logs it). ``prune=False`` computes outputs nothing reads, as the paper's code did (same images, more MACs).
+    and logs it). ``prune=False`` computes what nothing reads, as the paper's code did: recomputes whose output is
+    never read and the inputs of replayed components (same images, more compute).
     ``adapter`` serves models no registered adapter knows (``ecad.GenericAdapter(...)``). Use the returned handle,
     or :func:`disable_cache`, to restore the model's own behaviour exactly::
 
@@ -373,9 +451,12 @@ def enable_cache(
     registry = HookRegistry.check_if_exists_or_initialize(transformer)
     registry.register_hook(StepTrackerHook(state, adapter.timestep_arg, adapter.sample_arg), _STEP_HOOK)
     for block, component, _, module in adapter.components(transformer):
-        hook = ComponentCacheHook(state, block, component)
-        HookRegistry.check_if_exists_or_initialize(module).register_hook(hook, _COMPONENT_HOOK)
-        state.component_hooks.append(hook)
+        HookRegistry.check_if_exists_or_initialize(module).register_hook(
+            ComponentCacheHook(state, block, component), _COMPONENT_HOOK)
+    if config.prune:
+        for block, module, skip, components in adapter.block_skips(transformer):
+            HookRegistry.check_if_exists_or_initialize(module).register_hook(
+                BlockSkipHook(state, block, skip, components), _BLOCK_HOOK)
     registry.invalidate_child_registries_cache()
     if scheduler is not None and callable(getattr(scheduler, "set_timesteps", None)):
         state.call_start = CallStartHook(scheduler, state)
@@ -394,7 +475,7 @@ def disable_cache(target: Any) -> None:
         registry = getattr(module, "_diffusers_hook", None)
         if registry is None:
             continue
-        for name in (_STEP_HOOK, _COMPONENT_HOOK):
+        for name in (_STEP_HOOK, _COMPONENT_HOOK, _BLOCK_HOOK):
             registry.remove_hook(name, recurse=False)
         if not registry.hooks:
             # Drop the instance-level forward and registry so the module is as it was built.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 from pathlib import Path
@@ -115,8 +116,9 @@ def check_image_size(model: Any, height: int | None, width: int | None) -> None:
 
 
 def pipeline_call_kwargs(pipe: Any) -> dict[str, Any]:
-    """Extra keyword arguments the model family needs to generate exactly the requested size."""
-    return dict(get_adapter(pipe.transformer).call_kwargs)
+    """Extra keyword arguments the model family needs to generate exactly the requested size, at the text length
+    ecad encodes prompts to (PixArt: the tokenizer's own limit if it is below the pipeline's 120/300)."""
+    return get_adapter(pipe.transformer).pipeline_kwargs(pipe)
 
 
 def default_size(pipe: Any) -> int:
@@ -124,3 +126,78 @@ def default_size(pipe: Any) -> int:
     and SD3's say their default latent size)."""
     latent = getattr(pipe, "default_sample_size", None) or pipe.transformer.config.sample_size
     return int(latent * pipe.vae_scale_factor)
+
+
+# What a pipeline without weights needs from a hub repository: the configs, the tokenizers, the scheduler.
+_CONFIG_PATTERNS = ["model_index.json", "*/config.json", "*/*config*.json", "tokenizer*/*", "scheduler/*"]
+
+
+def _config_folder(model: str) -> Path:
+    """A local folder with the pipeline's ``model_index.json``: the folder given, or a config-only download."""
+    source = model_source(model)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise FileNotFoundError(f"{path} has no model_index.json; is it a diffusers pipeline folder?")
+        return path
+    if source.startswith((".", "/", "~")) or source.count("/") != 1:
+        raise FileNotFoundError(f"model folder not found: {source}")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(source, allow_patterns=_CONFIG_PATTERNS))
+    except Exception as err:  # the hub client raises many types; all mean "could not get the configs"
+        raise FileNotFoundError(f"cannot read the pipeline configs of {model!r}: {str(err).splitlines()[0]}") from None
+
+
+def _fake_forward(module: torch.nn.Module, mode: Any) -> None:
+    """Make ``module`` compute in ``mode`` (shapes only), whoever calls it."""
+    forward = module.forward
+
+    def fake(*args: Any, **kwargs: Any) -> Any:
+        with mode:
+            return forward(*args, **kwargs)
+
+    module.forward = fake
+
+
+def pipeline_without_weights(model: str) -> Any:
+    """A pipeline built from its configs alone: tokenizers and scheduler real, every model with fake weights.
+
+    Its call runs the pipeline's own code on tensors that have shapes but no data (``FakeTensorMode``; text encoders
+    of transformers support it), so :func:`ecad.observe.observe_calls` sees exactly the shapes the real pipeline
+    feeds its transformer, without downloading or allocating a single weight. For a hub id only the configs and
+    tokenizer files are downloaded.
+    """
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    folder = _config_folder(model)
+    index = json.loads((folder / "model_index.json").read_text())
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    parts: dict[str, Any] = {}
+    for name, spec in index.items():
+        if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2:
+            continue
+        library, class_name = spec
+        if library is None or class_name is None:
+            parts[name] = None
+            continue
+        cls = getattr(importlib.import_module(library), class_name)
+        if not issubclass(cls, torch.nn.Module):
+            parts[name] = cls.from_pretrained(folder, subfolder=name)
+            continue
+        with mode:
+            if hasattr(cls, "from_config"):  # diffusers models
+                module = cls.from_config(cls.load_config(folder, subfolder=name))
+            else:  # transformers models
+                from transformers import AutoConfig
+
+                module = cls(AutoConfig.from_pretrained(folder, subfolder=name))
+        _fake_forward(module.eval(), mode)
+        parts[name] = module
+    import diffusers
+
+    pipe = getattr(diffusers, index["_class_name"])(**parts)
+    get_adapter(pipe.transformer)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -37,10 +37,11 @@ def run(args: argparse.Namespace) -> int:
     resume = RunDirectory(args.out).config_path.exists()
     result = search(config, args.out, resume=resume)
     out = Path(args.out)
-    print(f"\n{len(result.front)} schedules on the front ({result.evaluations} evaluated):")
-    print(f"{'speedup':>8} {'tiny-reward':>12}  file")
+    print(f"\n{len(result.front)} schedules on the front ({result.evaluations} evaluated; MAC speedup: predicted by "
+          "the cost model, `ecad eval` measures time):")
+    print(f"{'MAC speedup':>11} {'tiny-reward':>12}  file")
     for row in result.front:
-        print(f"{row['speedup']:>7.2f}x {row['quality']:>12.3f}  {out / row['file']}")
+        print(f"{row['speedup']:>10.2f}x {row['quality']:>12.3f}  {out / row['file']}")
     report = build_report(out, out / "report.html", samples=2)
     print(f"\nfront plot: {out / 'front.png'}\nreport:     {report[0]}\n"
           f"use one:    ecad generate --model tiny-shapes --guidance {GUIDANCE_SCALE:g} "

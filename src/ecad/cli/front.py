@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..search import RunDirectory
+from ..search import RunDirectory, speedup_label
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,11 +16,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    front = RunDirectory(args.run_dir).read_front()
+    run = RunDirectory(args.run_dir)
+    front = run.read_front()
     if args.json:
         print(json.dumps(front["front"]))
         return 0
-    print(f"{'cost (MACs)':>14} {'speedup':>8} {'quality':>9}  file")
+    cost = run.load_config().cost
+    label = speedup_label(cost)
+    print(f"{'cost (MACs)' if cost == 'macs' else 'cost (s)':>14} {label:>{len(label)}} {'quality':>9}  file")
     for row in front["front"]:
-        print(f"{row['cost']:>14.4g} {row['speedup']:>7.2f}x {row['quality']:>9.4f}  {args.run_dir}/{row['file']}")
+        print(f"{row['cost']:>14.4g} {row['speedup']:>{len(label) - 1}.2f}x {row['quality']:>9.4f}  "
+              f"{args.run_dir}/{row['file']}")
     return 0

@@ -56,7 +56,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"# ecad eval: {report['config']['model']}",
         "",
         f"{report['images']} images per schedule, {report['num_steps']} steps, {report['height']}x{report['width']} px. "
-        f"MACs: {report['convention']} convention.",
+        f"MACs per {report.get('macs_per', 'image')}, {report['convention']} convention: "
+        f"{report.get('macs_counted', '')}. MAC speedup: predicted by the cost model; measured speedup: timed.",
     ]
     if env["repeats"] > 0:
         lines.append(f"Latency: whole pipeline call, batch {env['latency_batch_size']}, median of {env['repeats']} "
@@ -67,7 +68,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines.append("Latency not measured (--repeats 0).")
     metric_names = [column for name, scores in report["results"][0]["metrics"].items()
                     for column in metric_columns(name, scores)]
-    header = ["schedule", "recompute", "TMACs", "MAC speedup", "latency s [IQR]", "speedup", *metric_names]
+    header = ["schedule", "recompute", "TMACs", "MAC speedup", "latency s [IQR]", "measured speedup", *metric_names]
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in report["results"]:
         flat = flat_row(row)

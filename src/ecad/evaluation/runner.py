@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 from ..generation import Calibration, CalibrationGenerator
 from ..heuristics import baseline, no_cache, parse_baseline
 from ..hooks import enable_cache, model_layout
-from ..loading import DTYPES, check_image_size, load_pipeline
-from ..macs import CONVENTIONS, count_macs
+from ..loading import DTYPES, check_image_size, load_pipeline, pipeline_call_kwargs
+from ..macs import CONVENTIONS
 from ..metrics import QualityMetric, get_metric
 from ..schedule import CacheSchedule, ScheduleError
 from ..search.store import schedule_key
@@ -146,11 +146,11 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
     for metric in instances.values():
         if metric.needs_reference:
             metric.prepare(store.load(REFERENCE))
-    table = count_macs(pipe.transformer, generator.height, generator.width, convention=config.convention)
+    table = generator.cost_table(config.convention)
     full_macs = float(table.schedule_macs(candidates[0][2]))
     call = dict(prompt=[config.prompts[0]] * config.latency_batch, num_inference_steps=steps,
                 guidance_scale=config.guidance_scale, height=generator.height, width=generator.width,
-                seed=config.seed, **generator.adapter.call_kwargs)
+                seed=config.seed, **pipeline_call_kwargs(pipe))
     results = []
     for name, source, schedule in tqdm(candidates, desc="metrics and latency", disable=not progress):
         images = store.load(name)
@@ -176,7 +176,8 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
         "format": "ecad.eval-results/1",
         "config": asdict(config),
         "num_steps": steps, "height": generator.height, "width": generator.width,
-        "images": len(calibration.rows), "convention": config.convention,
+        "images": len(calibration.rows), "convention": config.convention, "macs_counted": table.counted,
+        "macs_per": f"image (transformer batch {table.batch_size}, {table.calls_per_step} call(s) per step)",
         "environment": {**environment(pipe.device), "latency_batch_size": config.latency_batch,
                         "warmup": config.warmup, "repeats": config.repeats},
         "results": results,

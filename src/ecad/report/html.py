@@ -17,6 +17,7 @@ from PIL import Image
 from ..evaluation import ImageStore, read_results
 from ..evaluation.results import metric_columns
 from ..schedule import CacheSchedule
+from ..search import speedup_label
 from .data import RunData, load_run, shown_generations
 from .pictures import data_uri, schedule_image
 from .plots import plot_front, plot_hypervolume
@@ -79,7 +80,7 @@ def _page_data(run: RunData, max_generations: int, samples: dict[str, list[dict[
         })
     config = run.config
     last = run.generations[-1]
-    cost_label = "MAC" if config.cost == "macs" else "latency-model"
+    cost_label = speedup_label(config.cost).removesuffix(" speedup")
     shown = "" if len(generations) == len(run.generations) else f" ({len(generations)} of them shown)"
     return {
         "run": {
@@ -98,8 +99,8 @@ def _page_data(run: RunData, max_generations: int, samples: dict[str, list[dict[
         "missing_samples": MISSING_SAMPLES,
         "hypervolume_png": hypervolume_png,
         "footnote": (f"Run directory: {run.path}. Fronts are the non-dominated schedules among all evaluated up to "
-                     "each generation; speedup = 1 / cost fraction of the search's cost model. Measured speedups "
-                     "come from `ecad eval`."),
+                     f"each generation; {cost_label} speedup = 1 / cost fraction of the search's cost model "
+                     "(predicted, not timed). Measured speedups come from `ecad eval`."),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..search import speedup_label
 from .data import RunData
 
 
@@ -30,7 +31,7 @@ def plot_front(run: RunData, path: Path) -> None:
                c="goldenrod", edgecolors="saddlebrown", label="baselines", zorder=3)
     for p in baselines:
         ax.annotate(p.name, (1 / p.cost_fraction, p.quality), fontsize=7, xytext=(4, 4), textcoords="offset points")
-    ax.set_xlabel(f"{run.config.cost} speedup (no caching = 1)")
+    ax.set_xlabel(f"{speedup_label(run.config.cost)} (cost model; no caching = 1)")
     ax.set_ylabel(f"quality ({run.config.metric})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

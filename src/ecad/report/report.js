@@ -124,7 +124,7 @@
   function frontTable(gen) {
     table("front-table", [
       ["#", (p) => p.id], ["schedule", label], ["quality", (p) => fmt(p.quality, 6)],
-      ["cost", (p) => fmt(p.cost, 3)], ["speedup", (p) => `${fmt(1 / p.cost, 3)}×`],
+      ["cost", (p) => fmt(p.cost, 3)], [`${data.run.cost_label} speedup`, (p) => `${fmt(1 / p.cost, 3)}×`],
       ["recompute", (p) => `${(100 * p.recompute).toFixed(1)}%`], ["first generation", (p) => p.generation],
       ["sample images", (p) => p.samples.length],
     ], gen.front.map((id) => points[id]), (p) => select(p.id), (p) => p.id === state.selected);
@@ -156,7 +156,7 @@
     state.selected = id;
     const p = points[id];
     showDetails(label(p), [
-      ["quality", fmt(p.quality, 6)], ["cost (fraction)", fmt(p.cost)], ["speedup", `${fmt(1 / p.cost, 3)}×`],
+      ["quality", fmt(p.quality, 6)], ["cost (fraction)", fmt(p.cost)], [`${data.run.cost_label} speedup`, `${fmt(1 / p.cost, 3)}×`],
       ["recomputes", `${(100 * p.recompute).toFixed(1)}% of the components`],
       ["first generation", p.generation], ["key", p.key.slice(0, 24) + "…"],
     ], p.picture, p.samples, data.missing_samples);
@@ -171,7 +171,7 @@
     const columns = [
       ["#", (r) => r.index], ["schedule", (r) => r.name], ["recompute", (r) => `${(100 * r.recompute).toFixed(1)}%`],
       ["MAC speedup", (r) => `${fmt(r.macs_speedup, 3)}×`],
-      ["latency s", (r) => fmt(r.latency)], ["speedup", (r) => (r.speedup ? `${fmt(r.speedup, 3)}×` : "–")],
+      ["latency s", (r) => fmt(r.latency)], ["measured speedup", (r) => (r.speedup ? `${fmt(r.speedup, 3)}×` : "–")],
       ...ev.metric_columns.map((c) => [c, (r) => fmt(r.metrics[c])]),
     ];
     const open = (r) => {

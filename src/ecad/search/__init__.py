@@ -10,13 +10,13 @@ from ..loading import check_image_size, resolve_device
 from ..metrics import QualityMetric
 from .evaluator import CandidateEvaluator, build_evaluator
 from .executors import EXECUTORS, LocalExecutor, make_executor
-from .run import RunDirectory, SearchConfig, SearchResult, run_search
+from .run import RunDirectory, SearchConfig, SearchResult, run_search, speedup_label
 from .store import CorruptRunError, Evaluation, EvaluationStore, schedule_from_key, schedule_key
 
 __all__ = [
     "EXECUTORS", "CandidateEvaluator", "CorruptRunError", "Evaluation", "EvaluationStore", "LocalExecutor",
     "RunDirectory", "SearchConfig", "SearchResult", "build_evaluator", "make_executor", "run_search",
-    "schedule_from_key", "schedule_key", "search",
+    "schedule_from_key", "schedule_key", "search", "speedup_label",
 ]
 
 logger = logging.getLogger(__name__)

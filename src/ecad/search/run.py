@@ -47,6 +47,10 @@ from .store import CorruptRunError, Evaluation, EvaluationStore, schedule_key
 logger = logging.getLogger(__name__)
 
 CONFIG_FORMAT = "ecad.search-run/1"
+# How costs are counted; a run is only resumed with the cost model it was started with (runs from before costs were
+# counted at the observed call have no such field).
+COST_MODEL = "observed-call/1"
+_COST_MODEL_BEFORE = "assumed-inputs/0"
 # Settings that may differ on --resume without changing any result.
 RESUMABLE_CHANGES = ("generations", "device")
 COSTS = ("macs", "latency")
@@ -77,6 +81,11 @@ GENERATION_SCHEMA = {
 }
 
 
+def speedup_label(cost: str) -> str:
+    """What a search's speedups are: predicted by its cost model (MACs or the measured latency model), not timed."""
+    return "MAC speedup" if cost == "macs" else "latency-model speedup"
+
+
 @dataclass
 class SearchConfig:
     """Everything that determines a search's result (plus where it runs); every field is checked on creation."""
@@ -100,6 +109,7 @@ class SearchConfig:
     mutation_prob: float = checked(real(0, 1), default=0.05)
     device: str = checked(device, default="auto")
     dtype: str = checked(one_of(DTYPES), default="float32")
+    cost_model: str = checked(text, default=COST_MODEL)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -115,7 +125,7 @@ class SearchConfig:
                                   f"{CONFIG_FORMAT!r}); use another --out.")
         names = {f.name for f in dataclasses.fields(cls)}
         try:
-            return cls(**{k: v for k, v in data.items() if k in names})
+            return cls(**{"cost_model": _COST_MODEL_BEFORE, **{k: v for k, v in data.items() if k in names}})
         except (TypeError, ValueError) as err:
             raise CorruptRunError(f"{source} is damaged ({err}); restore it or use another --out.") from None
 
@@ -198,7 +208,8 @@ class RunDirectory:
         write_json({"generation": index, "summary": summary, "population": rows},
                    self.path / "generations" / f"{index:04d}.json")
 
-    def write_front(self, front: list[tuple[CacheSchedule, Evaluation]], full_cost: float) -> list[dict[str, Any]]:
+    def write_front(self, front: list[tuple[CacheSchedule, Evaluation]], full_cost: float,
+                    cost: str = "macs") -> list[dict[str, Any]]:
         """Replace the front directory and summary with ``front`` (sorted by cost)."""
         staging = self.path / "front.tmp"
         shutil.rmtree(staging, ignore_errors=True)
@@ -211,7 +222,8 @@ class RunDirectory:
                          "cost": evaluation.cost, "speedup": full_cost / evaluation.cost, **evaluation.metrics})
         shutil.rmtree(self.path / "front", ignore_errors=True)
         staging.rename(self.path / "front")
-        write_json({"full_cost": full_cost, "front": rows}, self.path / "front.json")
+        write_json({"full_cost": full_cost, "speedup_kind": speedup_label(cost), "front": rows},
+                   self.path / "front.json")
         return rows
 
     def read_front(self) -> dict[str, Any]:
@@ -284,7 +296,7 @@ def run_search(
             hv = float(HV(ref_point=reference_point)(np.array([archive[k][1] for k in front_keys]))) if front_keys else 0.0
             hypervolumes.append(hv)
             front = [(encoding.decode(archive[k][0]), store.get(k)) for k in front_keys]
-            front_rows = run_dir.write_front(front, full_cost)
+            front_rows = run_dir.write_front(front, full_cost, config.cost)
             summary = {
                 "front_size": len(front_rows),
                 "best_quality": max(r["quality"] for r in front_rows),
@@ -303,10 +315,11 @@ def run_search(
             run_dir.write_generation(generation, rows, summary)
             bar.update()
             message = (f"gen {generation}: front {summary['front_size']}, best quality {summary['best_quality']:.4f}, "
-                       f"lowest cost {summary['lowest_cost']:.4g} ({summary['max_speedup']:.2f}x), HV {hv:.4f}, "
+                       f"lowest cost {summary['lowest_cost']:.4g} ({summary['max_speedup']:.2f}x "
+                       f"{speedup_label(config.cost)}), HV {hv:.4f}, "
                        f"{fresh['count']} new evaluations")
             tqdm.write(message) if progress else logger.info(message)
-            _plot_front(run_dir, store, front_rows, full_cost)
+            _plot_front(run_dir, store, front_rows, full_cost, speedup_label(config.cost))
     finally:
         bar.close()
         candidates.close()
@@ -328,7 +341,8 @@ def archive_front(archive: dict[str, tuple[np.ndarray, np.ndarray, bool]]) -> li
     return [keys[i] for i in sorted(nondominated)]
 
 
-def _plot_front(run_dir: RunDirectory, store: EvaluationStore, front: list[dict[str, Any]], full_cost: float) -> None:
+def _plot_front(run_dir: RunDirectory, store: EvaluationStore, front: list[dict[str, Any]], full_cost: float,
+                label: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -338,7 +352,7 @@ def _plot_front(run_dir: RunDirectory, store: EvaluationStore, front: list[dict[
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     ax.scatter([full_cost / c for _, c in every], [q for q, _ in every], s=8, c="0.7", label="evaluated")
     ax.plot([r["speedup"] for r in front], [r["quality"] for r in front], "o-", c="tab:red", ms=4, label="front")
-    ax.set_xlabel("speedup in cost (no caching = 1)")
+    ax.set_xlabel(f"{label} (cost model; no caching = 1)")
     ax.set_ylabel("quality")
     ax.grid(alpha=0.3)
     ax.legend()
