@@ -29,6 +29,7 @@ from diffusers.utils.torch_utils import unwrap_module
 from torch import nn
 
 from .adapters import ModelAdapter, ModelLayout, get_adapter
+from .provenance import CallCheck
 from .schedule import CacheSchedule, ScheduleError
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class CacheState:
         self.cache_dtype = config.cache_dtype
         self.layout = layout
         self.component_hooks: list[ComponentCacheHook] = []
+        self.call_check: CallCheck | None = None  # warns when a call differs from the schedule's recorded settings
         self.computed = 0
         self.reused = 0
         self.set_schedule(config.schedule)
@@ -149,7 +151,11 @@ class StepTrackerHook(ModelHook):
         timestep_arg, sample_arg = self.names
         timestep = self._argument(timestep_arg, args, kwargs)
         value = float(timestep.reshape(-1)[0]) if isinstance(timestep, torch.Tensor) else float(timestep)
-        self.state.advance(value, int(self._argument(sample_arg, args, kwargs).shape[0]))
+        sample = self._argument(sample_arg, args, kwargs)
+        state = self.state
+        state.advance(value, int(sample.shape[0]))
+        if state.call_check is not None and state.step == 0 and state.pass_index == 0:
+            state.call_check.on_generation(state.schedule, sample)
         return args, kwargs
 
     def reset_state(self, module: nn.Module) -> nn.Module:
@@ -314,6 +320,9 @@ def enable_cache(
     disable_cache(transformer)
 
     state = CacheState(config, scheduler, layout)
+    if not isinstance(target, nn.Module):
+        state.call_check = CallCheck(target)
+        state.call_check.on_enable(config.schedule)
     registry = HookRegistry.check_if_exists_or_initialize(transformer)
     registry.register_hook(StepTrackerHook(state, adapter.timestep_arg, adapter.sample_arg), _STEP_HOOK)
     for block, component, _, module in adapter.components(transformer):

@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..evaluation import EvalConfig, evaluate
-from ..loading import DTYPES
-from ..macs import CONVENTIONS
-from ..metrics import get_metric
-from ..prompts import load_prompts
+from ..names import CONVENTIONS, DTYPE_NAMES, METRIC_NAMES
+from .search import PROMPTS_HELP
 
 
 def _names(text: str) -> list[str]:
@@ -17,35 +14,45 @@ def _names(text: str) -> list[str]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("eval", help="evaluate schedules and baselines: quality, MACs, latency (resumable)")
-    parser.add_argument("--model", required=True, help="pipeline folder, hub id or preset name")
+    parser = sub.add_parser("eval", help="evaluate schedules and baselines: quality, MACs, latency (resumable)",
+                            description="Evaluate schedules and baselines against no caching on the same prompts "
+                                        "and seeds: images, quality metrics, MACs, measured latency and speedups. "
+                                        "Steps, guidance and size default to the first schedule's recorded ones. "
+                                        "Re-run with the same --out to resume or to recompute metrics.")
+    parser.add_argument("--model", required=True, help="tiny-shapes, a pipeline folder, a hub id or a preset name")
     parser.add_argument("--schedules", nargs="*", default=[], metavar="FILE", help="schedule files to evaluate")
     parser.add_argument("--baselines", type=_names, default=[],
                         help="comma-separated: fora:N, tgate[:STEP], delta-dit[:N] (no caching is always included)")
-    parser.add_argument("--prompts", required=True, help="prompt file (txt, json, tsv/csv) or built-in set")
+    parser.add_argument("--prompts", required=True, help=PROMPTS_HELP)
     parser.add_argument("--limit", type=int, help="use only the first N prompts")
     parser.add_argument("--metrics", type=_names, default=["fidelity"],
-                        help="comma-separated metric names (default: fidelity)")
+                        help=f"comma-separated metric names: {', '.join(METRIC_NAMES)}")
     parser.add_argument("--fid-reference", help="folder of reference images for fid (default: the uncached images)")
-    parser.add_argument("--images-per-prompt", type=int, default=1)
+    parser.add_argument("--images-per-prompt", type=int, default=1, help="seeds SEED..SEED+K-1 for every prompt")
     parser.add_argument("--steps", type=int, help="denoising steps (default: the first schedule's, else 20)")
     parser.add_argument("--resample", action="store_true", help="map schedules with other step counts to --steps")
-    parser.add_argument("--height", type=int)
-    parser.add_argument("--width", type=int)
-    parser.add_argument("--guidance", type=float, default=4.5)
+    parser.add_argument("--height", type=int, help="default: the first schedule's, else the model's")
+    parser.add_argument("--width", type=int, help="default: the first schedule's, else the model's")
+    parser.add_argument("--guidance", type=float,
+                        help="classifier-free guidance (default: the first schedule's, else the pipeline's: 4.5 for "
+                             "PixArt, 3 for tiny-shapes)")
     parser.add_argument("--batch-size", type=int, default=8, help="images generated per pipeline call")
     parser.add_argument("--seed", type=int, default=0, help="row i of a prompt uses seed SEED+i")
     parser.add_argument("--convention", choices=CONVENTIONS, default="full", help="MAC counting convention")
     parser.add_argument("--warmup", type=int, default=2, help="untimed pipeline calls before timing")
     parser.add_argument("--repeats", type=int, default=5, help="timed pipeline calls per schedule (0: no latency)")
     parser.add_argument("--latency-batch", type=int, default=1, help="images per timed pipeline call")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", choices=DTYPES, default="float32")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--dtype", choices=DTYPE_NAMES, default="float32", help="weights and compute dtype")
     parser.add_argument("--out", required=True, help="eval directory (re-run with the same --out to resume)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..evaluation import EvalConfig, evaluate
+    from ..metrics import get_metric
+    from ..prompts import load_prompts
+
     config = EvalConfig(
         model=args.model, prompts=load_prompts(args.prompts, args.limit), schedules=args.schedules,
         baselines=args.baselines, metrics=args.metrics, images_per_prompt=args.images_per_prompt,

@@ -5,22 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..adapters import find_preset
-from ..macs import CONVENTIONS, count_macs
-from ..schedule import CacheSchedule
+from ..names import CONVENTIONS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("macs", help="count the MACs of a schedule (or of no caching) on an architecture")
+    parser = sub.add_parser("macs", help="count the MACs of a schedule (or of no caching) on an architecture",
+                            description="Count the MACs of a schedule, or of no caching, on an architecture preset "
+                                        "or a model's transformer config (on the meta device: no weights needed).")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--arch", help="architecture preset, e.g. pixart-alpha, flux-dev, sd3-medium")
     source.add_argument("--model", help="pipeline folder or hub id (only its transformer config is read)")
-    parser.add_argument("--height", type=int, default=256)
-    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--height", type=int, default=256, help="image height in pixels")
+    parser.add_argument("--width", type=int, default=256, help="image width in pixels")
     parser.add_argument("--schedule", help="schedule file; without it, the cost of no caching")
-    parser.add_argument("--steps", type=int, default=20, help="steps when no schedule is given (default 20)")
+    parser.add_argument("--steps", type=int, default=20, help="steps when no schedule is given")
     parser.add_argument("--convention", choices=CONVENTIONS, default="full",
-                        help="full: attention core counted (default); paper: the ECAD paper's numbers")
+                        help="full: attention core counted; paper: the ECAD paper's numbers")
     parser.add_argument("--batch-size", type=int, help="transformer batch (default 2: one image with CFG)")
     parser.add_argument("--text-len", type=int, help="text tokens (default: the architecture's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -28,6 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..adapters import find_preset
+    from ..macs import count_macs
+    from ..schedule import CacheSchedule
+
     if args.arch:
         find_preset(args.arch)
     table = count_macs(args.arch or args.model, args.height, args.width, convention=args.convention,
