@@ -56,6 +56,7 @@ def main() -> None:
     run = RunDirectory(args.out)
     result = search(config, args.out, resume=run.config_path.exists(), progress=False)
     pipe = load_pipeline("tiny-shapes", device="cpu")
+    pipe.set_progress_bar_config(disable=True)
     layout = ecad.model_layout(pipe)
     heldout = partial(heldout_accuracy, pipe, load_reward_model(), all_captions("heldout")[::2],
                       steps=config.num_steps, guidance=args.guidance)  # every other held-out caption, 1 image each

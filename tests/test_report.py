@@ -198,3 +198,19 @@ def test_plot_labels_never_overlap_and_generation_ticks_are_whole(tiny_run, tmp_
     assert sorted(label.get_text() for label in labels) == sorted(run.points[k].name for k in run.baselines)
     ticks = plot_hypervolume(run, tmp_path / "hypervolume.png")
     assert ticks and all(t == int(t) for t in ticks) and {0.0, 2.0} <= set(ticks)
+
+
+def test_a_label_at_the_right_edge_goes_to_the_left_of_its_point():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ecad.report.plots import place_labels
+
+    fig, ax = plt.subplots()
+    ax.set_xlim(0, 7.1)
+    (label,) = place_labels(ax, [(7.06, 0.5, "fora-10")])
+    renderer = fig.canvas.get_renderer()
+    assert label.get_window_extent(renderer).x1 <= ax.get_window_extent(renderer).x1
+    plt.close(fig)

@@ -304,7 +304,9 @@ def enable_cache(
     Replaces any ecad schedule already enabled on the model. With a pipeline, every call's step count is checked
     against the schedule before any compute (``resample=True`` maps the schedule to the call's step count instead
     and logs it). ``prune=False`` computes outputs nothing reads, as the paper's code did (same images, more MACs).
-    ``adapter`` serves models no registered adapter knows (``ecad.GenericAdapter(...)``). Use the returned handle,
+    ``adapter`` serves models no registered adapter knows (``ecad.GenericAdapter(...)``). A schedule file that records
+    the settings it was found under is checked against the pipeline and each generation (:mod:`ecad.provenance`):
+    differences are logged as warnings. Use the returned handle,
     or :func:`disable_cache`, to restore the model's own behaviour exactly::
 
         with ecad.enable_cache(pipe, ecad.CacheSchedule.load("fast.json")):

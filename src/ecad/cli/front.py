@@ -54,7 +54,8 @@ def front_lines(run_dir: str | Path, max_loss: float) -> tuple[list[str], list[d
         lines.append(f"{mark} {row['path']:<{width}}  {row['speedup']:>{len(label) - 1}.2f}x  {row['quality']:>12.4f}")
     if suggestion is not None:
         chosen = next(r for r in out if r["suggested"])
-        lines += [f"* suggested: {suggestion.reason(config.metric, label)}", f"  use it: {chosen['command']}"]
+        lines += [f"* suggested: {suggestion.reason(config.metric, label)}", f"  use it: {chosen['command']}",
+                  "  (any other file above works the same way in --schedule)"]
     note = calibration_note(rows, reference, calibration, config.metric)
     if note:
         lines.append(f"note: {note}")

@@ -19,16 +19,23 @@ def _pyplot():
 
 
 def place_labels(ax: Any, points: list[tuple[float, float, str]], step: float = 9.0) -> list[Any]:
-    """Annotate each ``(x, y, text)`` beside its point, moving a label up (in points) until it overlaps no label
-    placed before it: baselines often sit close together (FORA-10 and FORA-20 at almost no quality)."""
+    """Annotate each ``(x, y, text)`` beside its point (on its left where the right side would leave the axes),
+    moving a label up (in points) until it overlaps no label placed before it: baselines often sit close together
+    (FORA-10 and FORA-20 at almost no quality)."""
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
+    right_edge = ax.get_window_extent(renderer).x1
     placed, boxes = [], []
     for x, y, text in sorted(points, key=lambda p: (p[1], p[0])):
-        offset = 4.0
+        offset, side = 4.0, 1
         for _ in range(40):
-            label = ax.annotate(text, (x, y), fontsize=7, xytext=(4, offset), textcoords="offset points")
+            label = ax.annotate(text, (x, y), fontsize=7, xytext=(4 * side, offset), textcoords="offset points",
+                                ha="left" if side > 0 else "right")
             box = label.get_window_extent(renderer).expanded(1.02, 1.05)
+            if side > 0 and box.x1 > right_edge:
+                label.remove()
+                side = -1
+                continue
             if not any(box.overlaps(other) for other in boxes):
                 break
             label.remove()

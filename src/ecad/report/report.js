@@ -109,6 +109,10 @@
     const overlaps = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
     labels.sort((a, b) => b.y - a.y || a.x - b.x).forEach((l) => {
       const node = svg("text", { class: "base-label", x: l.x + 8, y: l.y - 6, text: l.text }, plot);
+      if (node.getBBox().x + node.getBBox().width > W - M.right) {  // past the plot's right edge: on the left
+        node.setAttribute("x", l.x - 8);
+        node.setAttribute("text-anchor", "end");
+      }
       for (let i = 0, y = l.y - 6; i < 40; i++, y -= 11) {
         node.setAttribute("y", y);
         const box = node.getBBox();
