@@ -91,6 +91,7 @@ def main() -> None:
     run = RunDirectory(args.out)
     result = search(config, args.out, resume=run.config_path.exists(), progress=False)
     pipe = load_pipeline("tiny-shapes", device="cpu")
+    pipe.set_progress_bar_config(disable=True)
     layout = ecad.model_layout(pipe)
     steps = config.num_steps
     store = run.store()

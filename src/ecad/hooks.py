@@ -41,6 +41,7 @@ from torch import nn
 from .adapters import ModelAdapter, ModelLayout, get_adapter
 from .cache_arguments import as_cache_dtype, as_flag, as_schedule, check_enabled, check_not_nested
 from .adapters.skip import BlockSkip
+from .provenance import CallCheck
 from .schedule import CacheSchedule, ScheduleError
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ class CacheState:
         self.layout = layout
         self.call_start: CallStartHook | None = None
         self.outputs = OutputCache(config.cache_dtype)
+        self.call_check: CallCheck | None = None  # warns when a call differs from the schedule's recorded settings
         self.computed = 0
         self.reused = 0
         self.enabled, self.entered = True, False  # see ecad.cache_arguments
@@ -258,7 +260,11 @@ class StepTrackerHook(ModelHook):
         timestep_arg, sample_arg = self.names
         timestep = self._argument(timestep_arg, args, kwargs)
         value = float(timestep.reshape(-1)[0]) if isinstance(timestep, torch.Tensor) else float(timestep)
-        self.state.advance(value, int(self._argument(sample_arg, args, kwargs).shape[0]))
+        sample = self._argument(sample_arg, args, kwargs)
+        state = self.state
+        state.advance(value, int(sample.shape[0]))
+        if state.call_check is not None and state.step == 0 and state.pass_index == 0:
+            state.call_check.on_generation(state.schedule, sample)
         return args, kwargs
 
     def reset_state(self, module: nn.Module) -> nn.Module:
@@ -431,7 +437,9 @@ def enable_cache(
     against the schedule before any compute (``resample=True`` maps the schedule to the call's step count instead
     and logs it). ``prune=False`` computes what nothing reads, as the paper's code did: recomputes whose output is
     never read and the inputs of replayed components (same images, more compute).
-    ``adapter`` serves models no registered adapter knows (``ecad.GenericAdapter(...)``). Use the returned handle,
+    ``adapter`` serves models no registered adapter knows (``ecad.GenericAdapter(...)``). A schedule file that records
+    the settings it was found under is checked against the pipeline and each generation (:mod:`ecad.provenance`):
+    differences are logged as warnings. Use the returned handle,
     or :func:`disable_cache`, to restore the model's own behaviour exactly::
 
         with ecad.enable_cache(pipe, ecad.CacheSchedule.load("fast.json")):
@@ -448,6 +456,9 @@ def enable_cache(
     disable_cache(transformer)
 
     state = CacheState(config, scheduler, layout)
+    if not isinstance(target, nn.Module):
+        state.call_check = CallCheck(target)
+        state.call_check.on_enable(config.schedule)
     registry = HookRegistry.check_if_exists_or_initialize(transformer)
     registry.register_hook(StepTrackerHook(state, adapter.timestep_arg, adapter.sample_arg), _STEP_HOOK)
     for block, component, _, module in adapter.components(transformer):

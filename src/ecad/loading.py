@@ -1,10 +1,15 @@
-"""Loading pipelines by name, folder or hub id, with errors a user can act on."""
+"""Loading pipelines by name, folder or hub id, with errors a user can act on and no third-party chatter."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import inspect
 import json
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +17,11 @@ import torch
 
 from .adapters import ADAPTERS, UnsupportedModelError, get_adapter
 from .validation import device as check_device
+from .names import DTYPE_NAMES, TINY_SHAPES
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -50,7 +56,7 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 def model_source(model: str) -> str:
     """Map ``tiny-shapes`` to the embedded model's folder and a preset name to its hub id; folders and hub ids
     pass through."""
-    if model == "tiny-shapes":
+    if model == TINY_SHAPES:
         from .tiny_shapes import PIPELINE_DIR
 
         return str(PIPELINE_DIR)
@@ -61,8 +67,65 @@ def model_source(model: str) -> str:
     return model
 
 
+def _dtype_keyword() -> str:
+    """diffusers renamed ``torch_dtype`` to ``dtype`` (the old name warns); older releases know only the old one."""
+    from diffusers.utils import deprecation_utils
+
+    return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+
+
+@contextmanager
+def _loading_bars_off() -> Iterator[None]:
+    """diffusers' "Loading pipeline components" and transformers' "Loading weights" bars, off while loading."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    states = [(lib, lib.is_progress_bar_enabled()) for lib in (diffusers_logging, transformers_logging)]
+    for lib, _ in states:
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lib, enabled in states:
+            if enabled:
+                lib.enable_progress_bar()
+
+
+def from_pretrained(cls: Any, source: str | Path, dtype: str | torch.dtype = "float32") -> Any:
+    """``cls.from_pretrained(source)`` that prints nothing of its own: the dtype under its current keyword, the
+    low-memory path only where accelerate is installed (diffusers otherwise warns that it is missing), no loading
+    bars (ecad logs the load and its time instead)."""
+    start = time.perf_counter()
+    kwargs = {_dtype_keyword(): resolve_dtype(dtype),
+              "low_cpu_mem_usage": importlib.util.find_spec("accelerate") is not None}
+    with _loading_bars_off():
+        pipe = cls.from_pretrained(source, **kwargs)
+    logger.debug("loaded %s in %.1f s", source, time.perf_counter() - start)
+    return pipe
+
+
+@contextmanager
+def progress_bar_off(pipe: Any) -> Iterator[None]:
+    """The pipeline's own per-step bar off for ecad's loops (a search's thousands of calls, timed calls), which
+    show their own progress; the pipeline's setting comes back afterwards."""
+    saved = dict(getattr(pipe, "_progress_bar_config", {}))
+    pipe.set_progress_bar_config(**{**saved, "disable": True})
+    try:
+        yield
+    finally:
+        pipe.set_progress_bar_config(**saved)
+
+
 def load_pipeline(model: str, device: str = "auto", dtype: str | torch.dtype = "float32") -> Any:
-    """``DiffusionPipeline.from_pretrained`` of a folder, hub id or preset name, checked to be supported by ecad."""
+    """``DiffusionPipeline.from_pretrained`` of a folder, hub id or preset name, checked to be supported by ecad.
+
+    ``tiny-shapes`` gives :class:`ecad.tiny_shapes.TinyShapesPipeline` (the shipped model with its call defaults).
+    """
+    if model == TINY_SHAPES:
+        from .tiny_shapes import load_pipeline as load_tiny_shapes
+
+        logger.info("loading pipeline %s", model)
+        return load_tiny_shapes(device=resolve_device(device), dtype=resolve_dtype(dtype))
     from diffusers import DiffusionPipeline
 
     target = resolve_device(device)
@@ -72,15 +135,13 @@ def load_pipeline(model: str, device: str = "auto", dtype: str | torch.dtype = "
         raise FileNotFoundError(f"model folder not found: {source}")
     logger.info("loading pipeline %s", source)
     try:
-        pipe = DiffusionPipeline.from_pretrained(str(Path(source).expanduser()) if looks_local else source,
-                                                 torch_dtype=resolve_dtype(dtype))
+        pipe = from_pretrained(DiffusionPipeline, str(Path(source).expanduser()) if looks_local else source, dtype)
     except (OSError, ValueError) as err:
         raise FileNotFoundError(f"cannot load model {model!r}: {str(err).splitlines()[0]}") from None
     transformer = getattr(pipe, "transformer", None)
     if transformer is None:
         raise UnsupportedModelError(f"{model!r} is a {type(pipe).__name__} without a `transformer`; ecad caches DiTs.")
     get_adapter(transformer)
-    pipe.set_progress_bar_config(disable=True)
     return pipe.to(target)
 
 
@@ -201,3 +262,7 @@ def pipeline_without_weights(model: str) -> Any:
     get_adapter(pipe.transformer)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+def call_default(pipe: Any, name: str) -> Any:
+    """The default of one of the pipeline call's arguments (``guidance_scale``: PixArt 4.5, tiny-shapes 3), or None."""
+    parameter = inspect.signature(type(pipe).__call__).parameters.get(name)
+    return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default

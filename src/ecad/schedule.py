@@ -22,8 +22,9 @@ from .validation import whole
 __all__ = ["CacheSchedule", "ScheduleError"]
 
 
-# Metadata that describes particular bits and becomes false when the bits change.
-_BIT_DEPENDENT_METADATA = ("macs", "name", "paper", "source_format", "resampled_from_steps")
+# Metadata that describes particular bits and becomes false when the bits change (the generation ``settings`` a
+# schedule was found under stay: they still say what it is meant to run with).
+_BIT_DEPENDENT_METADATA = ("macs", "name", "paper", "source_format", "resampled_from_steps", "score", "measured")
 
 
 class ScheduleError(ValueError):

@@ -5,36 +5,39 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..adapters import find_preset
-from ..macs import CONVENTIONS, count_macs, observes_pipeline
-from ..schedule import CacheSchedule
+from ..names import CONVENTIONS
 from . import arguments
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("macs", help="count the MACs of a schedule (or of no caching) on an architecture")
+    parser = sub.add_parser("macs", help="count the MACs of a schedule (or of no caching) on an architecture",
+                            description="Count the MACs of a schedule, or of no caching, on an architecture preset "
+                                        "or a model's transformer config (on the meta device: no weights needed).")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--arch", help="architecture preset, e.g. pixart-alpha, flux-dev, sd3-medium")
     source.add_argument("--model", help="pipeline folder, hub id or tiny-shapes: its call is observed on the pipeline "
                         "built from its configs without weights (a transformer-only folder: inputs assumed)")
-    parser.add_argument("--height", type=arguments.positive, default=256)
-    parser.add_argument("--width", type=arguments.positive, default=256)
+    parser.add_argument("--height", type=arguments.positive, default=256, help="image height in pixels")
+    parser.add_argument("--width", type=arguments.positive, default=256, help="image width in pixels")
     parser.add_argument("--schedule", help="schedule file; without it, the cost of no caching")
-    parser.add_argument("--steps", type=arguments.positive, default=20,
-                        help="steps when no schedule is given (default 20)")
+    parser.add_argument("--steps", type=arguments.positive, default=20, help="steps when no schedule is given")
     parser.add_argument("--convention", choices=CONVENTIONS, default="full",
-                        help="full: what the runtime runs, attention core included (default); paper: the ECAD "
-                             "paper's numbers")
-    parser.add_argument("--guidance", type=float,
+                        help="full: what the runtime runs, attention core included; paper: the ECAD paper's numbers")
+    parser.add_argument("--guidance", type=arguments.guidance,
                         help="--model: guidance scale of the observed call (default: the pipeline's)")
-    parser.add_argument("--images", type=arguments.positive, default=1, help="--model: images per observed call (default 1)")
-    parser.add_argument("--batch-size", type=arguments.positive, help="--arch: transformer batch (default 2: one image with CFG)")
+    parser.add_argument("--images", type=arguments.positive, default=1, help="--model: images per observed call")
+    parser.add_argument("--batch-size", type=arguments.positive,
+                        help="--arch: transformer batch (default 2: one image with CFG)")
     parser.add_argument("--text-len", type=arguments.positive, help="--arch: text tokens (default: the architecture's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..adapters import find_preset
+    from ..macs import count_macs, observes_pipeline
+    from ..schedule import CacheSchedule
+
     schedule = CacheSchedule.load(args.schedule) if args.schedule else None
     if args.arch:
         find_preset(args.arch)

@@ -136,12 +136,17 @@ class ImageStore:
             to_pil(image).save(file)
             files.append(file.relative_to(self.path).as_posix())
         save_file({"latents": generated.latents.contiguous()}, str(folder / "latents.safetensors"))
-        schedule_file = self.path / "schedules" / f"{name}.json"
-        schedule_file.parent.mkdir(exist_ok=True)
-        schedule.save(schedule_file)
+        schedule_file = self.write_schedule(name, schedule)
         self.index["schedules"][name] = {"key": key, "schedule": schedule_file.relative_to(self.path).as_posix(),
                                          "latents": f"images/{name}/latents.safetensors", "files": files}
         write_json(self.index, self.index_path)
+
+    def write_schedule(self, name: str, schedule: CacheSchedule) -> Path:
+        """``schedules/<name>.json``: written with the images, rewritten with the evaluation's numbers."""
+        schedule_file = self.path / "schedules" / f"{name}.json"
+        schedule_file.parent.mkdir(exist_ok=True)
+        schedule.save(schedule_file)
+        return schedule_file
 
     def load(self, name: str) -> Generated:
         """The stored images of ``name`` as float [0, 1] tensors, with their latents and prompts."""

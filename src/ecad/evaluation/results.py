@@ -7,19 +7,9 @@ import io
 from pathlib import Path
 from typing import Any
 
+from ..names import metric_columns
 from ..schedule_io import write_json
 from ..validation import read_json
-
-
-def metric_columns(name: str, scores: dict[str, float]) -> dict[str, float]:
-    """A metric's numbers under readable column names: ``fid``, ``fidelity.ssim``, ``tiny-reward``.
-
-    ``quality`` repeats one of the named numbers, so it is shown only when it is the metric's only number.
-    """
-    named = {k: v for k, v in scores.items() if k != "quality"}
-    if not named:
-        return {name: scores["quality"]}
-    return {k if k == name.replace("-", "_") else f"{name}.{k}": v for k, v in named.items()}
 
 
 LATENCY_COLUMNS = ("median_s", "q1_s", "q3_s", "min_s", "max_s", "per_image_s", "transformer_median_s")
@@ -60,10 +50,12 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"{report.get('macs_counted', '')}. MAC speedup: predicted by the cost model; measured speedup: timed.",
     ]
     if env["repeats"] > 0:
-        lines.append(f"Latency: whole pipeline call, batch {env['latency_batch_size']}, median of {env['repeats']} "
-                     f"runs after {env['warmup']} warm-up (spread: interquartile range) on {env['device_name']} "
-                     f"({env['device']}, {env['torch_threads']} threads), torch {env['torch']}, diffusers "
-                     f"{env['diffusers']}. Speedups are relative to no caching measured in the same run.")
+        earlier = " (measured by an earlier run of this directory; --repeats 0 kept it)" \
+            if env.get("latency_from_earlier_run") else ""
+        lines.append(f"Latency{earlier}: whole pipeline call, batch {env['latency_batch_size']}, median of "
+                     f"{env['repeats']} runs after {env['warmup']} warm-up (spread: interquartile range) on "
+                     f"{env['device_name']} ({env['device']}, {env['torch_threads']} threads), torch {env['torch']}, "
+                     f"diffusers {env['diffusers']}. Speedups are relative to no caching measured in the same run.")
     else:
         lines.append("Latency not measured (--repeats 0).")
     metric_names = [column for name, scores in report["results"][0]["metrics"].items()

@@ -3,15 +3,21 @@
 Every schedule (and no caching, always included as the reference) generates the same (prompt, seed) rows; images
 are stored per schedule (see :mod:`.images`), so a second run with the same ``out`` generates only what is missing
 and recomputes every metric from the stored files. Latency is measured again on every run, because speedups are
-only meaningful against the no-caching time measured in the same process.
+only meaningful against the no-caching time measured in the same process; a run with ``repeats=0`` keeps the
+latencies an earlier run of the same directory measured, for the schedules whose bits did not change.
+
+Steps, guidance and size not given default to the first schedule file's recorded settings (see
+:mod:`ecad.provenance`); every schedule whose recorded settings differ from the evaluation's is warned about, and
+every stored schedule file records the evaluation's settings, scores, MACs and measured speedup.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +26,11 @@ from tqdm.auto import tqdm
 from ..generation import Calibration, CalibrationGenerator
 from ..heuristics import baseline, no_cache, parse_baseline
 from ..hooks import enable_cache, model_layout
-from ..loading import DTYPES, check_image_size, load_pipeline, pipeline_call_kwargs
+from ..loading import DTYPES, call_default, check_image_size, load_pipeline, pipeline_call_kwargs
 from ..macs import CONVENTIONS
 from ..metrics import QualityMetric, get_metric
+from ..names import metric_columns
+from ..provenance import GenerationSettings, annotate, mac_record, score_record, warn_differences
 from ..schedule import CacheSchedule, ScheduleError
 from ..search.store import schedule_key
 from ..validation import check_fields, checked, device, each, flag, one_of, optional, pixels, real, text, texts, whole
@@ -59,7 +67,7 @@ class EvalConfig:
     num_steps: int | None = checked(optional(whole(1)), default=None)
     height: int | None = checked(optional(pixels), default=None)
     width: int | None = checked(optional(pixels), default=None)
-    guidance_scale: float = checked(real(0), default=4.5)
+    guidance_scale: float | None = checked(optional(real(0)), default=None)  # None: the first schedule's, else the pipeline's
     batch_size: int = checked(whole(1), default=8)
     seed: int = checked(whole(0), default=0)
     resample: bool = checked(flag, default=False)
@@ -97,6 +105,57 @@ def _fit_steps(name: str, schedule: CacheSchedule, steps: int, resample: bool) -
     return schedule.resample(steps)
 
 
+def _recorded_defaults(config: EvalConfig, files: list[tuple[str, CacheSchedule]], pipe: Any) -> EvalConfig:
+    """Guidance and size not given: the first schedule file's recorded ones, else the pipeline's defaults."""
+    found = next((s for s in (GenerationSettings.of(schedule) for _, schedule in files) if s), GenerationSettings())
+    guidance = config.guidance_scale
+    if guidance is None:
+        guidance = found.guidance_scale or call_default(pipe, "guidance_scale") or Calibration.guidance_scale
+    return replace(config, guidance_scale=float(guidance), height=config.height or found.height,
+                   width=config.width or found.width)
+
+
+def _earlier_latency(out: Path, results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """With ``repeats=0``: the latencies an earlier run of ``out`` measured, put on the rows whose schedule is
+    unchanged (speedups stay against that run's no caching); returns that run's environment, or None."""
+    path = out / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        earlier = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    timed = {row["key"]: row for row in earlier.get("results", []) if "latency" in row}
+    reference = timed.get(results[0]["key"])
+    if reference is None:
+        return None
+    for row in results:
+        if row["key"] in timed:
+            row["latency"] = timed[row["key"]]["latency"]
+    return {**earlier["environment"], "latency_from_earlier_run": True}
+
+
+def _add_speedups(results: list[dict[str, Any]]) -> None:
+    """Measured speedups against no caching (the first row), for every row with a latency."""
+    reference = results[0]["latency"]
+    for row in results:
+        if "latency" in row:
+            row["speedup"] = reference["median_s"] / row["latency"]["median_s"]
+            row["transformer_speedup"] = reference["transformer_median_s"] / row["latency"]["transformer_median_s"]
+
+
+def _record(schedule: CacheSchedule, row: dict[str, Any], settings: GenerationSettings, rows: int,
+            full_macs: float, convention: str, device: str) -> CacheSchedule:
+    """The schedule file an evaluation keeps: its settings, scores, MACs and measured speedup."""
+    numbers = {column: value for name, scores in row["metrics"].items()
+               for column, value in metric_columns(name, scores).items()}
+    metadata: dict[str, Any] = {"settings": settings, "score": score_record("ecad eval", rows, numbers=numbers),
+                                "macs": mac_record(row["macs"], full_macs, convention)}
+    if "speedup" in row:
+        metadata["measured"] = {"speedup": row["speedup"], "median_s": row["latency"]["median_s"], "device": device}
+    return annotate(schedule, **metadata)
+
+
 def _metric_instances(config: EvalConfig, metrics: dict[str, QualityMetric] | None) -> dict[str, QualityMetric]:
     given = dict(metrics or {})
     return {name: given.pop(name) if name in given else get_metric(name) for name in config.metrics} | given
@@ -113,6 +172,7 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
     check_image_size(config.model, config.height, config.width)
     ImageStore(out).check()
     pipe = load_pipeline(config.model, device=config.device, dtype=config.dtype)
+    config = _recorded_defaults(config, files, pipe)
     layout = model_layout(pipe)
     steps = config.num_steps or (files[0][1].num_steps if files else 20)
     taken = {REFERENCE}
@@ -130,6 +190,9 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
 
     calibration = Calibration.of(config, num_steps=steps)
     generator = CalibrationGenerator(pipe, calibration)
+    settings = GenerationSettings(config.model, steps, config.guidance_scale, generator.height, generator.width)
+    for file, schedule in files:
+        warn_differences(schedule, settings, f"ecad eval {file}")
     store = ImageStore(out)
     store.open(config.generation_settings(steps, generator.height, generator.width), calibration.rows)
     try:
@@ -139,7 +202,7 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
                 logger.info("%s: images already in %s, not generating again", name, store.path)
                 continue
             logger.info("%s: generating %d images", name, len(calibration.rows))
-            store.save(name, key, schedule, generator(None if name == REFERENCE else schedule))
+            store.save(name, key, schedule, generator(None if name == REFERENCE else schedule, progress=progress))
     finally:
         generator.close()
 
@@ -167,19 +230,22 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
                                        batch_size=config.latency_batch)
             row["latency"] = timing.to_dict()
         results.append(row)
-    if config.repeats > 0:
-        reference = results[0]["latency"]
-        for row in results:
-            row["speedup"] = reference["median_s"] / row["latency"]["median_s"]
-            row["transformer_speedup"] = reference["transformer_median_s"] / row["latency"]["transformer_median_s"]
+    env = {**environment(pipe.device), "latency_batch_size": config.latency_batch, "warmup": config.warmup,
+           "repeats": config.repeats}
+    if config.repeats == 0:
+        env = _earlier_latency(Path(out), results) or env
+    if "latency" in results[0]:
+        _add_speedups(results)
+    for (name, _, schedule), row in zip(candidates, results):
+        store.write_schedule(name, _record(schedule, row, settings, len(calibration.rows), full_macs,
+                                           config.convention, env["device_name"]))
     report = {
         "format": "ecad.eval-results/1",
         "config": asdict(config),
         "num_steps": steps, "height": generator.height, "width": generator.width,
         "images": len(calibration.rows), "convention": config.convention, "macs_counted": table.counted,
         "macs_per": f"image (transformer batch {table.batch_size}, {table.calls_per_step} call(s) per step)",
-        "environment": {**environment(pipe.device), "latency_batch_size": config.latency_batch,
-                        "warmup": config.warmup, "repeats": config.repeats},
+        "environment": env,
         "results": results,
     }
     write_results(report, Path(out))

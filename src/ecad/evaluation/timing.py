@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from ..loading import progress_bar_off
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -103,9 +105,10 @@ def time_pipeline(pipe: Any, call_kwargs: dict[str, Any], *, warmup: int = 2, re
 
     handles = [pipe.transformer.register_forward_pre_hook(pre), pipe.transformer.register_forward_hook(post)]
     try:
-        for _ in range(warmup):
-            call()
-        runs = [call() for _ in range(repeats)]
+        with progress_bar_off(pipe):
+            for _ in range(warmup):
+                call()
+            runs = [call() for _ in range(repeats)]
     finally:
         for handle in handles:
             handle.remove()

@@ -15,15 +15,20 @@ from typing import Any
 from PIL import Image
 
 from ..evaluation import ImageStore, read_results
-from ..evaluation.results import metric_columns
+from ..search import RunDirectory
+from ..names import metric_columns
 from ..schedule import CacheSchedule
 from ..search import speedup_label
+from ..search.suggest import DEFAULT_MAX_LOSS, calibration_note, generate_command, suggest
 from .data import RunData, load_run, shown_generations
 from .pictures import data_uri, schedule_image
 from .plots import plot_front, plot_hypervolume
 from .samples import eval_samples, generate_samples
 
 logger = logging.getLogger(__name__)
+
+_FRONT_ORDER = ("front/000.json is the cheapest (fastest, lowest quality) schedule of the final front; the numbers "
+                "grow with cost towards no caching. Points that are not on the final front have no file.")
 
 MISSING_SAMPLES = (
     "No sample images for this schedule. `ecad report` generates them (--samples N) for the last front and the "
@@ -55,11 +60,12 @@ def _eval_section(eval_dir: Path, limit: int) -> tuple[dict[str, Any], dict[str,
             "picture": data_uri(schedule_image(schedule)) if schedule else "",
         })
     env = report["environment"]
+    latency = (f"latency on {env['device_name']} (batch {env['latency_batch_size']}, median of {env['repeats']}), "
+               "speedups against no caching measured in the same run" if env["repeats"] > 0
+               else "latency not measured (--repeats 0)")
     summary = (f"{report['config']['model']}: {report['images']} images per schedule on held-out prompts, "
-               f"{report['num_steps']} steps, {report['height']}x{report['width']} px; latency on "
-               f"{env['device_name']} (batch {env['latency_batch_size']}, median of {env['repeats']}), speedups "
-               "against no caching measured in the same run. These numbers use the evaluation's metrics, not the "
-               "search's objective, so they are not plotted on the front.")
+               f"{report['num_steps']} steps, {report['height']}x{report['width']} px; {latency}. These numbers use "
+               "the evaluation's metrics, not the search's objective, so they are not plotted on the front.")
     columns = list(rows[0]["metrics"]) if rows else []
     return {"summary": summary, "metric_columns": columns, "rows": rows}, by_key
 
@@ -82,13 +88,32 @@ def _page_data(run: RunData, max_generations: int, samples: dict[str, list[dict[
     last = run.generations[-1]
     cost_label = speedup_label(config.cost).removesuffix(" speedup")
     shown = "" if len(generations) == len(run.generations) else f" ({len(generations)} of them shown)"
+    front = RunDirectory(run.path).read_front()
+    files = {row["key"]: row["file"] for row in front["front"]}
+    reference = (front.get("no_cache") or {}).get("quality")
+    suggestion = suggest(front["front"], reference, DEFAULT_MAX_LOSS)
+    calibration = len(config.prompts) * config.images_per_prompt
+    for point in points:
+        file = files.get(point["key"])
+        point["file"] = file
+        point["command"] = generate_command(config.model, run.path / file, config.prompts[0]) if file else None
+    notes = [f"Front files are numbered by cost: {_FRONT_ORDER}"]
+    if suggestion is not None:
+        notes.append(f"Suggested: {suggestion.reason(config.metric, cost_label + ' speedup')}")
+    note = calibration_note(front["front"], reference, calibration, config.metric)
+    if note:
+        notes.append(note)
     return {
         "run": {
             "metric": config.metric, "cost_label": cost_label, "components": list(run.layout.component_names),
             "summary": (f"{config.model}: NSGA-II, population {config.population}, {len(run.generations)} "
                         f"generations{shown}, {len(run.points)} schedules evaluated on {len(config.prompts)} prompts x "
-                        f"{config.images_per_prompt} images, {config.num_steps} steps. Quality: {config.metric}; "
-                        f"cost: {config.cost}. Final front: {len(last.front)} schedules."),
+                        f"{config.images_per_prompt} images = {calibration} calibration rows, {config.num_steps} "
+                        f"steps, guidance {config.guidance_scale:g}. Quality: {config.metric}; cost: {config.cost}. "
+                        f"Final front: {len(last.front)} schedules."),
+            "notes": notes,
+            "suggested": suggestion.row["key"] if suggestion else None,
+            "no_cache_quality": reference,
         },
         "points": points,
         "generations": [{"index": g.index, "population": [ids[k] for k in g.population],

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from ..evaluation import ImageStore
 from ..evaluation.images import open_image
 from ..generation import Calibration, CalibrationGenerator
@@ -48,7 +50,7 @@ def generate_samples(config: SearchConfig, schedules: dict[str, CacheSchedule], 
     captions = [p for p, _ in calibration.rows][:limit]
     out: dict[str, Any] = {}
     try:
-        for key, schedule in schedules.items():
+        for key, schedule in tqdm(schedules.items(), desc="report sample images", unit="schedule"):
             images = generator(schedule).images[:limit]
             out[key] = [{"src": data_uri(to_pil(im), "JPEG", MAX_SIDE), "caption": c} for im, c in zip(images, captions)]
     finally:

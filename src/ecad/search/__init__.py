@@ -46,7 +46,8 @@ def search(
             logger.info("search: %s, %d prompts x %d images, %d steps, population %d, %d generations -> %s",
                         config.model, len(config.prompts), config.images_per_prompt, config.num_steps,
                         config.population, config.generations, run_dir.path)
-            return run_search(config, run_dir, layout, runner, full_cost, progress=progress)
+            return run_search(config, run_dir, layout, runner, full_cost, progress=progress,
+                              image_size=runner.image_size())
         finally:
             runner.close()
     except BaseException:

@@ -88,6 +88,7 @@ def build_evaluator(
     """Load the model and everything a candidate needs; returns the evaluator, the layout and the no-cache cost."""
     pipe = load_pipeline(config.model, device=config.device, dtype=config.dtype)
     generator = CalibrationGenerator(pipe, Calibration.of(config))
+    generator.warm_up()
     table = generator.cost_table(config.convention)
     latency = None
     full_cost = float(table.full_step_macs * config.num_steps)

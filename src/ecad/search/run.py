@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ from ..adapters import ModelLayout
 from ..heuristics import initial_population
 from ..loading import DTYPES
 from ..macs import CONVENTIONS
+from ..names import metric_columns
+from ..provenance import GenerationSettings, annotate, mac_record, score_record
 from ..schedule import CacheSchedule
 from ..schedule_io import write_json
 from ..validation import check_fields, checked, device, one_of, optional, pixels, read_json, real, text, texts, whole
@@ -208,22 +211,30 @@ class RunDirectory:
         write_json({"generation": index, "summary": summary, "population": rows},
                    self.path / "generations" / f"{index:04d}.json")
 
-    def write_front(self, front: list[tuple[CacheSchedule, Evaluation]], full_cost: float,
-                    cost: str = "macs") -> list[dict[str, Any]]:
-        """Replace the front directory and summary with ``front`` (sorted by cost)."""
+    def write_front(
+        self, front: list[tuple[CacheSchedule, Evaluation]], full_cost: float, cost: str = "macs",
+        describe: Callable[[CacheSchedule, Evaluation], CacheSchedule] | None = None,
+        no_cache: Evaluation | None = None,
+    ) -> list[dict[str, Any]]:
+        """Replace the front directory and summary with ``front``, sorted by cost: ``front/000.json`` is the
+        cheapest (fastest, lowest quality). ``cost`` names the speedups' kind; ``describe`` adds each file's
+        metadata; ``no_cache`` (the uncached schedule's evaluation) goes into the summary as the quality to compare
+        with."""
         staging = self.path / "front.tmp"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         rows = []
         for i, (schedule, evaluation) in enumerate(sorted(front, key=lambda item: item[1].cost)):
             name = f"{i:03d}.json"
-            schedule.save(staging / name)
+            (describe(schedule, evaluation) if describe else schedule).save(staging / name)
             rows.append({"file": f"front/{name}", "key": evaluation.key, "quality": evaluation.quality,
                          "cost": evaluation.cost, "speedup": full_cost / evaluation.cost, **evaluation.metrics})
         shutil.rmtree(self.path / "front", ignore_errors=True)
         staging.rename(self.path / "front")
-        write_json({"full_cost": full_cost, "speedup_kind": speedup_label(cost), "front": rows},
-                   self.path / "front.json")
+        summary: dict[str, Any] = {"full_cost": full_cost, "speedup_kind": speedup_label(cost), "front": rows}
+        if no_cache is not None:
+            summary["no_cache"] = {"quality": no_cache.quality, "cost": no_cache.cost, **no_cache.metrics}
+        write_json(summary, self.path / "front.json")
         return rows
 
     def read_front(self) -> dict[str, Any]:
@@ -246,6 +257,26 @@ class SearchResult:
     hypervolumes: list[float]
 
 
+def _front_metadata(config: SearchConfig, image_size: tuple[int, int] | None,
+                    no_cache: Evaluation | None) -> Callable[[CacheSchedule, Evaluation], CacheSchedule]:
+    """What each front file records: the settings it was found under, its score on the calibration rows, its
+    MACs and MAC speedup."""
+    height, width = image_size or (config.height, config.width)
+    settings = GenerationSettings(config.model, config.num_steps, config.guidance_scale, height, width)
+    rows = len(config.prompts) * config.images_per_prompt
+
+    def describe(schedule: CacheSchedule, evaluation: Evaluation) -> CacheSchedule:
+        scores = {k: v for k, v in evaluation.metrics.items() if k not in ("macs", "seconds")}
+        score = score_record("ecad search", rows, config.metric, evaluation.quality,
+                             metric_columns(config.metric, scores), "calibration")
+        metadata: dict[str, Any] = {"settings": settings, "score": score}
+        if no_cache is not None and "macs" in evaluation.metrics and "macs" in no_cache.metrics:
+            metadata["macs"] = mac_record(evaluation.metrics["macs"], no_cache.metrics["macs"], config.convention)
+        return annotate(schedule, **metadata)
+
+    return describe
+
+
 def run_search(
     config: SearchConfig,
     run_dir: RunDirectory,
@@ -253,11 +284,13 @@ def run_search(
     executor: Any,
     full_cost: float,
     progress: bool = True,
+    image_size: tuple[int, int] | None = None,
 ) -> SearchResult:
     """Run (or resume) NSGA-II until ``config.generations`` generations are done."""
     encoding = ScheduleEncoding(layout, config.num_steps)
     store = run_dir.store()
     seeds = initial_population(layout, config.num_steps, config.population, seed=config.seed)
+    no_cache_key = schedule_key(seeds[0])  # the first seed is no caching, evaluated in generation 0
     names = {schedule_key(s): s.metadata.get("name") for s in seeds}
     candidates = tqdm(desc="candidates", unit="cand", leave=False, position=1, disable=not progress)
     fresh = {"count": 0}
@@ -296,7 +329,9 @@ def run_search(
             hv = float(HV(ref_point=reference_point)(np.array([archive[k][1] for k in front_keys]))) if front_keys else 0.0
             hypervolumes.append(hv)
             front = [(encoding.decode(archive[k][0]), store.get(k)) for k in front_keys]
-            front_rows = run_dir.write_front(front, full_cost, config.cost)
+            no_cache = store.get(no_cache_key)
+            front_rows = run_dir.write_front(front, full_cost, config.cost, _front_metadata(config, image_size, no_cache),
+                                             no_cache)
             summary = {
                 "front_size": len(front_rows),
                 "best_quality": max(r["quality"] for r in front_rows),
