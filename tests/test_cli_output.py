@@ -86,7 +86,7 @@ def test_the_option_names_match_what_implements_them():
     from ecad.metrics import METRICS
     from ecad.prompts import BUILTIN
     from ecad.search import EXECUTORS
-    from ecad.search.evaluator import COSTS
+    from ecad.search.run import COSTS
 
     assert set(names.METRIC_NAMES) == set(METRICS)
     assert tuple(DTYPES) == names.DTYPE_NAMES and tuple(CONVENTIONS) == names.CONVENTIONS

@@ -169,6 +169,7 @@ def test_a_failed_search_start_leaves_nothing_and_the_corrected_command_works(ti
     from ecad.metrics import METRICS
 
     monkeypatch.setitem(METRICS, "unloadable", UnloadableMetric)
+    monkeypatch.setattr("ecad.cli.search.METRIC_NAMES", (*METRICS,))  # the parser's choices: the registered metrics
     base = ["search", "--model", str(tiny_model_dir), "--prompts", "tiny-shapes", "--limit", "1", "--population",
             "4", "--generations", "1", "--steps", "4", "--height", "16", "--width", "16", "--device", "cpu"]
     empty = tmp_path / "empty"

@@ -83,7 +83,8 @@ def test_search_writes_a_complete_run_directory(model_dir, prompt_file, tmp_path
     capsys.readouterr()
     assert main(["front", str(out)]) == 0
     listing = capsys.readouterr().out
-    assert listing.count("front/") == len(front)
+    assert [line[2:].split()[0] for line in listing.splitlines() if line[2:].startswith(str(out / "front"))] == [
+        str(out / row["file"]) for row in front]  # one line per front file, in order
 
 
 # `ecad ...` with every candidate evaluation logged as "pid key" when it starts (line-buffered: kill -9 loses no line).
@@ -243,7 +244,7 @@ def test_a_run_counted_at_assumed_inputs_is_not_resumed_with_the_observed_cost(t
 
     config = SearchConfig(model="tiny-shapes", prompts=["a red circle"])
     run = RunDirectory(tmp_path / "old")
-    run.open(config, resume=False)
+    run.commit(run.open(config, resume=False))
     stored = json.loads(run.config_path.read_text())
     del stored["cost_model"]
     run.config_path.write_text(json.dumps(stored))

@@ -96,7 +96,8 @@ class CalibrationGenerator:
     def observe(self, rows: int = 1) -> list[TransformerCall]:
         """The transformer calls of one denoising step of this generator's own call for its first ``rows`` rows
         (``rows=1``: one image, the unit the cost model counts)."""
-        return observe_calls(self.pipe, lambda: self._generate(slice(0, rows)))
+        with progress_bar_off(self.pipe):
+            return observe_calls(self.pipe, lambda: self._generate(slice(0, rows)))
 
     def cost_table(self, convention: str = "full") -> Any:
         """The MAC cost table of one image generated the way this generator generates (:mod:`ecad.macs`)."""

@@ -101,6 +101,10 @@ class OutputCache:
         self._outputs.clear()
         self._dtypes.clear()
 
+    def kept(self) -> list[Any]:
+        """The kept outputs as stored (in ``dtype`` when one is set)."""
+        return list(self._outputs.values())
+
     def nbytes(self) -> int:
         """Memory the kept outputs hold: bytes of the distinct storages behind them."""
         storages = {}

@@ -49,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
     schedule = CacheSchedule.load(args.schedule) if args.schedule else None
     steps = args.steps or (schedule.num_steps if schedule else 20)
     if schedule is not None and steps != schedule.num_steps and not args.resample:
-        raise ScheduleError(f"--steps {steps}: the generation runs {steps} denoising steps but the schedule has "
-                            f"{schedule.num_steps}; pass --resample to map it, or --steps {schedule.num_steps} (or "
-                            f"leave --steps out).")
+        raise ScheduleError(f"the schedule has {schedule.num_steps} steps but --steps {steps} was given; pass "
+                            f"--steps {schedule.num_steps} (or leave --steps out), or add --resample to map the "
+                            f"schedule to {steps} steps.")
     check_image_size(args.model, args.height, args.width)
     found = (GenerationSettings.of(schedule) if schedule else None) or GenerationSettings()
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
