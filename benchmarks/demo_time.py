@@ -38,6 +38,16 @@ def timed(args: list[str]) -> tuple[float, subprocess.CompletedProcess]:
     return seconds, done
 
 
+def demo_defaults() -> str:
+    """The settings a plain `ecad demo` runs with, read from its own parser."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from ecad.cli import build_parser
+
+    args = build_parser().parse_args(["demo"])
+    return (f"population {args.population}, {args.generations} generations, {args.prompts} captions, report with "
+            f"{args.samples} samples per point")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1, help="demo runs (each in a new run directory)")
@@ -59,7 +69,7 @@ def main() -> None:
             })
     emit("demo_time", {
         "benchmark": "demo_time", **environment("cpu"), "cpu_count": os.cpu_count(),
-        "command": "ecad demo (defaults: population 10, 5 generations, 8 captions, report with 2 samples per point)",
+        "command": f"ecad demo (defaults: {demo_defaults()})",
         "help_median_s": statistics.median(help_runs), "help_s": help_runs,
         "demo_median_s": statistics.median(d["seconds"] for d in demos), "demo_runs": demos,
     }, args.save)

@@ -7,7 +7,11 @@ from ecad.cli import main
 from ecad.schedule import CacheSchedule
 
 
-def test_demo_writes_front_plot_report_and_suggests_a_sensible_schedule(tmp_path, capsys):
+def test_demo_writes_front_plot_report_and_suggests_a_sensible_schedule(tmp_path, capsys, monkeypatch):
+    def no_second_load(*args, **kwargs):
+        raise AssertionError("the report loaded the model again instead of using the search's images")
+
+    monkeypatch.setattr("ecad.report.samples.load_pipeline", no_second_load)
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--population", "4", "--generations", "1", "--prompts", "2",
                  "--device", "cpu"]) == 0
@@ -17,6 +21,8 @@ def test_demo_writes_front_plot_report_and_suggests_a_sensible_schedule(tmp_path
     assert front and all(row["speedup"] > 1 for row in front)
     assert (out / "front.png").stat().st_size > 1000 and (out / "report.html").stat().st_size > 10_000
     assert "report.html" in printed and "front/000.json is the cheapest schedule" in printed
+    # the report's sample images are the search's own: 2 per front point and baseline, none made again
+    assert (out / "report.html").read_text().count("data:image/jpeg") >= 2 * len(front)
     config = json.loads((out / "config.json").read_text())
     assert config["metric"] == "tiny-reward" and config["model"] == "tiny-shapes"
 

@@ -26,9 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                         "its plot and an HTML report, and suggest the schedule to use.")
     parser.add_argument("--out", default="ecad-demo", help="run directory (run again to continue it)")
     parser.add_argument("--population", type=arguments.typed(whole(2)), default=10, help="schedules per generation")
-    parser.add_argument("--generations", type=arguments.positive, default=5,
+    parser.add_argument("--generations", type=arguments.positive, default=4,
                         help="may grow when the demo is run again")
-    parser.add_argument("--prompts", type=arguments.typed(whole(1, 16)), default=8, metavar="N",
+    parser.add_argument("--prompts", type=arguments.typed(whole(1, 16)), default=6, metavar="N",
                         help="how many tiny-shapes training captions to calibrate on (a count, not a file)")
     parser.add_argument("--samples", type=arguments.count, default=2,
                         help="sample images per schedule in the report (0: none)")

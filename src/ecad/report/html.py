@@ -23,7 +23,7 @@ from ..search.suggest import DEFAULT_MAX_LOSS, calibration_note, generate_comman
 from .data import RunData, load_run, shown_generations
 from .pictures import data_uri, schedule_image
 from .plots import plot_front, plot_hypervolume
-from .samples import eval_samples, generate_samples
+from .samples import eval_samples, generate_samples, search_samples
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +142,9 @@ def build_report(run_dir: str | Path, out: str | Path, eval_dir: str | Path | No
     plot_front(run, front_png)
     plot_hypervolume(run, hypervolume_png)
     wanted = [k for k in dict.fromkeys(run.generations[-1].front + run.baselines) if not images.get(k)]
+    if samples > 0 and wanted:
+        images.update(search_samples(run.path, run.config, wanted, samples))
+        wanted = [k for k in wanted if not images.get(k)]
     if samples > 0 and wanted:
         images.update(generate_samples(run.config, {k: run.schedule(k) for k in wanted}, samples))
     data = _page_data(run, max_generations, images, evaluation, data_uri(Image.open(hypervolume_png)))

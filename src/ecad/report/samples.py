@@ -1,4 +1,5 @@
-"""Sample images for the report's points: read from an ``ecad eval`` directory, or generated with the run's model.
+"""Sample images for the report's points: read from an ``ecad eval`` directory, taken from the images the search
+kept (:class:`ecad.search.samples.SampleStore`), or generated with the run's model.
 
 Samples are matched to points by schedule key, so an evaluation of front files (or of baselines that the search also
 evaluated) shows up on the right points.
@@ -7,6 +8,7 @@ evaluated) shows up on the right points.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -18,12 +20,12 @@ from ..loading import load_pipeline
 from ..metrics.images import to_pil
 from ..schedule import CacheSchedule
 from ..search import SearchConfig
+from ..search.samples import MAX_SIDE, SampleStore
 from .pictures import data_uri
 
 logger = logging.getLogger(__name__)
 
 Sample = dict[str, str]  # {"src": data URI, "caption": prompt}
-MAX_SIDE = 256
 
 
 def eval_samples(store: ImageStore, name: str, limit: int) -> list[Sample]:
@@ -33,6 +35,19 @@ def eval_samples(store: ImageStore, name: str, limit: int) -> list[Sample]:
     rows = store.index["rows"]
     return [{"src": data_uri(open_image(store.path / file), "JPEG", MAX_SIDE), "caption": rows[i]["prompt"]}
             for i, file in enumerate(entry["files"][:limit])]
+
+
+def search_samples(run_path: Path, config: SearchConfig, keys: list[str], limit: int) -> dict[str, list[Sample]]:
+    """The images the search kept of each of ``keys`` (those it kept fewer than ``limit`` of are left out): the
+    first calibration rows, captioned with their prompts."""
+    store = SampleStore(run_path)
+    captions = [p for p, _ in Calibration.of(config).rows][:limit]
+    out = {}
+    for key in keys:
+        images = store.load(key, limit)
+        if images is not None:
+            out[key] = [{"src": data_uri(im, "JPEG", MAX_SIDE), "caption": c} for im, c in zip(images, captions)]
+    return out
 
 
 def generate_samples(config: SearchConfig, schedules: dict[str, CacheSchedule], limit: int) -> dict[str, list[Sample]]:

@@ -19,13 +19,15 @@ from ..metrics import QualityMetric, get_metric
 from ..schedule import CacheSchedule
 from ..schedule_io import write_json
 from .run import SearchConfig
+from .samples import SampleStore
 from .store import CorruptRunError, Evaluation, schedule_key
 
 logger = logging.getLogger(__name__)
 
 
 class CandidateEvaluator:
-    """``evaluator(schedule) -> Evaluation``; the text is encoded and the reference generated once per run."""
+    """``evaluator(schedule) -> Evaluation``; the text is encoded and the reference generated once per run. Each
+    candidate's first images are kept in the run directory for the report (:class:`SampleStore`)."""
 
     def __init__(
         self, generator: CalibrationGenerator, metric: QualityMetric, cost_table: CostTable, run_path: Path,
@@ -35,6 +37,7 @@ class CandidateEvaluator:
         self.metric = metric
         self.cost_table = cost_table
         self.latency = latency
+        self.samples = SampleStore(run_path)
         if metric.needs_reference:
             metric.prepare(self._reference(run_path / "reference.safetensors"))
 
@@ -55,13 +58,15 @@ class CandidateEvaluator:
 
     def __call__(self, schedule: CacheSchedule) -> Evaluation:
         generated = self.generator(schedule)
+        key = schedule_key(schedule)
+        self.samples.keep(key, generated.images)
         scores = self.metric(generated)
         macs = self.cost_table.schedule_macs(schedule)
         extra = {"macs": macs}
         cost = float(macs)
         if self.latency is not None:
             cost = extra["seconds"] = self.latency.schedule_seconds(schedule)
-        return Evaluation(schedule_key(schedule), float(scores["quality"]), cost, {**scores, **extra})
+        return Evaluation(key, float(scores["quality"]), cost, {**scores, **extra})
 
     def close(self) -> None:
         self.generator.close()

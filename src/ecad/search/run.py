@@ -13,6 +13,7 @@ Run directory::
     reference.safetensors  uncached calibration images (metrics that need a reference)
     generations/NNNN.json  each generation's population: keys, names, objectives
     front.json, front/     the current Pareto front: summary and one schedule file per point
+    samples/               the first calibration images of the front's and the baselines' schedules (the report's)
     front.png              the front plot
 """
 
@@ -45,6 +46,7 @@ from ..schedule import CacheSchedule
 from ..schedule_io import write_json
 from ..validation import check_fields, checked, device, one_of, optional, pixels, read_json, real, text, texts, whole
 from .problem import CacheSearchProblem, ScheduleEncoding
+from .samples import SampleStore
 from .store import CorruptRunError, Evaluation, EvaluationStore, schedule_key
 
 logger = logging.getLogger(__name__)
@@ -292,6 +294,7 @@ def run_search(
     seeds = initial_population(layout, config.num_steps, config.population, seed=config.seed)
     no_cache_key = schedule_key(seeds[0])  # the first seed is no caching, evaluated in generation 0
     names = {schedule_key(s): s.metadata.get("name") for s in seeds}
+    samples = SampleStore(run_dir.path)
     candidates = tqdm(desc="candidates", unit="cand", leave=False, position=1, disable=not progress)
     fresh = {"count": 0}
 
@@ -332,6 +335,7 @@ def run_search(
             no_cache = store.get(no_cache_key)
             front_rows = run_dir.write_front(front, full_cost, config.cost, _front_metadata(config, image_size, no_cache),
                                              no_cache)
+            samples.retain([*front_keys, *names])
             summary = {
                 "front_size": len(front_rows),
                 "best_quality": max(r["quality"] for r in front_rows),
