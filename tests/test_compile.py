@@ -32,6 +32,7 @@ def eager_run():
     return pipe, (first, second), images
 
 
+@torch._dynamo.config.patch(fail_on_recompile_limit_hit=True)  # else a frame past the limit runs eagerly, unseen
 def test_compiled_transformer_compiles_once_for_all_steps_and_schedules():
     pipe, (first, second), (eager_first, eager_second) = eager_run()
     counter = CompileCounter()
@@ -42,9 +43,10 @@ def test_compiled_transformer_compiles_once_for_all_steps_and_schedules():
             assert torch.equal(generate(pipe), eager_first)
             compiled_frames = counter.frame_count
             assert compiled_frames > 0
-            assert torch.equal(generate(pipe), eager_first)
-            handle.set_schedule(second)
-            assert torch.equal(generate(pipe), eager_second)
+            with torch._dynamo.config.patch(error_on_recompile=True):  # a failing guard raises, even past the limit
+                assert torch.equal(generate(pipe), eager_first)
+                handle.set_schedule(second)
+                assert torch.equal(generate(pipe), eager_second)
             assert counter.frame_count == compiled_frames  # six steps, two generations, two schedules: no recompiles
         finally:
             pipe.transformer = eager_transformer

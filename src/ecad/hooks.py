@@ -97,13 +97,13 @@ class OutputCache:
         output = self._outputs[key]
         return output if self.dtype is None else _cast(output, self._dtypes[key])
 
+    def stored(self) -> list[Any]:
+        """The kept outputs as they are held (in ``dtype`` where one is set), for inspecting what the cache holds."""
+        return list(self._outputs.values())
+
     def clear(self) -> None:
         self._outputs.clear()
         self._dtypes.clear()
-
-    def kept(self) -> list[Any]:
-        """The kept outputs as stored (in ``dtype`` when one is set)."""
-        return list(self._outputs.values())
 
     def nbytes(self) -> int:
         """Memory the kept outputs hold: bytes of the distinct storages behind them."""
@@ -296,16 +296,19 @@ class ComponentCacheHook(ModelHook):
 
 
 class _RuntimeBlockStep:
-    """The :class:`ecad.adapters.skip.BlockStep` of one block, read from the cache state at call time."""
+    """The :class:`ecad.adapters.skip.BlockStep` of one block, read from the cache state at call time (never traced:
+    the step number, the cache's contents and the counters it reads change at every call)."""
 
     def __init__(self, state: CacheState, block: int, components: dict[str, int]) -> None:
         self.state = state
         self.block = block
         self.components = components
 
+    @torch.compiler.disable(recursive=False)
     def runs(self, component: str) -> bool:
         return self.state.computes(self.block, self.components[component])
 
+    @torch.compiler.disable(recursive=False)
     def replay(self, component: str) -> Any:
         return self.state.replay(self.block, self.components[component])
 
