@@ -83,3 +83,13 @@ def test_budget_stops_cleanly_and_resumes_to_the_same_front(tiny_model_dir, fast
     assert main([a for a in args if a not in ("--strategy", "fast")] + ["--resume", "--budget", "1000"]) == 0
     assert RunDirectory(out).load_config().strategy == "fast"
     assert run_files(out) == run_files(fast_run)
+
+
+def test_a_run_keeps_its_strategy(tiny_run, tiny_model_dir):
+    stored = json.loads((tiny_run / "config.json").read_text())
+    del stored["strategy"], stored["budget"]  # a run from before strategies existed
+    assert SearchConfig.from_dict(stored).strategy == "paper"
+    with pytest.raises(ValueError, match="strategy: 'paper' -> 'fast'"):
+        search(tiny_config(tiny_model_dir, strategy="fast"), tiny_run, resume=True)
+    with pytest.raises(ValueError, match="strategy"):
+        SearchConfig(model="m", prompts=["p"], strategy="quick")

@@ -318,6 +318,7 @@ def run_search(
     fresh = {"count": 0}
 
     def on_candidate(evaluation: Evaluation, cached: bool) -> None:
+        candidates.set_postfix_str(budget.describe(), refresh=False)
         candidates.update()
         fresh["count"] += 0 if cached else 1
 
