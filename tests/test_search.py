@@ -129,13 +129,26 @@ def new_evaluations(out):
     return sum(json.loads(p.read_text())["summary"]["new_evaluations"] for p in (out / "generations").iterdir())
 
 
-def test_resume_after_kill_9_reaches_the_same_front(model_dir, prompt_file, tmp_path):
-    generations = 4
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    straight_log, killed_log = tmp_path / "straight.log", tmp_path / "killed.log"
-    assert run_cli(cli_args(model_dir, prompt_file, straight, generations), straight_log).wait(timeout=300) == 0
+KILL_GENERATIONS = 4
 
-    process = run_cli(cli_args(model_dir, prompt_file, killed, generations), killed_log)
+
+@pytest.fixture(scope="module")
+def straight_run(model_dir, prompt_file, tmp_path_factory):
+    """An uninterrupted paper-strategy run and its evaluation log."""
+    path = tmp_path_factory.mktemp("straight")
+    straight, straight_log = path / "run", path / "run.log"
+    process = run_cli(cli_args(model_dir, prompt_file, straight, KILL_GENERATIONS), straight_log)
+    assert process.wait(timeout=300) == 0
+    return straight, straight_log
+
+
+@pytest.mark.parametrize("strategy", ["paper", "fast"])
+def test_resume_after_kill_9_reaches_the_same_front(model_dir, prompt_file, tmp_path, straight_run, strategy):
+    """Killed and resumed with either strategy: the uninterrupted paper run's front (fast changes no result)."""
+    generations = KILL_GENERATIONS
+    (straight, straight_log), killed, killed_log = straight_run, tmp_path / "killed", tmp_path / "killed.log"
+    killed_args = cli_args(model_dir, prompt_file, killed, generations) + ["--strategy", strategy]
+    process = run_cli(killed_args, killed_log)
     deadline = time.time() + 300
     while evaluated(killed) < 9 and process.poll() is None and time.time() < deadline:  # inside generation 1
         time.sleep(0.005)
@@ -146,8 +159,9 @@ def test_resume_after_kill_9_reaches_the_same_front(model_dir, prompt_file, tmp_
     assert done < generations
     stored_at_kill = stored_keys(killed)
 
-    resumed = run_cli(cli_args(model_dir, prompt_file, killed, generations) + ["--resume"], killed_log)
+    resumed = run_cli(cli_args(model_dir, prompt_file, killed, generations) + ["--resume"], killed_log)  # keeps it
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
+    assert json.loads((killed / "config.json").read_text())["strategy"] == strategy
     front_a = json.loads((straight / "front.json").read_text())
     front_b = json.loads((killed / "front.json").read_text())
     assert front_a == front_b

@@ -105,6 +105,14 @@ class OutputCache:
         self._outputs.clear()
         self._dtypes.clear()
 
+    def snapshot(self) -> tuple[dict[tuple[int, int, int], Any], dict[tuple[int, int, int], torch.dtype]]:
+        """What is kept now, to :meth:`restore` later (a shallow copy: a kept output is replaced by the next one, never
+        changed in place, so the tensors can be shared)."""
+        return dict(self._outputs), dict(self._dtypes)
+
+    def restore(self, snapshot: tuple[dict[tuple[int, int, int], Any], dict[tuple[int, int, int], torch.dtype]]) -> None:
+        self._outputs, self._dtypes = dict(snapshot[0]), dict(snapshot[1])
+
     def nbytes(self) -> int:
         """Memory the kept outputs hold: bytes of the distinct storages behind them."""
         storages = {}
@@ -113,6 +121,14 @@ class OutputCache:
                 storage = tensor.untyped_storage()
                 storages[storage.data_ptr()] = storage.nbytes()
         return sum(storages.values())
+
+
+def runtime_bits(schedule: CacheSchedule, layout: ModelLayout, prune: bool = True) -> torch.Tensor:
+    """What the runtime computes under ``schedule``: its effective bits, less dead work when ``prune``. Two schedules
+    whose runtime bits agree on rows 0..k compute steps 0..k alike and keep the same outputs (pruning looks ahead, so
+    their effective bits alone do not say so)."""
+    bits = schedule.effective()
+    return layout.prune(bits) if prune else bits
 
 
 class CacheState:
@@ -140,9 +156,7 @@ class CacheState:
         """Turn the schedule that runs into the decision tables the hooks read: ``table[step][block][component]``
         (recompute?) and ``partial[step][block]`` (does some existing component of the block replay?)."""
         self.active = schedule
-        bits = schedule.effective()
-        if self.prune:
-            bits = self.layout.prune(bits)
+        bits = runtime_bits(schedule, self.layout, self.prune)
         self.table: list[list[list[bool]]] = bits.tolist()
         self.partial: list[list[bool]] = (~bits & self.layout.exists).any(dim=2).tolist()
 
@@ -490,15 +504,19 @@ def disable_cache(target: Any) -> None:
         if state.call_start is not None:
             state.call_start.remove()
     for module in transformer.modules():
-        registry = getattr(module, "_diffusers_hook", None)
-        if registry is None:
-            continue
-        for name in (_STEP_HOOK, _COMPONENT_HOOK, _BLOCK_HOOK):
-            registry.remove_hook(name, recurse=False)
-        if not registry.hooks:
-            # Drop the instance-level forward and registry so the module is as it was built.
-            module.__dict__.pop("forward", None)
-            del module._diffusers_hook
+        remove_hooks(module, (_STEP_HOOK, _COMPONENT_HOOK, _BLOCK_HOOK))
+
+
+def remove_hooks(module: nn.Module, names: tuple[str, ...]) -> None:
+    """Remove the named hooks of one module; without hooks left it is as it was built (no instance forward)."""
+    registry = getattr(module, "_diffusers_hook", None)
+    if registry is None:
+        return
+    for name in names:
+        registry.remove_hook(name, recurse=False)
+    if not registry.hooks:
+        module.__dict__.pop("forward", None)
+        del module._diffusers_hook
 
 
 def _installed_state(transformer: nn.Module) -> CacheState | None:

@@ -10,6 +10,9 @@ DTYPE_NAMES = ("float32", "float16", "bfloat16")
 CONVENTIONS = ("full", "paper")  # MAC counting: attention core included, or the ECAD paper's numbers
 COSTS = ("macs", "latency")  # the search's cost objective
 EXECUTOR_NAMES = ("local", "ray")
+# paper: the faithful reproduction, each candidate generated on its own; fast: the same evaluations with shared step
+# prefixes computed once (ecad.search.prefix)
+STRATEGIES = ("paper", "fast")
 # Registered quality metrics (ecad.metrics.METRICS; a test keeps the two equal).
 METRIC_NAMES = ("clip", "fid", "fidelity", "image-reward", "pickscore", "shape-fid", "tiny-reward")
 # Built-in prompt sets (ecad.prompts.BUILTIN): tiny-shapes training captions (calibration) and held-out captions.

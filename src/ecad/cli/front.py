@@ -59,6 +59,7 @@ def front_lines(run_dir: str | Path, max_loss: float) -> tuple[list[str], list[d
     note = calibration_note(rows, reference, calibration, config.metric)
     if note:
         lines.append(f"note: {note}")
+    lines.append(run.compute_spent())
     return lines, out
 
 

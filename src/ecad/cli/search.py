@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from ..names import COSTS, CONVENTIONS, DTYPE_NAMES, EXECUTOR_NAMES, METRIC_NAMES, PROMPT_SETS
+from ..names import COSTS, CONVENTIONS, DTYPE_NAMES, EXECUTOR_NAMES, METRIC_NAMES, PROMPT_SETS, STRATEGIES
 from ..validation import real, whole
 from . import arguments
 
@@ -40,6 +40,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="macs: the cost model; latency: seconds per component measured on --device")
     parser.add_argument("--convention", choices=CONVENTIONS, default="full",
                         help="MAC counting: full (attention core included) or paper")
+    parser.add_argument("--strategy", choices=STRATEGIES,
+                        help="paper: the paper's search, each candidate generated on its own (default for a new run); "
+                             "fast: the same evaluations with shared step prefixes computed once (exact); "
+                             "--resume keeps the run's")
+    parser.add_argument("--budget", type=arguments.typed(real(above=0), float),
+                        help="stop once this many image-equivalents are spent (one = one uncached image; a cached "
+                             "one counts its MACs); resumable, may grow on --resume")
     parser.add_argument("--device", type=arguments.device, default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", choices=DTYPE_NAMES, default="float32", help="weights and compute dtype")
     parser.add_argument("--executor", choices=EXECUTOR_NAMES, default="local",
@@ -60,18 +67,20 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     from ..prompts import load_prompts
     from ..search import RunDirectory, SearchConfig
 
-    if args.resume and args.prompts is None:
-        stored = RunDirectory(args.out).load_config()
+    stored = RunDirectory(args.out).load_config() if args.resume else None
+    if stored is not None and args.prompts is None:
         prompts = stored.prompts
     elif args.prompts is None:
         raise ValueError("--prompts is required for a new search (a file or a built-in set such as tiny-shapes).")
     else:
         prompts = load_prompts(args.prompts, args.limit)
+    strategy = args.strategy or (stored.strategy if stored is not None else "paper")
     return SearchConfig(
         model=args.model, prompts=prompts, metric=args.metric, population=args.population,
         generations=args.generations, images_per_prompt=args.images_per_prompt, num_steps=args.steps,
         height=args.height, width=args.width, guidance_scale=args.guidance, batch_size=args.batch_size,
         seed=args.seed, cost=args.cost, convention=args.convention, device=args.device, dtype=args.dtype,
+        strategy=strategy, budget=args.budget,
     )
 
 
@@ -83,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         options = dict(address=args.ray_address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
                        cpus_per_worker=args.cpus_per_worker)
     result = search(config_from_args(args), args.out, resume=args.resume, executor=args.executor, **options)
+    if result.stopped:
+        print(result.stopped)
     print(f"{result.evaluations} schedules evaluated; front of {len(result.front)} in {args.out}/front.json "
           f"(plot: {args.out}/front.png); list it and get the suggested schedule with `ecad front {args.out}`")
     return 0

@@ -110,7 +110,7 @@ def _page_data(run: RunData, max_generations: int, samples: dict[str, list[dict[
                         f"generations{shown}, {len(run.points)} schedules evaluated on {len(config.prompts)} prompts x "
                         f"{config.images_per_prompt} images = {calibration} calibration rows, {config.num_steps} "
                         f"steps, guidance {config.guidance_scale:g}. Quality: {config.metric}; cost: {config.cost}. "
-                        f"Final front: {len(last.front)} schedules."),
+                        f"Final front: {len(last.front)} schedules; {RunDirectory(run.path).compute_spent()}."),
             "notes": notes,
             "suggested": suggestion.row["key"] if suggestion else None,
             "no_cache_quality": reference,

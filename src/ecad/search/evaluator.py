@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
 import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from safetensors.torch import load_file, save_file
 
 from ..adapters import ModelLayout
 from ..generation import Calibration, CalibrationGenerator, Generated
-from ..hooks import model_layout
+from ..hooks import model_layout, runtime_bits
 from ..latency import LatencyTable, measure_call_latency
 from ..loading import load_pipeline
 from ..macs import CostTable
 from ..metrics import QualityMetric, get_metric
 from ..schedule import CacheSchedule
 from ..schedule_io import write_json
+from .prefix import apply_prefix_replay, prefix_plan, remove_prefix_replay
 from .run import SearchConfig
 from .samples import SampleStore
 from .store import CorruptRunError, Evaluation, schedule_key
@@ -27,19 +29,26 @@ logger = logging.getLogger(__name__)
 
 class CandidateEvaluator:
     """``evaluator(schedule) -> Evaluation``; the text is encoded and the reference generated once per run. Each
-    candidate's first images are kept in the run directory for the report (:class:`SampleStore`)."""
+    candidate's first images are kept in the run directory for the report (:class:`SampleStore`).
+
+    ``strategy="fast"`` evaluates a batch of candidates (:meth:`map`) with exact shared-prefix reuse
+    (:mod:`ecad.search.prefix`): the same evaluations, fewer transformer calls. Every evaluation records the
+    compute it spent in image-equivalents (``compute``: one = one uncached image's MACs; steps it replayed cost 0).
+    """
 
     def __init__(
         self, generator: CalibrationGenerator, metric: QualityMetric, cost_table: CostTable, run_path: Path,
-        latency: LatencyTable | None = None,
+        latency: LatencyTable | None = None, strategy: str = "paper",
     ) -> None:
         self.generator = generator
         self.metric = metric
         self.cost_table = cost_table
         self.latency = latency
         self.samples = SampleStore(run_path)
+        self.layout = model_layout(generator.pipe)
         if metric.needs_reference:
             metric.prepare(self._reference(run_path / "reference.safetensors"))
+        self.prefix = apply_prefix_replay(generator.pipe.transformer) if strategy == "fast" else None
 
     def _reference(self, path: Path) -> Generated:
         """Uncached images of the calibration rows, generated once and kept in the run directory."""
@@ -61,15 +70,33 @@ class CandidateEvaluator:
         key = schedule_key(schedule)
         self.samples.keep(key, generated.images)
         scores = self.metric(generated)
-        macs = self.cost_table.schedule_macs(schedule)
-        extra = {"macs": macs}
-        cost = float(macs)
+        steps = self.cost_table.step_macs(schedule)
+        replayed = self.prefix.plan.replay if self.prefix is not None and self.prefix.plan is not None else 0
+        image = self.cost_table.full_step_macs * schedule.num_steps
+        extra = {"macs": sum(steps), "compute": len(self.generator.prompts) * sum(steps[replayed:]) / image}
+        cost = float(extra["macs"])
         if self.latency is not None:
             cost = extra["seconds"] = self.latency.schedule_seconds(schedule)
         return Evaluation(key, float(scores["quality"]), cost, {**scores, **extra})
 
+    def map(self, schedules: list[CacheSchedule]) -> Iterator[Evaluation]:
+        """Evaluate a generation's candidates, each yielded when done (with prefix reuse: in its plan's order)."""
+        if self.prefix is None:
+            for schedule in schedules:
+                yield self(schedule)
+            return
+        try:
+            for step in prefix_plan([runtime_bits(s, self.layout) for s in schedules]):
+                self.prefix.begin(step)
+                yield self(schedules[step.index])
+        finally:
+            self.prefix.clear()
+
     def close(self) -> None:
         self.generator.close()
+        if self.prefix is not None:
+            remove_prefix_replay(self.generator.pipe.transformer)
+            self.prefix = None
 
 
 def _latency_table(pipe: Any, generator: CalibrationGenerator, config: SearchConfig, path: Path) -> LatencyTable:
@@ -100,5 +127,6 @@ def build_evaluator(
     if config.cost == "latency":
         latency = _latency_table(pipe, generator, config, run_path / "latency.json")
         full_cost = latency.full_step_seconds * config.num_steps
-    evaluator = CandidateEvaluator(generator, metric or get_metric(config.metric), table, run_path, latency)
+    evaluator = CandidateEvaluator(generator, metric or get_metric(config.metric), table, run_path, latency,
+                                   config.strategy)
     return evaluator, model_layout(pipe), full_cost

@@ -35,8 +35,7 @@ class LocalExecutor:
         return self.evaluator.generator.height, self.evaluator.generator.width
 
     def map(self, schedules: list[CacheSchedule]) -> Iterator[Evaluation]:
-        for schedule in schedules:
-            yield self.evaluator(schedule)
+        yield from self.evaluator.map(schedules)
 
     def close(self) -> None:
         self.evaluator.close()

@@ -7,6 +7,7 @@ as a fraction of no caching. Constraint (the paper's): a candidate reuses at lea
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from pymoo.core.problem import Problem
 
 from ..adapters import ModelLayout
 from ..schedule import CacheSchedule
+from .budget import ComputeBudget
 from .store import Evaluation, EvaluationStore, schedule_key
 
 
@@ -38,7 +40,11 @@ class ScheduleEncoding:
 
 
 class CacheSearchProblem(Problem):
-    """Evaluates a generation's new candidates through the executor; the store answers the ones seen before."""
+    """Evaluates a generation's new candidates through the executor; the store answers the ones seen before.
+
+    With a ``budget``, every new evaluation's compute is added to it, and no candidate starts once it is spent
+    (:class:`ecad.search.budget.BudgetSpent` ends the generation; what was evaluated is stored).
+    """
 
     def __init__(
         self,
@@ -47,6 +53,7 @@ class CacheSearchProblem(Problem):
         executor: Any,
         full_cost: float,
         on_candidate: Callable[[Evaluation, bool], None] | None = None,
+        budget: ComputeBudget | None = None,
     ) -> None:
         super().__init__(n_var=encoding.n_var, n_obj=2, n_ieq_constr=1, xl=0, xu=1, vtype=bool)
         self.encoding = encoding
@@ -54,6 +61,7 @@ class CacheSearchProblem(Problem):
         self.executor = executor
         self.full_cost = full_cost
         self.on_candidate = on_candidate or (lambda evaluation, cached: None)
+        self.budget = budget or ComputeBudget(None)
 
     def _evaluate(self, X: np.ndarray, out: dict, *args: Any, **kwargs: Any) -> None:
         schedules = [self.encoding.decode(x) for x in X]
@@ -63,9 +71,20 @@ class CacheSearchProblem(Problem):
         for key, evaluation in known.items():
             if evaluation is not None:
                 self.on_candidate(evaluation, True)
-        for evaluation in self.executor.map(list(missing.values())):
-            self.store.put(evaluation)  # committed before anything else happens: crash-safe
-            known[evaluation.key] = evaluation
-            self.on_candidate(evaluation, False)
+        if missing:
+            self.budget.check()
+            evaluations = self.executor.map(list(missing.values()))
+            try:
+                started = time.perf_counter()
+                for done, evaluation in enumerate(evaluations, 1):
+                    self.store.put(evaluation)  # committed before anything else happens: crash-safe
+                    known[evaluation.key] = evaluation
+                    self.budget.add(float(evaluation.metrics.get("compute", 0.0)), time.perf_counter() - started)
+                    self.on_candidate(evaluation, False)
+                    if done < len(missing):
+                        self.budget.check()
+                    started = time.perf_counter()
+            finally:
+                getattr(evaluations, "close", lambda: None)()
         out["F"] = np.array([[-known[k].quality, known[k].cost / self.full_cost] for k in keys], dtype=float)
         out["G"] = np.array([[1.0 - float((~np.asarray(x, dtype=bool)).sum())] for x in X], dtype=float)

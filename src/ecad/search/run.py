@@ -40,11 +40,12 @@ from ..adapters import ModelLayout
 from ..heuristics import initial_population
 from ..loading import DTYPES
 from ..macs import CONVENTIONS
-from ..names import metric_columns
+from ..names import STRATEGIES, metric_columns
 from ..provenance import GenerationSettings, annotate, mac_record, score_record
 from ..schedule import CacheSchedule
 from ..schedule_io import write_json
 from ..validation import check_fields, checked, device, one_of, optional, pixels, read_json, real, text, texts, whole
+from .budget import BudgetSpent, ComputeBudget, evaluation_compute
 from .problem import CacheSearchProblem, ScheduleEncoding
 from .samples import SampleStore
 from .store import CorruptRunError, Evaluation, EvaluationStore, schedule_key
@@ -57,8 +58,10 @@ CONFIG_FORMAT = "ecad.search-run/1"
 COST_MODEL = "observed-call/1"
 _COST_MODEL_BEFORE = "assumed-inputs/0"
 # Settings that may differ on --resume without changing any result.
-RESUMABLE_CHANGES = ("generations", "device")
+RESUMABLE_CHANGES = ("generations", "device", "budget")
 COSTS = ("macs", "latency")
+# Numbers an evaluation records that are not its score (kept out of score records and front rows' scores).
+NOT_SCORES = ("macs", "seconds", "compute")
 
 # The shapes of the files `ecad front` and `ecad report` read back.
 FRONT_SCHEMA = {
@@ -115,6 +118,8 @@ class SearchConfig:
     device: str = checked(device, default="auto")
     dtype: str = checked(one_of(DTYPES), default="float32")
     cost_model: str = checked(text, default=COST_MODEL)
+    strategy: str = checked(one_of(STRATEGIES), default="paper")  # runs from before it was a setting: paper
+    budget: float | None = checked(optional(real(above=0)), default=None)  # image-equivalents; None: no cap
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -230,12 +235,12 @@ class RunDirectory:
             name = f"{i:03d}.json"
             (describe(schedule, evaluation) if describe else schedule).save(staging / name)
             rows.append({"file": f"front/{name}", "key": evaluation.key, "quality": evaluation.quality,
-                         "cost": evaluation.cost, "speedup": full_cost / evaluation.cost, **evaluation.metrics})
+                         "cost": evaluation.cost, "speedup": full_cost / evaluation.cost, **_results(evaluation)})
         shutil.rmtree(self.path / "front", ignore_errors=True)
         staging.rename(self.path / "front")
         summary: dict[str, Any] = {"full_cost": full_cost, "speedup_kind": speedup_label(cost), "front": rows}
         if no_cache is not None:
-            summary["no_cache"] = {"quality": no_cache.quality, "cost": no_cache.cost, **no_cache.metrics}
+            summary["no_cache"] = {"quality": no_cache.quality, "cost": no_cache.cost, **_results(no_cache)}
         write_json(summary, self.path / "front.json")
         return rows
 
@@ -246,9 +251,24 @@ class RunDirectory:
         return read_json(path, FRONT_SCHEMA, error=CorruptRunError,
                          fix="resume the search (`ecad search ... --resume`) to write it again")
 
+    def compute_spent(self) -> str:
+        """What ``ecad front`` and the report say the run spent: from its last generation file."""
+        files = sorted((self.path / "generations").glob("[0-9][0-9][0-9][0-9].json"))
+        spent = self.read_generation(files[-1])["summary"].get("compute_spent") if files else None
+        if spent is None:
+            return "compute spent: not recorded (a run from before ecad counted it)"
+        return (f"compute spent: {spent:.1f} image-equivalents in {len(files)} generations (one = one uncached "
+                f"image; strategy {self.load_config().strategy})")
+
     def read_generation(self, path: Path) -> dict[str, Any]:
         return read_json(path, GENERATION_SCHEMA, error=CorruptRunError,
                          fix="resume the search (`ecad search ... --resume`) to write it again")
+
+
+def _results(evaluation: Evaluation) -> dict[str, Any]:
+    """What a front row shows of an evaluation: its scores and costs; the compute spent on it depends on what it
+    shared with the candidates around it, so it is counted per generation, not per schedule."""
+    return {k: v for k, v in evaluation.metrics.items() if k != "compute"}
 
 
 @dataclass
@@ -257,6 +277,8 @@ class SearchResult:
     generations: int
     evaluations: int
     hypervolumes: list[float]
+    compute_spent: float = 0.0  # image-equivalents, everything the store holds
+    stopped: str | None = None  # why the run stopped before config.generations (the budget), else None
 
 
 def _front_metadata(config: SearchConfig, image_size: tuple[int, int] | None,
@@ -268,7 +290,7 @@ def _front_metadata(config: SearchConfig, image_size: tuple[int, int] | None,
     rows = len(config.prompts) * config.images_per_prompt
 
     def describe(schedule: CacheSchedule, evaluation: Evaluation) -> CacheSchedule:
-        scores = {k: v for k, v in evaluation.metrics.items() if k not in ("macs", "seconds")}
+        scores = {k: v for k, v in evaluation.metrics.items() if k not in NOT_SCORES}
         score = score_record("ecad search", rows, config.metric, evaluation.quality,
                              metric_columns(config.metric, scores), "calibration")
         metadata: dict[str, Any] = {"settings": settings, "score": score}
@@ -299,10 +321,14 @@ def run_search(
     fresh = {"count": 0}
 
     def on_candidate(evaluation: Evaluation, cached: bool) -> None:
+        candidates.set_postfix_str(budget.describe(), refresh=False)
         candidates.update()
         fresh["count"] += 0 if cached else 1
 
-    problem = CacheSearchProblem(encoding, store, executor, full_cost, on_candidate)
+    images = len(config.prompts) * config.images_per_prompt  # calibration rows per candidate
+    budget = ComputeBudget(config.budget, (evaluation_compute(e, images, full_cost) for e in store.evaluations()))
+    _announce(config, images, budget, progress)
+    problem = CacheSearchProblem(encoding, store, executor, full_cost, on_candidate, budget)
     algorithm = NSGA2(
         pop_size=config.population,
         sampling=np.stack([encoding.encode(s) for s in seeds]),
@@ -316,12 +342,19 @@ def run_search(
     hypervolumes: list[float] = []
     front_rows: list[dict[str, Any]] = []
     bar = tqdm(total=config.generations, desc="generations", unit="gen", position=0, disable=not progress)
+    stopped = None
     try:
         while algorithm.has_next():
             started, fresh["count"] = time.perf_counter(), 0
             population = algorithm.ask()
             candidates.reset(total=len(population))
-            algorithm.evaluator.eval(problem, population)
+            try:
+                algorithm.evaluator.eval(problem, population)
+            except BudgetSpent as spent:
+                stopped = (f"{spent}; stopped in generation {len(hypervolumes)}, resume with a larger --budget to "
+                           "continue")
+                _say(stopped, progress)
+                break
             algorithm.tell(infills=population)
             F = population.get("F")
             if reference_point is None:  # fixed after the first generation, so hypervolumes compare
@@ -344,6 +377,8 @@ def run_search(
                 "hypervolume": hv,
                 "new_evaluations": fresh["count"],
                 "seconds": time.perf_counter() - started,
+                # every schedule evaluated up to this generation, as it was spent (shared prefixes counted once)
+                "compute_spent": sum(evaluation_compute(store.get(k), images, full_cost) for k in archive),
             }
             rows = []
             for x, (neg_quality, cost_fraction) in zip(population.get("X"), F):
@@ -356,15 +391,43 @@ def run_search(
             message = (f"gen {generation}: front {summary['front_size']}, best quality {summary['best_quality']:.4f}, "
                        f"lowest cost {summary['lowest_cost']:.4g} ({summary['max_speedup']:.2f}x "
                        f"{speedup_label(config.cost)}), HV {hv:.4f}, "
-                       f"{fresh['count']} new evaluations")
-            tqdm.write(message) if progress else logger.info(message)
+                       f"{fresh['count']} new evaluations, {budget.describe()}")
+            _say(message, progress)
+            if generation == 0 and fresh["count"]:
+                _estimate(config, images, budget, progress)
             _plot_front(run_dir, store, front_rows, full_cost, speedup_label(config.cost))
     finally:
         bar.close()
         candidates.close()
         evaluations = len(store)
         store.close()
-    return SearchResult(front_rows, config.generations, evaluations, hypervolumes)
+    return SearchResult(front_rows, len(hypervolumes), evaluations, hypervolumes, budget.spent, stopped)
+
+
+def _say(message: str, progress: bool) -> None:
+    tqdm.write(message) if progress else logger.info(message)
+
+
+def _announce(config: SearchConfig, rows: int, budget: ComputeBudget, progress: bool) -> None:
+    """Before the first candidate: what the configuration costs at most, in image-equivalents."""
+    most = config.population * config.generations * rows
+    message = (f"compute: at most {most:g} image-equivalents ({config.population} candidates x {config.generations} "
+               f"generations x {rows} rows; one = one uncached image; cached candidates, duplicates and shared "
+               f"prefixes cost less)")
+    if budget.limit is not None:
+        message += f"; budget {budget.limit:g}, {budget.spent:.1f} spent so far"
+    _say(message, progress)
+
+
+def _estimate(config: SearchConfig, rows: int, budget: ComputeBudget, progress: bool) -> None:
+    """After the first measured candidates: the time the rest will take on this device."""
+    rate = budget.seconds_per_image()
+    if rate is None:
+        return
+    left = (budget.limit if budget.limit is not None else config.population * config.generations * rows) - budget.spent
+    _say(f"measured {rate:.3g} s per image-equivalent on this device: at most {max(left, 0) * rate / 60:.1f} min for "
+         f"the remaining {max(left, 0):.0f} image-equivalents"
+         + ("" if budget.limit is not None else " (upper bound: cached candidates cost less)"), progress)
 
 
 def archive_front(archive: dict[str, tuple[np.ndarray, np.ndarray, bool]]) -> list[str]:

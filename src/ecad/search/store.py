@@ -124,6 +124,10 @@ class EvaluationStore:
             (evaluation.key, evaluation.quality, evaluation.cost, json.dumps(evaluation.metrics), time.time()),
         )
 
+    def evaluations(self) -> list[Evaluation]:
+        return [Evaluation(key, quality, cost, json.loads(metrics))
+                for key, quality, cost, metrics in self.db.execute("SELECT key, quality, cost, metrics FROM evaluations")]
+
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
 

@@ -1,0 +1,95 @@
+"""Search strategies and the compute budget: ``paper`` reproduces the recorded front bit for bit, ``fast`` finds
+the same front with less compute, ``--budget`` stops cleanly and resumes to the same front."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ecad.cli import main
+from ecad.search import RunDirectory, SearchConfig, search
+from ecad.search.store import EvaluationStore
+
+GOLDEN = Path(__file__).parent / "data" / "paper_front_tiny_run.json"
+
+
+def tiny_config(model_dir, **changes):
+    """The conftest ``tiny_run``'s settings."""
+    return SearchConfig(model=str(model_dir), prompts=["a w1 w2", "w3 w4"], population=4, generations=3,
+                        num_steps=6, height=16, width=16, batch_size=4, device="cpu", **changes)
+
+
+def run_files(out):
+    """front.json, the front's schedule files (model path left out) and every generation's population."""
+    front = json.loads((out / "front.json").read_text())
+    files = {}
+    for row in front["front"]:
+        data = json.loads((out / row["file"]).read_text())
+        data["metadata"]["settings"]["model"] = "<model>"
+        files[row["file"]] = data
+    generations = [json.loads(p.read_text())["population"] for p in sorted((out / "generations").iterdir())]
+    return {"front": front, "generations": generations, "files": files}
+
+
+def summaries(out):
+    return [json.loads(p.read_text())["summary"] for p in sorted((out / "generations").iterdir())]
+
+
+def test_paper_strategy_reproduces_the_recorded_front(tiny_run):
+    golden = json.loads(GOLDEN.read_text())
+    assert RunDirectory(tiny_run).load_config().strategy == "paper"  # the default
+    assert run_files(tiny_run) == {k: golden[k] for k in ("front", "generations", "files")}
+
+
+@pytest.fixture(scope="module")
+def fast_run(tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fast") / "run"
+    search(tiny_config(tiny_model_dir, strategy="fast"), out, progress=False)
+    return out
+
+
+def test_fast_strategy_finds_the_same_front_with_less_compute(tiny_run, fast_run, capsys):
+    assert run_files(fast_run) == run_files(tiny_run)
+    paper, fast = summaries(tiny_run), summaries(fast_run)
+    rows, image = 2, json.loads((tiny_run / "front.json").read_text())["full_cost"]
+    store = EvaluationStore(tiny_run / "evaluations.sqlite")
+    try:  # paper: each candidate pays its schedule's MACs on every calibration row
+        assert paper[-1]["compute_spent"] == pytest.approx(sum(rows * e.cost / image for e in store.evaluations()))
+    finally:
+        store.close()
+    spent = [(p["compute_spent"], f["compute_spent"]) for p, f in zip(paper, fast)]
+    assert all(0 < f < p for p, f in spent)  # every candidate shares at least step 0 with another
+    assert main(["front", str(fast_run)]) == 0
+    assert f"compute spent: {fast[-1]['compute_spent']:.1f} image-equivalents in 3 generations" in capsys.readouterr().out
+
+
+def test_budget_stops_cleanly_and_resumes_to_the_same_front(tiny_model_dir, fast_run, tmp_path, capsys):
+    out = tmp_path / "run"
+    first = summaries(fast_run)[0]["compute_spent"]
+    budget = first + 0.5  # generation 0 fits, generation 1 stops after its first new candidate
+    args = ["search", "--model", str(tiny_model_dir), "--prompts", str(tmp_path / "p.txt"), "--population", "4",
+            "--generations", "3", "--steps", "6", "--height", "16", "--width", "16", "--batch-size", "4",
+            "--device", "cpu", "--strategy", "fast", "--out", str(out)]
+    (tmp_path / "p.txt").write_text("a w1 w2\nw3 w4\n")
+    assert main([*args, "--budget", str(budget)]) == 0
+    printed = capsys.readouterr().out
+    assert "budget spent" in printed and "resume with a larger --budget" in printed
+    assert [p.name for p in (out / "generations").iterdir()] == ["0000.json"]
+    stored = EvaluationStore.count(out / "evaluations.sqlite")
+    assert stored > len(json.loads((out / "generations" / "0000.json").read_text())["population"])
+    assert main([*args, "--resume", "--budget", str(budget)]) == 0  # still spent: nothing more runs
+    assert EvaluationStore.count(out / "evaluations.sqlite") == stored
+    # Without --strategy, --resume keeps the run's; a larger budget continues it to the uninterrupted front.
+    assert main([a for a in args if a not in ("--strategy", "fast")] + ["--resume", "--budget", "1000"]) == 0
+    assert RunDirectory(out).load_config().strategy == "fast"
+    assert run_files(out) == run_files(fast_run)
+
+
+def test_a_run_keeps_its_strategy(tiny_run, tiny_model_dir):
+    stored = json.loads((tiny_run / "config.json").read_text())
+    del stored["strategy"], stored["budget"]  # a run from before strategies existed
+    assert SearchConfig.from_dict(stored).strategy == "paper"
+    with pytest.raises(ValueError, match="strategy: 'paper' -> 'fast'"):
+        search(tiny_config(tiny_model_dir, strategy="fast"), tiny_run, resume=True)
+    with pytest.raises(ValueError, match="strategy"):
+        SearchConfig(model="m", prompts=["p"], strategy="quick")
