@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from test_adapters import BUILDERS, STEPS, _as_tuple
@@ -190,3 +191,46 @@ def test_history_memory_is_exact_and_honours_cache_dtype():
     expected = (y1 * 3.0).add_(y0, alpha=-2.0)  # t = 3 from t0 = 0, t1 = 1
     assert seen[STEPS - 1].dtype == torch.float32 and torch.equal(seen[STEPS - 1], expected)
     assert handle.counts["forecast"] == 1
+
+
+def test_action_mutation_moves_genes_to_the_other_actions():
+    from ecad.search.operators import ActionMutation
+
+    class Problem:
+        n_var = 400
+
+    X = np.random.default_rng(0).integers(0, 3, size=(50, 400))
+    mutated = ActionMutation(3, prob=1.0, prob_var=0.25)._do(Problem(), X, random_state=np.random.default_rng(1))
+    changed = mutated != X
+    assert 0.2 < changed.mean() < 0.3 and set(np.unique(mutated)) == {0, 1, 2}
+    moved_to = [(mutated[changed] - X[changed]) % 3 == shift for shift in (1, 2)]
+    assert all(0.4 < m.mean() < 0.6 for m in moved_to)  # both other actions equally likely
+
+
+def test_search_over_three_actions_resumes_to_the_same_front(tmp_path):
+    """Seeds include TaylorSeer schedules, genes take all three values, forecasting fronts are written as
+    ecad.schedule/2, and a run continued with more generations equals one run straight through."""
+    from tiny_pipelines import tiny_pixart_pipeline
+
+    from ecad.search import RunDirectory, SearchConfig, search
+
+    model = tmp_path / "pipe"
+    tiny_pixart_pipeline(num_layers=2, seed=1).save_pretrained(model)
+
+    def config(generations):
+        return SearchConfig(model=str(model), prompts=["a w1", "w2 w3"], population=6, generations=generations,
+                            num_steps=6, height=16, width=16, device="cpu", batch_size=4, actions="reuse,forecast")
+
+    straight = search(config(2), tmp_path / "straight", progress=False)
+    search(config(1), tmp_path / "resumed", progress=False)
+    resumed = search(config(2), tmp_path / "resumed", resume=True, progress=False)
+    assert resumed.front == straight.front and resumed.hypervolumes == straight.hypervolumes
+    population = json.loads(sorted((tmp_path / "straight" / "generations").iterdir())[0].read_text())["population"]
+    assert {"taylorseer-2", "taylorseer-3"} <= {row["name"] for row in population}
+    assert any(":f1:" in row["key"] for row in population)
+    front = RunDirectory(tmp_path / "straight").read_front()["front"]
+    formats = {json.loads((tmp_path / "straight" / row["file"]).read_text())["format"] for row in front}
+    assert formats <= {"ecad.schedule/1", "ecad.schedule/2"}
+    for row in front:
+        schedule = CacheSchedule.load(tmp_path / "straight" / row["file"])
+        assert (schedule.to_dict()["format"] == "ecad.schedule/2") == schedule.forecasts

@@ -10,6 +10,7 @@ DTYPE_NAMES = ("float32", "float16", "bfloat16")
 CONVENTIONS = ("full", "paper")  # MAC counting: attention core included, or the ECAD paper's numbers
 COSTS = ("macs", "latency")  # the search's cost objective
 EXECUTOR_NAMES = ("local", "ray")
+ACTIONS = ("reuse", "reuse,forecast")  # what a search may do instead of recomputing: the paper's reuse, or also forecast
 # Registered quality metrics (ecad.metrics.METRICS; a test keeps the two equal).
 METRIC_NAMES = ("clip", "fid", "fidelity", "image-reward", "pickscore", "shape-fid", "tiny-reward")
 # Built-in prompt sets (ecad.prompts.BUILTIN): tiny-shapes training captions (calibration) and held-out captions.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from ..names import COSTS, CONVENTIONS, DTYPE_NAMES, EXECUTOR_NAMES, METRIC_NAMES, PROMPT_SETS
+from ..names import ACTIONS, COSTS, CONVENTIONS, DTYPE_NAMES, EXECUTOR_NAMES, METRIC_NAMES, PROMPT_SETS
 from ..validation import real, whole
 from . import arguments
 
@@ -40,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="macs: the cost model; latency: seconds per component measured on --device")
     parser.add_argument("--convention", choices=CONVENTIONS, default="full",
                         help="MAC counting: full (attention core included) or paper")
+    parser.add_argument("--actions", choices=ACTIONS, default="reuse",
+                        help="what a skipped component may do: reuse its last output (the paper's search), or also "
+                             "forecast it from its last computed outputs (first-order TaylorSeer extrapolation)")
     parser.add_argument("--device", type=arguments.device, default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", choices=DTYPE_NAMES, default="float32", help="weights and compute dtype")
     parser.add_argument("--executor", choices=EXECUTOR_NAMES, default="local",
@@ -72,6 +75,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         generations=args.generations, images_per_prompt=args.images_per_prompt, num_steps=args.steps,
         height=args.height, width=args.width, guidance_scale=args.guidance, batch_size=args.batch_size,
         seed=args.seed, cost=args.cost, convention=args.convention, device=args.device, dtype=args.dtype,
+        actions=args.actions,
     )
 
 
