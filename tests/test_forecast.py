@@ -234,3 +234,27 @@ def test_search_over_three_actions_resumes_to_the_same_front(tmp_path):
     for row in front:
         schedule = CacheSchedule.load(tmp_path / "straight" / row["file"])
         assert (schedule.to_dict()["format"] == "ecad.schedule/2") == schedule.forecasts
+
+
+def test_taylorseer_baseline_show_and_picture(tmp_path, capsys):
+    from ecad.cli import main
+    from ecad.heuristics import baseline, parse_baseline
+    from ecad.report.pictures import COLORS, schedule_image
+
+    layout = ecad.adapters.ModelLayout(("0", "1"), ("attn", "ff"), torch.ones(2, 2, dtype=torch.bool))
+    schedule = baseline(layout, 7, "taylorseer:3:2")
+    assert schedule.forecast_order == 2 and schedule.metadata["name"] == "taylorseer-3-order2"
+    assert schedule.actions[:, 0, 0].tolist() == [1, 2, 2, 1, 2, 2, 1]
+    assert schedule.effective_actions()[:, 0, 0].tolist() == [1, 0, 0, 1, 2, 2, 1]  # one computed output: reuse
+    assert parse_baseline("taylorseer:3") == ("taylorseer", [3])
+    for bad, message in (("taylorseer", "needs its interval"), ("taylorseer:2:3", "forecast order"),
+                         ("fora:2:2", "takes 1 argument")):
+        with pytest.raises(ValueError, match=message):
+            parse_baseline(bad)
+    path = tmp_path / "ts.json"
+    schedule.save(path)
+    assert main(["show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "attn 0 █ff█ff█" in out and "forecasts 8/28" in out and "order 2" in out
+    pixels = np.asarray(schedule_image(schedule, width=7))
+    assert (pixels[0, :, :3] == COLORS[[0, 1, 1, 0, 3, 3, 0]]).all()  # what runs: reuse before two outputs exist
