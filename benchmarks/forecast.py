@@ -44,11 +44,14 @@ from ecad.tiny_shapes.scenes import all_captions  # noqa: E402
 ACTION_SETS = {"two-action": "reuse", "three-action": "reuse,forecast"}
 
 
-def baselines(layout, steps: int) -> dict[str, ecad.CacheSchedule]:
-    schedules = {"no-cache": heuristics.no_cache(layout, steps)}
+def baselines(layout, steps: int) -> dict[str, ecad.CacheSchedule | ecad.CacheConfig]:
+    """No caching, FORA N, TaylorSeer N (order 1 along steps and along timesteps, order 2)."""
+    schedules: dict[str, ecad.CacheSchedule | ecad.CacheConfig] = {"no-cache": heuristics.no_cache(layout, steps)}
     for n in (2, 3, 4):
         schedules[f"fora-{n}"] = heuristics.fora(layout, steps, n)
         schedules[f"taylorseer-{n}"] = heuristics.taylorseer(layout, steps, n)
+        schedules[f"taylorseer-{n}-timestep"] = ecad.CacheConfig(heuristics.taylorseer(layout, steps, n),
+                                                                 forecast_unit="timestep")
         schedules[f"taylorseer-{n}-order2"] = heuristics.taylorseer(layout, steps, n, 2)
     return schedules
 
@@ -63,11 +66,13 @@ def hypervolume(points: list[tuple[float, float]]) -> float:
 def rescore(pipe, judge, table, captions, schedules, steps, guidance, reference) -> list[dict]:
     full = table.full_step_macs * steps
     rows = []
-    for name, schedule in tqdm(schedules.items(), desc=f"held-out re-score, {steps} steps"):
-        matched = matches(pipe, judge, captions, schedule, steps, guidance)
+    for name, plan in tqdm(schedules.items(), desc=f"held-out re-score, {steps} steps"):
+        matched = matches(pipe, judge, captions, plan, steps, guidance)  # enable_cache takes either
+        schedule = plan.schedule if isinstance(plan, ecad.CacheConfig) else plan
         hits = int(matched.sum())
         macs = table.schedule_macs(schedule)
-        rows.append({"schedule": name, "mac_speedup": full / macs, "cost_fraction": macs / full,
+        unit = plan.forecast_unit if isinstance(plan, ecad.CacheConfig) else "step"
+        rows.append({"schedule": name, "forecast_unit": unit, "mac_speedup": full / macs, "cost_fraction": macs / full,
                      "recompute_fraction": schedule.stats()["recompute_fraction"],
                      "forecast_fraction": schedule.stats()["forecast_fraction"],
                      "heldout_matching": hits / len(captions), "heldout_ci95": list(wilson(hits, len(captions))),
@@ -134,7 +139,7 @@ def main() -> None:
         "benchmark": "forecast", **environment(), "model": "tiny-shapes", "metric": "tiny-reward",
         "guidance": args.guidance, "steps": args.steps, "population": args.population,
         "generations": args.generations, "calibration_prompts": args.prompts, "seed": args.seed,
-        "heldout_captions": len(captions), "forecast_unit": "step", "speedups": "MAC speedup",
+        "heldout_captions": len(captions), "speedups": "MAC speedup",
         "summary": summary, "rows": rows, "long_steps": args.long_steps, "long_rows": long_rows,
         "target_hypervolume_met": three["heldout_hypervolume"] > summary["two-action"]["heldout_hypervolume"],
         "target_4x_75_met": bool(three["best_at_4x"] is not None and three["best_at_4x"] >= 0.75),
