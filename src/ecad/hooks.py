@@ -115,6 +115,7 @@ class OutputCache:
     def get(self, key: tuple[int, int, int]) -> Any:
         return self._restore(key, self._outputs[key][-1][1])
 
+    @torch.compiler.disable  # the weights change every step: traced, each would be a new graph
     def forecast(self, key: tuple[int, int, int], time: float) -> Any:
         """The output extrapolated to ``time``: the polynomial through the kept outputs (Lagrange form, weights in
         float64, e.g. order 1: ``y1 * (1 + w) + y0 * (-w)`` with ``w = (time - t1) / (t1 - t0)``); with one kept
