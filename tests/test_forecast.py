@@ -221,6 +221,11 @@ def test_search_over_three_actions_resumes_to_the_same_front(tmp_path):
         return SearchConfig(model=str(model), prompts=["a w1", "w2 w3"], population=6, generations=generations,
                             num_steps=6, height=16, width=16, device="cpu", batch_size=4, actions="reuse,forecast")
 
+    from ecad.cli import build_parser
+
+    args = build_parser().parse_args(["search", "--model", "m", "--out", "o", "--actions", "reuse,forecast"])
+    assert args.actions == "reuse,forecast" and build_parser().parse_args(["search", "--model", "m", "--out",
+                                                                            "o"]).actions == "reuse"
     straight = search(config(2), tmp_path / "straight", progress=False)
     search(config(1), tmp_path / "resumed", progress=False)
     resumed = search(config(2), tmp_path / "resumed", resume=True, progress=False)

@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="macs: the cost model; latency: seconds per component measured on --device")
     parser.add_argument("--convention", choices=CONVENTIONS, default="full",
                         help="MAC counting: full (attention core included) or paper")
-    parser.add_argument("--actions", choices=ACTIONS, default="reuse",
+    parser.add_argument("--actions", choices=ACTIONS, default="reuse", metavar="|".join(ACTIONS),
                         help="what a skipped component may do: reuse its last output (the paper's search), or also "
                              "forecast it from its last computed outputs (first-order TaylorSeer extrapolation)")
     parser.add_argument("--device", type=arguments.device, default="auto", help="auto, cpu, cuda, cuda:1, ...")
