@@ -135,14 +135,14 @@ class OutputCache:
         self._outputs.clear()
         self._dtypes.clear()
 
-    def values(self) -> list[Any]:
-        """Every kept output as stored (in ``dtype``), forecast histories included."""
+    def kept(self) -> list[Any]:
+        """The kept outputs as stored (in ``dtype`` when one is set), forecast histories included."""
         return [value for kept in self._outputs.values() for _, value in kept]
 
     def nbytes(self) -> int:
         """Memory the kept outputs hold: bytes of the distinct storages behind them."""
         storages = {}
-        for value in self.values():
+        for value in self.kept():
             for tensor in _tensors(value):
                 storage = tensor.untyped_storage()
                 storages[storage.data_ptr()] = storage.nbytes()
