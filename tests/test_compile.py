@@ -15,9 +15,11 @@ def generate(pipe):
 
 
 def schedules(pipe):
+    """A reuse schedule and a three-action one (forecasts too)."""
     full = ecad.full_schedule(pipe, 6)
     generator = torch.Generator().manual_seed(0)
-    return [full.like(torch.rand(full.shape, generator=generator) < d) for d in (0.5, 0.3)]
+    actions = torch.randint(0, 3, full.shape, generator=generator, dtype=torch.uint8)
+    return [full.like(torch.rand(full.shape, generator=generator) < 0.5), full.with_actions(actions)]
 
 
 def eager_run():

@@ -109,7 +109,7 @@ def files(tmp_path) -> dict[str, str]:
         "blocks_list.json": _schedule_file(t / "a.json", blocks=[{"attn1": "1111"}]).read_text(),
         "bits_number.json": _schedule_file(t / "a.json", blocks={"0": {"attn1": 1011}}).read_text(),
         "metadata_list.json": _schedule_file(t / "a.json", metadata=["x"]).read_text(),
-        "newer.json": _schedule_file(t / "a.json", format="ecad.schedule/2").read_text(),
+        "newer.json": _schedule_file(t / "a.json", format="ecad.schedule/3").read_text(),
         "duplicate.json": '{"format": "ecad.schedule/1", "num_steps": 1, "components": ["a"], '
                           '"blocks": {"0": {"a": "1"}, "0": {"a": "0"}}}',
         "paper_empty.json": '{"cache_schedule": {"schedule": {}}}',
@@ -149,7 +149,7 @@ ROWS = [
     ("show {blocks_list}", "'blocks' is a list", ()),
     ("show {bits_number}", "'blocks/0/attn1' is a number 1011, expected string", ()),
     ("show {metadata_list}", "'metadata' is a list", ()),
-    ("show {newer}", "this ecad reads 'ecad.schedule/1'", ()),
+    ("show {newer}", "this ecad reads ecad.schedule/1 and ecad.schedule/2", ()),
     ("show {duplicate}", "duplicate key '0'", ()),
     ("show {paper_empty}", "'cache_schedule/schedule' is empty", ()),
     ("show {paper_strings}", "'cache_schedule/schedule/001/0/attn1' is a string \"false\", expected boolean", ()),

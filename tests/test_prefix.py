@@ -6,8 +6,7 @@ from tiny_pipelines import tiny_pixart_pipeline
 
 import ecad
 from ecad.generation import Calibration, CalibrationGenerator
-from ecad.hooks import runtime_bits
-from ecad.search.prefix import apply_prefix_replay, prefix_plan, remove_prefix_replay
+from ecad.search.prefix import apply_prefix_replay, prefix_plan, remove_prefix_replay, runtime_table
 
 
 def _schedules(layout, steps):
@@ -19,7 +18,16 @@ def _schedules(layout, steps):
         bits[step, block, component] = ~bits[step, block, component]
         variants.append(bits)
     variants.append(torch.ones_like(base))  # no caching
-    return list({layout.full_schedule(steps).like(b): None for b in variants})  # distinct, in order
+    full = layout.full_schedule(steps)
+    schedules = [full.like(b) for b in variants]
+    # Forecasting candidates: the same bits as FORA-2 with every reuse a forecast (their kept histories differ from
+    # step 0 on, so they share only what they really share), and two of those that differ from step 4 on.
+    forecast = (~base).to(torch.int64) * 2 + base.to(torch.int64)
+    late = forecast.clone()
+    late[4:, 1] = 0  # block 1 reuses from step 4 on
+    schedules += [full.with_actions(forecast), full.with_actions(late), full.with_actions(late).like(
+        late == 1, late == 2)]
+    return list(dict.fromkeys(schedules))  # distinct, in order
 
 
 def test_shared_prefixes_give_every_candidate_its_own_images_exactly():
@@ -33,9 +41,13 @@ def test_shared_prefixes_give_every_candidate_its_own_images_exactly():
     alone = [generator(s) for s in schedules]
     generator.close()
 
-    plan = prefix_plan([runtime_bits(s, layout) for s in schedules])
+    plan = prefix_plan([runtime_table(s, layout) for s in schedules])
     assert sorted(p.index for p in plan) == list(range(len(schedules)))
-    assert all(p.replay >= 1 for p in plan[1:])  # step 0 always computes: every candidate shares it
+    binary = [p for p in plan if not schedules[p.index].forecast.any()]
+    assert all(p.replay >= 1 for p in binary[1:])  # step 0 always computes: every candidate shares it
+    # a forecast history changes what is kept from step 0 on: those share nothing with the binary candidates, and
+    # the two forecasting ones share steps 0..3
+    assert [p.replay for p in plan if schedules[p.index].forecast.any()] == [0, 4]
     hook = apply_prefix_replay(pipe.transformer)
     shared = {}
     for step in plan:

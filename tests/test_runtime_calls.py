@@ -209,7 +209,7 @@ def test_half_precision_cache_of_tuple_outputs(build):
         def at_last_step(pipe, index, timestep, tensors):  # FLUX empties its stateful hooks when a call ends
             if index == 3:
                 seen["bytes"] = handle.cache_bytes()
-                seen["kept"] = handle.state.outputs.stored()
+                seen["kept"] = handle.state.outputs.kept()
             return tensors
 
         return pipe(["w1 w2", "w3"], num_inference_steps=4, height=16, width=16, guidance_scale=3.5,

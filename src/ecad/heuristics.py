@@ -6,17 +6,23 @@ so it works for every supported architecture; bits of components a block lacks s
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 
 import torch
 
 from .adapters import ModelLayout
-from .schedule import CacheSchedule
+from .schedule import FORECAST_ORDERS, CacheSchedule
 
 
 def _schedule(layout: ModelLayout, bits: torch.Tensor, name: str) -> CacheSchedule:
     return layout.full_schedule(bits.shape[0]).like(bits, name=name, heuristic=name)
+
+
+def _forecasting(schedule: CacheSchedule, order: int) -> CacheSchedule:
+    """``schedule`` with every reuse turned into a forecast of polynomial ``order``."""
+    return dataclasses.replace(schedule, forecast=schedule.exists & ~schedule.recompute, forecast_order=order)
 
 
 def _every(num_steps: int, n: int) -> torch.Tensor:
@@ -34,6 +40,14 @@ def fora(layout: ModelLayout, num_steps: int, n: int) -> CacheSchedule:
     """FORA: recompute every component every ``n`` steps, reuse everything in between."""
     bits = _every(num_steps, n)[:, None, None] & layout.exists
     return _schedule(layout, bits, f"fora-{n}")
+
+
+def taylorseer(layout: ModelLayout, num_steps: int, n: int, order: int = 1) -> CacheSchedule:
+    """TaylorSeer: recompute every component every ``n`` steps, forecast everything in between (polynomial
+    ``order`` through the last computed outputs; until two outputs are computed a forecast is a reuse)."""
+    name = f"taylorseer-{n}" + (f"-order{order}" if order != 1 else "")
+    schedule = _forecasting(fora(layout, num_steps, n), order)
+    return schedule.with_metadata({**schedule.metadata, "name": name, "heuristic": name})
 
 
 def component_interval(layout: ModelLayout, num_steps: int, component: str, n: int) -> CacheSchedule:
@@ -85,10 +99,18 @@ def initial_population(
     size: int,
     seed: int = 0,
     fora_intervals: Sequence[int] = (2, 3, 4, 5, 7, 10, 20),
+    forecast_order: int | None = None,
 ) -> list[CacheSchedule]:
-    """The paper's seeds, then random schedules of spread densities up to ``size`` (duplicates removed)."""
+    """The paper's seeds, then random schedules of spread densities up to ``size`` (duplicates removed).
+
+    With ``forecast_order`` (a search over three actions) a TaylorSeer seed follows each FORA seed of the same
+    interval, and the random schedules forecast a third of the bits they do not recompute.
+    """
     seeds = [no_cache(layout, num_steps)]
-    seeds += [fora(layout, num_steps, n) for n in fora_intervals if n < num_steps]
+    for n in (n for n in fora_intervals if n < num_steps):
+        seeds.append(fora(layout, num_steps, n))
+        if forecast_order is not None and n > 1:
+            seeds.append(taylorseer(layout, num_steps, n, forecast_order))
     seeds += [component_interval(layout, num_steps, c, 2) for c in layout.component_names]
     seeds.append(delta_dit(layout, num_steps))
     if layout.cross_attention:
@@ -101,30 +123,41 @@ def initial_population(
     while len(unique) < size:
         density = 0.1 + 0.8 * ((index * 0.618034) % 1.0)
         candidate = random_schedule(layout, num_steps, density, seed=seed * 100_003 + index)
+        if forecast_order is not None:
+            candidate = _forecasting(candidate, forecast_order)
+            coin = torch.rand(candidate.shape, generator=torch.Generator().manual_seed(seed * 7_919 + index)) < 1 / 3
+            candidate = dataclasses.replace(candidate, forecast=candidate.forecast & coin)
         if candidate not in unique:
             unique.append(candidate)
         index += 1
     return unique[:size]
 
 
-BASELINES = {"no-cache": no_cache, "fora": fora, "tgate": tgate, "delta-dit": delta_dit}
+BASELINES = {"no-cache": no_cache, "fora": fora, "taylorseer": taylorseer, "tgate": tgate, "delta-dit": delta_dit}
+_MAX_ARGUMENTS = {"no-cache": 0, "fora": 1, "taylorseer": 2, "tgate": 1, "delta-dit": 1}
 
 
 def parse_baseline(spec: str) -> tuple[str, list[int]]:
-    """``"fora:3"`` -> ``("fora", [3])``; refuses unknown names and arguments that are not whole numbers >= 1."""
-    name, colon, arg = spec.partition(":")
+    """``"fora:3"`` -> ``("fora", [3])``, ``"taylorseer:3:2"`` -> ``("taylorseer", [3, 2])``; refuses unknown names
+    and arguments that are not whole numbers >= 1."""
+    name, colon, rest = spec.partition(":")
+    args = rest.split(":") if colon else []
     if name not in BASELINES:
-        raise ValueError(f"unknown baseline {spec!r}; use one of no-cache, fora:N, tgate[:STEP], delta-dit[:N].")
-    if name == "fora" and not arg:
-        raise ValueError("fora needs its interval, e.g. fora:3.")
-    if colon and name == "no-cache":
-        raise ValueError("baseline no-cache takes no argument.")
-    if colon and (not re.fullmatch("[0-9]+", arg) or int(arg) < 1):
+        raise ValueError(f"unknown baseline {spec!r}; use one of no-cache, fora:N, taylorseer:N[:ORDER], "
+                         "tgate[:STEP], delta-dit[:N].")
+    if name in ("fora", "taylorseer") and not args:
+        raise ValueError(f"{name} needs its interval, e.g. {name}:3.")
+    if len(args) > _MAX_ARGUMENTS[name]:
+        raise ValueError(f"baseline {name} takes {_MAX_ARGUMENTS[name] or 'no'} argument(s), got {spec!r}.")
+    if not all(re.fullmatch("[0-9]+", arg) and int(arg) >= 1 for arg in args):
         raise ValueError(f"baseline {spec!r}: the argument must be a whole number >= 1, e.g. fora:3.")
-    return name, [int(arg)] if arg else []
+    if name == "taylorseer" and len(args) == 2 and int(args[1]) not in FORECAST_ORDERS:
+        raise ValueError(f"baseline {spec!r}: the forecast order must be one of {FORECAST_ORDERS}.")
+    return name, [int(arg) for arg in args]
 
 
 def baseline(layout: ModelLayout, num_steps: int, spec: str) -> CacheSchedule:
-    """A baseline by name: ``no-cache``, ``fora:N``, ``tgate[:GATE_STEP]``, ``delta-dit[:N]``."""
+    """A baseline by name: ``no-cache``, ``fora:N``, ``taylorseer:N[:ORDER]``, ``tgate[:GATE_STEP]``,
+    ``delta-dit[:N]``."""
     name, args = parse_baseline(spec)
     return BASELINES[name](layout, num_steps, *args)

@@ -15,6 +15,8 @@ One :class:`CacheState` per transformer holds where the denoising loop is, the d
   module and keeps its raw output (a tensor or, for FLUX/SD3 joint attention, a tuple, kept as is), or returns the
   output it kept, which the block then gates and adds to the residual exactly as if it had been computed. Each pass
   of a step has its own cache slot (true CFG: the conditional and unconditional passes never see each other's).
+  At a forecast step it returns, instead of the kept output, its extrapolation from the component's last computed
+  outputs (:meth:`OutputCache.forecast`); only components some step forecasts keep more than their last output.
 - :class:`BlockSkipHook` on every block whose adapter declares a skip forward (:mod:`ecad.adapters.skip`): at a
   step where some of the block's components replay, it runs that forward, which leaves out the norms and
   modulations feeding only replayed components.
@@ -30,6 +32,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +47,8 @@ from .adapters.skip import BlockSkip
 from .provenance import CallCheck
 from .schedule import CacheSchedule, ScheduleError
 
+FORECAST_UNITS = ("step", "timestep")
+
 logger = logging.getLogger(__name__)
 
 _STEP_HOOK = "ecad_step_tracker"
@@ -56,29 +61,42 @@ class CacheConfig:
     """How to cache: the schedule, whether to resample it when a call runs another number of steps, and whether to
     skip work whose result is never read (bit-identical results, less compute). ``cache_dtype`` keeps the
     outputs in a lower precision (half the memory for float16; replayed outputs are cast back, so results change
-    slightly: measured in benchmarks/memory.py)."""
+    slightly: measured in benchmarks/memory.py). ``forecast_unit`` is the time axis forecasts extrapolate along:
+    ``"step"`` (denoising step index) or ``"timestep"`` (the timestep the transformer is called with: the sigma
+    scale for flow-matching models); benchmarks/forecast.py measures which is better."""
 
     schedule: CacheSchedule
     resample: bool = False
     prune: bool = True
     cache_dtype: torch.dtype | None = None
+    forecast_unit: str = "step"
 
     def __post_init__(self) -> None:
         self.schedule = as_schedule(self.schedule)
         self.resample, self.prune = as_flag("resample", self.resample), as_flag("prune", self.prune)
         self.cache_dtype = as_cache_dtype(self.cache_dtype)
+        if self.forecast_unit not in FORECAST_UNITS:
+            raise ValueError(f"forecast_unit must be one of {FORECAST_UNITS}, got {self.forecast_unit!r}.")
 
 
 class OutputCache:
     """Every kept raw output, by ``(pass, block, component)``: the one place that holds what is cached.
 
-    ``dtype`` keeps floating outputs in a lower precision; :meth:`get` casts them back to the dtype they had.
+    A key keeps its last output; a component that some step forecasts (``history``) keeps its last ``order + 1``
+    computed outputs with the time each was computed at. ``dtype`` keeps floating outputs in a lower precision;
+    :meth:`get` and :meth:`forecast` cast them back to the dtype they had, so a forecast is computed in the model's
+    own precision.
     """
 
     def __init__(self, dtype: torch.dtype | None = None) -> None:
         self.dtype = dtype
-        self._outputs: dict[tuple[int, int, int], Any] = {}
+        self._outputs: dict[tuple[int, int, int], list[tuple[float, Any]]] = {}
         self._dtypes: dict[tuple[int, int, int], torch.dtype] = {}
+        self._depth: list[list[int]] | None = None  # [block][component]: outputs kept; None: one everywhere
+
+    def set_history(self, history: torch.Tensor, order: int) -> None:
+        """Keep ``order + 1`` outputs of the components marked in ``history`` (bool ``[blocks, components]``)."""
+        self._depth = (1 + order * history.to(torch.int64)).tolist() if bool(history.any()) else None
 
     def __contains__(self, key: tuple[int, int, int]) -> bool:
         return key in self._outputs
@@ -86,20 +104,32 @@ class OutputCache:
     def __len__(self) -> int:
         return len(self._outputs)
 
-    def put(self, key: tuple[int, int, int], output: Any) -> None:
-        if self.dtype is None:
-            self._outputs[key] = output
-        else:
+    def put(self, key: tuple[int, int, int], output: Any, time: float = 0.0) -> None:
+        if self.dtype is not None:
             self._dtypes[key] = _first_tensor(output).dtype
-            self._outputs[key] = _cast(output, self.dtype)
+            output = _cast(output, self.dtype)
+        depth = 1 if self._depth is None else self._depth[key[1]][key[2]]
+        kept = self._outputs.get(key) if depth > 1 else None
+        self._outputs[key] = [(time, output)] if kept is None else (kept + [(time, output)])[-depth:]
 
     def get(self, key: tuple[int, int, int]) -> Any:
-        output = self._outputs[key]
-        return output if self.dtype is None else _cast(output, self._dtypes[key])
+        return self._restore(key, self._outputs[key][-1][1])
 
-    def stored(self) -> list[Any]:
-        """The kept outputs as they are held (in ``dtype`` where one is set), for inspecting what the cache holds."""
-        return list(self._outputs.values())
+    @torch.compiler.disable  # the weights change every step: traced, each would be a new graph
+    def forecast(self, key: tuple[int, int, int], time: float) -> Any:
+        """The output extrapolated to ``time``: the polynomial through the kept outputs (Lagrange form, weights in
+        float64, e.g. order 1: ``y1 * (1 + w) + y0 * (-w)`` with ``w = (time - t1) / (t1 - t0)``); with one kept
+        output, that output."""
+        kept = self._outputs[key]
+        if len(kept) < 2:
+            return self.get(key)
+        times = [t for t, _ in kept]
+        weights = [math.prod((time - times[m]) / (times[j] - times[m]) for m in range(len(times)) if m != j)
+                   for j in range(len(times))]
+        return _combine([self._restore(key, output) for _, output in kept], weights)
+
+    def _restore(self, key: tuple[int, int, int], output: Any) -> Any:
+        return output if self.dtype is None else _cast(output, self._dtypes[key])
 
     def clear(self) -> None:
         self._outputs.clear()
@@ -112,11 +142,14 @@ class OutputCache:
 
     def restore(self, snapshot: tuple[dict[tuple[int, int, int], Any], dict[tuple[int, int, int], torch.dtype]]) -> None:
         self._outputs, self._dtypes = dict(snapshot[0]), dict(snapshot[1])
+    def kept(self) -> list[Any]:
+        """The kept outputs as stored (in ``dtype`` when one is set), forecast histories included."""
+        return [value for kept in self._outputs.values() for _, value in kept]
 
     def nbytes(self) -> int:
         """Memory the kept outputs hold: bytes of the distinct storages behind them."""
         storages = {}
-        for value in self._outputs.values():
+        for value in self.kept():
             for tensor in _tensors(value):
                 storage = tensor.untyped_storage()
                 storages[storage.data_ptr()] = storage.nbytes()
@@ -128,7 +161,7 @@ def runtime_bits(schedule: CacheSchedule, layout: ModelLayout, prune: bool = Tru
     whose runtime bits agree on rows 0..k compute steps 0..k alike and keep the same outputs (pruning looks ahead, so
     their effective bits alone do not say so)."""
     bits = schedule.effective()
-    return layout.prune(bits) if prune else bits
+    return layout.prune(bits, schedule.history_needed()) if prune else bits
 
 
 class CacheState:
@@ -142,8 +175,10 @@ class CacheState:
         self.call_start: CallStartHook | None = None
         self.outputs = OutputCache(config.cache_dtype)
         self.call_check: CallCheck | None = None  # warns when a call differs from the schedule's recorded settings
+        self.forecast_unit = config.forecast_unit
         self.computed = 0
         self.reused = 0
+        self.forecasted = 0
         self.enabled, self.entered = True, False  # see ecad.cache_arguments
         self.set_schedule(config.schedule)
         self.reset()
@@ -154,11 +189,15 @@ class CacheState:
 
     def _activate(self, schedule: CacheSchedule) -> None:
         """Turn the schedule that runs into the decision tables the hooks read: ``table[step][block][component]``
-        (recompute?) and ``partial[step][block]`` (does some existing component of the block replay?)."""
+        (recompute?), ``forecast[step][block][component]`` (forecast rather than reuse?) and ``partial[step][block]``
+        (does some existing component of the block replay or forecast?)."""
         self.active = schedule
         bits = runtime_bits(schedule, self.layout, self.prune)
+        history = schedule.history_needed()
         self.table: list[list[list[bool]]] = bits.tolist()
+        self.forecast: list[list[list[bool]]] = schedule.effective_forecast().tolist()
         self.partial: list[list[bool]] = (~bits & self.layout.exists).any(dim=2).tolist()
+        self.outputs.set_history(history, schedule.forecast_order)
 
     def reset(self) -> None:
         """Forget the denoising position and every kept output: the next call starts a new generation."""
@@ -173,12 +212,20 @@ class CacheState:
         return self.table[self.step][block][component] or (self.pass_index, block, component) not in self.outputs
 
     def keep(self, block: int, component: int, output: Any) -> None:
-        self.outputs.put((self.pass_index, block, component), output)
+        self.outputs.put((self.pass_index, block, component), output, self._time())
         self.computed += 1
 
     def replay(self, block: int, component: int) -> Any:
+        """The output of a component that does not run now: its kept output, or at a forecast step its forecast."""
+        key = (self.pass_index, block, component)
+        if self.forecast[self.step][block][component]:
+            self.forecasted += 1
+            return self.outputs.forecast(key, self._time())
         self.reused += 1
-        return self.outputs.get((self.pass_index, block, component))
+        return self.outputs.get(key)
+
+    def _time(self) -> float:
+        return float(self.step) if self.forecast_unit == "step" else float(self.last_timestep)
 
     def advance(self, timestep: float, batch_size: int) -> None:
         """Place the transformer call that is about to run."""
@@ -362,6 +409,21 @@ def _first_tensor(value: Any) -> torch.Tensor:
     return tensors[0]
 
 
+def _combine(outputs: list[Any], weights: list[float]) -> Any:
+    """``sum(w * y)`` over outputs of the same structure (tensors, nested tuples); non-floating parts: the last's."""
+    last = outputs[-1]
+    if isinstance(last, torch.Tensor):
+        if not last.is_floating_point():
+            return last
+        total = last * weights[-1]
+        for output, weight in zip(outputs[:-1], weights[:-1]):
+            total.add_(output, alpha=weight)
+        return total
+    if isinstance(last, tuple):
+        return tuple(_combine([o[i] for o in outputs], weights) for i in range(len(last)))
+    return last
+
+
 def _cast(value: Any, dtype: torch.dtype) -> Any:
     """Floating tensors of a (possibly nested tuple) output in ``dtype``."""
     if isinstance(value, torch.Tensor):
@@ -419,13 +481,13 @@ class CacheHandle:
         self.state.reset()
 
     def cache_bytes(self) -> int:
-        """Memory the kept outputs hold now: bytes of the distinct storages behind them."""
+        """Memory the kept outputs hold now (forecast histories included): bytes of the distinct storages."""
         return self.state.outputs.nbytes()
 
     @property
     def counts(self) -> dict[str, int]:
-        """Component calls computed and replayed since the cache was enabled."""
-        return {"computed": self.state.computed, "reused": self.state.reused}
+        """Component calls computed, replayed and forecast since the cache was enabled."""
+        return {"computed": self.state.computed, "reused": self.state.reused, "forecast": self.state.forecasted}
 
     def disable(self) -> None:
         """Remove this cache; a no-op once it is disabled or replaced (a newer cache on the model stays)."""
@@ -449,6 +511,7 @@ def enable_cache(
     prune: bool = True,
     cache_dtype: torch.dtype | None = None,
     adapter: ModelAdapter | None = None,
+    forecast_unit: str = "step",
 ) -> CacheHandle:
     """Run ``target`` (a diffusers pipeline or its transformer) under a cache schedule.
 
@@ -458,6 +521,7 @@ def enable_cache(
     against the schedule before any compute (``resample=True`` maps the schedule to the call's step count instead
     and logs it). ``prune=False`` computes what nothing reads, as the paper's code did: recomputes whose output is
     never read and the inputs of replayed components (same images, more compute).
+    ``forecast_unit`` (``"step"`` or ``"timestep"``) is the time axis a forecasting schedule extrapolates along.
     ``adapter`` serves models no registered adapter knows (``ecad.GenericAdapter(...)``). A schedule file that records
     the settings it was found under is checked against the pipeline and each generation (:mod:`ecad.provenance`):
     differences are logged as warnings. Use the returned handle,
@@ -467,7 +531,8 @@ def enable_cache(
             image = pipe("a red circle above a blue square", num_inference_steps=20).images[0]
     """
     config = (
-        schedule if isinstance(schedule, CacheConfig) else CacheConfig(schedule, resample, prune, cache_dtype)
+        schedule if isinstance(schedule, CacheConfig)
+        else CacheConfig(schedule, resample, prune, cache_dtype, forecast_unit)
     )
     transformer, scheduler = _split_target(target)
     adapter = get_adapter(transformer, adapter)

@@ -53,7 +53,7 @@ class LatencyTable:
 
     def step_seconds(self, schedule: CacheSchedule) -> list[float]:
         """Predicted seconds of every step of ``schedule`` as the runtime runs it (dead recomputes pruned)."""
-        bits = prune_dead(schedule.effective(), self.feeds)
+        bits = prune_dead(schedule.effective(), self.feeds, schedule.history_needed())
         all_run = (bits | ~self.exists).all(dim=2)  # [steps, blocks]
         partial = self.replay_seconds + (bits.double() * self.component_seconds).sum(dim=2)
         blocks = torch.where(all_run, self.full_block_seconds.expand_as(partial), partial)

@@ -17,7 +17,10 @@ What is counted, by convention:
   FLUX 512 tokens), every recompute bit. Reproduces the MACs in the paper's published schedule files.
 
 FlopCounterMode counts matrix products and convolutions; element-wise work (norms, modulation, gating) costs no
-MACs. Its time is in the latency cost model (:mod:`ecad.latency`).
+MACs. Its time is in the latency cost model (:mod:`ecad.latency`). A forecast (the schedule's third action) is such
+work too: 0 MACs, and per element of the component's output one multiply plus one multiply-add per further history
+point (order 1: 3 floating-point operations, order 2: 5), against the thousands of MACs per element of recomputing;
+the component's input is skipped as for a reuse.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ EXECUTOR_NAMES = ("local", "ray")
 # paper: the faithful reproduction, each candidate generated on its own; fast: the same evaluations with shared step
 # prefixes computed once (ecad.search.prefix)
 STRATEGIES = ("paper", "fast")
+ACTIONS = ("reuse", "reuse,forecast")  # what a search may do instead of recomputing: the paper's reuse, or also forecast
 # Registered quality metrics (ecad.metrics.METRICS; a test keeps the two equal).
 METRIC_NAMES = ("clip", "fid", "fidelity", "image-reward", "pickscore", "shape-fid", "tiny-reward")
 # Built-in prompt sets (ecad.prompts.BUILTIN): tiny-shapes training captions (calibration) and held-out captions.

@@ -95,8 +95,7 @@ def _same_model(a: str, b: str) -> bool:
 def annotate(schedule: CacheSchedule, **metadata: Any) -> CacheSchedule:
     """The same schedule with ``metadata`` entries set (a :class:`GenerationSettings` is stored as its dict)."""
     values = {k: v.to_dict() if isinstance(v, GenerationSettings) else v for k, v in metadata.items()}
-    return CacheSchedule(schedule.recompute, schedule.block_names, schedule.component_names, schedule.exists,
-                         {**schedule.metadata, **values})
+    return schedule.with_metadata({**schedule.metadata, **values})
 
 
 def mac_record(macs: float, full_macs: float, convention: str) -> dict[str, Any]:

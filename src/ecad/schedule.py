@@ -1,7 +1,10 @@
-"""`CacheSchedule`: which component of which block recomputes at which denoising step.
+"""`CacheSchedule`: which component of which block recomputes, reuses or forecasts at which denoising step.
 
 A schedule is a boolean tensor ``recompute[steps, blocks, components]``: ``True`` recomputes the component,
-``False`` reuses the raw output it produced the last time it ran. Models whose blocks do not all have the same
+``False`` reuses the raw output it produced the last time it ran. A third action, *forecast* (``forecast`` mask, the
+character ``f`` in a file), extrapolates the raw output from the component's last computed outputs (TaylorSeer's
+finite differences, order ``forecast_order``) instead of replaying the last one; :attr:`CacheSchedule.actions` holds
+all three as ``0`` reuse, ``1`` recompute, ``2`` forecast. Models whose blocks do not all have the same
 components (SD3's last block, FLUX's two block kinds) mark the pairs they lack in ``exists``; those bits are always
 ``False`` and cost nothing. Step 0 always computes, whatever its bits say (the cache is empty then): the stored bits
 are kept as given so files round-trip exactly, and :meth:`CacheSchedule.effective` gives what actually runs.
@@ -19,7 +22,12 @@ import torch
 
 from .validation import whole
 
-__all__ = ["CacheSchedule", "ScheduleError"]
+__all__ = ["ACTION_CHARS", "FORECAST_ORDERS", "CacheSchedule", "ScheduleError"]
+
+# The characters of the three actions, indexed by their code in ``CacheSchedule.actions``.
+ACTION_CHARS = ("0", "1", "f")
+REUSE, RECOMPUTE, FORECAST = 0, 1, 2
+FORECAST_ORDERS = (1, 2)
 
 
 # Metadata that describes particular bits and becomes false when the bits change (the generation ``settings`` a
@@ -61,6 +69,10 @@ class CacheSchedule:
         component_names: one name per component slot (PixArt: ``attn1``, ``attn2``, ``ff``).
         exists: bool ``[blocks, components]``; ``False`` where the model has no such component. Default: all exist.
         metadata: free-form JSON-serialisable facts (model, MACs, where it came from).
+        forecast: bool ``[steps, blocks, components]``; ``True`` = forecast (never where ``recompute`` is set).
+            Default: no forecasting, the paper's two actions.
+        forecast_order: the polynomial order a forecast extrapolates with (1: the last two computed outputs,
+            2: the last three; with less history it uses what there is, with one output it reuses it).
     """
 
     recompute: torch.Tensor
@@ -68,6 +80,8 @@ class CacheSchedule:
     component_names: tuple[str, ...]
     exists: torch.Tensor | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    forecast: torch.Tensor | None = None
+    forecast_order: int = 1
 
     def __post_init__(self) -> None:
         self.recompute = _as_bool_tensor(self.recompute)
@@ -104,6 +118,16 @@ class CacheSchedule:
                 "the schedule recomputes components that do not exist (exists mask is False there); "
                 "clear those bits or fix the exists mask."
             )
+        self.forecast = (torch.zeros_like(self.recompute) if self.forecast is None
+                         else _as_bool_tensor(self.forecast))
+        if self.forecast.shape != self.recompute.shape:
+            raise ScheduleError(f"forecast must have the shape of recompute {tuple(self.recompute.shape)}, got "
+                                f"{tuple(self.forecast.shape)}.")
+        if bool((self.forecast & (self.recompute | ~self.exists)).any()):
+            raise ScheduleError("the forecast mask is set where the schedule recomputes or the component does not "
+                                "exist; each (step, block, component) takes one action.")
+        if self.forecast_order not in FORECAST_ORDERS:
+            raise ScheduleError(f"forecast_order must be one of {FORECAST_ORDERS}, got {self.forecast_order!r}.")
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -136,11 +160,27 @@ class CacheSchedule:
             block_names = [str(i) for i in range(recompute.shape[1])]
         return cls(recompute, tuple(block_names or ()), tuple(component_names), exists, dict(metadata or {}))
 
-    def like(self, recompute: torch.Tensor | np.ndarray, **metadata: Any) -> CacheSchedule:
-        """A schedule with this one's layout and new bits (non-existing pairs are cleared)."""
+    def like(self, recompute: torch.Tensor | np.ndarray, forecast: torch.Tensor | np.ndarray | None = None,
+             **metadata: Any) -> CacheSchedule:
+        """A schedule with this one's layout, forecast order and new bits (non-existing pairs are cleared);
+        ``forecast`` (default: none) marks where it forecasts."""
         bits = _as_bool_tensor(recompute) & self.exists
+        forecasts = None if forecast is None else _as_bool_tensor(forecast) & self.exists & ~bits
         kept = {k: v for k, v in self.metadata.items() if k not in _BIT_DEPENDENT_METADATA}
-        return CacheSchedule(bits, self.block_names, self.component_names, self.exists, {**kept, **metadata})
+        return CacheSchedule(bits, self.block_names, self.component_names, self.exists, {**kept, **metadata},
+                             forecasts, self.forecast_order)
+
+    def with_actions(self, actions: torch.Tensor | np.ndarray, **metadata: Any) -> CacheSchedule:
+        """:meth:`like` from an action array (``0`` reuse, ``1`` recompute, ``2`` forecast)."""
+        codes = torch.as_tensor(np.asarray(actions)).to(torch.int64)
+        if bool(((codes < 0) | (codes > FORECAST)).any()):
+            raise ScheduleError("actions must be 0 (reuse), 1 (recompute) or 2 (forecast).")
+        return self.like(codes == RECOMPUTE, codes == FORECAST, **metadata)
+
+    def with_metadata(self, metadata: dict[str, Any]) -> CacheSchedule:
+        """The same actions with ``metadata`` in place of this schedule's."""
+        return CacheSchedule(self.recompute, self.block_names, self.component_names, self.exists, dict(metadata),
+                             self.forecast, self.forecast_order)
 
     # ------------------------------------------------------------------ shape
     @property
@@ -159,6 +199,16 @@ class CacheSchedule:
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.recompute.shape)  # type: ignore[return-value]
 
+    @property
+    def actions(self) -> torch.Tensor:
+        """uint8 ``[steps, blocks, components]``: ``0`` reuse, ``1`` recompute, ``2`` forecast (as stored)."""
+        return self.recompute.to(torch.uint8) + FORECAST * self.forecast.to(torch.uint8)
+
+    @property
+    def forecasts(self) -> bool:
+        """Whether any step forecasts (a file then needs format ``ecad.schedule/2``)."""
+        return bool(self.forecast.any())
+
     def same_layout(self, other: CacheSchedule) -> bool:
         return (
             self.block_names == other.block_names
@@ -169,10 +219,11 @@ class CacheSchedule:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CacheSchedule):
             return NotImplemented
-        return self.same_layout(other) and torch.equal(self.recompute, other.recompute)
+        return (self.same_layout(other) and torch.equal(self.recompute, other.recompute)
+                and torch.equal(self.forecast, other.forecast) and self.forecast_order == other.forecast_order)
 
     def __hash__(self) -> int:
-        return hash((self.block_names, self.component_names, self.recompute.numpy().tobytes()))
+        return hash((self.block_names, self.component_names, self.actions.numpy().tobytes()))
 
     def __repr__(self) -> str:
         stats = self.stats()
@@ -188,6 +239,20 @@ class CacheSchedule:
         bits[0] = self.exists
         return bits
 
+    def effective_forecast(self) -> torch.Tensor:
+        """Where a forecast really runs: forecast steps after the component has computed at least twice (with one
+        computed output a forecast is a reuse)."""
+        computed_before = torch.cumsum(self.effective().to(torch.int64), dim=0) - self.effective().to(torch.int64)
+        return self.forecast & (computed_before >= 2)
+
+    def effective_actions(self) -> torch.Tensor:
+        """:attr:`actions` of what runs: step 0 computes, forecasts without two computed outputs reuse."""
+        return self.effective().to(torch.uint8) + FORECAST * self.effective_forecast().to(torch.uint8)
+
+    def history_needed(self) -> torch.Tensor:
+        """bool ``[blocks, components]``: the components some step forecasts, whose older outputs must be kept."""
+        return self.effective_forecast().any(dim=0)
+
     def resample(self, num_steps: int) -> CacheSchedule:
         """Map the schedule to ``num_steps`` denoising steps.
 
@@ -200,8 +265,8 @@ class CacheSchedule:
         scale = (source - 1) / (num_steps - 1) if num_steps > 1 else 0.0
         index = torch.tensor([math.floor(t * scale + 0.5) for t in range(num_steps)])
         if num_steps == source:
-            return CacheSchedule(self.recompute, self.block_names, self.component_names, self.exists, self.metadata)
-        resampled = self.like(self.recompute[index])
+            return self.with_metadata(self.metadata)
+        resampled = self.like(self.recompute[index], self.forecast[index])
         resampled.metadata["resampled_from_steps"] = source
         return resampled
 
@@ -211,10 +276,11 @@ class CacheSchedule:
         """Cost of every step: ``outside`` plus the ``[blocks, components]`` costs of what the step recomputes.
 
         ``feeds`` (a layout's "X only feeds Y" pairs) leaves out the recomputes nobody reads (:mod:`ecad.pruning`).
+        A forecast costs no MACs (a few element-wise operations per output element, see :mod:`ecad.macs`).
         """
         from .pruning import prune_dead
 
-        bits = prune_dead(self.effective(), feeds) if feeds else self.effective()
+        bits = prune_dead(self.effective(), feeds, self.history_needed()) if feeds else self.effective()
         return (bits.to(component_costs.dtype) * component_costs.unsqueeze(0)).sum(dim=(1, 2)) + outside
 
     def stats(self) -> dict[str, Any]:
@@ -234,6 +300,8 @@ class CacheSchedule:
             "recompute_bits": int(bits.sum()),
             "possible_bits": possible,
             "recompute_fraction": float(bits.sum()) / possible if possible else 0.0,
+            "forecast_bits": int(self.effective_forecast().sum()),
+            "forecast_fraction": float(self.effective_forecast().sum()) / possible if possible else 0.0,
             "per_component_fraction": per_component,
             "per_step_fraction": per_step,
             "full_steps": sum(1 for f in per_step if f == 1.0),
@@ -253,7 +321,7 @@ class CacheSchedule:
         return schedule_from_dict(data)
 
     def save(self, path: str) -> None:
-        """Write this schedule in ecad's own JSON format (``"format": "ecad.schedule/1"``)."""
+        """Write this schedule in ecad's own JSON format (``ecad.schedule/1``; ``/2`` if it forecasts)."""
         from .schedule_io import save_schedule
 
         save_schedule(self, path)
@@ -276,8 +344,8 @@ class CacheSchedule:
 
         write_json(self.to_paper_dict(), path)
 
-    def render(self, on: str = "█", off: str = "·") -> str:
-        """A text picture: one row per existing component x block, one column per step (bits as stored)."""
+    def render(self, on: str = "█", off: str = "·", forecast: str = "f") -> str:
+        """A text picture: one row per existing component x block, one column per step (actions as stored)."""
         from .schedule_io import render_schedule
 
-        return render_schedule(self, on=on, off=off)
+        return render_schedule(self, on=on, off=off, forecast=forecast)

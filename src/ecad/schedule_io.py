@@ -10,6 +10,10 @@ schedule (20 steps x 57 blocks) is about 6 KB and diffs line by line::
       ...},
      "metadata": {"model": "pixart-alpha", ...}}
 
+A schedule that forecasts is written as ``"format": "ecad.schedule/2"``: the same layout with a third character,
+``f`` (forecast), and ``"forecast_order": 1`` or ``2``. A schedule without ``f`` is always written as
+``ecad.schedule/1``, so files of the paper's two actions stay readable by every ecad version.
+
 The paper's format (``{"cache_schedule": {"schedule": {"000": {"0": {"attn1": true, ...}}}}, "config", "metrics"}``)
 is read as is; its other fields are kept in ``metadata["paper"]`` so an export writes them back unchanged. Where a
 family's paper files name components differently from its adapter (FLUX: ``full_attn``, ``single_proj_out``...), the
@@ -29,10 +33,12 @@ import numpy as np
 import torch
 
 from .adapters import ADAPTERS, ModelAdapter, adapter_for_paper_components
-from .schedule import CacheSchedule, ScheduleError
+from .schedule import ACTION_CHARS, FORECAST_ORDERS, CacheSchedule, ScheduleError
 from .validation import read_json, schema_problem
 
 FORMAT = "ecad.schedule/1"
+FORMAT_V2 = "ecad.schedule/2"  # adds the forecast action 'f' and forecast_order
+FORMATS = (FORMAT, FORMAT_V2)
 PAPER_KEY = "paper"
 # Most steps x blocks x components one schedule may hold (a 20-step FLUX.1 schedule has 6,840).
 MAX_BITS = 1 << 26
@@ -62,10 +68,13 @@ ECAD_SCHEMA = {
             "description": 'an object of blocks, each {"component": "0101...", ...}',
             "additionalProperties": {
                 "type": "object", "description": 'a block is {"component": "0101...", ...}',
-                "additionalProperties": {"type": "string", "description": "a bit string: '1' recompute, '0' reuse, "
+                "additionalProperties": {"type": "string", "description": "an action string: '1' recompute, "
+                                                                          "'0' reuse (format /2: 'f' forecast), "
                                                                           "one character per step"},
             },
         },
+        "forecast_order": {"type": "integer", "enum": list(FORECAST_ORDERS),
+                           "description": "the forecast's polynomial order, 1 or 2"},
         "metadata": _METADATA_SCHEMA,
     },
 }
@@ -112,18 +121,20 @@ def write_json(data: dict[str, Any], path: str | os.PathLike, text: str | None =
 
 # ---------------------------------------------------------------------- ecad's own format
 def schedule_to_dict(schedule: CacheSchedule) -> dict[str, Any]:
-    bits = schedule.recompute.numpy()
+    actions = schedule.actions.numpy()
     blocks = {}
     for b, block in enumerate(schedule.block_names):
         blocks[block] = {
-            comp: "".join("1" if v else "0" for v in bits[:, b, c])
+            comp: "".join(ACTION_CHARS[v] for v in actions[:, b, c])
             for c, comp in enumerate(schedule.component_names)
             if schedule.exists[b, c]
         }
+    forecast = {"forecast_order": schedule.forecast_order} if schedule.forecasts else {}
     return {
-        "format": FORMAT,
+        "format": FORMAT_V2 if schedule.forecasts else FORMAT,
         "num_steps": schedule.num_steps,
         "components": list(schedule.component_names),
+        **forecast,
         "blocks": blocks,
         "metadata": schedule.metadata,
     }
@@ -144,8 +155,9 @@ def _dumps_compact(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _bits_of(row: str) -> torch.Tensor:
-    return torch.from_numpy(np.frombuffer(row.encode("ascii"), dtype=np.uint8) == ord("1"))
+def _actions_of(row: str) -> torch.Tensor:
+    codes = np.frombuffer(row.encode("ascii"), dtype=np.uint8)
+    return torch.from_numpy((codes == ord("1")).astype(np.uint8) + 2 * (codes == ord("f")).astype(np.uint8))
 
 
 def _check_size(source: str, steps: int, blocks: int, components: int) -> None:
@@ -157,13 +169,17 @@ def _check_size(source: str, steps: int, blocks: int, components: int) -> None:
 
 def schedule_from_dict(data: Any, source: str = "the schedule") -> CacheSchedule:
     """Parse ecad's own format; every problem is a :class:`ScheduleError` naming ``source`` and the field."""
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in FORMATS:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise ScheduleError(f"{source} is not an ecad schedule: format is {found!r}, expected {FORMAT!r}.")
+        raise ScheduleError(f"{source} is not an ecad schedule: format is {found!r}, expected one of {FORMATS}.")
     problem = schema_problem(data, ECAD_SCHEMA)
     if problem:
         raise ScheduleError(f"{source}: {problem}.")
     num_steps, components, blocks = int(data["num_steps"]), data["components"], data["blocks"]
+    characters = {"0", "1", "f"} if data["format"] == FORMAT_V2 else {"0", "1"}
+    if "forecast_order" in data and data["format"] != FORMAT_V2:
+        raise ScheduleError(f"{source}: 'forecast_order' belongs to format {FORMAT_V2!r}; set that format or "
+                            "remove the field.")
     strings = [(b, block, comp, row) for b, (block, comps) in enumerate(blocks.items()) for comp, row in comps.items()]
     if not strings:
         raise ScheduleError(f"{source}: no block lists a component; a schedule needs at least one bit string.")
@@ -171,17 +187,20 @@ def schedule_from_dict(data: Any, source: str = "the schedule") -> CacheSchedule
         if comp not in components:
             raise ScheduleError(f"{source}: block {block!r} names component {comp!r}, which is not in 'components' "
                                 f"{components}; add it there or remove it from the block.")
-        if len(row) != num_steps or not set(row) <= {"0", "1"}:
+        if len(row) != num_steps or not set(row) <= characters:
+            allowed = "/".join(f"'{c}'" for c in sorted(characters))
+            hint = " ('f' forecast needs format 'ecad.schedule/2')" if "f" in row and "f" not in characters else ""
             raise ScheduleError(f"{source}: block {block!r}, component {comp!r}: expected {num_steps} characters "
-                                f"'0'/'1' (num_steps, one per step), got {_preview(row)}.")
+                                f"{allowed} (num_steps, one per step), got {_preview(row)}{hint}.")
     _check_size(source, num_steps, len(blocks), len(components))
-    recompute = torch.zeros(num_steps, len(blocks), len(components), dtype=torch.bool)
+    actions = torch.zeros(num_steps, len(blocks), len(components), dtype=torch.uint8)
     exists = torch.zeros(len(blocks), len(components), dtype=torch.bool)
     for b, _, comp, row in strings:
         c = components.index(comp)
         exists[b, c] = True
-        recompute[:, b, c] = _bits_of(row)
-    return CacheSchedule(recompute, tuple(blocks), tuple(components), exists, dict(data.get("metadata") or {}))
+        actions[:, b, c] = _actions_of(row)
+    return CacheSchedule(actions == 1, tuple(blocks), tuple(components), exists, dict(data.get("metadata") or {}),
+                         actions == 2, int(data.get("forecast_order", 1)))
 
 
 def _preview(row: str) -> str:
@@ -288,6 +307,9 @@ def _paper_names(schedule: CacheSchedule) -> list[list[tuple[int, str]]]:
 
 
 def schedule_to_paper_dict(schedule: CacheSchedule) -> dict[str, Any]:
+    if schedule.forecasts:
+        raise ScheduleError("the ECAD paper's format holds only recompute/reuse; this schedule forecasts, so save it "
+                            "in ecad's own format (`schedule.save(path)`, ecad.schedule/2).")
     paper = schedule.metadata.get(PAPER_KEY) or {}
     head = dict(paper.get("cache_schedule") or {})
     head.setdefault("num_blocks", schedule.num_blocks)
@@ -318,9 +340,9 @@ def load_schedule(path: str | os.PathLike) -> CacheSchedule:
     if not isinstance(data, dict):
         raise ScheduleError(f"{path}: a schedule file holds a JSON object, found {type(data).__name__}.")
     version = data.get("format")
-    if isinstance(version, str) and version.startswith("ecad.schedule/") and version != FORMAT:
-        raise ScheduleError(f"{path} has format {version!r}; this ecad reads {FORMAT!r} (upgrade ecad?).")
-    parse = schedule_from_dict if version == FORMAT else schedule_from_paper_dict if "cache_schedule" in data else None
+    if isinstance(version, str) and version.startswith("ecad.schedule/") and version not in FORMATS:
+        raise ScheduleError(f"{path} has format {version!r}; this ecad reads {' and '.join(FORMATS)} (upgrade ecad?).")
+    parse = schedule_from_dict if version in FORMATS else schedule_from_paper_dict if "cache_schedule" in data else None
     if parse is not None:
         try:
             return parse(data, str(path))
@@ -334,15 +356,16 @@ def load_schedule(path: str | os.PathLike) -> CacheSchedule:
 
 
 # ---------------------------------------------------------------------- picture
-def render_schedule(schedule: CacheSchedule, on: str = "█", off: str = "·") -> str:
+def render_schedule(schedule: CacheSchedule, on: str = "█", off: str = "·", forecast: str = "f") -> str:
     width = max(len(f"{c} {b}") for c in schedule.component_names for b in schedule.block_names)
     ruler = "".join(str(s % 10) for s in range(schedule.num_steps))
     lines = [f"{'step':>{width}} {ruler}"]
-    bits = schedule.recompute
+    actions = schedule.actions.tolist()
+    symbols = (off, on, forecast)
     for c, comp in enumerate(schedule.component_names):
         for b, block in enumerate(schedule.block_names):
             if not schedule.exists[b, c]:
                 continue
-            row = "".join(on if bits[s, b, c] else off for s in range(schedule.num_steps))
+            row = "".join(symbols[actions[s][b][c]] for s in range(schedule.num_steps))
             lines.append(f"{comp + ' ' + block:>{width}} {row}")
     return "\n".join(lines)

@@ -85,9 +85,9 @@ class ModelLayout:
     feeds: tuple[tuple[int, int, int], ...] = ()  # (block, source, consumer) component indices
     cross_attention: tuple[str, ...] = ()
 
-    def prune(self, bits: torch.Tensor) -> torch.Tensor:
+    def prune(self, bits: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
         """``bits`` without the recomputes whose output nothing reads (see :func:`ecad.pruning.prune_dead`)."""
-        return prune_dead(bits, self.feeds)
+        return prune_dead(bits, self.feeds, history)
 
     def full_schedule(self, num_steps: int, **metadata: Any) -> CacheSchedule:
         return CacheSchedule.full(num_steps, self.block_names, self.component_names, self.exists, metadata)

@@ -26,7 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, help="tiny-shapes, a pipeline folder, a hub id or a preset name")
     parser.add_argument("--schedules", nargs="*", default=[], metavar="FILE", help="schedule files to evaluate")
     parser.add_argument("--baselines", type=arguments.names(check=_baseline), default=[],
-                        help="comma-separated: fora:N, tgate[:STEP], delta-dit[:N] (no caching is always included)")
+                        help="comma-separated: fora:N, taylorseer:N[:ORDER], tgate[:STEP], delta-dit[:N] (no caching is "
+                             "always included)")
     parser.add_argument("--prompts", required=True, help=PROMPTS_HELP)
     parser.add_argument("--limit", type=arguments.positive, help="use only the first N prompts")
     parser.add_argument("--metrics", type=arguments.names(METRIC_NAMES, what="metric"), default=["fidelity"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from ..names import COSTS, CONVENTIONS, DTYPE_NAMES, EXECUTOR_NAMES, METRIC_NAMES, PROMPT_SETS, STRATEGIES
+from ..names import ACTIONS, COSTS, CONVENTIONS, DTYPE_NAMES, EXECUTOR_NAMES, METRIC_NAMES, PROMPT_SETS, STRATEGIES
 from ..validation import real, whole
 from . import arguments
 
@@ -47,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--budget", type=arguments.typed(real(above=0), float),
                         help="stop once this many image-equivalents are spent (one = one uncached image; a cached "
                              "one counts its MACs); resumable, may grow on --resume")
+    parser.add_argument("--actions", choices=ACTIONS, default="reuse", metavar="|".join(ACTIONS),
+                        help="what a skipped component may do: reuse its last output (the paper's search), or also "
+                             "forecast it from its last computed outputs (first-order TaylorSeer extrapolation)")
     parser.add_argument("--device", type=arguments.device, default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", choices=DTYPE_NAMES, default="float32", help="weights and compute dtype")
     parser.add_argument("--executor", choices=EXECUTOR_NAMES, default="local",
@@ -81,6 +84,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         height=args.height, width=args.width, guidance_scale=args.guidance, batch_size=args.batch_size,
         seed=args.seed, cost=args.cost, convention=args.convention, device=args.device, dtype=args.dtype,
         strategy=strategy, budget=args.budget,
+        actions=args.actions,
     )
 
 

@@ -10,15 +10,16 @@ from PIL import Image
 
 from ..schedule import CacheSchedule
 
-# recompute, reuse, component absent from the block
-COLORS = np.array([[33, 102, 172], [208, 215, 222], [255, 255, 255]], dtype=np.uint8)
+# recompute, reuse, component absent from the block, forecast
+COLORS = np.array([[33, 102, 172], [208, 215, 222], [255, 255, 255], [230, 145, 56]], dtype=np.uint8)
+_COLOR_OF_ACTION = np.array([1, 0, 3])  # reuse, recompute, forecast -> COLORS row
 
 
 def schedule_image(schedule: CacheSchedule, width: int = 160, max_height: int = 320) -> Image.Image:
-    """What runs (step 0 computes): one column per step, one row per block, blocks grouped by component with a
-    blank row between groups; cells are scaled to about ``width`` pixels wide and at most ``max_height`` high."""
-    bits = schedule.effective().numpy()  # [steps, blocks, components]
-    index = np.where(bits, 0, 1)
+    """What runs (step 0 computes, forecasts in orange): one column per step, one row per block, blocks grouped by
+    component with a blank row between groups; cells are scaled to about ``width`` pixels wide and at most
+    ``max_height`` high."""
+    index = _COLOR_OF_ACTION[schedule.effective_actions().numpy()]  # [steps, blocks, components]
     index = np.where(schedule.exists.numpy()[None], index, 2)
     blank = np.full((1, schedule.num_steps), 2)
     groups = [index[:, :, c].T for c in range(schedule.num_components)]  # [blocks, steps] each

@@ -165,7 +165,7 @@
       el("pre", { class: "command", text: command }, details);
     }
     const pic = el("div", { class: "schedule-picture" }, details);
-    el("img", { src: picture, alt: "schedule", title: "rows: component × block; columns: steps" }, pic);
+    el("img", { src: picture, alt: "schedule", title: "rows: component × block; columns: steps; blue recompute, grey reuse, orange forecast" }, pic);
     el("p", { text: `Schedule: one column per denoising step, one row per block, blocks grouped by component ` +
       `(top to bottom: ${data.run.components.join(", ")}); blue = recompute, grey = reuse the cached output.` }, pic);
     if (samples.length) {

@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from ..adapters import ModelLayout
 from ..generation import Calibration, CalibrationGenerator, Generated
-from ..hooks import model_layout, runtime_bits
+from ..hooks import model_layout
 from ..latency import LatencyTable, measure_call_latency
 from ..loading import load_pipeline
 from ..macs import CostTable
@@ -86,7 +86,7 @@ class CandidateEvaluator:
                 yield self(schedule)
             return
         try:
-            for step in prefix_plan([runtime_bits(s, self.layout) for s in schedules]):
+            for step in prefix_plan([runtime_table(s, self.layout) for s in schedules]):
                 self.prefix.begin(step)
                 yield self(schedules[step.index])
         finally:

@@ -1,7 +1,7 @@
 """Exact shared-prefix reuse (``--strategy fast``): candidates that agree on their first k steps compute them once.
 
-Two schedules whose runtime bits (:func:`ecad.hooks.runtime_bits`) agree on steps 0..k-1 give the transformer the
-same inputs at those steps and keep the same component outputs. So a generation's candidates are evaluated in
+Two schedules whose runtime tables (:func:`runtime_table`: what the runtime computes, forecasts and keeps) agree on
+steps 0..k-1 give the transformer the same inputs at those steps and keep the same component outputs. So a generation's candidates are evaluated in
 lexicographic order of their step rows (a depth-first walk of their prefix trie). Each one replays, for the steps it
 shares with the candidate before it, the transformer outputs recorded when they were computed; the pipeline's own
 loop and scheduler run every step as usual, so latents, scheduler state and noise draws come out the same. At its
@@ -24,7 +24,9 @@ from diffusers.hooks import HookRegistry, ModelHook
 from torch import nn
 from torch.utils._pytree import tree_map_only
 
-from ..hooks import active_cache, remove_hooks
+from ..adapters import ModelLayout
+from ..hooks import active_cache, remove_hooks, runtime_bits
+from ..schedule import CacheSchedule
 
 _PREFIX_HOOK = "ecad_prefix_replay"
 
@@ -36,6 +38,16 @@ class PrefixStep:
     index: int  # its position in the generation's list
     replay: int  # steps 0..replay-1 are replayed from the candidate before it
     snapshots: frozenset[int]  # steps at whose start it keeps the component outputs for later candidates
+
+
+def runtime_table(schedule: CacheSchedule, layout: ModelLayout) -> torch.Tensor:
+    """Per step, what the runtime does under ``schedule`` ``[steps, blocks, 3 x components]``: its runtime bits, where
+    it forecasts, and which components keep a forecast history (of which order: a history changes what is kept from
+    step 0 on). Equal rows 0..k-1: steps 0..k-1 run alike and leave the same kept outputs."""
+    bits = runtime_bits(schedule, layout)
+    history = schedule.history_needed().to(torch.uint8) * schedule.forecast_order
+    return torch.cat([bits.to(torch.uint8), schedule.effective_forecast().to(torch.uint8),
+                      history.expand(bits.shape[0], -1, -1)], dim=2)
 
 
 def prefix_plan(tables: Sequence[torch.Tensor]) -> list[PrefixStep]:

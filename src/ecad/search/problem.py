@@ -1,12 +1,15 @@
-"""The search space and objectives as a pymoo ``Problem``: binary variables, two objectives, one constraint.
+"""The search space and objectives as a pymoo ``Problem``: binary (or three-valued) variables, two objectives, one
+constraint.
 
 Variables are the schedule bits that can change: existing (block, component) pairs at steps 1..S-1 (step 0 always
-computes, and components a block lacks cannot be switched on). Objectives, both minimised: ``-quality`` and cost
-as a fraction of no caching. Constraint (the paper's): a candidate reuses at least one output.
+computes, and components a block lacks cannot be switched on). With the forecast action each variable is an integer
+action, ``0`` reuse, ``1`` recompute, ``2`` forecast. Objectives, both minimised: ``-quality`` and cost as a fraction
+of no caching. Constraint (the paper's): a candidate reuses (or forecasts) at least one output.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,18 +25,33 @@ from .store import Evaluation, EvaluationStore, schedule_key
 
 
 class ScheduleEncoding:
-    """Flattens a layout's free bits to a vector and back."""
+    """Flattens a layout's free bits to a vector and back: bools (the paper's two actions) or, with a
+    ``forecast_order``, integer actions (``0`` reuse, ``1`` recompute, ``2`` forecast)."""
 
-    def __init__(self, layout: ModelLayout, num_steps: int) -> None:
+    def __init__(self, layout: ModelLayout, num_steps: int, forecast_order: int | None = None) -> None:
         self.template = layout.full_schedule(num_steps)
+        if forecast_order is not None:
+            self.template = dataclasses.replace(self.template, forecast_order=forecast_order)
+        self.forecasts = forecast_order is not None
         self.free = self.template.recompute.clone()
         self.free[0] = False
         self.n_var = int(self.free.sum())
 
+    @property
+    def values(self) -> int:
+        """How many values a variable takes."""
+        return 3 if self.forecasts else 2
+
     def encode(self, schedule: CacheSchedule) -> np.ndarray:
+        if self.forecasts:
+            return schedule.actions[self.free].numpy().astype(int)
         return schedule.recompute[self.free].numpy().astype(bool)
 
     def decode(self, x: np.ndarray) -> CacheSchedule:
+        if self.forecasts:
+            actions = self.template.actions.clone()
+            actions[self.free] = torch.from_numpy(np.asarray(x).astype(np.uint8))
+            return self.template.with_actions(actions)
         bits = self.template.recompute.clone()
         bits[self.free] = torch.from_numpy(np.asarray(x, dtype=bool))
         return self.template.like(bits)
@@ -55,7 +73,8 @@ class CacheSearchProblem(Problem):
         on_candidate: Callable[[Evaluation, bool], None] | None = None,
         budget: ComputeBudget | None = None,
     ) -> None:
-        super().__init__(n_var=encoding.n_var, n_obj=2, n_ieq_constr=1, xl=0, xu=1, vtype=bool)
+        super().__init__(n_var=encoding.n_var, n_obj=2, n_ieq_constr=1, xl=0, xu=encoding.values - 1,
+                         vtype=int if encoding.forecasts else bool)
         self.encoding = encoding
         self.store = store
         self.executor = executor
@@ -87,4 +106,4 @@ class CacheSearchProblem(Problem):
             finally:
                 getattr(evaluations, "close", lambda: None)()
         out["F"] = np.array([[-known[k].quality, known[k].cost / self.full_cost] for k in keys], dtype=float)
-        out["G"] = np.array([[1.0 - float((~np.asarray(x, dtype=bool)).sum())] for x in X], dtype=float)
+        out["G"] = np.array([[1.0 - float((np.asarray(x).astype(int) != 1).sum())] for x in X], dtype=float)

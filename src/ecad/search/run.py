@@ -40,12 +40,13 @@ from ..adapters import ModelLayout
 from ..heuristics import initial_population
 from ..loading import DTYPES
 from ..macs import CONVENTIONS
-from ..names import STRATEGIES, metric_columns
+from ..names import ACTIONS, STRATEGIES, metric_columns
 from ..provenance import GenerationSettings, annotate, mac_record, score_record
 from ..schedule import CacheSchedule
 from ..schedule_io import write_json
 from ..validation import check_fields, checked, device, one_of, optional, pixels, read_json, real, text, texts, whole
 from .budget import BudgetSpent, ComputeBudget, evaluation_compute
+from .operators import ActionMutation
 from .problem import CacheSearchProblem, ScheduleEncoding
 from .samples import SampleStore
 from .store import CorruptRunError, Evaluation, EvaluationStore, schedule_key
@@ -120,9 +121,15 @@ class SearchConfig:
     cost_model: str = checked(text, default=COST_MODEL)
     strategy: str = checked(one_of(STRATEGIES), default="paper")  # runs from before it was a setting: paper
     budget: float | None = checked(optional(real(above=0)), default=None)  # image-equivalents; None: no cap
+    actions: str = checked(one_of(ACTIONS), default="reuse")
 
     def __post_init__(self) -> None:
         check_fields(self)
+
+    @property
+    def forecast_order(self) -> int | None:
+        """The forecast order the search's genes use, or ``None`` for the paper's two actions."""
+        return 1 if "forecast" in self.actions else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": CONFIG_FORMAT, **dataclasses.asdict(self)}
@@ -311,9 +318,10 @@ def run_search(
     image_size: tuple[int, int] | None = None,
 ) -> SearchResult:
     """Run (or resume) NSGA-II until ``config.generations`` generations are done."""
-    encoding = ScheduleEncoding(layout, config.num_steps)
+    encoding = ScheduleEncoding(layout, config.num_steps, config.forecast_order)
     store = run_dir.store()
-    seeds = initial_population(layout, config.num_steps, config.population, seed=config.seed)
+    seeds = initial_population(layout, config.num_steps, config.population, seed=config.seed,
+                               forecast_order=config.forecast_order)
     no_cache_key = schedule_key(seeds[0])  # the first seed is no caching, evaluated in generation 0
     names = {schedule_key(s): s.metadata.get("name") for s in seeds}
     samples = SampleStore(run_dir.path)
@@ -333,7 +341,8 @@ def run_search(
         pop_size=config.population,
         sampling=np.stack([encoding.encode(s) for s in seeds]),
         crossover=PointCrossover(n_points=config.crossover_points, prob=config.crossover_prob),
-        mutation=BitflipMutation(prob=config.mutation_prob, prob_var=1.0 / encoding.n_var),
+        mutation=(ActionMutation(encoding.values, prob=config.mutation_prob, prob_var=1.0 / encoding.n_var)
+                  if encoding.forecasts else BitflipMutation(prob=config.mutation_prob, prob_var=1.0 / encoding.n_var)),
         eliminate_duplicates=True,
     )
     algorithm.setup(problem, termination=("n_gen", config.generations), seed=config.seed, verbose=False)

@@ -7,6 +7,7 @@ The store is the search's memo across generations and resumes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
@@ -15,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..adapters import ModelLayout
-from ..schedule import CacheSchedule
+from ..schedule import CacheSchedule, ScheduleError
 
 SCHEMA_VERSION = 1
 _COLUMNS = ("key TEXT PRIMARY KEY, quality REAL NOT NULL, cost REAL NOT NULL, metrics TEXT NOT NULL, "
@@ -37,25 +39,41 @@ class Evaluation:
     metrics: dict[str, Any]
 
 
+def _packed(bits: torch.Tensor) -> str:
+    return np.packbits(bits.numpy().reshape(-1)).tobytes().hex()
+
+
 def schedule_key(schedule: CacheSchedule) -> str:
-    """A stable identity for what a schedule runs: its effective bits, packed as hex."""
-    bits = schedule.effective().numpy().reshape(-1)
-    return f"{schedule.num_steps}:" + np.packbits(bits).tobytes().hex()
+    """A stable identity for what a schedule runs: its effective bits, packed as hex (``steps:recompute``); a
+    schedule that really forecasts appends ``:f<order>:<forecast bits>``."""
+    key = f"{schedule.num_steps}:" + _packed(schedule.effective())
+    forecast = schedule.effective_forecast()
+    return key + (f":f{schedule.forecast_order}:" + _packed(forecast) if bool(forecast.any()) else "")
+
+
+def _unpacked(packed: str, shape: tuple[int, ...]) -> np.ndarray:
+    data = np.frombuffer(bytes.fromhex(packed), dtype=np.uint8)
+    if shape[0] < 1 or data.size != -(-int(np.prod(shape)) // 8):
+        raise ValueError("its length does not fit")
+    return np.unpackbits(data, count=int(np.prod(shape))).reshape(shape).astype(bool)
 
 
 def schedule_from_key(key: str, layout: ModelLayout) -> CacheSchedule:
     """The effective schedule a key stands for; the key alone lacks the layout's names and shape."""
-    steps, _, packed = key.partition(":")
+    steps, _, rest = key.partition(":")
+    packed, _, forecast = rest.partition(":f")
     try:
         shape = (int(steps), *layout.exists.shape)
-        data = np.frombuffer(bytes.fromhex(packed), dtype=np.uint8)
-        if shape[0] < 1 or data.size != -(-int(np.prod(shape)) // 8):
-            raise ValueError("its length does not fit")
-    except ValueError:
+        bits = _unpacked(packed, shape)
+        order, _, forecast_packed = forecast.partition(":")
+        forecasts = _unpacked(forecast_packed, shape) if forecast else None
+        template = layout.full_schedule(shape[0])
+        if forecast:
+            template = dataclasses.replace(template, forecast_order=int(order))
+        return template.like(bits, forecasts)
+    except (ValueError, ScheduleError):
         raise CorruptRunError(f"schedule key {key[:40]!r} is not a key of a {len(layout.block_names)}-block "
                               "schedule of this run.") from None
-    bits = np.unpackbits(data, count=int(np.prod(shape)))
-    return layout.full_schedule(shape[0]).like(bits.reshape(shape).astype(bool))
 
 
 class EvaluationStore:
