@@ -19,7 +19,7 @@ from ..macs import CostTable
 from ..metrics import QualityMetric, get_metric
 from ..schedule import CacheSchedule
 from ..schedule_io import write_json
-from .prefix import apply_prefix_replay, prefix_plan, remove_prefix_replay
+from .prefix import apply_prefix_replay, prefix_plan, remove_prefix_replay, runtime_table
 from .run import SearchConfig
 from .samples import SampleStore
 from .store import CorruptRunError, Evaluation, schedule_key
