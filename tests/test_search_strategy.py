@@ -93,3 +93,16 @@ def test_a_run_keeps_its_strategy(tiny_run, tiny_model_dir):
         search(tiny_config(tiny_model_dir, strategy="fast"), tiny_run, resume=True)
     with pytest.raises(ValueError, match="strategy"):
         SearchConfig(model="m", prompts=["p"], strategy="quick")
+
+
+def test_fast_strategy_with_forecasts_finds_the_paper_strategys_front(tiny_model_dir, tmp_path):
+    """Three-action candidates keep forecast histories: the prefix plan must not share steps whose kept outputs
+    differ, so both strategies reach the same front files."""
+    runs = {}
+    for strategy in ("paper", "fast"):
+        runs[strategy] = tmp_path / strategy
+        search(tiny_config(tiny_model_dir, strategy=strategy, actions="reuse,forecast"), runs[strategy],
+               progress=False)
+    paper, fast = run_files(runs["paper"]), run_files(runs["fast"])
+    assert any(f.get("format") == "ecad.schedule/2" for f in paper["files"].values())  # forecasts on the front
+    assert fast == paper
