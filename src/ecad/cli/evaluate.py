@@ -16,12 +16,35 @@ def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _baselines(text: str) -> list[str]:
+    """Specs separated by commas, where a number after a comma continues the spec before (dbcache:1,0,0.08)."""
+    specs: list[str] = []
+    for part in _names(text):
+        if specs and ":" in specs[-1] and _is_number(part):
+            specs[-1] += f",{part}"
+        else:
+            specs.append(part)
+    return specs
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("eval", help="evaluate schedules and baselines: quality, MACs, latency (resumable)")
     parser.add_argument("--model", required=True, help="pipeline folder, hub id or preset name")
     parser.add_argument("--schedules", nargs="*", default=[], metavar="FILE", help="schedule files to evaluate")
-    parser.add_argument("--baselines", type=_names, default=[],
-                        help="comma-separated: fora:N, tgate[:STEP], delta-dit[:N] (no caching is always included)")
+    parser.add_argument("--baselines", type=_baselines, default=[],
+                        help="comma-separated: ecad's fora:N, tgate[:STEP], delta-dit[:N], and other libraries' "
+                             "methods: fbcache, pab, fastercache, taylorseer-diffusers, magcache (diffusers), dbcache, "
+                             "dbcache-taylorseer (cache-dit, ecad[peers]); a method's name alone is its default "
+                             "sweep, name:ARGS one setting, e.g. fbcache:0.1, dbcache:1,0,0.08 (no caching is always "
+                             "included)")
     parser.add_argument("--prompts", required=True, help="prompt file (txt, json, tsv/csv) or built-in set")
     parser.add_argument("--limit", type=int, help="use only the first N prompts")
     parser.add_argument("--metrics", type=_names, default=["fidelity"],
@@ -38,7 +61,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--convention", choices=CONVENTIONS, default="full", help="MAC counting convention")
     parser.add_argument("--warmup", type=int, default=2, help="untimed pipeline calls before timing")
     parser.add_argument("--repeats", type=int, default=5, help="timed pipeline calls per schedule (0: no latency)")
-    parser.add_argument("--latency-batch", type=int, default=1, help="images per timed pipeline call")
+    parser.add_argument("--latency-batch", type=int,
+                        help="images per timed pipeline call (default: the first scored batch, --batch-size images)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", choices=DTYPES, default="float32")
     parser.add_argument("--out", required=True, help="eval directory (re-run with the same --out to resume)")

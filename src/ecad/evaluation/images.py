@@ -3,9 +3,11 @@
 Layout of an eval directory::
 
     index.json                 settings, rows (row -> prompt, seed) and, per schedule, its key and image files
-    schedules/<name>.json      the schedule each image set was generated with
+    schedules/<name>.json      the schedule each image set was generated with (for another library's method: its
+                               spec, library version and settings, ``"format": "ecad.peer/1"``)
     images/<name>/NNNN.png     one image per row
     images/<name>/latents.safetensors   the final latents (metrics such as fidelity's latent error read them)
+    images/<name>/executed.safetensors  what really ran while generating them (see :mod:`.executed`)
 
 A schedule's entry is written to ``index.json`` only after all its files are, so an interrupted run regenerates at
 most the schedule it was working on. Metrics are always computed from the stored PNGs, so a resumed run gives the
@@ -28,6 +30,7 @@ from ..generation import Generated
 from ..metrics.images import to_pil
 from ..schedule import CacheSchedule
 from ..schedule_io import write_json
+from .executed import Executed
 
 INDEX_FORMAT = "ecad.eval-images/1"
 
@@ -91,9 +94,12 @@ class ImageStore:
         entry = self.index["schedules"].get(name)
         if not entry or entry["key"] != key:
             return False
-        return all((self.path / f).is_file() for f in [*entry["files"], entry["latents"], entry["schedule"]])
+        files = [*entry["files"], entry["latents"], entry["schedule"], entry.get("executed")]
+        return all(f and (self.path / f).is_file() for f in files)
 
-    def save(self, name: str, key: str, schedule: CacheSchedule, generated: Generated) -> None:
+    def save(self, name: str, key: str, method: CacheSchedule | dict[str, Any], generated: Generated,
+             executed: Executed) -> None:
+        """Store one row's images, latents, what ran and the schedule (or peer description) it ran under."""
         folder = self.path / "images" / name
         folder.mkdir(parents=True, exist_ok=True)
         files = []
@@ -102,11 +108,17 @@ class ImageStore:
             to_pil(image).save(file)
             files.append(file.relative_to(self.path).as_posix())
         save_file({"latents": generated.latents.contiguous()}, str(folder / "latents.safetensors"))
+        save_file(executed.tensors(), str(folder / "executed.safetensors"))
         schedule_file = self.path / "schedules" / f"{name}.json"
         schedule_file.parent.mkdir(exist_ok=True)
-        schedule.save(schedule_file)
-        self.index["schedules"][name] = {"key": key, "schedule": schedule_file.relative_to(self.path).as_posix(),
-                                         "latents": f"images/{name}/latents.safetensors", "files": files}
+        if isinstance(method, CacheSchedule):
+            method.save(schedule_file)
+        else:
+            write_json(method, schedule_file)
+        self.index["schedules"][name] = {
+            "key": key, "kind": "schedule" if isinstance(method, CacheSchedule) else "peer",
+            "schedule": schedule_file.relative_to(self.path).as_posix(), "latents": f"images/{name}/latents.safetensors",
+            "executed": f"images/{name}/executed.safetensors", "files": files}
         write_json(self.index, self.index_path)
 
     def load(self, name: str) -> Generated:
@@ -115,3 +127,7 @@ class ImageStore:
         images = torch.stack([load_png(self.path / f) for f in entry["files"]])
         latents = load_file(self.path / entry["latents"])["latents"]
         return Generated(images, latents, [row["prompt"] for row in self.index["rows"]])
+
+    def executed(self, name: str) -> Executed:
+        """What ran while ``name``'s images were generated."""
+        return Executed.from_tensors(load_file(self.path / self.index["schedules"][name]["executed"]))

@@ -26,7 +26,7 @@ LATENCY_COLUMNS = ("median_s", "q1_s", "q3_s", "min_s", "max_s", "per_image_s", 
 
 
 def flat_row(row: dict[str, Any]) -> dict[str, Any]:
-    flat = {k: row[k] for k in ("name", "source", "recompute_fraction", "macs", "macs_speedup")}
+    flat = {k: row.get(k) for k in ("name", "family", "source", "recompute_fraction", "macs", "macs_speedup")}
     for key in LATENCY_COLUMNS:
         flat[f"latency_{key}"] = row["latency"][key] if "latency" in row else None
     flat["speedup"] = row.get("speedup")
@@ -56,24 +56,24 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"# ecad eval: {report['config']['model']}",
         "",
         f"{report['images']} images per schedule, {report['num_steps']} steps, {report['height']}x{report['width']} px. "
-        f"MACs: {report['convention']} convention.",
+        f"MACs: executed per image (counted while generating), {report['convention']} convention.",
     ]
     if env["repeats"] > 0:
         lines.append(f"Latency: whole pipeline call, batch {env['latency_batch_size']}, median of {env['repeats']} "
-                     f"runs after {env['warmup']} warm-up (spread: interquartile range) on {env['device_name']} "
+                     f"interleaved rounds after {env['warmup']} warm-up (spread: interquartile range) on {env['device_name']} "
                      f"({env['device']}, {env['torch_threads']} threads), torch {env['torch']}, diffusers "
                      f"{env['diffusers']}. Speedups are relative to no caching measured in the same run.")
     else:
         lines.append("Latency not measured (--repeats 0).")
     metric_names = [column for name, scores in report["results"][0]["metrics"].items()
                     for column in metric_columns(name, scores)]
-    header = ["schedule", "recompute", "TMACs", "MAC speedup", "latency s [IQR]", "speedup", *metric_names]
+    header = ["schedule", "family", "recompute", "TMACs", "MAC speedup", "latency s [IQR]", "speedup", *metric_names]
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in report["results"]:
         flat = flat_row(row)
         latency = row.get("latency")
         cells = [
-            row["name"], f"{row['recompute_fraction']:.1%}", f"{row['macs'] / 1e12:.4g}", f"{row['macs_speedup']:.2f}x",
+            row["name"], row.get("family", "–"), f"{row['recompute_fraction']:.1%}", f"{row['macs'] / 1e12:.4g}", f"{row['macs_speedup']:.2f}x",
             f"{latency['median_s']:.4g} [{latency['q1_s']:.4g}, {latency['q3_s']:.4g}]" if latency else "–",
             f"{row['speedup']:.2f}x" if "speedup" in row else "–",
             *(_number(flat[m]) for m in metric_names),

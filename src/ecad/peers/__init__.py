@@ -1,0 +1,64 @@
+"""Other libraries' caching methods as ``ecad eval`` baselines, applied through their own public APIs.
+
+A spec is ``name:args`` (one setting) or ``name`` alone (the family's documented sweep, mild to aggressive):
+
+| spec | method | library | default sweep |
+|---|---|---|---|
+| ``fbcache:THRESHOLD`` | First Block Cache | diffusers | 0.05, 0.1, 0.2, 0.3 |
+| ``pab:SELF[,CROSS]`` | Pyramid Attention Broadcast | diffusers | 2,4; 3,6; 4,8; 6,12 |
+| ``fastercache:ATTENTION[,UNCOND]`` | FasterCache | diffusers | 2,2; 2,5; 3,5; 4,10 |
+| ``taylorseer-diffusers:INTERVAL[,ORDER[,WARMUP]]`` | TaylorSeer | diffusers | 2, 3, 4, 5 |
+| ``magcache:THRESHOLD[,K]`` | MagCache (with its calibration run) | diffusers | 0.06, 0.12, 0.24, 0.5 |
+| ``dbcache:Fn,Bn,THRESHOLD`` | DBCache | cache-dit (``ecad[peers]``) | 1,0,0.08; ... 1,0,0.64 |
+| ``dbcache-taylorseer:Fn,Bn,THRESHOLD`` | DBCache + TaylorSeer calibrator | cache-dit | as dbcache |
+
+:func:`resolve_baseline` also takes ecad's own heuristic specs (``fora:N``, ``tgate``, ... from
+:func:`ecad.heuristics.baseline`), so ``ecad eval --baselines`` parses every name in one place.
+"""
+
+from __future__ import annotations
+
+from ..adapters import ModelLayout
+from ..heuristics import BASELINES, baseline
+from ..schedule import CacheSchedule
+from . import cache_dit, diffusers_caches
+from .base import Peer, PipelineState, restored
+
+PEERS: dict[str, type[Peer]] = {cls.family: cls for cls in (*diffusers_caches.FAMILIES, *cache_dit.FAMILIES)}
+
+
+def _numbers(spec: str, text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"baseline {spec!r}: its settings must be numbers separated by commas.") from None
+
+
+def parse_peer(spec: str) -> list[Peer]:
+    """The peers a spec names: one setting (``fbcache:0.1``) or the family's default sweep (``fbcache``)."""
+    name, _, args = spec.partition(":")
+    cls = PEERS.get(name)
+    if cls is None:
+        raise ValueError(f"unknown peer method {name!r}; known: {', '.join(PEERS)}.")
+    if not args:
+        return [cls(_numbers(spec, setting)) for setting in cls.sweep]
+    values = _numbers(spec, args)
+    low, high = cls.arity
+    if not low <= len(values) <= high:
+        count = str(low) if low == high else f"{low} to {high}"
+        raise ValueError(f"baseline {spec!r}: {name} takes {count} settings ({cls.usage}).")
+    return [cls(values)]
+
+
+def resolve_baseline(layout: ModelLayout, num_steps: int, spec: str) -> list[CacheSchedule | Peer]:
+    """What ``--baselines SPEC`` evaluates: ecad heuristic schedules or peer methods."""
+    name = spec.partition(":")[0]
+    if name in BASELINES:
+        return [baseline(layout, num_steps, spec)]
+    if name in PEERS:
+        return list(parse_peer(spec))
+    raise ValueError(f"unknown baseline {spec!r}; use ecad's no-cache, fora:N, tgate[:STEP], delta-dit[:N] or a "
+                     f"peer method: {', '.join(PEERS)} (name alone = its default sweep, name:ARGS = one setting).")
+
+
+__all__ = ["PEERS", "Peer", "PipelineState", "parse_peer", "resolve_baseline", "restored"]

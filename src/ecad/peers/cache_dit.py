@@ -1,0 +1,65 @@
+"""cache-dit's DBCache as an ecad baseline, with and without its TaylorSeer calibrator (extra ``ecad[peers]``).
+
+Applied with ``cache_dit.enable_cache(pipe, cache_config=DBCacheConfig(...), calibrator_config=...)`` and removed
+with ``cache_dit.disable_cache(pipe)``. cache-dit opens and resets its own context per pipeline call (it wraps the
+pipeline class's ``__call__``), so nothing else is needed; what its removal leaves (an instance ``forward`` on the
+transformer) is taken away by :class:`~ecad.peers.base.PipelineState`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from .base import Peer
+
+
+def _cache_dit() -> Any:
+    try:
+        import cache_dit
+    except ImportError:
+        raise ImportError("the dbcache baselines need cache-dit: pip install 'ecad[peers]'") from None
+    return cache_dit
+
+
+class DBCache(Peer):
+    """``dbcache:Fn,Bn,THRESHOLD``: the first Fn and last Bn blocks always run; the blocks between are skipped
+    (their residual reused) while the output of the first Fn blocks changes less than THRESHOLD (relative L1) from
+    the step before, after cache-dit's default 8 warm-up steps."""
+
+    family = "dbcache"
+    usage = "dbcache:Fn,Bn,THRESHOLD"
+    library = "cache-dit"
+    arity = (3, 3)
+    sweep = ("1,0,0.08", "1,0,0.16", "1,0,0.32", "1,0,0.64")
+    calibrated = False
+
+    def settings(self) -> dict[str, Any]:
+        fn, bn, threshold = self.args
+        return {"Fn_compute_blocks": int(fn), "Bn_compute_blocks": int(bn), "residual_diff_threshold": threshold,
+                **({"taylorseer_order": 1} if self.calibrated else {})}
+
+    @contextlib.contextmanager
+    def _applied(self, pipe: Any, call: dict[str, Any]) -> Iterator[None]:
+        cache_dit = _cache_dit()
+        settings = {k: v for k, v in self.settings().items() if k != "taylorseer_order"}
+        calibrator = cache_dit.TaylorSeerCalibratorConfig(taylorseer_order=1) if self.calibrated else None
+        cache_dit.enable_cache(pipe, cache_config=cache_dit.DBCacheConfig(
+            **settings, num_inference_steps=call["num_inference_steps"]), calibrator_config=calibrator)
+        try:
+            yield
+        finally:
+            cache_dit.disable_cache(pipe)
+
+
+class DBCacheTaylorSeer(DBCache):
+    """``dbcache-taylorseer:Fn,Bn,THRESHOLD``: DBCache whose skipped blocks' residual is forecast by cache-dit's
+    first-order TaylorSeer calibrator instead of reused as is."""
+
+    family = "dbcache-taylorseer"
+    usage = "dbcache-taylorseer:Fn,Bn,THRESHOLD"
+    calibrated = True
+
+
+FAMILIES: tuple[type[Peer], ...] = (DBCache, DBCacheTaylorSeer)
