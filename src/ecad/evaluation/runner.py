@@ -180,7 +180,7 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
             logger.info("%s: generating %d images", candidate.name, len(calibration.rows))
             with candidate.apply(pipe, call):
                 counter.start()  # after applying: a method's calibration run is not part of its cost
-                generated = generator(None)
+                generated = generator(None, progress=progress)
             store.save(candidate.name, candidate.key, candidate.record(), generated, counter.result(len(generated.images)))
 
     for metric in instances.values():

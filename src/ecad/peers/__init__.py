@@ -4,13 +4,16 @@ A spec is ``name:args`` (one setting) or ``name`` alone (the family's documented
 
 | spec | method | library | default sweep |
 |---|---|---|---|
-| ``fbcache:THRESHOLD`` | First Block Cache | diffusers | 0.05, 0.1, 0.2, 0.3 |
-| ``pab:SELF[,CROSS]`` | Pyramid Attention Broadcast | diffusers | 2,4; 3,6; 4,8; 6,12 |
-| ``fastercache:ATTENTION[,UNCOND]`` | FasterCache | diffusers | 2,2; 2,5; 3,5; 4,10 |
-| ``taylorseer-diffusers:INTERVAL[,ORDER[,WARMUP]]`` | TaylorSeer | diffusers | 2, 3, 4, 5 |
+| ``fbcache:THRESHOLD`` | First Block Cache | diffusers | 0.1, 0.2, 0.3, 0.5 |
+| ``pab:SELF[,CROSS]`` | Pyramid Attention Broadcast | diffusers | 2,4; 3,6; 6,12 |
+| ``fastercache:ATTENTION[,UNCOND]`` | FasterCache | diffusers | 2,2; 2,3; 2,5; 4,10 |
+| ``taylorseer-diffusers:INTERVAL[,ORDER[,WARMUP]]`` | TaylorSeer | diffusers | 2, 3, 4 |
 | ``magcache:THRESHOLD[,K]`` | MagCache (with its calibration run) | diffusers | 0.06, 0.12, 0.24, 0.5 |
-| ``dbcache:Fn,Bn,THRESHOLD`` | DBCache | cache-dit (``ecad[peers]``) | 1,0,0.08; ... 1,0,0.64 |
-| ``dbcache-taylorseer:Fn,Bn,THRESHOLD`` | DBCache + TaylorSeer calibrator | cache-dit | as dbcache |
+| ``dbcache:Fn,Bn,THRESHOLD[,WARMUP]`` | DBCache | cache-dit (``ecad[peers]``) | 1,0,0.16; 1,0,0.32; 1,0,0.32,4; 1,0,0.64,4 |
+| ``dbcache-taylorseer:Fn,Bn,THRESHOLD[,WARMUP]`` | DBCache + TaylorSeer calibrator | cache-dit | as dbcache |
+
+The sweeps were chosen on 16 tiny-shapes training captions to span about 1.1x to 3x fewer executed MACs where a
+method reaches that far (PAB and FasterCache saturate below 2x: they skip only attention, or only part of CFG).
 
 :func:`resolve_baseline` also takes ecad's own heuristic specs (``fora:N``, ``tgate``, ... from
 :func:`ecad.heuristics.baseline`), so ``ecad eval --baselines`` parses every name in one place.

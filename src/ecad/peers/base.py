@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar
 
 from torch import nn
@@ -112,6 +113,7 @@ class Peer:
     usage: ClassVar[str] = ""  # the spec's form, for messages: "fbcache:THRESHOLD"
     arity: ClassVar[tuple[int, int]] = (0, 0)  # fewest and most numbers a spec gives
     sweep: ClassVar[tuple[str, ...]] = ()  # the default settings, mild to aggressive
+    install: ClassVar[str] = ""  # how to get the library, for the error when it is missing
     args: tuple[float, ...] = ()
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # per-model calibration results
 
@@ -129,10 +131,14 @@ class Peer:
         return {}
 
     def describe(self) -> dict[str, Any]:
-        from importlib.metadata import version
-
         return {"format": "ecad.peer/1", "family": self.family, "spec": self.spec, "library": self.library,
-                "library_version": version(self.library), "settings": self.settings()}
+                "library_version": self.library_version(), "settings": self.settings()}
+
+    def library_version(self) -> str:
+        try:
+            return version(self.library)
+        except PackageNotFoundError:
+            raise ImportError(f"the {self.family} baseline needs {self.library}: {self.install}") from None
 
     @contextlib.contextmanager
     def apply(self, pipe: Any, call: dict[str, Any]) -> Iterator[None]:

@@ -15,38 +15,45 @@ from typing import Any
 from .base import Peer
 
 
+INSTALL = "pip install 'ecad[peers]'"
+
+
 def _cache_dit() -> Any:
     try:
         import cache_dit
     except ImportError:
-        raise ImportError("the dbcache baselines need cache-dit: pip install 'ecad[peers]'") from None
+        raise ImportError(f"the dbcache baselines need cache-dit: {INSTALL}") from None
     return cache_dit
 
 
 class DBCache(Peer):
-    """``dbcache:Fn,Bn,THRESHOLD``: the first Fn and last Bn blocks always run; the blocks between are skipped
-    (their residual reused) while the output of the first Fn blocks changes less than THRESHOLD (relative L1) from
-    the step before, after cache-dit's default 8 warm-up steps."""
+    """``dbcache:Fn,Bn,THRESHOLD[,WARMUP]``: the first Fn and last Bn blocks always run; the blocks between are
+    skipped (their residual reused) while the output of the first Fn blocks changes less than THRESHOLD (relative
+    L1) from the step before, after WARMUP full steps (cache-dit's default 8)."""
 
     family = "dbcache"
-    usage = "dbcache:Fn,Bn,THRESHOLD"
+    usage = "dbcache:Fn,Bn,THRESHOLD[,WARMUP]"
     library = "cache-dit"
-    arity = (3, 3)
-    sweep = ("1,0,0.08", "1,0,0.16", "1,0,0.32", "1,0,0.64")
+    install = INSTALL
+    arity = (3, 4)
+    sweep = ("1,0,0.16", "1,0,0.32", "1,0,0.32,4", "1,0,0.64,4")
     calibrated = False
 
-    def settings(self) -> dict[str, Any]:
-        fn, bn, threshold = self.args
+    def cache_config(self) -> dict[str, Any]:
+        """The ``DBCacheConfig`` fields this setting gives (the others keep cache-dit's defaults)."""
+        fn, bn, threshold, *warmup = self.args
         return {"Fn_compute_blocks": int(fn), "Bn_compute_blocks": int(bn), "residual_diff_threshold": threshold,
-                **({"taylorseer_order": 1} if self.calibrated else {})}
+                **({"max_warmup_steps": int(warmup[0])} if warmup else {})}
+
+    def settings(self) -> dict[str, Any]:
+        return {**self.cache_config(), **({"calibrator": "TaylorSeer, order 1"} if self.calibrated else {})}
 
     @contextlib.contextmanager
     def _applied(self, pipe: Any, call: dict[str, Any]) -> Iterator[None]:
         cache_dit = _cache_dit()
-        settings = {k: v for k, v in self.settings().items() if k != "taylorseer_order"}
         calibrator = cache_dit.TaylorSeerCalibratorConfig(taylorseer_order=1) if self.calibrated else None
         cache_dit.enable_cache(pipe, cache_config=cache_dit.DBCacheConfig(
-            **settings, num_inference_steps=call["num_inference_steps"]), calibrator_config=calibrator)
+            **self.cache_config(), num_inference_steps=call["num_inference_steps"]), calibrator_config=calibrator)
         try:
             yield
         finally:
@@ -54,11 +61,11 @@ class DBCache(Peer):
 
 
 class DBCacheTaylorSeer(DBCache):
-    """``dbcache-taylorseer:Fn,Bn,THRESHOLD``: DBCache whose skipped blocks' residual is forecast by cache-dit's
-    first-order TaylorSeer calibrator instead of reused as is."""
+    """``dbcache-taylorseer:Fn,Bn,THRESHOLD[,WARMUP]``: DBCache whose skipped blocks' residual is forecast by
+    cache-dit's first-order TaylorSeer calibrator instead of reused as is."""
 
     family = "dbcache-taylorseer"
-    usage = "dbcache-taylorseer:Fn,Bn,THRESHOLD"
+    usage = "dbcache-taylorseer:Fn,Bn,THRESHOLD[,WARMUP]"
     calibrated = True
 
 

@@ -80,21 +80,27 @@ def diffusers_cache(pipe: Any, make_config: Callable[[DenoisingContextHook], Any
     yield
 
 
+class DiffusersPeer(Peer):
+    """A method of ``diffusers.hooks``."""
+
+    library = "diffusers"
+    install = "pip install diffusers"
+
+
 def _components_pattern(transformer: nn.Module) -> str:
     """A regular expression matching exactly the module paths of ecad's (block, component) modules."""
     paths = [path for *_, path, _ in get_adapter(transformer).components(transformer)]
     return "|".join(re.escape(p) for p in paths)
 
 
-class FirstBlockCache(Peer):
+class FirstBlockCache(DiffusersPeer):
     """``fbcache:THRESHOLD``: skip all blocks after the first while the first block's residual changes less than
     THRESHOLD (relative mean absolute difference) from the step before."""
 
     family = "fbcache"
     usage = "fbcache:THRESHOLD"
-    library = "diffusers"
     arity = (1, 1)
-    sweep = ("0.05", "0.1", "0.2", "0.3")
+    sweep = ("0.1", "0.2", "0.3", "0.5")
 
     def settings(self) -> dict[str, Any]:
         return {"threshold": self.args[0]}
@@ -103,16 +109,15 @@ class FirstBlockCache(Peer):
         return diffusers_cache(pipe, lambda _: FirstBlockCacheConfig(threshold=self.args[0]), apply_first_block_cache)
 
 
-class PyramidAttentionBroadcast(Peer):
+class PyramidAttentionBroadcast(DiffusersPeer):
     """``pab:SELF[,CROSS]``: reuse self-attention outputs for SELF-1 of every SELF calls and cross-attention
     outputs for CROSS-1 of every CROSS calls (default 2 x SELF), inside diffusers' default timestep range
     (100, 800)."""
 
     family = "pab"
     usage = "pab:SELF[,CROSS]"
-    library = "diffusers"
     arity = (1, 2)
-    sweep = ("2,4", "3,6", "4,8", "6,12")
+    sweep = ("2,4", "3,6", "6,12")
 
     def settings(self) -> dict[str, Any]:
         spatial = int(self.args[0])
@@ -126,7 +131,7 @@ class PyramidAttentionBroadcast(Peer):
             apply_pyramid_attention_broadcast)
 
 
-class FasterCache(Peer):
+class FasterCache(DiffusersPeer):
     """``fastercache:ATTENTION[,UNCOND]``: compute the unconditional (CFG) half of the batch only every UNCOND-th
     step below timestep 641 (default 5) and approximate it from the conditional half in between; on those steps
     self-attention is extrapolated from its last two outputs except every ATTENTION-th step (diffusers' defaults
@@ -134,9 +139,8 @@ class FasterCache(Peer):
 
     family = "fastercache"
     usage = "fastercache:ATTENTION[,UNCOND]"
-    library = "diffusers"
     arity = (1, 2)
-    sweep = ("2,2", "2,5", "3,5", "4,10")
+    sweep = ("2,2", "2,3", "2,5", "4,10")
 
     def settings(self) -> dict[str, Any]:
         uncond = int(self.args[1]) if len(self.args) > 1 else 5
@@ -149,7 +153,7 @@ class FasterCache(Peer):
             apply_faster_cache)
 
 
-class TaylorSeer(Peer):
+class TaylorSeer(DiffusersPeer):
     """``taylorseer-diffusers:INTERVAL[,ORDER[,WARMUP]]``: after WARMUP full steps (default 3), compute every
     INTERVAL-th step and forecast every component's output in between with a Taylor series of order ORDER (default
     1) from its last computed outputs. The components are ecad's (PixArt: ``attn1``, ``attn2``, ``ff`` of every
@@ -157,9 +161,8 @@ class TaylorSeer(Peer):
 
     family = "taylorseer-diffusers"
     usage = "taylorseer-diffusers:INTERVAL[,ORDER[,WARMUP]]"
-    library = "diffusers"
     arity = (1, 3)
-    sweep = ("2", "3", "4", "5")
+    sweep = ("2", "3", "4")
 
     def settings(self) -> dict[str, Any]:
         order = int(self.args[1]) if len(self.args) > 1 else 1
@@ -174,7 +177,7 @@ class TaylorSeer(Peer):
             apply_taylorseer_cache)
 
 
-class MagCache(Peer):
+class MagCache(DiffusersPeer):
     """``magcache:THRESHOLD[,K]``: skip whole transformer calls (reusing the last residual) while the error
     accumulated from the model's magnitude ratios stays below THRESHOLD, at most K (default 3) steps in a row, never
     in the first 20% of the steps. The ratios come from MagCache's own calibration run (``calibrate=True``): one
@@ -182,7 +185,6 @@ class MagCache(Peer):
 
     family = "magcache"
     usage = "magcache:THRESHOLD[,K]"
-    library = "diffusers"
     arity = (1, 2)
     sweep = ("0.06", "0.12", "0.24", "0.5")
 
@@ -219,19 +221,21 @@ class MagCache(Peer):
 
 @contextlib.contextmanager
 def _captured_log(name: str) -> Iterator[list[logging.LogRecord]]:
-    """INFO records of one logger (diffusers' loggers default to WARNING and do not propagate)."""
+    """The INFO records of one logger, kept from its usual handlers (diffusers shows WARNING and above)."""
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.INFO)
     handler.emit = records.append  # type: ignore[method-assign]
     log = logging.getLogger(name)
-    level = log.level
+    level, propagate = log.level, log.propagate
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    log.propagate = False
     try:
         yield records
     finally:
         log.removeHandler(handler)
         log.setLevel(level)
+        log.propagate = propagate
 
 
 FAMILIES: tuple[type[Peer], ...] = (FirstBlockCache, PyramidAttentionBroadcast, FasterCache, TaylorSeer, MagCache)

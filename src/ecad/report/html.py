@@ -19,7 +19,7 @@ from ..evaluation.results import metric_columns
 from ..schedule import CacheSchedule
 from .data import RunData, load_run, shown_generations
 from .pictures import data_uri, schedule_image
-from .plots import plot_front, plot_hypervolume
+from .plots import plot_eval, plot_front, plot_hypervolume
 from .samples import eval_samples, generate_samples
 
 logger = logging.getLogger(__name__)
@@ -35,9 +35,10 @@ def _asset(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
-def _eval_section(eval_dir: Path, limit: int) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
-    """The held-out evaluation's table rows, and its images by schedule key."""
+def _eval_section(eval_dir: Path, limit: int, plot: Path) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
+    """The held-out evaluation's table rows and plot (written to ``plot``), and its images by schedule key."""
     report = read_results(eval_dir)
+    plot_eval(report, plot)
     store = ImageStore(eval_dir)
     store.read()
     rows, by_key = [], {}
@@ -45,10 +46,12 @@ def _eval_section(eval_dir: Path, limit: int) -> tuple[dict[str, Any], dict[str,
         entry = store.index["schedules"].get(row["name"], {})
         samples = eval_samples(store, row["name"], limit)
         by_key.setdefault(row["key"], samples)
-        schedule = CacheSchedule.load(str(eval_dir / entry["schedule"])) if entry else None
+        is_schedule = entry and entry.get("kind", "schedule") == "schedule"
+        schedule = CacheSchedule.load(str(eval_dir / entry["schedule"])) if is_schedule else None
         metrics = {c: v for name, scores in row["metrics"].items() for c, v in metric_columns(name, scores).items()}
         rows.append({
-            "index": index, "name": row["name"], "source": row["source"], "recompute": row["recompute_fraction"],
+            "index": index, "name": row["name"], "source": row["source"], "family": row.get("family", ""),
+            "recompute": row["recompute_fraction"],
             "macs_speedup": row["macs_speedup"], "latency": row.get("latency", {}).get("median_s"),
             "speedup": row.get("speedup"), "metrics": metrics, "samples": samples,
             "picture": data_uri(schedule_image(schedule)) if schedule else "",
@@ -57,10 +60,12 @@ def _eval_section(eval_dir: Path, limit: int) -> tuple[dict[str, Any], dict[str,
     summary = (f"{report['config']['model']}: {report['images']} images per schedule on held-out prompts, "
                f"{report['num_steps']} steps, {report['height']}x{report['width']} px; latency on "
                f"{env['device_name']} (batch {env['latency_batch_size']}, median of {env['repeats']}), speedups "
-               "against no caching measured in the same run. These numbers use the evaluation's metrics, not the "
-               "search's objective, so they are not plotted on the front.")
+               "against no caching measured in the same run; MACs are those executed while generating. The plot shows "
+               "every row by family (ecad's schedules, its heuristics, other libraries' methods), apart from the "
+               "search's front above: these numbers come from other prompts and the evaluation's metrics.")
     columns = list(rows[0]["metrics"]) if rows else []
-    return {"summary": summary, "metric_columns": columns, "rows": rows}, by_key
+    return {"summary": summary, "metric_columns": columns, "rows": rows,
+            "plot_png": data_uri(Image.open(plot))}, by_key
 
 
 def _page_data(run: RunData, max_generations: int, samples: dict[str, list[dict[str, str]]],
@@ -105,7 +110,8 @@ def _page_data(run: RunData, max_generations: int, samples: dict[str, list[dict[
 
 def build_report(run_dir: str | Path, out: str | Path, eval_dir: str | Path | None = None, samples: int = 3,
                  max_generations: int = 60) -> list[Path]:
-    """Write ``out`` (HTML) with ``front.png`` and ``hypervolume.png`` beside it; returns the written paths."""
+    """Write ``out`` (HTML) with ``front.png`` and ``hypervolume.png`` (and, with ``eval_dir``, ``eval.png``) beside
+    it; returns the written paths."""
     run = load_run(run_dir)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +119,8 @@ def build_report(run_dir: str | Path, out: str | Path, eval_dir: str | Path | No
     plot_front(run, front_png)
     plot_hypervolume(run, hypervolume_png)
 
-    evaluation, images = (_eval_section(Path(eval_dir), samples) if eval_dir else (None, {}))
+    eval_png = out.with_name("eval.png")
+    evaluation, images = (_eval_section(Path(eval_dir), samples, eval_png) if eval_dir else (None, {}))
     wanted = [k for k in dict.fromkeys(run.generations[-1].front + run.baselines) if not images.get(k)]
     if samples > 0 and wanted:
         images.update(generate_samples(run.config, {k: run.schedule(k) for k in wanted}, samples))
@@ -123,4 +130,4 @@ def build_report(run_dir: str | Path, out: str | Path, eval_dir: str | Path | No
     page = (_asset("template.html").replace("__CSS__", _asset("report.css")).replace("__JS__", _asset("report.js"))
             .replace("__TITLE__", title.replace("&", "&amp;").replace("<", "&lt;")).replace("__DATA__", payload))
     out.write_text(page, encoding="utf-8")
-    return [out, front_png, hypervolume_png]
+    return [out, front_png, hypervolume_png, *([eval_png] if eval_dir else [])]

@@ -168,8 +168,10 @@
     if (!ev) return;
     document.getElementById("eval-section").hidden = false;
     document.getElementById("eval-summary").textContent = ev.summary;
+    document.getElementById("eval-plot").src = ev.plot_png;
     const columns = [
-      ["#", (r) => r.index], ["schedule", (r) => r.name], ["recompute", (r) => `${(100 * r.recompute).toFixed(1)}%`],
+      ["#", (r) => r.index], ["schedule", (r) => r.name], ["family", (r) => r.family],
+      ["recompute", (r) => `${(100 * r.recompute).toFixed(1)}%`],
       ["MAC speedup", (r) => `${fmt(r.macs_speedup, 3)}×`],
       ["latency s", (r) => fmt(r.latency)], ["speedup", (r) => (r.speedup ? `${fmt(r.speedup, 3)}×` : "–")],
       ...ev.metric_columns.map((c) => [c, (r) => fmt(r.metrics[c])]),

@@ -1,0 +1,154 @@
+"""Against what users would pick instead: ecad's searched front vs diffusers' and cache-dit's caches on tiny-shapes.
+
+    python benchmarks/peers.py --out runs/peers [--front DIR] [--captions 248] [--max-new N] [--save]
+
+Every method of ``ecad.peers`` at its default sweep (First Block Cache, PAB, FasterCache, TaylorSeer, MagCache from
+diffusers; DBCache with and without its TaylorSeer calibrator from cache-dit), ecad's FORA N=2/3, and an ecad front
+go through one ``ecad eval`` (``<out>/eval``): the same held-out captions (every other one of the 496, 1 image each)
+and seeds, guidance 3, metric ``tiny-reward``, executed MACs counted while generating, latency timed in interleaved
+rounds at the scored batch. The ecad front is ``--front DIR`` (schedule files, e.g. a run's ``front/``), else the
+front of a search made here with the settings of ``search_dominance.py`` (training captions only).
+
+Generating is resumable: ``--max-new N`` stops after N new rows so the job can be run in short pieces (each under
+the shared CPU lock); a run with nothing left to generate measures latency and writes the result. Quality is the
+share judged matching (``tiny-reward`` > 0.5); confidence intervals are paired bootstrap intervals over the same
+captions, against no caching and against the ecad point of nearest measured speedup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from common import RESULTS, emit, environment  # noqa: E402
+from scipy.stats import bootstrap  # noqa: E402
+
+from ecad.evaluation import EvalConfig, ImageStore, evaluate  # noqa: E402
+from ecad.peers import PEERS  # noqa: E402
+from ecad.prompts import load_prompts  # noqa: E402
+from ecad.report.plots import plot_eval  # noqa: E402
+from ecad.search import SearchConfig, search  # noqa: E402
+from ecad.tiny_shapes import GUIDANCE_SCALE, load_reward_model  # noqa: E402
+from ecad.tiny_shapes.scenes import all_captions  # noqa: E402
+
+HEURISTICS = ("fora:2", "fora:3")
+
+
+def ecad_front(args: argparse.Namespace) -> list[str]:
+    """The schedule files of the ecad front: given, or searched here on training captions."""
+    if args.front:
+        files = sorted(str(f) for f in Path(args.front).glob("*.json"))
+        if not files:
+            raise SystemExit(f"--front {args.front}: no schedule files (*.json) there.")
+        return files
+    run = Path(args.out) / "search"
+    config = SearchConfig(model="tiny-shapes", prompts=load_prompts("tiny-shapes", limit=16), metric="tiny-reward",
+                          population=args.population, generations=args.generations, guidance_scale=GUIDANCE_SCALE,
+                          batch_size=16, device="cpu")
+    search(config, run, resume=(run / "config.json").exists(), progress=False)
+    return sorted(str(f) for f in (run / "front").glob("*.json"))
+
+
+def paired_interval(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Mean of a - b over the same captions with a 95% paired bootstrap interval."""
+    diff = a.astype(float) - b.astype(float)
+    if not diff.any():
+        return {"mean": 0.0, "low": 0.0, "high": 0.0}
+    ci = bootstrap((diff,), np.mean, n_resamples=10_000, method="percentile", random_state=0).confidence_interval
+    return {"mean": float(diff.mean()), "low": float(ci.low), "high": float(ci.high)}
+
+
+def verdict(interval: dict[str, float]) -> str:
+    """ecad minus the other method: ecad wins when the whole interval is above 0, loses when below, else ties."""
+    return "win" if interval["low"] > 0 else "loss" if interval["high"] < 0 else "tie"
+
+
+def compare(report: dict, out: Path) -> list[dict]:
+    """Per row: quality, speeds, and paired intervals against no caching and the nearest-speed ecad point."""
+    store = ImageStore(out)
+    store.read()
+    judge = load_reward_model()
+    matches = {}
+    for row in report["results"]:
+        generated = store.load(row["name"])
+        with torch.inference_mode():
+            matches[row["name"]] = (judge.score(generated.images, list(generated.prompts)) > 0.5).numpy()
+    ecad_rows = [r for r in report["results"] if r["family"] == "ecad"]
+    rows = []
+    for row in report["results"]:
+        entry = {"name": row["name"], "family": row["family"], "source": row["source"],
+                 "match_rate": float(matches[row["name"]].mean()),
+                 "tiny_reward": row["metrics"]["tiny-reward"]["tiny_reward"], "macs_speedup": row["macs_speedup"],
+                 "speedup": row.get("speedup"), "recompute_fraction": row["recompute_fraction"],
+                 "vs_no_cache": paired_interval(matches[row["name"]], matches["no-cache"])}
+        if row["family"] not in ("ecad", "no-cache") and ecad_rows and row.get("speedup"):
+            nearest = min(ecad_rows, key=lambda r: abs(np.log(r["speedup"] / row["speedup"])))
+            interval = paired_interval(matches[nearest["name"]], matches[row["name"]])
+            entry["nearest_ecad"] = {"name": nearest["name"], "speedup": nearest["speedup"],
+                                     "macs_speedup": nearest["macs_speedup"],
+                                     "match_rate": float(matches[nearest["name"]].mean()),
+                                     "ecad_minus_this": interval, "verdict": verdict(interval)}
+        rows.append(entry)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/peers")
+    parser.add_argument("--front", help="folder of ecad schedule files to compare (default: search one here)")
+    parser.add_argument("--population", type=int, default=12, help="search here: population (search_dominance's)")
+    parser.add_argument("--generations", type=int, default=6, help="search here: generations")
+    parser.add_argument("--captions", type=int, default=248, help="held-out captions (every other one of the 496)")
+    parser.add_argument("--families", default=",".join(PEERS), help="peer methods (default sweeps), comma-separated")
+    parser.add_argument("--batch", type=int, default=8, help="images per pipeline call, scored and timed")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds")
+    parser.add_argument("--max-new", type=int, help="stop after generating this many new rows (resume later)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--figure", default="docs/images/peers.png")
+    parser.add_argument("--save", action="store_true",
+                        help="append the JSON to benchmarks/results/peers.jsonl and keep the eval table beside it")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("ecad").setLevel(logging.INFO)
+
+    front = ecad_front(args)
+    captions = all_captions("heldout")[::2][: args.captions]
+    baselines = [*HEURISTICS, *(f"{p.family}:{s}" for f in args.families.split(",") for p in [PEERS[f]]
+                                for s in p.sweep)]
+    settings = dict(model="tiny-shapes", prompts=captions, metrics=["tiny-reward"], num_steps=20,
+                    guidance_scale=GUIDANCE_SCALE, batch_size=args.batch, warmup=args.warmup, device="cpu")
+    out = Path(args.out) / "eval"
+    new = 0
+    for spec in [None, *baselines, *front]:  # one row at a time, so a piece of the job can stop after any row
+        config = EvalConfig(**settings, baselines=[spec] if spec in baselines else [],
+                            schedules=[spec] if spec in front else [], repeats=0)
+        index = out / "index.json"
+        before = len(json.loads(index.read_text())["schedules"]) if index.is_file() else 0
+        evaluate(config, out)
+        new += len(json.loads(index.read_text())["schedules"]) - before
+        if args.max_new is not None and new >= args.max_new:
+            print(f"generated {new} new rows; run again to continue", file=sys.stderr)
+            return
+    report = evaluate(EvalConfig(**settings, baselines=baselines, schedules=front, repeats=args.repeats), out)
+    plot_eval(report, Path(args.figure), column="match_rate",
+              title=f"tiny-shapes, {len(captions)} held-out captions, guidance {GUIDANCE_SCALE:g}, 20 steps")
+    if args.save:
+        (RESULTS / "peers_eval.md").write_text((out / "results.md").read_text())
+    emit("peers", {
+        "benchmark": "peers", **environment(), "captions": len(captions), "guidance": GUIDANCE_SCALE, "steps": 20,
+        "batch": args.batch, "repeats": args.repeats, "front": args.front or "searched here", "eval_dir": str(out),
+        "latency": report["environment"], "rows": compare(report, out),
+    }, args.save)
+
+
+if __name__ == "__main__":
+    main()
