@@ -10,7 +10,8 @@ rounds at the scored batch. The ecad front is ``--front DIR`` (schedule files, e
 front of a search made here with the settings of ``search_dominance.py`` (training captions only).
 
 Generating is resumable: ``--max-new N`` stops after N new rows so the job can be run in short pieces (each under
-the shared CPU lock); a run with nothing left to generate measures latency and writes the result. Quality is the
+the shared CPU lock); a run with nothing left to generate measures latency and writes the result. Re-running with
+another cost model re-prices the stored execution counts without generating again. Quality is the
 share judged matching (``tiny-reward`` > 0.5); confidence intervals are paired bootstrap intervals over the same
 captions, against no caching and against the ecad point of nearest measured speedup.
 """
@@ -18,7 +19,6 @@ captions, against no caching and against the ecad point of nearest measured spee
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -122,23 +122,15 @@ def main() -> None:
 
     front = ecad_front(args)
     captions = all_captions("heldout")[::2][: args.captions]
-    baselines = [*HEURISTICS, *(f"{p.family}:{s}" for f in args.families.split(",") for p in [PEERS[f]]
-                                for s in p.sweep)]
+    baselines = [*HEURISTICS, *args.families.split(",")]  # a family's name alone: its default sweep
     settings = dict(model="tiny-shapes", prompts=captions, metrics=["tiny-reward"], num_steps=20,
                     guidance_scale=GUIDANCE_SCALE, batch_size=args.batch, warmup=args.warmup, device="cpu")
     out = Path(args.out) / "eval"
-    new = 0
-    for spec in [None, *baselines, *front]:  # one row at a time, so a piece of the job can stop after any row
-        config = EvalConfig(**settings, baselines=[spec] if spec in baselines else [],
-                            schedules=[spec] if spec in front else [], repeats=0)
-        index = out / "index.json"
-        before = len(json.loads(index.read_text())["schedules"]) if index.is_file() else 0
-        evaluate(config, out)
-        new += len(json.loads(index.read_text())["schedules"]) - before
-        if args.max_new is not None and new >= args.max_new:
-            print(f"generated {new} new rows; run again to continue", file=sys.stderr)
-            return
-    report = evaluate(EvalConfig(**settings, baselines=baselines, schedules=front, repeats=args.repeats), out)
+    config = EvalConfig(**settings, baselines=baselines, schedules=front, repeats=args.repeats)
+    report = evaluate(config, out, max_new=args.max_new)
+    if report is None:
+        print(f"generated {args.max_new} new rows; run again to continue", file=sys.stderr)
+        return
     plot_eval(report, Path(args.figure), column="match_rate",
               title=f"tiny-shapes, {len(captions)} held-out captions, guidance {GUIDANCE_SCALE:g}, 20 steps")
     if args.save:

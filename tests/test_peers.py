@@ -12,7 +12,7 @@ from ecad import heuristics
 from ecad.evaluation import EvalConfig, ImageStore, evaluate
 from ecad.evaluation.executed import ExecutionCounter
 from ecad.macs import count_macs
-from ecad.peers import PEERS, PipelineState, parse_peer, resolve_baseline
+from ecad.peers import PEERS, PeerError, PipelineState, parse_peer, resolve_baseline
 
 STEPS = 12  # more than cache-dit's 8 warm-up steps
 PROMPTS = ["a w1 w2", "w3 w4"]
@@ -82,11 +82,14 @@ def test_pipeline_state_takes_away_what_a_method_leaves(pipe):
     original_call = cls.__call__
     cls.__call__ = lambda self, *a, **k: original_call(self, *a, **k)
     cls._is_cached = True
+    children = list(pipe.transformer._modules)
+    pipe.transformer._modules["transformer_blocks"] = pipe.transformer._modules.pop("transformer_blocks")  # mock.patch
     assert {"BasicTransformerBlock._diffusers_hook", "BasicTransformerBlock diffusers hook leaky",
-            "PixArtTransformer2DModel.forward", f"{cls.__name__}._is_cached",
-            f"{cls.__name__}.__call__ replaced"} <= set(state.leftovers())
+            "PixArtTransformer2DModel.forward", f"{cls.__name__}._is_cached", f"{cls.__name__}.__call__ replaced",
+            "PixArtTransformer2DModel children reordered"} <= set(state.leftovers())
     state.restore()
     assert state.leftovers() == [] and cls.__call__ is original_call
+    assert list(pipe.transformer._modules) == children
     assert torch.equal(generate(pipe), reference)
 
 
@@ -152,6 +155,8 @@ def test_eval_runs_peers_like_schedules_and_resumes(tiny_model_dir, tmp_path, mo
     config = EvalConfig(model=str(tiny_model_dir), prompts=PROMPTS, baselines=["fora:2", "fbcache:1000",
                         "dbcache:1,0,1000,2"], metrics=["fidelity"], num_steps=6, height=16, width=16, batch_size=2,
                         warmup=0, repeats=1, device="cpu")
+    assert evaluate(config, out, progress=False, max_new=2) is None  # a long evaluation, in pieces
+    assert list(ImageStore(out).read()["schedules"]) == ["no-cache", "fora-2"]
     report = evaluate(config, out, progress=False)
     rows = {r["name"]: r for r in report["results"]}
     assert list(rows) == ["no-cache", "fora-2", "fbcache-1000", "dbcache-1-0-1000-2"]
@@ -168,3 +173,44 @@ def test_eval_runs_peers_like_schedules_and_resumes(tiny_model_dir, tmp_path, mo
     monkeypatch.setattr(ImageStore, "save", lambda self, name, *a: saved.append(name) or original(self, name, *a))
     again = evaluate(config, out, progress=False)
     assert saved == [] and [r["macs"] for r in again["results"]] == [r["macs"] for r in report["results"]]
+
+
+# What each library supports beyond PixArt (diffusers 0.42.1, cache-dit 1.5.3), as the README states it.
+UNSUPPORTED = {
+    "flux": {"fastercache"},  # guidance-distilled: no CFG batch to split
+    "sd3": {"fbcache", "fastercache", "dbcache-taylorseer"},  # context-pre-only last block; pooled projections
+}
+
+
+@pytest.fixture(scope="module", params=sorted(UNSUPPORTED))
+def other_family(request):
+    from tiny_pipelines import tiny_flux_pipeline, tiny_sd3_pipeline
+
+    pipe = tiny_flux_pipeline() if request.param == "flux" else tiny_sd3_pipeline()
+    call = dict(prompt=["w1 w2", "w3"], num_inference_steps=STEPS, height=16, width=16, max_sequence_length=8,
+                guidance_scale=3.5 if request.param == "flux" else 4.5)
+    return request.param, pipe, call
+
+
+@pytest.mark.parametrize("family", sorted(AGGRESSIVE))
+def test_other_model_families_run_each_method_or_refuse_it_cleanly(other_family, family):
+    needs_library(family)
+    name, pipe, call = other_family
+
+    def images():
+        with torch.inference_mode():
+            return pipe(**call, generator=[torch.Generator().manual_seed(i) for i in range(2)], output_type="pt").images
+
+    reference = images()
+    state = PipelineState(pipe)
+    (peer,) = parse_peer(AGGRESSIVE[family])
+    if family in UNSUPPORTED[name]:
+        with pytest.raises(PeerError, match=f"{family}.*failed on {type(pipe.transformer).__name__}"):
+            with peer.apply(pipe, call):
+                images()
+    else:
+        with peer.apply(pipe, call):
+            first, second = images(), images()
+        assert torch.equal(first, second) and not torch.equal(first, reference)
+    assert state.leftovers() == []
+    assert torch.equal(images(), reference)

@@ -150,10 +150,11 @@ def _metric_instances(config: EvalConfig, metrics: dict[str, QualityMetric] | No
 
 
 def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetric] | None = None,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, max_new: int | None = None) -> dict[str, Any] | None:
     """Run the evaluation into ``out``; ``metrics`` may supply configured instances (e.g. FID with a feature module).
 
-    Returns what ``results.json`` holds.
+    Returns what ``results.json`` holds. With ``max_new``, stops after generating that many rows and returns None
+    (a long evaluation on a shared machine then runs in pieces; the next call continues).
     """
     if not config.prompts:
         raise ValueError("no prompts to evaluate on.")
@@ -172,11 +173,16 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
                 height=generator.height, width=generator.width, **generator.adapter.call_kwargs)
     store = ImageStore(out)
     store.open(config.generation_settings(steps, generator.height, generator.width), calibration.rows)
+    new = 0
     with ExecutionCounter(pipe, steps) as counter:
         for candidate in tqdm(candidates, desc="schedules", disable=not progress):
             if store.has(candidate.name, candidate.key):
                 logger.info("%s: images already in %s, not generating again", candidate.name, store.path)
                 continue
+            if max_new is not None and new >= max_new:
+                logger.info("generated %d new rows (max_new); call again to continue", new)
+                return None
+            new += 1
             logger.info("%s: generating %d images", candidate.name, len(calibration.rows))
             with candidate.apply(pipe, call):
                 counter.start()  # after applying: a method's calibration run is not part of its cost

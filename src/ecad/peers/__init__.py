@@ -25,7 +25,7 @@ from ..adapters import ModelLayout
 from ..heuristics import BASELINES, baseline
 from ..schedule import CacheSchedule
 from . import cache_dit, diffusers_caches
-from .base import Peer, PipelineState, restored
+from .base import Peer, PeerError, PipelineState, restored
 
 PEERS: dict[str, type[Peer]] = {cls.family: cls for cls in (*diffusers_caches.FAMILIES, *cache_dit.FAMILIES)}
 
@@ -64,4 +64,4 @@ def resolve_baseline(layout: ModelLayout, num_steps: int, spec: str) -> list[Cac
                      f"peer method: {', '.join(PEERS)} (name alone = its default sweep, name:ARGS = one setting).")
 
 
-__all__ = ["PEERS", "Peer", "PipelineState", "parse_peer", "resolve_baseline", "restored"]
+__all__ = ["PEERS", "Peer", "PeerError", "PipelineState", "parse_peer", "resolve_baseline", "restored"]

@@ -21,6 +21,10 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 
+class PeerError(ValueError):
+    """Another library's method failed on this model (often: it does not support it)."""
+
+
 def pipeline_modules(pipe: Any) -> list[nn.Module]:
     """Every module of every model component of the pipeline (transformer, text encoder, VAE, ...)."""
     components = getattr(pipe, "components", None) or {"transformer": pipe.transformer}
@@ -35,9 +39,11 @@ def _hook_names(module: nn.Module) -> list[str]:
 class PipelineState:
     """A record of what a method could change on a pipeline, to put it back afterwards.
 
-    Recorded: the instance attributes of the pipeline and of each module, the diffusers hooks on each module, the
-    number of torch hooks on each module, and the pipeline class's attributes (cache-dit patches ``__call__`` on the
-    class). :meth:`restore` removes diffusers hooks and attributes that appeared since, and puts back class
+    Recorded: the instance attributes of the pipeline and of each module, the order of each module's children
+    (cache-dit swaps block lists in and out with ``mock.patch``, which moves them to the end: diffusers' First Block
+    Cache then takes the wrong block as the first), the diffusers hooks on each module, the number of torch hooks on
+    each module, and the pipeline class's attributes (cache-dit patches ``__call__`` on the class). :meth:`restore`
+    removes diffusers hooks and attributes that appeared since, puts the children back in order, and puts back class
     attributes that were replaced.
     """
 
@@ -45,6 +51,7 @@ class PipelineState:
         self.pipe = pipe
         self.modules = pipeline_modules(pipe)
         self.attributes = [set(vars(m)) for m in self.modules]
+        self.children = [list(m._modules) for m in self.modules]
         self.hooks = [_hook_names(m) for m in self.modules]
         self.torch_hooks = [_torch_hook_count(m) for m in self.modules]
         self.pipe_attributes = set(vars(pipe))
@@ -57,6 +64,10 @@ class PipelineState:
             for name in set(vars(module)) - attributes:
                 logger.debug("removing %s left on %s", name, type(module).__name__)
                 delattr(module, name)
+        for module, children in zip(self.modules, self.children):
+            if list(module._modules) != children:
+                for name in children:
+                    module._modules[name] = module._modules.pop(name)
         for name in set(vars(self.pipe)) - self.pipe_attributes:
             delattr(self.pipe, name)
         cls = type(self.pipe)
@@ -73,9 +84,12 @@ class PipelineState:
     def leftovers(self) -> list[str]:
         """What differs from the record (empty after :meth:`restore`): for tests and for a clear error."""
         found = []
-        for module, attributes, hooks, count in zip(self.modules, self.attributes, self.hooks, self.torch_hooks):
+        for module, attributes, hooks, count, children in zip(self.modules, self.attributes, self.hooks,
+                                                              self.torch_hooks, self.children):
             name = type(module).__name__
             found += [f"{name}.{a}" for a in sorted(set(vars(module)) - attributes)]
+            if list(module._modules) != children:
+                found.append(f"{name} children reordered")
             found += [f"{name} diffusers hook {h}" for h in _hook_names(module) if h not in hooks]
             if _torch_hook_count(module) != count:
                 found.append(f"{name} torch hooks")
@@ -145,10 +159,19 @@ class Peer:
         """Run ``pipe`` under this method inside the ``with`` block; the pipeline is restored exactly on exit.
 
         ``call`` holds the keyword arguments of the calls the pipeline will serve (steps, guidance, size, a prompt),
-        for methods that calibrate or need the step count.
+        for methods that calibrate or need the step count. An error raised while the method is applied or running
+        becomes a :class:`PeerError` naming the method, its library and the model (the pipeline is restored first).
         """
-        with restored(pipe), self._applied(pipe, call):
-            yield
+        try:
+            with restored(pipe), self._applied(pipe, call):
+                yield
+        except PeerError:
+            raise
+        except Exception as err:
+            raise PeerError(
+                f"{self.spec} ({self.library} {self.library_version()}) failed on {type(pipe.transformer).__name__}: "
+                f"{type(err).__name__}: {err}. The method may not support this model; leave it out of the baselines."
+            ) from err
 
     def _applied(self, pipe: Any, call: dict[str, Any]) -> contextlib.AbstractContextManager[None]:
         raise NotImplementedError

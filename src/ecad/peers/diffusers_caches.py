@@ -1,12 +1,12 @@
 """diffusers' own caches (``diffusers.hooks``) as ecad baselines: First Block Cache, Pyramid Attention Broadcast,
 FasterCache, TaylorSeer and MagCache, each applied with its ``apply_*`` function and ``*Config``.
 
-These hooks expect two things from the pipeline that only pipelines of ``CacheMixin`` models provide: a cache
-context around every transformer call, and a reset of the hooks' state after every generation. PixArt and SD3 do
-neither, so :class:`DenoisingContextHook` does both, in this one place, for every method: it watches the timestep
-of each transformer call (:class:`ecad.steps.StepClock`), resets every stateful hook when a new generation starts,
-and (on models without ``CacheMixin``) enters the cache context. It also gives PAB and FasterCache the current
-timestep they ask for, on the usual 0..1000 scale.
+These hooks expect two things from the pipeline that only pipelines of ``CacheMixin`` models (FLUX) provide: a
+cache context around every transformer call, and a reset of the hooks' state after every generation
+(``maybe_free_model_hooks``). PixArt and SD3 do neither, so :class:`DenoisingContextHook` does both for them, in
+this one place, for every method: it watches the timestep of each transformer call (:class:`ecad.steps.StepClock`),
+resets every stateful hook when a new generation starts, and enters the cache context. On every model it gives PAB
+and FasterCache the current timestep they ask for, on the usual 0..1000 scale.
 """
 
 from __future__ import annotations
@@ -36,14 +36,14 @@ _CONTEXT_NAME = "cond"  # what CacheMixin pipelines name the (batched) condition
 
 
 class DenoisingContextHook(ModelHook):
-    """Outermost on the transformer: a new generation resets every stateful hook; models without ``CacheMixin``
-    get the cache context their pipelines do not open."""
+    """Outermost on the transformer: follows the timestep; on models without ``CacheMixin`` it also does what their
+    pipelines do not: reset every stateful hook when a new generation starts, and enter the cache context."""
 
-    def __init__(self, timestep_arg: str, timestep_scale: float, enter_context: bool) -> None:
+    def __init__(self, timestep_arg: str, timestep_scale: float, manage_state: bool) -> None:
         super().__init__()
         self.timestep_arg = timestep_arg
         self.scale = 1000.0 / timestep_scale
-        self.enter_context = enter_context
+        self.manage_state = manage_state
         self.clock = StepClock()
 
     def current_timestep(self) -> float:
@@ -52,10 +52,11 @@ class DenoisingContextHook(ModelHook):
 
     @torch.compiler.disable(recursive=False)
     def new_forward(self, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
-        if self.clock.tick(scalar(call_argument(module, self.timestep_arg, args, kwargs))):
-            HookRegistry.check_if_exists_or_initialize(module).reset_stateful_hooks(recurse=True)
-        if not self.enter_context:
+        new_generation = self.clock.tick(scalar(call_argument(module, self.timestep_arg, args, kwargs)))
+        if not self.manage_state:  # the pipeline opens the context and resets the hooks after each call
             return self.fn_ref.original_forward(*args, **kwargs)
+        if new_generation:
+            HookRegistry.check_if_exists_or_initialize(module).reset_stateful_hooks(recurse=True)
         # CacheMixin.cache_context only sets the context on the hooks' state managers, which any module can use.
         with CacheMixin.cache_context(module, _CONTEXT_NAME):
             return self.fn_ref.original_forward(*args, **kwargs)
@@ -72,7 +73,7 @@ def diffusers_cache(pipe: Any, make_config: Callable[[DenoisingContextHook], Any
     transformer = pipe.transformer
     adapter = get_adapter(transformer)
     context = DenoisingContextHook(adapter.timestep_arg, adapter.timestep_scale,
-                                   enter_context=not isinstance(transformer, CacheMixin))
+                                   manage_state=not isinstance(transformer, CacheMixin))
     apply(transformer, make_config(context))
     registry = HookRegistry.check_if_exists_or_initialize(transformer)
     registry.register_hook(context, _CONTEXT_HOOK)  # registered last: runs first
