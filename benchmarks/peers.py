@@ -13,7 +13,7 @@ Generating is resumable: ``--max-new N`` stops after N new rows so the job can b
 the shared CPU lock); a run with nothing left to generate measures latency and writes the result. Re-running with
 another cost model re-prices the stored execution counts without generating again. Quality is the
 share judged matching (``tiny-reward`` > 0.5); confidence intervals are paired bootstrap intervals over the same
-captions, against no caching and against the ecad point of nearest measured speedup.
+captions, against no caching and against the ecad points nearest in measured speedup and in MAC speedup.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def verdict(interval: dict[str, float]) -> str:
 
 
 def compare(report: dict, out: Path) -> list[dict]:
-    """Per row: quality, speeds, and paired intervals against no caching and the nearest-speed ecad point."""
+    """Per row: quality, speeds, and paired intervals against no caching and the nearest ecad points."""
     store = ImageStore(out)
     store.read()
     judge = load_reward_model()
@@ -88,15 +88,37 @@ def compare(report: dict, out: Path) -> list[dict]:
                  "tiny_reward": row["metrics"]["tiny-reward"]["tiny_reward"], "macs_speedup": row["macs_speedup"],
                  "speedup": row.get("speedup"), "recompute_fraction": row["recompute_fraction"],
                  "vs_no_cache": paired_interval(matches[row["name"]], matches["no-cache"])}
-        if row["family"] not in ("ecad", "no-cache") and ecad_rows and row.get("speedup"):
-            nearest = min(ecad_rows, key=lambda r: abs(np.log(r["speedup"] / row["speedup"])))
-            interval = paired_interval(matches[nearest["name"]], matches[row["name"]])
-            entry["nearest_ecad"] = {"name": nearest["name"], "speedup": nearest["speedup"],
-                                     "macs_speedup": nearest["macs_speedup"],
-                                     "match_rate": float(matches[nearest["name"]].mean()),
-                                     "ecad_minus_this": interval, "verdict": verdict(interval)}
+        if row["family"] not in ("ecad", "no-cache") and ecad_rows:
+            for axis in ("speedup", "macs_speedup"):
+                if row.get(axis):
+                    nearest = min(ecad_rows, key=lambda r: abs(np.log(r[axis] / row[axis])))
+                    interval = paired_interval(matches[nearest["name"]], matches[row["name"]])
+                    entry[f"nearest_ecad_by_{axis}"] = {
+                        "name": nearest["name"], "speedup": nearest.get("speedup"),
+                        "macs_speedup": nearest["macs_speedup"], "match_rate": float(matches[nearest["name"]].mean()),
+                        "ecad_minus_this": interval, "verdict": verdict(interval)}
         rows.append(entry)
     return rows
+
+
+def _pct(interval: dict[str, float]) -> str:
+    return f"{100 * interval['mean']:+.1f} [{100 * interval['low']:+.1f}, {100 * interval['high']:+.1f}]"
+
+
+def markdown(rows: list[dict]) -> str:
+    """The comparison as the README shows it: one line per row, percentage points with 95% paired intervals, and
+    the ecad front point nearest in measured speedup and in MAC speedup."""
+    lines = ["| row | measured speedup | MAC speedup | judged matching | vs no cache (pts) | ecad nearest in measured "
+             "speed: minus row (pts) | ecad | ecad nearest in MACs: minus row (pts) | ecad |", "|" + "---|" * 9]
+    for r in rows:
+        cells = [r["name"], f"{r['speedup']:.2f}x" if r.get("speedup") else "–", f"{r['macs_speedup']:.2f}x",
+                 f"{100 * r['match_rate']:.1f}%", _pct(r["vs_no_cache"])]
+        for axis in ("speedup", "macs_speedup"):
+            near = r.get(f"nearest_ecad_by_{axis}")
+            cells += [f"{near['name']} ({near[axis]:.2f}x): {_pct(near['ecad_minus_this'])}", near["verdict"]] \
+                if near else ["–", "–"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -114,7 +136,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--figure", default="docs/images/peers.png")
     parser.add_argument("--save", action="store_true",
-                        help="append the JSON to benchmarks/results/peers.jsonl and keep the eval table beside it")
+                        help="append the JSON to benchmarks/results/peers.jsonl; keep the eval table and the "
+                             "comparison table beside it")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
@@ -133,12 +156,14 @@ def main() -> None:
         return
     plot_eval(report, Path(args.figure), column="match_rate",
               title=f"tiny-shapes, {len(captions)} held-out captions, guidance {GUIDANCE_SCALE:g}, 20 steps")
+    rows = compare(report, out)
     if args.save:
         (RESULTS / "peers_eval.md").write_text((out / "results.md").read_text())
+        (RESULTS / "peers_table.md").write_text(markdown(rows))
     emit("peers", {
         "benchmark": "peers", **environment(), "captions": len(captions), "guidance": GUIDANCE_SCALE, "steps": 20,
         "batch": args.batch, "repeats": args.repeats, "front": args.front or "searched here", "eval_dir": str(out),
-        "latency": report["environment"], "rows": compare(report, out),
+        "latency": report["environment"], "rows": rows,
     }, args.save)
 
 
