@@ -145,6 +145,7 @@ def test_eval_writes_tables_and_resumes_without_generating(tiny_model_dir, sched
 @pytest.mark.parametrize("extra, message", [
     (["--steps", "8"], "has 6 steps but the evaluation runs 8; pass --resample"),
     (["--baselines", "toca"], "unknown baseline 'toca'"),
+    (["--baselines", "fora:2,dbcache:1,0"], "dbcache takes 3 to 4 settings"),
     (["--metrics", "fidelity,sharpness"], "unknown metric 'sharpness'"),
     (["--fid-reference", "somewhere"], "fid is not in --metrics"),
 ])
