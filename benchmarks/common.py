@@ -107,6 +107,18 @@ def pipeline_runner(pipe: Any, prompts: list[str], steps: int, size: int, guidan
     return call
 
 
+def front_schedules(paths: list[str]) -> dict[str, Any]:
+    """Schedule files by a readable name: ``r/front/003.json`` or ``r/003.json`` -> ``r/003``."""
+    import ecad
+
+    def name(path: Path) -> str:
+        if not path.stem.isdigit():
+            return path.stem
+        return f"{(path.parent.parent if path.parent.name == 'front' else path.parent).name}/{path.stem}"
+
+    return {name(Path(f)): ecad.CacheSchedule.load(f) for f in paths}
+
+
 def common_arguments(parser: Any) -> None:
     parser.add_argument("--model", default="tiny-shapes",
                         help="tiny-shapes, a pipeline folder, a hub id, or random:PRESET (real architecture, random "
@@ -123,6 +135,7 @@ def common_arguments(parser: Any) -> None:
     parser.add_argument("--compile", action="store_true", help="time a torch.compile'd transformer (ecad's hooks inside)")
     parser.add_argument("--layers", type=int, help="random:PRESET only: fewer transformer blocks (CPU smoke tests)")
     parser.add_argument("--text-layers", type=int, help="random:PRESET only: fewer text-encoder layers (CPU smoke tests)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2: the CPU machine's cores)")
     parser.add_argument("--save", action="store_true", help="append the JSON result to benchmarks/results/")
 
 
@@ -134,6 +147,7 @@ def setup(parser: Any) -> tuple[Any, Any, list[str], int, Any]:
 
     common_arguments(parser)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     if args.model.startswith(random_pipelines.PREFIX):
         pipe = random_pipelines.build(args.model, resolve_dtype(args.dtype), resolve_device(args.device), args.layers,
                                       args.text_layers)
@@ -141,8 +155,42 @@ def setup(parser: Any) -> tuple[Any, Any, list[str], int, Any]:
     else:
         pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
         prompts = load_prompts(args.prompts)
+    pipe.set_progress_bar_config(disable=True)  # timed calls: no per-step bar
     if args.compile:  # ecad's hooks go on the wrapped modules (enable_cache unwraps torch.compile)
         pipe.transformer = torch.compile(pipe.transformer)
     prompts = [prompts[i % len(prompts)] for i in range(args.batch)]
     size = args.size or default_size(pipe)
     return args, pipe, prompts, size, pipeline_runner(pipe, prompts, args.steps, size, args.guidance)
+
+
+def time_schedules(pipe: Any, call: Any, schedules: dict[str, Any], warmup: int, repeats: int
+                   ) -> dict[str, tuple[list[float], list[float]]]:
+    """End-to-end and transformer seconds of every schedule (``None``: no caching), ``repeats`` round-robin rounds
+    after ``warmup`` (drift on a shared machine hits every schedule alike)."""
+    import ecad
+    from tqdm.auto import tqdm
+
+    timer = TransformerTimer(pipe.transformer)
+    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in schedules}
+    try:
+        for repeat in tqdm(range(warmup + repeats), desc="rounds"):
+            for name, schedule in schedules.items():
+                handle = ecad.enable_cache(pipe, schedule) if schedule is not None else None
+                total, transformer = time_call(pipe, call, timer)
+                if handle is not None:
+                    handle.disable()
+                if repeat >= warmup:
+                    times[name][0].append(total)
+                    times[name][1].append(transformer)
+    finally:
+        timer.remove()
+    return times
+
+
+def cost_models(pipe: Any, size: int, images: int, guidance: float, latency: bool) -> tuple[Any, Any]:
+    """The MAC cost table and (optionally) the latency table at the benchmark's real call (observed)."""
+    from ecad.latency import measure_latency
+    from ecad.macs import count_macs
+
+    table = count_macs(pipe, size, size, guidance_scale=guidance, images=images)
+    return table, measure_latency(pipe, size, size, images=images, guidance_scale=guidance) if latency else None

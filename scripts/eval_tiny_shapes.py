@@ -117,6 +117,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     pipe, judge = load_pipeline(path=args.pipeline), load_reward_model()
+    pipe.set_progress_bar_config(disable=True)  # thousands of calls; the script reports per schedule
     rng = np.random.default_rng(args.seed + 1000)
     captions = all_captions("heldout")[: args.n or None]
     specs = [parse_caption(c) for c in captions]

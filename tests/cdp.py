@@ -37,10 +37,17 @@ class Browser:
         with open(self.log, "w") as log:
             self.process = subprocess.Popen([executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
                                             stdout=log, stderr=log)
-        port = self._devtools_port()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=timeout) as response:
-            page = next(t for t in json.load(response) if t["type"] == "page")
-        self.socket = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=timeout)
+        try:
+            port = self._devtools_port()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=timeout) as response:
+                page = next(t for t in json.load(response) if t["type"] == "page")
+            # No Origin header: Chromium rejects DevTools connections from origins it was not told to allow.
+            self.socket = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=timeout,
+                                                      suppress_origin=True)
+        except BaseException:
+            self.process.kill()  # a browser that could not be driven must not outlive the test
+            self.process.wait()
+            raise
         self.ids = itertools.count(1)
         self.events: list[dict[str, Any]] = []
         for domain in ("Page", "Runtime", "Log"):

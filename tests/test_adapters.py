@@ -1,6 +1,6 @@
 """The four standard checks for every adapter, plus replay and per-pass caches, on tiny models built from configs.
 
-Cases: FLUX (FluxPipeline), FLUX with true CFG (two transformer passes per step), SD3 (StableDiffusion3Pipeline with a
+Cases: PixArt (PixArtAlphaPipeline), FLUX (FluxPipeline), FLUX with true CFG (two transformer passes per step), SD3 (StableDiffusion3Pipeline with a
 dual-attention first block and a context-pre-only last block), Sana (SanaPipeline: Gemma2 text encoder, DC-AE, CFG
 batched into one pass) and Sana through the generic adapter (a bare tiny transformer driven by a hand-written
 denoising loop, so ``enable_cache`` also gets a transformer instead of a pipeline).
@@ -14,7 +14,10 @@ from typing import Any
 
 import pytest
 import torch
-from tiny_pipelines import tiny_flux_pipeline, tiny_sana_pipeline, tiny_sana_transformer, tiny_sd3_pipeline
+from dead_work import live_bits
+from tiny_pipelines import (
+    tiny_flux_pipeline, tiny_pixart_pipeline, tiny_sana_pipeline, tiny_sana_transformer, tiny_sd3_pipeline,
+)
 from torch.overrides import TorchFunctionMode
 
 import ecad
@@ -61,6 +64,17 @@ def flux_case(true_cfg: bool) -> Case:
     return Case(pipe, run, passes=2 if true_cfg else 1)
 
 
+def pixart_case() -> Case:
+    pipe = tiny_pixart_pipeline()
+
+    def run() -> torch.Tensor:
+        return pipe(["w1 w2", "w3"], num_inference_steps=STEPS, height=16, width=16, guidance_scale=4.5,
+                    generator=_generator(), output_type="pt", max_sequence_length=8, use_resolution_binning=False,
+                    clean_caption=False).images
+
+    return Case(pipe, run)
+
+
 def sd3_case() -> Case:
     pipe = tiny_sd3_pipeline()
 
@@ -99,6 +113,7 @@ def sana_generic_case() -> Case:
 
 
 BUILDERS = {
+    "pixart": pixart_case,
     "flux": lambda: flux_case(False),
     "flux-true-cfg": lambda: flux_case(True),
     "sd3": sd3_case,
@@ -158,7 +173,8 @@ def test_disable_restores_exactly(case):
 def test_each_component_runs_exactly_when_its_bits_say(case):
     schedule = case.random_schedule(seed=1)
     layout = case.layout()
-    expected_bits = layout.prune(schedule.effective())  # what the runtime runs: dead recomputes skipped
+    # what the runtime runs: dead recomputes skipped, by the oracle of tests/dead_work.py (not the pruning under test)
+    expected_bits = live_bits(schedule.effective(), layout.feeds)
     call = [-1]
     hook = case.transformer.register_forward_pre_hook(lambda *_: call.__setitem__(0, call[0] + 1))
     mode = _WeightUse(_component_of_weight(case), call)
@@ -192,15 +208,17 @@ def _as_tuple(output: Any) -> tuple[torch.Tensor, ...]:
 
 
 def test_reused_outputs_replay_bit_exactly_per_pass(case):
+    """With ``prune=False`` every component module is called at every step (computing or replaying), so forward
+    hooks see each replayed output; ``prune=True`` gives the same images (test_dead_work_skipping_is_bit_exact)."""
     schedule = case.random_schedule(seed=2)
-    bits = case.layout().prune(schedule.effective())
+    bits = schedule.effective()
     adapter = ecad.get_adapter(case.transformer, case.adapter)
     seen: dict[tuple[int, int], list[tuple[torch.Tensor, ...]]] = {}
     hooks = [module.register_forward_hook(
         lambda _m, _i, out, key=(b, c): seen.setdefault(key, []).append(tuple(t.clone() for t in _as_tuple(out))))
         for b, c, _, module in adapter.components(case.transformer)]
     try:
-        with case.enable(schedule):
+        with case.enable(schedule, prune=False):
             case.run()
     finally:
         for h in hooks:
@@ -216,3 +234,54 @@ def test_reused_outputs_replay_bit_exactly_per_pass(case):
                 assert all(torch.equal(x, y) for x, y in zip(output, last[pass_index], strict=True)), (step, b, c)
         if case.passes == 2:  # conditional and unconditional passes keep their own outputs
             assert not torch.equal(outputs[0][0], outputs[1][0])
+
+
+def _norm_calls(case: Case) -> tuple[list[int], list[torch.utils.hooks.RemovableHandle]]:
+    """Counts calls of every norm inside the blocks (the work a skip forward leaves out for replayed components)."""
+    adapter = ecad.get_adapter(case.transformer, case.adapter)
+    calls = [0]
+    handles = [module.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+               for *_, block, _ in adapter.blocks(case.transformer) for module in block.modules()
+               if isinstance(module, (torch.nn.LayerNorm, torch.nn.RMSNorm))]
+    return calls, handles
+
+
+def _every_plan(case: Case) -> list[CacheSchedule]:
+    """Schedules in which every block meets every plan (which of its components run) at some step after step 0."""
+    full = ecad.full_schedule(case.target, STEPS, adapter=case.adapter)
+    plans = 2 ** full.num_components
+    per_run = STEPS - 1
+    schedules = []
+    for run in range(-(-plans // per_run)):
+        bits = full.recompute.clone()
+        for step in range(1, STEPS):
+            for block in range(full.num_blocks):
+                plan = (run * per_run + step - 1 + block) % plans
+                bits[step, block] = torch.tensor([bool(plan >> c & 1) for c in range(full.num_components)])
+        schedules.append(full.like(bits))
+    return schedules
+
+
+def test_dead_work_skipping_is_bit_exact(case):
+    """``prune=True`` (default: the adapter's skip forwards leave out the inputs of replayed components) against
+    ``prune=False`` (every block runs its own forward, as before skipping existed): the same bits for every plan of
+    every block kind, and less work."""
+    calls, handles = _norm_calls(case)
+    norms = {True: 0, False: 0}
+    try:
+        for schedule in _every_plan(case):
+            outputs = {}
+            for prune in (False, True):
+                calls[0] = 0
+                with case.enable(schedule, prune=prune):
+                    outputs[prune] = case.run()
+                norms[prune] += calls[0]
+            assert torch.equal(outputs[True], outputs[False])
+    finally:
+        for h in handles:
+            h.remove()
+    adapter = ecad.get_adapter(case.transformer, case.adapter)
+    if adapter.block_skips(case.transformer):
+        assert norms[True] < norms[False]
+    else:  # the generic adapter knows nothing about the blocks' insides: every block runs its own forward
+        assert case.adapter is not None and norms[True] == norms[False]

@@ -31,7 +31,7 @@ def images(seed, n=12, shift=0.0):
                      ["p"] * n)
 
 
-def test_fid_with_an_injected_feature_extractor(tmp_path, monkeypatch):
+def test_fid_with_an_injected_feature_extractor(tmp_path):
     reference = images(0)
     metric = FidMetric(feature=MeanColour())
     metric.prepare(reference)
@@ -51,11 +51,6 @@ def test_fid_with_an_injected_feature_extractor(tmp_path, monkeypatch):
     from_folder.prepare(images(1))  # the folder, not these images, is the reference
     assert from_folder(reference)["fid"] < 1e-3  # 8-bit PNG rounding only
 
-    import torchmetrics.utilities.imports as imports
-
-    monkeypatch.setattr(imports, "_TORCH_FIDELITY_AVAILABLE", False)
-    with pytest.raises(ImportError, match=r"pip install 'ecad\[fid\]'"):
-        FidMetric().prepare(reference)
     with pytest.raises(FileNotFoundError, match="reference folder"):
         FidMetric(feature=MeanColour(), reference=tmp_path / "missing").prepare(reference)
 
@@ -103,14 +98,14 @@ def test_eval_writes_tables_and_resumes_without_generating(tiny_model_dir, sched
         assert index["schedules"][name]["files"] == [f"images/{name}/0000.png", f"images/{name}/0001.png"]
         assert (out / "images" / name / "0001.png").is_file()
     reference, fora = report["results"][0], report["results"][1]
-    assert reference["speedup"] == 1.0 and reference["macs_speedup"] == 1.0
-    assert reference["metrics"]["fid"]["fid"] == pytest.approx(0.0, abs=1e-6)
-    assert reference["metrics"]["fidelity"]["ssim"] == pytest.approx(1.0)
-    assert fora["macs_speedup"] > 1.5 and fora["recompute_fraction"] == 0.5
+    # what each stored image set really is, and that timing replays, is checked in tests/test_eval_wiring.py
+    assert fora["metrics"]["fidelity"]["latent_rel_error"] > 0 and fora["metrics"]["fid"]["fid"] > 0
+    assert fora["macs_speedup"] == reference["macs"] / fora["macs"] > 1.5 and fora["recompute_fraction"] == 0.5
     for row in report["results"]:
         latency = row["latency"]
         assert latency["repeats"] == 2 and latency["min_s"] <= latency["median_s"] <= latency["max_s"]
-        assert 0 < latency["transformer_median_s"] < latency["median_s"] and row["speedup"] > 0
+        assert 0 < latency["transformer_median_s"] < latency["median_s"]
+        assert row["speedup"] == reference["latency"]["median_s"] / latency["median_s"]
     env = report["environment"]
     assert env["device"] == "cpu" and env["device_name"] and env["torch"] == torch.__version__
     assert env["latency_batch_size"] == 2 and env["diffusers"]  # the first scored batch: both rows

@@ -11,7 +11,7 @@ import ecad
 from ecad import heuristics
 from ecad.evaluation import EvalConfig, ImageStore, evaluate
 from ecad.evaluation.executed import ExecutionCounter
-from ecad.macs import count_macs
+from ecad.macs import count_pipeline_macs
 from ecad.peers import PEERS, PeerError, PipelineState, parse_peer, resolve_baseline
 
 STEPS = 12  # more than cache-dit's 8 warm-up steps
@@ -25,6 +25,12 @@ AGGRESSIVE = {
     "taylorseer-diffusers": "taylorseer-diffusers:2", "magcache": "magcache:1000",
     "dbcache": "dbcache:1,0,1000", "dbcache-taylorseer": "dbcache-taylorseer:1,0,1000",
 }
+
+
+def observed_cost(pipe):
+    """The cost table of the tests' own pipeline call (ecad eval prices with the call it observes)."""
+    return count_pipeline_macs(pipe, 16, 16, guidance_scale=CALL["guidance_scale"], images=1,
+                               use_resolution_binning=False, max_sequence_length=8)
 
 
 def generate(pipe):
@@ -53,7 +59,7 @@ def test_peer_skips_work_repeats_exactly_and_restores_the_pipeline(pipe, family)
     (peer,) = parse_peer(AGGRESSIVE[family])
     reference = generate(pipe)
     state = PipelineState(pipe)
-    table = count_macs(pipe.transformer, 16, 16)
+    table = observed_cost(pipe)
     with ExecutionCounter(pipe, STEPS) as counter:
         with peer.apply(pipe, CALL):
             counter.start()
@@ -98,7 +104,7 @@ def test_counted_compute_of_a_schedule_is_the_cost_model_exactly(pipe, name):
     layout = ecad.model_layout(pipe)
     schedule = (heuristics.fora(layout, STEPS, 2) if name == "fora:2"
                 else heuristics.random_schedule(layout, STEPS, 0.4, seed=3))
-    table = count_macs(pipe.transformer, 16, 16)
+    table = observed_cost(pipe)
     with ExecutionCounter(pipe, STEPS) as counter:
         generate(pipe)
         full = counter.result(len(PROMPTS))

@@ -129,7 +129,14 @@ def test_report_in_headless_chromium(tiny_run, eval_dir, tmp_path):
         assert browser.evaluate("document.querySelectorAll('#plot .pt.selected').length") == 1
         assert browser.evaluate("document.querySelectorAll('#front-table tbody tr').length") == \
             len(load_run(tiny_run).generations[-1].front)
-        assert browser.evaluate("document.querySelectorAll('#eval-table tbody tr').length") == 4
+        # no caching, FORA-2, First Block Cache and the two front schedules
+        assert browser.evaluate("document.querySelectorAll('#eval-table tbody tr').length") == 5
+        assert browser.evaluate("document.querySelector('#front-table thead th').textContent") == "file"
+        labels = browser.evaluate("[...document.querySelectorAll('#plot .base-label')].map(t => { "
+                                  "const b = t.getBBox(); return [b.x, b.y, b.width, b.height]; })")
+        assert len(labels) == len(load_run(tiny_run).baselines)
+        assert not any(ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
+                       for i, (ax, ay, aw, ah) in enumerate(labels) for bx, by, bw, bh in labels[i + 1:])
         screenshot = tmp_path / "report.png"
         browser.screenshot(screenshot)
         assert browser.errors() == []
@@ -138,3 +145,88 @@ def test_report_in_headless_chromium(tiny_run, eval_dir, tmp_path):
     with Image.open(screenshot) as image:
         assert image.format == "PNG" and image.size == (1280, 1000)
         assert len(image.convert("RGB").getcolors(maxcolors=1 << 20)) > 100  # a rendered page, not a blank one
+
+
+def test_long_runs_show_evenly_spaced_generations_with_the_first_and_last(tiny_run, tmp_path, capsys):
+    from ecad.report.data import Generation, shown_generations
+
+    generations = [Generation(i, [], [], {}) for i in range(10)]
+    assert [g.index for g in shown_generations(generations, 4)] == [0, 3, 6, 9]
+    assert [g.index for g in shown_generations(generations, 2)] == [0, 9]
+    assert shown_generations(generations, 10) == generations == shown_generations(generations, 60)
+    build_report(tiny_run, tmp_path / "report.html", samples=0, max_generations=2)
+    data = page_data((tmp_path / "report.html").read_text())
+    assert [g["index"] for g in data["generations"]] == [0, 2]  # of the run's 3
+    assert main(["report", str(tiny_run), "-o", str(tmp_path / "x.html"), "--max-generations", "1"]) == 1
+    assert "--max-generations must be at least 2" in capsys.readouterr().err
+def test_report_names_each_front_file_with_a_command_and_the_suggestion(tiny_run, tmp_path):
+    build_report(tiny_run, tmp_path / "report.html", samples=0)
+    data = page_data((tmp_path / "report.html").read_text())
+    front = json.loads((tiny_run / "front.json").read_text())["front"]
+    points = {p["key"]: p for p in data["points"]}
+    for row in front:
+        point = points[row["key"]]
+        assert point["file"] == row["file"]
+        assert point["command"] == (f"ecad generate --model {load_run(tiny_run).config.model} --schedule "
+                                    f"{tiny_run / row['file']} --prompt 'a w1 w2' --out image.png")
+    assert all(p["file"] is None and p["command"] is None for p in data["points"]
+               if p["key"] not in {r["key"] for r in front})
+    assert data["run"]["suggested"] in {r["key"] for r in front}
+    notes = " ".join(data["run"]["notes"])
+    assert "front/000.json is the cheapest" in notes and "Suggested: front/" in notes
+    assert "calibration rows" not in notes  # fidelity: no cached schedule beats no caching (SSIM 1)
+
+
+def test_report_warns_when_cached_schedules_beat_no_caching_on_few_rows(tiny_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    summary = json.loads((run / "front.json").read_text())
+    summary["no_cache"]["quality"] = 0.0  # as if every front schedule scored above no caching
+    (run / "front.json").write_text(json.dumps(summary))
+    build_report(run, tmp_path / "report.html", samples=0)
+    notes = " ".join(page_data((tmp_path / "report.html").read_text())["run"]["notes"])
+    assert "score above no caching" in notes and "on these 2 calibration rows" in notes and "ecad eval" in notes
+
+
+def test_plot_labels_never_overlap_and_generation_ticks_are_whole(tiny_run, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ecad.report.plots import place_labels, plot_front, plot_hypervolume
+
+    fig, ax = plt.subplots()
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 1)
+    crowded = [(7.06, 0.001, "fora-20"), (6.82, 0.002, "fora-10"), (6.9, 0.0, "fora-7"), (1.0, 0.8, "no-cache")]
+    labels = place_labels(ax, crowded)
+    renderer = fig.canvas.get_renderer()
+    boxes = [label.get_window_extent(renderer) for label in labels]
+    assert len(boxes) == 4
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    plt.close(fig)
+
+    run = load_run(tiny_run)
+    labels = plot_front(run, tmp_path / "front.png")
+    assert sorted(label.get_text() for label in labels) == sorted(run.points[k].name for k in run.baselines)
+    ticks = plot_hypervolume(run, tmp_path / "hypervolume.png")
+    assert ticks and all(t == int(t) for t in ticks) and {0.0, 2.0} <= set(ticks)
+
+
+def test_a_label_at_the_right_edge_goes_to_the_left_of_its_point():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ecad.report.plots import place_labels
+
+    fig, ax = plt.subplots()
+    ax.set_xlim(0, 7.1)
+    (label,) = place_labels(ax, [(7.06, 0.5, "fora-10")])
+    renderer = fig.canvas.get_renderer()
+    assert label.get_window_extent(renderer).x1 <= ax.get_window_extent(renderer).x1
+    plt.close(fig)

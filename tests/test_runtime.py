@@ -69,16 +69,17 @@ def test_each_component_runs_exactly_when_its_bit_says(pipe):
 
 
 def test_reused_outputs_are_replayed_bit_exactly(pipe):
+    """With ``prune=False`` every block runs its own forward, so a forward hook on each component sees what the
+    block receives at every step, computed or replayed (``prune=True`` gives the same images: test_dead_work...)."""
     schedule = random_schedule(pipe, seed=3)
     bits = schedule.effective()
     seen: dict[tuple[int, int], list[torch.Tensor]] = {}
     hooks = []
     for b, block in enumerate(pipe.transformer.transformer_blocks):
         for c, name in enumerate(("attn1", "attn2", "ff")):
-            # a torch forward hook on the component sees what the block receives, computed or replayed
             hooks.append(getattr(block, name).register_forward_hook(
                 lambda _m, _i, out, key=(b, c): seen.setdefault(key, []).append(out.clone())))
-    with ecad.enable_cache(pipe, schedule):
+    with ecad.enable_cache(pipe, schedule, prune=False):
         generate(pipe)
     for h in hooks:
         h.remove()
@@ -196,3 +197,33 @@ def test_cache_memory_matches_the_formula_and_half_precision_halves_it(pipe):
     plain = generate(pipe)
     with ecad.enable_cache(pipe, ecad.full_schedule(pipe, STEPS), cache_dtype=torch.float16):
         assert torch.equal(generate(pipe), plain)  # nothing replayed, nothing rounded
+
+
+def test_dead_work_skipping_is_bit_exact_and_leaves_only_gates_in_replayed_blocks(pipe):
+    """PixArt's skip forward: where a block replays every component, no norm runs in it (only the modulation table,
+    the gates on the replayed outputs and the residual adds); images equal ``prune=False`` bit for bit."""
+    norms = [(b, getattr(block, name)) for b, block in enumerate(pipe.transformer.transformer_blocks)
+             for name in ("norm1", "norm2")]
+    step = {"value": -1}
+    seen: list[tuple[int, int]] = []
+    handles = [pipe.transformer.register_forward_pre_hook(lambda *_: step.__setitem__("value", step["value"] + 1))]
+    handles += [norm.register_forward_hook(lambda *_, b=b: seen.append((step["value"], b))) for b, norm in norms]
+    full = ecad.full_schedule(pipe, STEPS)
+    bits = full.recompute.clone()
+    bits[2] = False  # step 2: every component of every block replays
+    bits[3, :, 0] = False  # step 3: attn1 replays, attn2 and ff run
+    schedule = full.like(bits)
+    try:
+        with ecad.enable_cache(pipe, schedule, prune=False):
+            reference = generate(pipe)
+        seen.clear()
+        step["value"] = -1
+        with ecad.enable_cache(pipe, schedule):
+            skipped = generate(pipe)
+    finally:
+        for h in handles:
+            h.remove()
+    assert torch.equal(skipped, reference)
+    per_step = [sum(1 for s, _ in seen if s == k) for k in range(STEPS)]
+    blocks = len(pipe.transformer.transformer_blocks)
+    assert per_step == [2 * blocks, 2 * blocks, 0, blocks, 2 * blocks, 2 * blocks]  # step 3: norm2 only

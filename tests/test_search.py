@@ -56,8 +56,13 @@ def test_heuristics_cover_the_paper_seeds():
         heuristics.baseline(layout, 6, "toca")
 
 
-def test_search_writes_a_complete_run_directory(model_dir, prompt_file, tmp_path, capsys):
-    out = tmp_path / "run"
+def test_search_writes_a_complete_run_directory(model_dir, prompt_file, tmp_path, capsys, monkeypatch):
+    from ecad.search import CandidateEvaluator, schedule_key
+
+    out, calls = tmp_path / "run", []
+    original = CandidateEvaluator.__call__
+    monkeypatch.setattr(CandidateEvaluator, "__call__",
+                        lambda self, schedule: calls.append(schedule_key(schedule)) or original(self, schedule))
     assert main(cli_args(model_dir, prompt_file, out)) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["prompts"] == ["a w1 w2", "w3 w4", "w5 a"] and config["population"] == 6
@@ -74,35 +79,62 @@ def test_search_writes_a_complete_run_directory(model_dir, prompt_file, tmp_path
         assert row["speedup"] > 1.0
     costs = [row["cost"] for row in front]
     assert costs == sorted(costs)
-    with sqlite3.connect(out / "evaluations.sqlite") as db:
-        keys = [k for (k,) in db.execute("SELECT key FROM evaluations")]
-    assert len(keys) == len(set(keys)) >= 6
+    assert len(calls) == len(set(calls)) == new_evaluations(out) >= 6 and set(calls) == stored_keys(out)
     capsys.readouterr()
     assert main(["front", str(out)]) == 0
     listing = capsys.readouterr().out
     assert listing.count("front/") == len(front)
 
 
-def run_cli(args, **kwargs):
+# `ecad ...` with every candidate evaluation logged as "pid key" when it starts (line-buffered: kill -9 loses no line).
+COUNTED_CLI = """
+import os, sys
+from ecad.cli import main
+from ecad.search import evaluator, schedule_key
+log = open(sys.argv[1], "a", buffering=1)
+original = evaluator.CandidateEvaluator.__call__
+def counted(self, schedule):
+    log.write(f"{os.getpid()} {schedule_key(schedule)}\\n")
+    return original(self, schedule)
+evaluator.CandidateEvaluator.__call__ = counted
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def run_cli(args, log, **kwargs):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen([sys.executable, "-m", "ecad", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen([sys.executable, "-c", COUNTED_CLI, str(log), *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
+
+
+def evaluation_log(log):
+    """``[(pid, key), ...]`` in the order the evaluations started."""
+    return [tuple(line.split()) for line in log.read_text().splitlines()]
+
+
+def stored_keys(out):
+    try:
+        with sqlite3.connect(out / "evaluations.sqlite", timeout=0.1) as db:
+            return {k for (k,) in db.execute("SELECT key FROM evaluations")}
+    except sqlite3.Error:
+        return set()
 
 
 def evaluated(out):
-    try:
-        with sqlite3.connect(out / "evaluations.sqlite", timeout=0.1) as db:
-            return db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
-    except sqlite3.Error:
-        return 0
+    return len(stored_keys(out))
+
+
+def new_evaluations(out):
+    return sum(json.loads(p.read_text())["summary"]["new_evaluations"] for p in (out / "generations").iterdir())
 
 
 def test_resume_after_kill_9_reaches_the_same_front(model_dir, prompt_file, tmp_path):
     generations = 4
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    assert run_cli(cli_args(model_dir, prompt_file, straight, generations)).wait(timeout=300) == 0
+    straight_log, killed_log = tmp_path / "straight.log", tmp_path / "killed.log"
+    assert run_cli(cli_args(model_dir, prompt_file, straight, generations), straight_log).wait(timeout=300) == 0
 
-    process = run_cli(cli_args(model_dir, prompt_file, killed, generations))
+    process = run_cli(cli_args(model_dir, prompt_file, killed, generations), killed_log)
     deadline = time.time() + 300
     while evaluated(killed) < 9 and process.poll() is None and time.time() < deadline:  # inside generation 1
         time.sleep(0.005)
@@ -111,8 +143,9 @@ def test_resume_after_kill_9_reaches_the_same_front(model_dir, prompt_file, tmp_
     assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     done = len(list((killed / "generations").iterdir()))
     assert done < generations
+    stored_at_kill = stored_keys(killed)
 
-    resumed = run_cli(cli_args(model_dir, prompt_file, killed, generations) + ["--resume"])
+    resumed = run_cli(cli_args(model_dir, prompt_file, killed, generations) + ["--resume"], killed_log)
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
     front_a = json.loads((straight / "front.json").read_text())
     front_b = json.loads((killed / "front.json").read_text())
@@ -123,7 +156,19 @@ def test_resume_after_kill_9_reaches_the_same_front(model_dir, prompt_file, tmp_
         a = json.loads((straight / "generations" / name).read_text())["population"]
         b = json.loads((killed / "generations" / name).read_text())["population"]
         assert a == b, name
-    assert evaluated(straight) == evaluated(killed)
+
+    # Each schedule is evaluated exactly once: uninterrupted, every started evaluation is stored and counted once.
+    calls = [key for _, key in evaluation_log(straight_log)]
+    assert len(calls) == len(set(calls)) == new_evaluations(straight) and set(calls) == stored_keys(straight)
+    # Across the kill: nothing stored before it is evaluated again; only the candidate in flight (started, never
+    # stored) is evaluated a second time, by the resumed run.
+    log = evaluation_log(killed_log)
+    first_pid = log[0][0]
+    before = [key for pid, key in log if pid == first_pid]
+    after = [key for pid, key in log if pid != first_pid]
+    assert len(before) == len(set(before)) and len(after) == len(set(after)) == new_evaluations(killed)
+    assert set(before) - stored_at_kill <= {before[-1]} and not set(after) & stored_at_kill
+    assert stored_keys(killed) == set(before) | set(after) == stored_keys(straight)
 
 
 def test_bad_run_directories_are_clear_errors(model_dir, prompt_file, tmp_path, capsys):
@@ -174,11 +219,14 @@ def test_latency_cost_is_measured_once_and_kept(model_dir, prompt_file, tmp_path
     args = cli_args(model_dir, prompt_file, out, generations=1) + ["--cost", "latency"]
     assert main(args) == 0
     table = json.loads((out / "latency.json").read_text())
-    assert len(table["component_seconds"]) == 3 and all(v > 0 for row in table["component_seconds"] for v in row)
+    assert len(table["component_seconds"]) == 3 and all(v >= 0 for row in table["component_seconds"] for v in row)
+    assert all(v > 0 for v in table["replay_seconds"]) and table["batch_size"] == 4 * 2  # 2 prompts x 2 images, CFG
     front = json.loads((out / "front.json").read_text())
     assert all(row["cost"] == row["seconds"] for row in front["front"])
     # resuming reuses the stored table: doubling every stored time doubles every cost exactly
     table["component_seconds"] = [[2 * v for v in row] for row in table["component_seconds"]]
+    for name in ("replay_seconds", "full_block_seconds"):
+        table[name] = [2 * v for v in table[name]]
     table["outside_seconds"] *= 2
     (out / "latency.json").write_text(json.dumps(table))
     (out / "evaluations.sqlite").unlink()
@@ -187,3 +235,17 @@ def test_latency_cost_is_measured_once_and_kept(model_dir, prompt_file, tmp_path
     assert main(cli_args(model_dir, prompt_file, out, generations=1) + ["--cost", "latency", "--resume"]) == 0
     doubled = json.loads((out / "front.json").read_text())
     assert doubled["full_cost"] == pytest.approx(2 * front["full_cost"], rel=1e-12)
+
+
+def test_a_run_counted_at_assumed_inputs_is_not_resumed_with_the_observed_cost(tmp_path):
+    """Runs from before costs were counted at the observed call stored other costs: resuming would mix them."""
+    from ecad.search import RunDirectory, SearchConfig
+
+    config = SearchConfig(model="tiny-shapes", prompts=["a red circle"])
+    run = RunDirectory(tmp_path / "old")
+    run.open(config, resume=False)
+    stored = json.loads(run.config_path.read_text())
+    del stored["cost_model"]
+    run.config_path.write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match="cost_model: 'assumed-inputs/0' -> 'observed-call/1'"):
+        run.open(config, resume=True)

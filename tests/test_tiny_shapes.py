@@ -95,3 +95,28 @@ def test_shape_fid(judge):
     assert shape_fid(judge, real, real) < 1e-6
     same_distribution, versus_noise = shape_fid(judge, real, other), shape_fid(judge, real, noise)
     assert versus_noise > 20 * same_distribution
+
+
+def test_python_path_is_as_easy_as_the_cli(monkeypatch):
+    """`ecad.tiny_shapes.load_pipeline()` works with just a prompt; the plain diffusers class on the package folder
+    gives the same images when called with the model's kwargs (its default call cannot work, see the docstring)."""
+    from diffusers import PixArtAlphaPipeline
+
+    import ecad
+    from ecad.tiny_shapes import GUIDANCE_SCALE
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    prompt = "a small red circle above a large blue square"
+    easy = ecad.tiny_shapes.load_pipeline()  # reachable after a plain `import ecad`
+    easy.set_progress_bar_config(disable=True)
+    image = easy(prompt, num_inference_steps=4, generator=torch.Generator().manual_seed(0), output_type="pt").images
+    plain = PixArtAlphaPipeline.from_pretrained(PIPELINE_DIR)
+    plain.set_progress_bar_config(disable=True)
+    same = plain(prompt, num_inference_steps=4, guidance_scale=GUIDANCE_SCALE, generator=torch.Generator().manual_seed(0),
+                 output_type="pt", **PIPELINE_KWARGS).images
+    assert image.shape == (1, 3, 64, 64) and torch.equal(image, same)
+    with pytest.raises(ValueError, match="Invalid sample size"):  # PixArt's binning knows only 256-1024 px models
+        plain(prompt, num_inference_steps=2)
+    from ecad.loading import load_pipeline as load_by_name
+
+    assert type(load_by_name("tiny-shapes", device="cpu")).__name__ == "TinyShapesPipeline"

@@ -16,7 +16,8 @@ from tqdm.auto import tqdm
 
 from .adapters import get_adapter
 from .hooks import enable_cache
-from .loading import default_size
+from .loading import check_image_size, default_size, progress_bar_off
+from .observe import TransformerCall, observe_calls
 from .schedule import CacheSchedule
 
 
@@ -62,6 +63,7 @@ class CalibrationGenerator:
         size = default_size(pipe)
         self.height = calibration.height or size
         self.width = calibration.width or size
+        check_image_size(pipe, self.height, self.width)
         rows = calibration.rows
         self.prompts = [p for p, _ in rows]
         self.seeds = [s for _, s in rows]
@@ -70,6 +72,7 @@ class CalibrationGenerator:
         self.handle = None
 
     def __call__(self, schedule: CacheSchedule | None, progress: bool = False) -> Generated:
+        """The calibration rows under ``schedule`` (``None``: uncached); ``progress`` shows a bar of images."""
         if schedule is None:
             if self.handle is not None:
                 self.handle.disable()
@@ -80,20 +83,42 @@ class CalibrationGenerator:
             self.handle.set_schedule(schedule)
         images, latents = [], []
         size = self.calibration.batch_size
-        starts = range(0, len(self.prompts), size)
-        for start in tqdm(starts, desc="images", leave=False, disable=not progress):
-            batch = slice(start, start + size)
-            lat = self._generate(batch)
-            latents.append(lat.float().cpu())
-            images.append(self.adapter.decode_latents(self.pipe, lat, self.height, self.width).float().cpu())
+        bar = tqdm(total=len(self.prompts), desc="images", unit="img", leave=False, disable=not progress)
+        with bar, progress_bar_off(self.pipe):
+            for start in range(0, len(self.prompts), size):
+                batch = slice(start, start + size)
+                lat = self._generate(batch)
+                latents.append(lat.float().cpu())
+                images.append(self.adapter.decode_latents(self.pipe, lat, self.height, self.width).float().cpu())
+                bar.update(len(self.prompts[batch]))
         return Generated(torch.cat(images), torch.cat(latents), list(self.prompts))
 
+    def observe(self, rows: int = 1) -> list[TransformerCall]:
+        """The transformer calls of one denoising step of this generator's own call for its first ``rows`` rows
+        (``rows=1``: one image, the unit the cost model counts)."""
+        with progress_bar_off(self.pipe):
+            return observe_calls(self.pipe, lambda: self._generate(slice(0, rows)))
+
+    def cost_table(self, convention: str = "full") -> Any:
+        """The MAC cost table of one image generated the way this generator generates (:mod:`ecad.macs`)."""
+        from .macs import count_calls, count_macs
+
+        if convention == "paper":
+            return count_macs(self.pipe.transformer, self.height, self.width, convention="paper")
+        return count_calls(self.pipe.transformer, self.observe(), self.height, self.width)
+    def warm_up(self) -> None:
+        """One short uncached call on the first batch, so the first candidate is not charged the model's one-time
+        start-up (allocations, kernel selection), which would skew the search's ETA."""
+        self.close()
+        with progress_bar_off(self.pipe):
+            self._generate(slice(0, self.calibration.batch_size), num_steps=2)
+
     @torch.inference_mode()
-    def _generate(self, batch: slice) -> torch.Tensor:
+    def _generate(self, batch: slice, num_steps: int | None = None) -> torch.Tensor:
         kwargs = {k: v[batch] for k, v in self.embeddings.items()}
         generators = [torch.Generator("cpu").manual_seed(s) for s in self.seeds[batch]]
         return self.pipe(
-            num_inference_steps=self.calibration.num_steps, guidance_scale=self.calibration.guidance_scale,
+            num_inference_steps=num_steps or self.calibration.num_steps, guidance_scale=self.calibration.guidance_scale,
             height=self.height, width=self.width, generator=generators, output_type="latent",
             **self.adapter.call_kwargs, **self.adapter.call_with_embeddings(), **kwargs,
         ).images

@@ -6,6 +6,7 @@ so it works for every supported architecture; bits of components a block lacks s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import torch
@@ -109,11 +110,21 @@ def initial_population(
 BASELINES = {"no-cache": no_cache, "fora": fora, "tgate": tgate, "delta-dit": delta_dit}
 
 
-def baseline(layout: ModelLayout, num_steps: int, spec: str) -> CacheSchedule:
-    """A baseline by name: ``no-cache``, ``fora:N``, ``tgate[:GATE_STEP]``, ``delta-dit[:N]``."""
-    name, _, arg = spec.partition(":")
+def parse_baseline(spec: str) -> tuple[str, list[int]]:
+    """``"fora:3"`` -> ``("fora", [3])``; refuses unknown names and arguments that are not whole numbers >= 1."""
+    name, colon, arg = spec.partition(":")
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {spec!r}; use one of no-cache, fora:N, tgate[:STEP], delta-dit[:N].")
     if name == "fora" and not arg:
         raise ValueError("fora needs its interval, e.g. fora:3.")
-    return BASELINES[name](layout, num_steps, *([int(arg)] if arg else []))
+    if colon and name == "no-cache":
+        raise ValueError("baseline no-cache takes no argument.")
+    if colon and (not re.fullmatch("[0-9]+", arg) or int(arg) < 1):
+        raise ValueError(f"baseline {spec!r}: the argument must be a whole number >= 1, e.g. fora:3.")
+    return name, [int(arg)] if arg else []
+
+
+def baseline(layout: ModelLayout, num_steps: int, spec: str) -> CacheSchedule:
+    """A baseline by name: ``no-cache``, ``fora:N``, ``tgate[:GATE_STEP]``, ``delta-dit[:N]``."""
+    name, args = parse_baseline(spec)
+    return BASELINES[name](layout, num_steps, *args)

@@ -1,23 +1,33 @@
 """The caching runtime: diffusers ``ModelHook``s that make each component recompute or replay per the schedule.
 
-Two kinds of hook share one :class:`CacheState`:
+One :class:`CacheState` per transformer holds where the denoising loop is, the decision table and every kept output
+(:class:`OutputCache`); three kinds of hook read it:
 
 - :class:`StepTrackerHook` on the transformer reads the timestep of every call and works out the denoising step
   (a new timestep = next step; the same timestep again = another pass of the same step, e.g. true CFG; a larger
   timestep, a new batch size or an explicit reset = a new generation, which empties the caches).
+- :class:`CallStartHook` on a pipeline's scheduler: every diffusers pipeline call sets its scheduler's timesteps
+  before its first denoising step, so each call starts a new generation, even one that begins at a lower timestep
+  than the last one seen (img2img with ``strength < 1``, or any call after an aborted one). The new generation
+  starts at the scheduler's begin index: an img2img call runs the schedule's last steps. With a bare transformer
+  the timestep rule above is the only signal (call ``handle.reset()`` after aborting a hand-written loop).
 - :class:`ComponentCacheHook` on every component module (PixArt: ``attn1``, ``attn2``, ``ff``) either runs the
   module and keeps its raw output (a tensor or, for FLUX/SD3 joint attention, a tuple, kept as is), or returns the
   output it kept, which the block then gates and adds to the residual exactly as if it had been computed. Each pass
   of a step has its own cache slot (true CFG: the conditional and unconditional passes never see each other's).
+- :class:`BlockSkipHook` on every block whose adapter declares a skip forward (:mod:`ecad.adapters.skip`): at a
+  step where some of the block's components replay, it runs that forward, which leaves out the norms and
+  modulations feeding only replayed components.
 
-With ``prune=True`` (default) the decision table also skips recomputes whose output nothing reads (see
-:mod:`ecad.pruning`), which changes no output bit.
+With ``prune=True`` (default) the runtime skips all work whose result nothing reads: recomputes whose output is never
+read (:mod:`ecad.pruning`) and the inputs of replayed components. No output bit changes.
 
-The schedule is turned into a nested list of Python bools once, so a component call costs three list look-ups.
+The schedule is turned into nested lists of Python bools once, so a component call costs three list look-ups.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from dataclasses import dataclass
@@ -29,18 +39,22 @@ from diffusers.utils.torch_utils import unwrap_module
 from torch import nn
 
 from .adapters import ModelAdapter, ModelLayout, get_adapter
+from .cache_arguments import as_cache_dtype, as_flag, as_schedule, check_enabled, check_not_nested
+from .adapters.skip import BlockSkip
+from .provenance import CallCheck
 from .schedule import CacheSchedule, ScheduleError
 
 logger = logging.getLogger(__name__)
 
 _STEP_HOOK = "ecad_step_tracker"
 _COMPONENT_HOOK = "ecad_component_cache"
+_BLOCK_HOOK = "ecad_block_skip"
 
 
 @dataclass
 class CacheConfig:
     """How to cache: the schedule, whether to resample it when a call runs another number of steps, and whether to
-    skip recomputes whose output is never read (bit-identical results, fewer MACs). ``cache_dtype`` keeps the
+    skip work whose result is never read (bit-identical results, less compute). ``cache_dtype`` keeps the
     outputs in a lower precision (half the memory for float16; replayed outputs are cast back, so results change
     slightly: measured in benchmarks/memory.py)."""
 
@@ -49,19 +63,68 @@ class CacheConfig:
     prune: bool = True
     cache_dtype: torch.dtype | None = None
 
+    def __post_init__(self) -> None:
+        self.schedule = as_schedule(self.schedule)
+        self.resample, self.prune = as_flag("resample", self.resample), as_flag("prune", self.prune)
+        self.cache_dtype = as_cache_dtype(self.cache_dtype)
+
+
+class OutputCache:
+    """Every kept raw output, by ``(pass, block, component)``: the one place that holds what is cached.
+
+    ``dtype`` keeps floating outputs in a lower precision; :meth:`get` casts them back to the dtype they had.
+    """
+
+    def __init__(self, dtype: torch.dtype | None = None) -> None:
+        self.dtype = dtype
+        self._outputs: dict[tuple[int, int, int], Any] = {}
+        self._dtypes: dict[tuple[int, int, int], torch.dtype] = {}
+
+    def __contains__(self, key: tuple[int, int, int]) -> bool:
+        return key in self._outputs
+
+    def __len__(self) -> int:
+        return len(self._outputs)
+
+    def put(self, key: tuple[int, int, int], output: Any) -> None:
+        if self.dtype is None:
+            self._outputs[key] = output
+        else:
+            self._dtypes[key] = _first_tensor(output).dtype
+            self._outputs[key] = _cast(output, self.dtype)
+
+    def get(self, key: tuple[int, int, int]) -> Any:
+        output = self._outputs[key]
+        return output if self.dtype is None else _cast(output, self._dtypes[key])
+
+    def clear(self) -> None:
+        self._outputs.clear()
+        self._dtypes.clear()
+
+    def nbytes(self) -> int:
+        """Memory the kept outputs hold: bytes of the distinct storages behind them."""
+        storages = {}
+        for value in self._outputs.values():
+            for tensor in _tensors(value):
+                storage = tensor.untyped_storage()
+                storages[storage.data_ptr()] = storage.nbytes()
+        return sum(storages.values())
+
 
 class CacheState:
-    """Where the denoising loop is, shared by the step tracker and all component hooks of one transformer."""
+    """Where the denoising loop is, what to compute there, and what is kept: shared by all hooks of one transformer."""
 
     def __init__(self, config: CacheConfig, scheduler: Any | None, layout: ModelLayout) -> None:
         self.scheduler = scheduler
         self.resample = config.resample
         self.prune = config.prune
-        self.cache_dtype = config.cache_dtype
         self.layout = layout
-        self.component_hooks: list[ComponentCacheHook] = []
+        self.call_start: CallStartHook | None = None
+        self.outputs = OutputCache(config.cache_dtype)
+        self.call_check: CallCheck | None = None  # warns when a call differs from the schedule's recorded settings
         self.computed = 0
         self.reused = 0
+        self.enabled, self.entered = True, False  # see ecad.cache_arguments
         self.set_schedule(config.schedule)
         self.reset()
 
@@ -70,10 +133,14 @@ class CacheState:
         self._activate(schedule)
 
     def _activate(self, schedule: CacheSchedule) -> None:
-        """Turn the schedule that runs into the decision table the component hooks read."""
+        """Turn the schedule that runs into the decision tables the hooks read: ``table[step][block][component]``
+        (recompute?) and ``partial[step][block]`` (does some existing component of the block replay?)."""
         self.active = schedule
         bits = schedule.effective()
-        self.table: list[list[list[bool]]] = (self.layout.prune(bits) if self.prune else bits).tolist()
+        if self.prune:
+            bits = self.layout.prune(bits)
+        self.table: list[list[list[bool]]] = bits.tolist()
+        self.partial: list[list[bool]] = (~bits & self.layout.exists).any(dim=2).tolist()
 
     def reset(self) -> None:
         """Forget the denoising position and every kept output: the next call starts a new generation."""
@@ -81,14 +148,26 @@ class CacheState:
         self.pass_index = 0
         self.last_timestep: float | None = None
         self.batch_size: int | None = None
-        for hook in self.component_hooks:
-            hook.cache.clear()
+        self.outputs.clear()
+
+    def computes(self, block: int, component: int) -> bool:
+        """Whether the component runs now: its bit says so, or this pass has nothing kept for it yet."""
+        return self.table[self.step][block][component] or (self.pass_index, block, component) not in self.outputs
+
+    def keep(self, block: int, component: int, output: Any) -> None:
+        self.outputs.put((self.pass_index, block, component), output)
+        self.computed += 1
+
+    def replay(self, block: int, component: int) -> Any:
+        self.reused += 1
+        return self.outputs.get((self.pass_index, block, component))
 
     def advance(self, timestep: float, batch_size: int) -> None:
         """Place the transformer call that is about to run."""
         if self.last_timestep is None or timestep > self.last_timestep or batch_size != self.batch_size:
             self.reset()
             self._check_call_steps()
+            self.step = self._first_step()
         elif timestep == self.last_timestep:
             self.pass_index += 1
         else:
@@ -101,6 +180,12 @@ class CacheState:
                 )
         self.last_timestep = timestep
         self.batch_size = batch_size
+
+    def _first_step(self) -> int:
+        """The schedule row a new generation starts at: 0, or the scheduler's begin index (img2img skips the first
+        steps of the trajectory; nothing is cached yet, so that row computes in full whatever its bits say)."""
+        begin = getattr(self.scheduler, "begin_index", None)
+        return begin // getattr(self.scheduler, "order", 1) if begin else 0
 
     def _check_call_steps(self) -> None:
         """With a pipeline's scheduler we know the call's step count up front: check it before any compute."""
@@ -120,6 +205,32 @@ class CacheState:
             )
 
 
+class CallStartHook:
+    """On a pipeline's scheduler: wraps ``set_timesteps``, which every diffusers pipeline calls at the start of a
+    call, so that each call starts a new generation. (Schedulers are not modules, so this is not a ``ModelHook``.)"""
+
+    def __init__(self, scheduler: Any, state: CacheState) -> None:
+        self.scheduler = scheduler
+        self.previous = scheduler.__dict__.get("set_timesteps")
+        original = scheduler.set_timesteps
+
+        @functools.wraps(original)  # pipelines inspect its signature (custom timesteps, sigmas)
+        def set_timesteps(*args: Any, **kwargs: Any) -> Any:
+            state.reset()
+            return original(*args, **kwargs)
+
+        self.wrapper = set_timesteps
+        scheduler.set_timesteps = set_timesteps
+
+    def remove(self) -> None:
+        if self.scheduler.__dict__.get("set_timesteps") is not self.wrapper:
+            return  # replaced since: leave what is there
+        if self.previous is None:
+            del self.scheduler.__dict__["set_timesteps"]
+        else:
+            self.scheduler.set_timesteps = self.previous
+
+
 class StepTrackerHook(ModelHook):
     """On the transformer: turns each call's timestep into (step, pass) for the component hooks."""
 
@@ -137,10 +248,10 @@ class StepTrackerHook(ModelHook):
         return module
 
     def _argument(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if name in kwargs:
+        if kwargs.get(name) is not None:
             return kwargs[name]
         position = self.positions.get(name)
-        if position is None or position >= len(args):
+        if position is None or position >= len(args) or args[position] is None:
             raise ScheduleError(f"ecad needs the transformer's {name!r} argument to know the denoising step.")
         return args[position]
 
@@ -149,7 +260,11 @@ class StepTrackerHook(ModelHook):
         timestep_arg, sample_arg = self.names
         timestep = self._argument(timestep_arg, args, kwargs)
         value = float(timestep.reshape(-1)[0]) if isinstance(timestep, torch.Tensor) else float(timestep)
-        self.state.advance(value, int(self._argument(sample_arg, args, kwargs).shape[0]))
+        sample = self._argument(sample_arg, args, kwargs)
+        state = self.state
+        state.advance(value, int(sample.shape[0]))
+        if state.call_check is not None and state.step == 0 and state.pass_index == 0:
+            state.call_check.on_generation(state.schedule, sample)
         return args, kwargs
 
     def reset_state(self, module: nn.Module) -> nn.Module:
@@ -160,34 +275,55 @@ class StepTrackerHook(ModelHook):
 class ComponentCacheHook(ModelHook):
     """On one component module: compute and keep its raw output, or replay the kept one."""
 
-    _is_stateful = True
-
     def __init__(self, state: CacheState, block: int, component: int) -> None:
         super().__init__()
         self.state = state
         self.block = block
         self.component = component
-        self.cache: dict[int, Any] = {}
 
     @torch.compiler.disable(recursive=False)
     def new_forward(self, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
         state = self.state
-        if state.table[state.step][self.block][self.component] or state.pass_index not in self.cache:
+        if state.computes(self.block, self.component):
             output = self.fn_ref.original_forward(*args, **kwargs)
-            if state.cache_dtype is None:
-                self.cache[state.pass_index] = output
-            else:
-                self.output_dtype = _first_tensor(output).dtype
-                self.cache[state.pass_index] = _cast(output, state.cache_dtype)
-            state.computed += 1
+            state.keep(self.block, self.component, output)
             return output
-        state.reused += 1
-        cached = self.cache[state.pass_index]
-        return cached if state.cache_dtype is None else _cast(cached, self.output_dtype)
+        return state.replay(self.block, self.component)
 
-    def reset_state(self, module: nn.Module) -> nn.Module:
-        self.cache.clear()
-        return module
+
+class _RuntimeBlockStep:
+    """The :class:`ecad.adapters.skip.BlockStep` of one block, read from the cache state at call time."""
+
+    def __init__(self, state: CacheState, block: int, components: dict[str, int]) -> None:
+        self.state = state
+        self.block = block
+        self.components = components
+
+    def runs(self, component: str) -> bool:
+        return self.state.computes(self.block, self.components[component])
+
+    def replay(self, component: str) -> Any:
+        return self.state.replay(self.block, self.components[component])
+
+
+class BlockSkipHook(ModelHook):
+    """On one block: where some of its components replay at this step, run the adapter's skip forward, which leaves
+    out the work that only feeds them; elsewhere the block's own forward."""
+
+    def __init__(self, state: CacheState, block: int, skip: BlockSkip, components: dict[str, int]) -> None:
+        super().__init__()
+        self.state = state
+        self.block = block
+        self.step = _RuntimeBlockStep(state, block, components)
+        # Its decisions stay out of any compiled graph; the tensor work it calls is compiled piece by piece.
+        self.skip_forward = torch.compiler.disable(skip.forward, recursive=False)
+
+    @torch.compiler.disable(recursive=False)
+    def new_forward(self, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        state = self.state
+        if state.partial[state.step][self.block]:
+            return self.skip_forward(module, self.step, *args, **kwargs)
+        return self.fn_ref.original_forward(*args, **kwargs)
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:
@@ -250,8 +386,10 @@ class CacheHandle:
     def schedule(self) -> CacheSchedule:
         return self.state.schedule
 
-    def set_schedule(self, schedule: CacheSchedule) -> None:
+    def set_schedule(self, schedule: CacheSchedule | str) -> None:
         """Use another schedule of the same layout without re-installing hooks (what a search does per candidate)."""
+        check_enabled(self.state, "set_schedule")
+        schedule = as_schedule(schedule)
         self.state.layout.check(schedule, type(self.transformer).__name__)
         self.state.set_schedule(schedule)
         self.state.reset()
@@ -261,13 +399,7 @@ class CacheHandle:
 
     def cache_bytes(self) -> int:
         """Memory the kept outputs hold now: bytes of the distinct storages behind them."""
-        storages = {}
-        for hook in self.state.component_hooks:
-            for value in hook.cache.values():
-                for tensor in _tensors(value):
-                    storage = tensor.untyped_storage()
-                    storages[storage.data_ptr()] = storage.nbytes()
-        return sum(storages.values())
+        return self.state.outputs.nbytes()
 
     @property
     def counts(self) -> dict[str, int]:
@@ -275,9 +407,13 @@ class CacheHandle:
         return {"computed": self.state.computed, "reused": self.state.reused}
 
     def disable(self) -> None:
-        disable_cache(self.transformer)
+        """Remove this cache; a no-op once it is disabled or replaced (a newer cache on the model stays)."""
+        if self.state.enabled:
+            disable_cache(self.transformer)
 
     def __enter__(self) -> CacheHandle:
+        check_enabled(self.state, "enter a `with` block")
+        self.state.entered = True
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -295,10 +431,15 @@ def enable_cache(
 ) -> CacheHandle:
     """Run ``target`` (a diffusers pipeline or its transformer) under a cache schedule.
 
-    Replaces any ecad schedule already enabled on the model. With a pipeline, every call's step count is checked
+    Replaces an ecad cache enabled on the model by a plain call (its handle is then disabled); inside a ``with
+    ecad.enable_cache(...)`` block on the same model it is refused (use ``handle.set_schedule``). ``schedule`` may be
+    a path; ``cache_dtype`` must be a floating-point dtype. With a pipeline, every call's step count is checked
     against the schedule before any compute (``resample=True`` maps the schedule to the call's step count instead
-    and logs it). ``prune=False`` computes outputs nothing reads, as the paper's code did (same images, more MACs).
-    ``adapter`` serves models no registered adapter knows (``ecad.GenericAdapter(...)``). Use the returned handle,
+    and logs it). ``prune=False`` computes what nothing reads, as the paper's code did: recomputes whose output is
+    never read and the inputs of replayed components (same images, more compute).
+    ``adapter`` serves models no registered adapter knows (``ecad.GenericAdapter(...)``). A schedule file that records
+    the settings it was found under is checked against the pipeline and each generation (:mod:`ecad.provenance`):
+    differences are logged as warnings. Use the returned handle,
     or :func:`disable_cache`, to restore the model's own behaviour exactly::
 
         with ecad.enable_cache(pipe, ecad.CacheSchedule.load("fast.json")):
@@ -311,27 +452,41 @@ def enable_cache(
     adapter = get_adapter(transformer, adapter)
     layout = adapter.layout(transformer)
     layout.check(config.schedule, type(transformer).__name__)
+    check_not_nested(_installed_state(transformer))
     disable_cache(transformer)
 
     state = CacheState(config, scheduler, layout)
+    if not isinstance(target, nn.Module):
+        state.call_check = CallCheck(target)
+        state.call_check.on_enable(config.schedule)
     registry = HookRegistry.check_if_exists_or_initialize(transformer)
     registry.register_hook(StepTrackerHook(state, adapter.timestep_arg, adapter.sample_arg), _STEP_HOOK)
     for block, component, _, module in adapter.components(transformer):
-        hook = ComponentCacheHook(state, block, component)
-        HookRegistry.check_if_exists_or_initialize(module).register_hook(hook, _COMPONENT_HOOK)
-        state.component_hooks.append(hook)
+        HookRegistry.check_if_exists_or_initialize(module).register_hook(
+            ComponentCacheHook(state, block, component), _COMPONENT_HOOK)
+    if config.prune:
+        for block, module, skip, components in adapter.block_skips(transformer):
+            HookRegistry.check_if_exists_or_initialize(module).register_hook(
+                BlockSkipHook(state, block, skip, components), _BLOCK_HOOK)
     registry.invalidate_child_registries_cache()
+    if scheduler is not None and callable(getattr(scheduler, "set_timesteps", None)):
+        state.call_start = CallStartHook(scheduler, state)
     return CacheHandle(transformer, state)
 
 
 def disable_cache(target: Any) -> None:
     """Remove ecad's hooks; the model behaves exactly as before :func:`enable_cache`. A no-op if not enabled."""
     transformer, _ = _split_target(target)
+    state = _installed_state(transformer)
+    if state is not None:
+        state.enabled = False
+        if state.call_start is not None:
+            state.call_start.remove()
     for module in transformer.modules():
         registry = getattr(module, "_diffusers_hook", None)
         if registry is None:
             continue
-        for name in (_STEP_HOOK, _COMPONENT_HOOK):
+        for name in (_STEP_HOOK, _COMPONENT_HOOK, _BLOCK_HOOK):
             registry.remove_hook(name, recurse=False)
         if not registry.hooks:
             # Drop the instance-level forward and registry so the module is as it was built.
@@ -339,9 +494,14 @@ def disable_cache(target: Any) -> None:
             del module._diffusers_hook
 
 
+def _installed_state(transformer: nn.Module) -> CacheState | None:
+    registry = getattr(transformer, "_diffusers_hook", None)
+    hook = registry.get_hook(_STEP_HOOK) if registry is not None else None
+    return None if hook is None else hook.state
+
+
 def active_cache(target: Any) -> CacheHandle | None:
     """The handle of the ecad cache enabled on this model, if any."""
     transformer, _ = _split_target(target)
-    registry = getattr(transformer, "_diffusers_hook", None)
-    hook = registry.get_hook(_STEP_HOOK) if registry is not None else None
-    return CacheHandle(transformer, hook.state) if hook is not None else None
+    state = _installed_state(transformer)
+    return None if state is None else CacheHandle(transformer, state)

@@ -1,9 +1,13 @@
-"""The latency cost model: seconds per (block, component) measured on the user's own device.
+"""The latency cost model: seconds of one denoising step under a schedule, measured on the user's own device.
 
-MACs are what the paper optimised; on real hardware small components (cross-attention over 120 tokens) cost more
-time than their MACs suggest. ``measure_latency`` times one transformer call per component with synchronised
-forward hooks (median of ``repeats``), and the whole call without hooks; the time outside the components is the
-difference (floored at 0, since the hooks' synchronisation adds a little to each component).
+MACs are what the paper optimised; on real hardware small components cost more time than their MACs suggest, and
+work that costs no MACs (norms, modulation, gating, the embeddings) takes time at every step. So the latency model
+is measured where it runs: the transformer calls a real pipeline call makes (observed, :mod:`ecad.observe`) are
+replayed through ecad's own runtime (``prune=True``) under a measuring schedule in which every block meets the plans
+"every component runs", "every component replays" and "only component c runs", with a timer on each block. A block
+then costs, at a step, its all-run time if all its components run, else its all-replay time (the gates and residual
+adds, the modulation, what its skip forward cannot leave out) plus, for each component that runs, what that
+component adds (its input included). Time outside the blocks (embeddings, final layer) is paid at every step.
 """
 
 from __future__ import annotations
@@ -11,20 +15,22 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from .adapters import get_adapter
-from .hooks import _split_target
+from .hooks import _split_target, enable_cache
+from .observe import TransformerCall, observe_calls, probe_call
+from .pruning import prune_dead
 from .schedule import CacheSchedule
 
 
 @dataclass(frozen=True)
 class LatencyTable:
-    """Seconds of one transformer call, split over (block, component) and the rest, on one device."""
+    """Seconds of one denoising step, split over blocks, (block, component) and the rest, on one device."""
 
     device: str
     dtype: str
@@ -34,23 +40,33 @@ class LatencyTable:
     block_names: tuple[str, ...]
     component_names: tuple[str, ...]
     exists: torch.Tensor
-    component_seconds: torch.Tensor  # float64 [blocks, components]
-    outside_seconds: float
+    component_seconds: torch.Tensor  # float64 [blocks, components]: what a running component adds to its block
+    outside_seconds: float  # outside the blocks, every step
+    replay_seconds: torch.Tensor  # float64 [blocks]: the block when every component replays
+    full_block_seconds: torch.Tensor  # float64 [blocks]: the block when every component runs
+    feeds: tuple[tuple[int, int, int], ...] = ()
+    calls_per_step: int = 1
 
     @property
     def full_step_seconds(self) -> float:
-        return self.outside_seconds + float(self.component_seconds.sum())
+        return self.outside_seconds + float(self.full_block_seconds.sum())
 
     def step_seconds(self, schedule: CacheSchedule) -> list[float]:
-        return schedule.step_costs(self.component_seconds, self.outside_seconds).tolist()
+        """Predicted seconds of every step of ``schedule`` as the runtime runs it (dead recomputes pruned)."""
+        bits = prune_dead(schedule.effective(), self.feeds)
+        all_run = (bits | ~self.exists).all(dim=2)  # [steps, blocks]
+        partial = self.replay_seconds + (bits.double() * self.component_seconds).sum(dim=2)
+        blocks = torch.where(all_run, self.full_block_seconds.expand_as(partial), partial)
+        return (blocks.sum(dim=1) + self.outside_seconds).tolist()
 
     def schedule_seconds(self, schedule: CacheSchedule) -> float:
         return float(sum(self.step_seconds(schedule)))
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["exists"] = self.exists.tolist()
-        data["component_seconds"] = self.component_seconds.tolist()
+        for name in ("exists", "component_seconds", "replay_seconds", "full_block_seconds"):
+            data[name] = getattr(self, name).tolist()
+        data["feeds"] = [list(f) for f in self.feeds]
         return data
 
     @classmethod
@@ -61,6 +77,9 @@ class LatencyTable:
             "component_names": tuple(data["component_names"]),
             "exists": torch.tensor(data["exists"], dtype=torch.bool),
             "component_seconds": torch.tensor(data["component_seconds"], dtype=torch.float64),
+            "replay_seconds": torch.tensor(data["replay_seconds"], dtype=torch.float64),
+            "full_block_seconds": torch.tensor(data["full_block_seconds"], dtype=torch.float64),
+            "feeds": tuple(tuple(f) for f in data.get("feeds", ())),
         })
 
 
@@ -70,68 +89,119 @@ def _synchronizer(device: torch.device) -> Callable[[], None]:
     return lambda: None
 
 
-def _realise(value: Any, dtype: torch.dtype, device: torch.device) -> Any:
-    """Dummy inputs hold uninitialised memory: give float tensors normal values in the model's dtype."""
-    if isinstance(value, dict):
-        return {k: _realise(v, dtype, device) for k, v in value.items()}
-    if isinstance(value, torch.Tensor) and value.is_floating_point():
-        generator = torch.Generator(device="cpu").manual_seed(0)
-        return torch.randn(value.shape, generator=generator).to(device=device, dtype=dtype)
-    return value
+def _plans(layout: Any) -> list[torch.Tensor]:
+    """The measuring plans, each a [blocks, components] recompute mask: all, none, only c (for each component)."""
+    plans = [layout.exists, torch.zeros_like(layout.exists)]
+    for c in range(len(layout.component_names)):
+        only = torch.zeros_like(layout.exists)
+        only[:, c] = layout.exists[:, c]
+        plans.append(only)
+    return plans
+
+
+def _timesteps(call: TransformerCall, name: str, position: int | None, steps: int) -> list[Any]:
+    """Strictly decreasing timesteps from the observed one, so the runtime sees one new step per call."""
+    first = call.argument(name, position)
+    if not isinstance(first, torch.Tensor):
+        return [float(first) * (steps - s) / steps for s in range(steps)]
+    if first.is_floating_point():
+        return [first * (steps - s) / steps for s in range(steps)]
+    delta = max(int(first.max()) // (steps + 1), 1)
+    return [first - s * delta for s in range(steps)]
+
+
+def _with(call: TransformerCall, name: str, position: int | None, value: Any) -> tuple[tuple[Any, ...], dict]:
+    args, kwargs = list(call.args), dict(call.kwargs)
+    if name in kwargs or position is None or position >= len(args):
+        kwargs[name] = value
+    else:
+        args[position] = value
+    return tuple(args), kwargs
 
 
 @torch.inference_mode()
-def measure_latency(
-    target: Any, height: int, width: int, *, batch_size: int = 2, text_len: int | None = None,
-    warmup: int = 2, repeats: int = 5,
+def measure_call_latency(
+    target: Any, calls: Sequence[TransformerCall], height: int, width: int, *, warmup: int = 2, repeats: int = 5,
 ) -> LatencyTable:
-    """Time every component of ``target``'s transformer (a pipeline or the transformer) at this size and batch."""
+    """Time the transformer of ``target`` (a pipeline or the transformer) on the observed ``calls`` of one step,
+    through ecad's runtime under a measuring schedule (medians of ``repeats`` rounds after ``warmup``)."""
+    import inspect
+
     transformer, _ = _split_target(target)
     adapter = get_adapter(transformer)
+    layout = adapter.layout(transformer)
     parameter = next(transformer.parameters())
     device, dtype = parameter.device, parameter.dtype
-    config = dict(transformer.config)
-    inputs = adapter.dummy_inputs(config, batch_size, height, width, text_len or adapter.default_text_len, "cpu")
-    inputs = _realise(inputs, dtype, device)
-    if isinstance(inputs.get(adapter.timestep_arg), torch.Tensor):
-        inputs[adapter.timestep_arg] = torch.full_like(inputs[adapter.timestep_arg], 0.5 * adapter.timestep_scale)
     sync = _synchronizer(device)
+    plans = _plans(layout)
+    # step 0 computes everything (nothing is cached yet), then warm-up and measured rounds of every plan
+    schedule = CacheSchedule(torch.stack([layout.exists] + plans * (warmup + repeats)), layout.block_names,
+                             layout.component_names, layout.exists)
+    measured = range(1 + warmup * len(plans), schedule.num_steps)
+    params = list(inspect.signature(transformer.forward).parameters)
+    position = params.index(adapter.timestep_arg) if adapter.timestep_arg in params else None
+    timesteps = [_timesteps(call, adapter.timestep_arg, position, schedule.num_steps) for call in calls]
 
-    def timed_call() -> float:
-        sync()
-        start = time.perf_counter()
-        transformer(**inputs)
-        sync()
-        return time.perf_counter() - start
-
-    for _ in range(warmup):
-        timed_call()
-    total = statistics.median(timed_call() for _ in range(repeats))
-
-    layout = adapter.layout(transformer)
-    samples: dict[tuple[int, int], list[float]] = {}
-    starts: dict[tuple[int, int], float] = {}
+    blocks = [block for *_, block, _ in adapter.blocks(transformer)]
+    block_time = [0.0] * len(blocks)
+    started = [0.0] * len(blocks)
     handles = []
-    for b, c, _, module in adapter.components(transformer):
-        def pre(_module: Any, _args: Any, key: tuple[int, int] = (b, c)) -> None:
+    for b, block in enumerate(blocks):
+        def pre(*_: Any, b: int = b) -> None:
             sync()
-            starts[key] = time.perf_counter()
+            started[b] = time.perf_counter()
 
-        def post(_module: Any, _args: Any, _out: Any, key: tuple[int, int] = (b, c)) -> None:
+        def post(*_: Any, b: int = b) -> None:
             sync()
-            samples.setdefault(key, []).append(time.perf_counter() - starts[key])
+            block_time[b] += time.perf_counter() - started[b]
 
-        handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+        handles += [block.register_forward_pre_hook(pre), block.register_forward_hook(post)]
+    per_step: list[tuple[float, list[float]]] = []  # (seconds outside the blocks, seconds per block)
     try:
-        for _ in range(repeats):
-            transformer(**inputs)
+        with enable_cache(transformer, schedule, adapter=adapter) as handle:
+            for step in range(schedule.num_steps):
+                block_time[:] = [0.0] * len(blocks)
+                sync()
+                start = time.perf_counter()
+                for call, steps in zip(calls, timesteps):
+                    args, kwargs = _with(call, adapter.timestep_arg, position, steps[step])
+                    transformer(*args, **kwargs)
+                sync()
+                total = time.perf_counter() - start
+                per_step.append((total - sum(block_time), list(block_time)))
+            bits = handle.state.table
     finally:
-        for handle in handles:
-            handle.remove()
-    seconds = torch.zeros(layout.exists.shape, dtype=torch.float64)
-    for (b, c), values in samples.items():
-        seconds[b, c] = statistics.median(values)
+        for h in handles:
+            h.remove()
+
+    samples: dict[tuple[int, str | int], list[float]] = {}
+    exists = layout.exists.tolist()
+    for step in measured:
+        for b, seconds in enumerate(per_step[step][1]):
+            running = [c for c, on in enumerate(bits[step][b]) if on]
+            present = [c for c, on in enumerate(exists[b]) if on]
+            kind = "all" if running == present else "none" if not running else running[0] if len(running) == 1 else None
+            if kind is not None:
+                samples.setdefault((b, kind), []).append(seconds)
+    median = {key: statistics.median(values) for key, values in samples.items()}
+    replay = torch.tensor([median[(b, "none")] for b in range(len(blocks))], dtype=torch.float64)
+    full = torch.tensor([median[(b, "all")] for b in range(len(blocks))], dtype=torch.float64)
+    components = torch.zeros(layout.exists.shape, dtype=torch.float64)
+    for (b, kind), value in median.items():
+        if isinstance(kind, int):
+            components[b, kind] = max(0.0, value - float(replay[b]))
+    outside = statistics.median(per_step[step][0] for step in measured)
+    sample = calls[0].argument(adapter.sample_arg, 0)
     return LatencyTable(
-        str(device), str(dtype).removeprefix("torch."), height, width, batch_size, layout.block_names,
-        layout.component_names, layout.exists, seconds, max(0.0, total - float(seconds.sum())),
+        str(device), str(dtype).removeprefix("torch."), height, width, int(sample.shape[0]), layout.block_names,
+        layout.component_names, layout.exists, components, max(0.0, outside), replay, full, layout.feeds, len(calls),
     )
+
+
+def measure_latency(
+    pipe: Any, height: int, width: int, *, images: int = 1, guidance_scale: float | None = None, warmup: int = 2,
+    repeats: int = 5, **call_kwargs: Any,
+) -> LatencyTable:
+    """Time ``pipe``'s transformer at the calls a real call of ``images`` images at this size makes."""
+    calls = observe_calls(pipe, probe_call(pipe, height, width, guidance_scale, images, **call_kwargs))
+    return measure_call_latency(pipe, calls, height, width, warmup=warmup, repeats=repeats)

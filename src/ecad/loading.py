@@ -1,24 +1,48 @@
-"""Loading pipelines by name, folder or hub id, with errors a user can act on."""
+"""Loading pipelines by name, folder or hub id, with errors a user can act on and no third-party chatter."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import inspect
+import json
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .adapters import ADAPTERS, UnsupportedModelError, get_adapter
+from .validation import device as check_device
+from .names import DTYPE_NAMES, TINY_SHAPES
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    """The torch device to run on, refused with the fix when it does not exist here."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        parsed = torch.device(check_device(device))
+    except ValueError as err:
+        raise ValueError(f"device {err}.") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: torch sees no CUDA GPU on this machine "
+                             "(torch.cuda.is_available() is False); use --device cpu or auto.")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                             f"numbered from 0; use cuda:0..cuda:{torch.cuda.device_count() - 1}.")
+    elif parsed.type != "cpu" and not getattr(getattr(torch, parsed.type, None), "is_available", lambda: False)():
+        raise ValueError(f"device {device!r}: torch has no {parsed.type} device on this machine; "
+                         "use --device cpu or auto.")
+    return parsed
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -32,7 +56,7 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 def model_source(model: str) -> str:
     """Map ``tiny-shapes`` to the embedded model's folder and a preset name to its hub id; folders and hub ids
     pass through."""
-    if model == "tiny-shapes":
+    if model == TINY_SHAPES:
         from .tiny_shapes import PIPELINE_DIR
 
         return str(PIPELINE_DIR)
@@ -43,31 +67,119 @@ def model_source(model: str) -> str:
     return model
 
 
+def _dtype_keyword() -> str:
+    """diffusers renamed ``torch_dtype`` to ``dtype`` (the old name warns); older releases know only the old one."""
+    from diffusers.utils import deprecation_utils
+
+    return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+
+
+@contextmanager
+def _loading_bars_off() -> Iterator[None]:
+    """diffusers' "Loading pipeline components" and transformers' "Loading weights" bars, off while loading."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    states = [(lib, lib.is_progress_bar_enabled()) for lib in (diffusers_logging, transformers_logging)]
+    for lib, _ in states:
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lib, enabled in states:
+            if enabled:
+                lib.enable_progress_bar()
+
+
+def from_pretrained(cls: Any, source: str | Path, dtype: str | torch.dtype = "float32") -> Any:
+    """``cls.from_pretrained(source)`` that prints nothing of its own: the dtype under its current keyword, the
+    low-memory path only where accelerate is installed (diffusers otherwise warns that it is missing), no loading
+    bars (ecad logs the load and its time instead)."""
+    start = time.perf_counter()
+    kwargs = {_dtype_keyword(): resolve_dtype(dtype),
+              "low_cpu_mem_usage": importlib.util.find_spec("accelerate") is not None}
+    with _loading_bars_off():
+        pipe = cls.from_pretrained(source, **kwargs)
+    logger.debug("loaded %s in %.1f s", source, time.perf_counter() - start)
+    return pipe
+
+
+@contextmanager
+def progress_bar_off(pipe: Any) -> Iterator[None]:
+    """The pipeline's own per-step bar off for ecad's loops (a search's thousands of calls, timed calls), which
+    show their own progress; the pipeline's setting comes back afterwards."""
+    saved = dict(getattr(pipe, "_progress_bar_config", {}))
+    pipe.set_progress_bar_config(**{**saved, "disable": True})
+    try:
+        yield
+    finally:
+        pipe.set_progress_bar_config(**saved)
+
+
 def load_pipeline(model: str, device: str = "auto", dtype: str | torch.dtype = "float32") -> Any:
-    """``DiffusionPipeline.from_pretrained`` of a folder, hub id or preset name, checked to be supported by ecad."""
+    """``DiffusionPipeline.from_pretrained`` of a folder, hub id or preset name, checked to be supported by ecad.
+
+    ``tiny-shapes`` gives :class:`ecad.tiny_shapes.TinyShapesPipeline` (the shipped model with its call defaults).
+    """
+    if model == TINY_SHAPES:
+        from .tiny_shapes import load_pipeline as load_tiny_shapes
+
+        logger.info("loading pipeline %s", model)
+        return load_tiny_shapes(device=resolve_device(device), dtype=resolve_dtype(dtype))
     from diffusers import DiffusionPipeline
 
+    target = resolve_device(device)
     source = model_source(model)
     looks_local = source.startswith((".", "/", "~")) or Path(source).exists()
     if looks_local and not Path(source).expanduser().is_dir():
         raise FileNotFoundError(f"model folder not found: {source}")
     logger.info("loading pipeline %s", source)
     try:
-        pipe = DiffusionPipeline.from_pretrained(str(Path(source).expanduser()) if looks_local else source,
-                                                 torch_dtype=resolve_dtype(dtype))
+        pipe = from_pretrained(DiffusionPipeline, str(Path(source).expanduser()) if looks_local else source, dtype)
     except (OSError, ValueError) as err:
         raise FileNotFoundError(f"cannot load model {model!r}: {str(err).splitlines()[0]}") from None
     transformer = getattr(pipe, "transformer", None)
     if transformer is None:
         raise UnsupportedModelError(f"{model!r} is a {type(pipe).__name__} without a `transformer`; ecad caches DiTs.")
     get_adapter(transformer)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to(resolve_device(device))
+    return pipe.to(target)
+
+
+def _config_on_disk(model: str) -> dict[str, Any] | None:
+    """The transformer config of a model name when it is on disk (a folder, tiny-shapes or a preset), else None."""
+    for adapter in ADAPTERS:
+        if model in adapter.presets:
+            return adapter.presets[model].config
+    path = Path(model_source(model)).expanduser() / "transformer" / "config.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None  # loading the model reports it
+
+
+def check_image_size(model: Any, height: int | None, width: int | None) -> None:
+    """Refuse a height or width the model cannot generate, before it loads: ``model`` is a name (checked when its
+    config is on disk; a hub id is checked once loaded) or a loaded pipeline."""
+    if isinstance(model, str):
+        config = _config_on_disk(model) or {}
+        adapter = next((a for a in ADAPTERS if config.get("_class_name") in a.transformer_classes), None)
+        label = model
+    else:
+        config, adapter, label = dict(model.transformer.config), get_adapter(model.transformer), "the model"
+    if adapter is None:
+        return
+    multiple = adapter.pixel_multiple(config)
+    for name, value in (("height", height), ("width", width)):
+        if value is not None and value % multiple:
+            lower = value - value % multiple
+            raise ValueError(f"{name} {value} is not a multiple of {multiple}, which {label} needs (VAE factor x "
+                             f"patch size); use {lower or multiple} or {lower + multiple}.")
 
 
 def pipeline_call_kwargs(pipe: Any) -> dict[str, Any]:
-    """Extra keyword arguments the model family needs to generate exactly the requested size."""
-    return dict(get_adapter(pipe.transformer).call_kwargs)
+    """Extra keyword arguments the model family needs to generate exactly the requested size, at the text length
+    ecad encodes prompts to (PixArt: the tokenizer's own limit if it is below the pipeline's 120/300)."""
+    return get_adapter(pipe.transformer).pipeline_kwargs(pipe)
 
 
 def default_size(pipe: Any) -> int:
@@ -75,3 +187,82 @@ def default_size(pipe: Any) -> int:
     and SD3's say their default latent size)."""
     latent = getattr(pipe, "default_sample_size", None) or pipe.transformer.config.sample_size
     return int(latent * pipe.vae_scale_factor)
+
+
+# What a pipeline without weights needs from a hub repository: the configs, the tokenizers, the scheduler.
+_CONFIG_PATTERNS = ["model_index.json", "*/config.json", "*/*config*.json", "tokenizer*/*", "scheduler/*"]
+
+
+def _config_folder(model: str) -> Path:
+    """A local folder with the pipeline's ``model_index.json``: the folder given, or a config-only download."""
+    source = model_source(model)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise FileNotFoundError(f"{path} has no model_index.json; is it a diffusers pipeline folder?")
+        return path
+    if source.startswith((".", "/", "~")) or source.count("/") != 1:
+        raise FileNotFoundError(f"model folder not found: {source}")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(source, allow_patterns=_CONFIG_PATTERNS))
+    except Exception as err:  # the hub client raises many types; all mean "could not get the configs"
+        raise FileNotFoundError(f"cannot read the pipeline configs of {model!r}: {str(err).splitlines()[0]}") from None
+
+
+def _fake_forward(module: torch.nn.Module, mode: Any) -> None:
+    """Make ``module`` compute in ``mode`` (shapes only), whoever calls it."""
+    forward = module.forward
+
+    def fake(*args: Any, **kwargs: Any) -> Any:
+        with mode:
+            return forward(*args, **kwargs)
+
+    module.forward = fake
+
+
+def pipeline_without_weights(model: str) -> Any:
+    """A pipeline built from its configs alone: tokenizers and scheduler real, every model with fake weights.
+
+    Its call runs the pipeline's own code on tensors that have shapes but no data (``FakeTensorMode``; text encoders
+    of transformers support it), so :func:`ecad.observe.observe_calls` sees exactly the shapes the real pipeline
+    feeds its transformer, without downloading or allocating a single weight. For a hub id only the configs and
+    tokenizer files are downloaded.
+    """
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    folder = _config_folder(model)
+    index = json.loads((folder / "model_index.json").read_text())
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    parts: dict[str, Any] = {}
+    for name, spec in index.items():
+        if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2:
+            continue
+        library, class_name = spec
+        if library is None or class_name is None:
+            parts[name] = None
+            continue
+        cls = getattr(importlib.import_module(library), class_name)
+        if not issubclass(cls, torch.nn.Module):
+            parts[name] = cls.from_pretrained(folder, subfolder=name)
+            continue
+        with mode:
+            if hasattr(cls, "from_config"):  # diffusers models
+                module = cls.from_config(cls.load_config(folder, subfolder=name))
+            else:  # transformers models
+                from transformers import AutoConfig
+
+                module = cls(AutoConfig.from_pretrained(folder, subfolder=name))
+        _fake_forward(module.eval(), mode)
+        parts[name] = module
+    import diffusers
+
+    pipe = getattr(diffusers, index["_class_name"])(**parts)
+    get_adapter(pipe.transformer)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+def call_default(pipe: Any, name: str) -> Any:
+    """The default of one of the pipeline call's arguments (``guidance_scale``: PixArt 4.5, tiny-shapes 3), or None."""
+    parameter = inspect.signature(type(pipe).__call__).parameters.get(name)
+    return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default

@@ -17,11 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from .validation import whole
+
 __all__ = ["CacheSchedule", "ScheduleError"]
 
 
-# Metadata that describes particular bits and becomes false when the bits change.
-_BIT_DEPENDENT_METADATA = ("macs", "name", "paper", "source_format", "resampled_from_steps")
+# Metadata that describes particular bits and becomes false when the bits change (the generation ``settings`` a
+# schedule was found under stay: they still say what it is meant to run with).
+_BIT_DEPENDENT_METADATA = ("macs", "name", "paper", "source_format", "resampled_from_steps", "score", "measured")
 
 
 class ScheduleError(ValueError):
@@ -29,8 +32,23 @@ class ScheduleError(ValueError):
 
 
 def _as_bool_tensor(array: Any) -> torch.Tensor:
-    tensor = torch.as_tensor(np.asarray(array) if not isinstance(array, torch.Tensor) else array)
-    return tensor.detach().to("cpu", torch.bool).clone()
+    """Bools, or 0/1 numbers; any other value (2, NaN, a string) is refused rather than read as ``True``."""
+    try:
+        tensor = torch.as_tensor(np.asarray(array) if not isinstance(array, torch.Tensor) else array)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ScheduleError(f"schedule bits must be an array of bools or 0/1, got {type(array).__name__} "
+                            f"({err}).") from None
+    tensor = tensor.detach().to("cpu")
+    if tensor.dtype != torch.bool and not bool(((tensor == 0) | (tensor == 1)).all()):
+        raise ScheduleError("schedule bits must be bools or 0/1; the array holds other values.")
+    return tensor.to(torch.bool).clone()
+
+
+def _step_count(num_steps: Any) -> int:
+    try:
+        return whole(1)(num_steps)
+    except ValueError as err:
+        raise ScheduleError(f"num_steps {err}; a schedule has at least one denoising step.") from None
 
 
 @dataclass(eq=False)
@@ -63,6 +81,9 @@ class CacheSchedule:
         steps, blocks, components = self.recompute.shape
         if steps < 1:
             raise ScheduleError("a schedule needs at least one step.")
+        if blocks < 1 or components < 1:
+            raise ScheduleError(f"a schedule needs at least one block and one component, got shape "
+                                f"{(steps, blocks, components)}.")
         if blocks != len(self.block_names) or components != len(self.component_names):
             raise ScheduleError(
                 f"recompute has shape {tuple(self.recompute.shape)} but {len(self.block_names)} block names and "
@@ -95,6 +116,7 @@ class CacheSchedule:
         metadata: dict[str, Any] | None = None,
     ) -> CacheSchedule:
         """The schedule that recomputes everything: no caching."""
+        num_steps = _step_count(num_steps)
         mask = torch.ones(len(block_names), len(component_names), dtype=torch.bool) if exists is None else exists
         recompute = _as_bool_tensor(mask).unsqueeze(0).repeat(num_steps, 1, 1)
         return cls(recompute, tuple(block_names), tuple(component_names), mask, dict(metadata or {}))
@@ -173,8 +195,7 @@ class CacheSchedule:
         step at the same fraction of the denoising trajectory (nearest neighbour in normalised time, first step to
         first, last to last). ``T == S`` is the identity, and resampling up then back down gives the original.
         """
-        if num_steps < 1:
-            raise ScheduleError(f"num_steps must be >= 1, got {num_steps}.")
+        num_steps = _step_count(num_steps)
         source = self.num_steps
         scale = (source - 1) / (num_steps - 1) if num_steps > 1 else 0.0
         index = torch.tensor([math.floor(t * scale + 0.5) for t in range(num_steps)])

@@ -21,16 +21,84 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .adapters import ADAPTERS, ModelAdapter, adapter_for_paper_components
 from .schedule import CacheSchedule, ScheduleError
+from .validation import read_json, schema_problem
 
 FORMAT = "ecad.schedule/1"
 PAPER_KEY = "paper"
+# Most steps x blocks x components one schedule may hold (a 20-step FLUX.1 schedule has 6,840).
+MAX_BITS = 1 << 26
+
+# Schemas: the shape of both formats. What they cannot say (bit strings as long as num_steps, the same components
+# in every step of a paper file) is checked by the parsers below.
+_METADATA_SCHEMA = {
+    "type": "object",
+    "description": "free-form facts about the schedule, as a JSON object",
+    "properties": {
+        "name": {"type": ["string", "null"]},
+        "macs": {"type": "object", "required": ["total_macs"],
+                 "properties": {"total_macs": {"type": "number", "minimum": 0}, "convention": {"type": "string"}}},
+        "paper": {"type": "object", "properties": {"cache_schedule": {"type": "object"}}},
+        "resampled_from_steps": {"type": "integer", "minimum": 1},
+    },
+}
+ECAD_SCHEMA = {
+    "type": "object",
+    "required": ["format", "num_steps", "components", "blocks"],
+    "properties": {
+        "num_steps": {"type": "integer", "minimum": 1, "description": "the number of denoising steps"},
+        "components": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"type": "string", "minLength": 1},
+                       "description": "a list of distinct component names"},
+        "blocks": {
+            "type": "object", "minProperties": 1,
+            "description": 'an object of blocks, each {"component": "0101...", ...}',
+            "additionalProperties": {
+                "type": "object", "description": 'a block is {"component": "0101...", ...}',
+                "additionalProperties": {"type": "string", "description": "a bit string: '1' recompute, '0' reuse, "
+                                                                          "one character per step"},
+            },
+        },
+        "metadata": _METADATA_SCHEMA,
+    },
+}
+PAPER_SCHEMA = {
+    "type": "object",
+    "required": ["cache_schedule"],
+    "properties": {
+        "cache_schedule": {
+            "type": "object", "required": ["schedule"],
+            "properties": {
+                "schedule": {
+                    "type": "object", "minProperties": 1,
+                    "description": 'an object of steps "000", "001", ..., each {block: {component: true/false}}',
+                    "additionalProperties": {
+                        "type": "object", "minProperties": 1,
+                        "description": "a step is {block: {component: true/false}}",
+                        "additionalProperties": {
+                            "type": "object", "description": "a block is {component: true/false}",
+                            "additionalProperties": {"type": "boolean",
+                                                     "description": "true recomputes, false reuses"},
+                        },
+                    },
+                },
+                "name": {"type": ["string", "null"]},
+                "num_inference_steps": {"type": "integer"},
+                "num_blocks": {"type": "integer"},
+                "num_single_blocks": {"type": "integer"},
+            },
+        },
+        "config": {"type": "object"},
+        "metrics": {"type": "object", "properties": {"total_macs": {"type": "number", "minimum": 0}}},
+    },
+}
 
 
 def write_json(data: dict[str, Any], path: str | os.PathLike, text: str | None = None) -> None:
@@ -76,29 +144,48 @@ def _dumps_compact(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def schedule_from_dict(data: dict[str, Any]) -> CacheSchedule:
-    if data.get("format") != FORMAT:
-        raise ScheduleError(f"not an ecad schedule: format is {data.get('format')!r}, expected {FORMAT!r}.")
-    try:
-        num_steps = int(data["num_steps"])
-        components = list(data["components"])
-        blocks = data["blocks"]
-    except (KeyError, TypeError, ValueError) as err:
-        raise ScheduleError(f"ecad schedule is missing or has a bad field: {err}") from None
+def _bits_of(row: str) -> torch.Tensor:
+    return torch.from_numpy(np.frombuffer(row.encode("ascii"), dtype=np.uint8) == ord("1"))
+
+
+def _check_size(source: str, steps: int, blocks: int, components: int) -> None:
+    """Refuse before allocating: the file's content bounds the steps, this bounds blocks x components."""
+    if steps * blocks * components > MAX_BITS:
+        raise ScheduleError(f"{source}: {steps} steps x {blocks} blocks x {components} components is more than the "
+                            f"{MAX_BITS:,} bits ecad holds in one schedule; is it a schedule file?")
+
+
+def schedule_from_dict(data: Any, source: str = "the schedule") -> CacheSchedule:
+    """Parse ecad's own format; every problem is a :class:`ScheduleError` naming ``source`` and the field."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise ScheduleError(f"{source} is not an ecad schedule: format is {found!r}, expected {FORMAT!r}.")
+    problem = schema_problem(data, ECAD_SCHEMA)
+    if problem:
+        raise ScheduleError(f"{source}: {problem}.")
+    num_steps, components, blocks = int(data["num_steps"]), data["components"], data["blocks"]
+    strings = [(b, block, comp, row) for b, (block, comps) in enumerate(blocks.items()) for comp, row in comps.items()]
+    if not strings:
+        raise ScheduleError(f"{source}: no block lists a component; a schedule needs at least one bit string.")
+    for _, block, comp, row in strings:
+        if comp not in components:
+            raise ScheduleError(f"{source}: block {block!r} names component {comp!r}, which is not in 'components' "
+                                f"{components}; add it there or remove it from the block.")
+        if len(row) != num_steps or not set(row) <= {"0", "1"}:
+            raise ScheduleError(f"{source}: block {block!r}, component {comp!r}: expected {num_steps} characters "
+                                f"'0'/'1' (num_steps, one per step), got {_preview(row)}.")
+    _check_size(source, num_steps, len(blocks), len(components))
     recompute = torch.zeros(num_steps, len(blocks), len(components), dtype=torch.bool)
     exists = torch.zeros(len(blocks), len(components), dtype=torch.bool)
-    for b, (block, comps) in enumerate(blocks.items()):
-        for comp, row in comps.items():
-            if comp not in components:
-                raise ScheduleError(f"block {block!r} names component {comp!r}, which is not in {components}.")
-            if len(row) != num_steps or set(row) - {"0", "1"}:
-                raise ScheduleError(
-                    f"block {block!r}, component {comp!r}: expected {num_steps} characters of '0'/'1', got {row!r}."
-                )
-            c = components.index(comp)
-            exists[b, c] = True
-            recompute[:, b, c] = torch.tensor([ch == "1" for ch in row])
+    for b, _, comp, row in strings:
+        c = components.index(comp)
+        exists[b, c] = True
+        recompute[:, b, c] = _bits_of(row)
     return CacheSchedule(recompute, tuple(blocks), tuple(components), exists, dict(data.get("metadata") or {}))
+
+
+def _preview(row: str) -> str:
+    return repr(row) if len(row) <= 40 else f"{len(row)} characters starting {row[:20]!r}"
 
 
 def save_schedule(schedule: CacheSchedule, path: str | os.PathLike) -> None:
@@ -106,32 +193,48 @@ def save_schedule(schedule: CacheSchedule, path: str | os.PathLike) -> None:
 
 
 # ---------------------------------------------------------------------- the paper's format
-def schedule_from_paper_dict(data: dict[str, Any]) -> CacheSchedule:
-    try:
-        cache_schedule = data["cache_schedule"]
-        steps = cache_schedule["schedule"]
-    except (KeyError, TypeError):
-        raise ScheduleError("not an ECAD paper schedule: expected a 'cache_schedule' object with a 'schedule'.") from None
+def schedule_from_paper_dict(data: Any, source: str = "the schedule") -> CacheSchedule:
+    """Parse the paper's format: every step lists the same blocks and, per block, the same components, as booleans."""
+    problem = schema_problem(data, PAPER_SCHEMA)
+    if problem:
+        raise ScheduleError(f"{source} is not a valid ECAD paper schedule: {problem}.")
+    cache_schedule = data["cache_schedule"]
+    steps = cache_schedule["schedule"]
+    if not all(re.fullmatch("[0-9]+", key) for key in steps):
+        raise ScheduleError(f"{source}: paper schedule steps must be keyed 000..N-1, got {_preview(str(list(steps)))}.")
     step_keys = sorted(steps, key=int)
     if [int(k) for k in step_keys] != list(range(len(step_keys))):
-        raise ScheduleError(f"paper schedule steps must be 0..N-1, got {step_keys}.")
-    block_names = list(steps[step_keys[0]])
+        raise ScheduleError(f"{source}: paper schedule steps must be 0..N-1, each once, got "
+                            f"{_preview(str(step_keys))}.")
+    first = steps[step_keys[0]]
+    block_names = list(first)
     components: list[str] = []
-    for comps in steps[step_keys[0]].values():
+    for comps in first.values():
         components += [c for c in comps if c not in components]
+    if not components:
+        raise ScheduleError(f"{source}: step {step_keys[0]} lists no component in any block.")
+    _check_head(source, cache_schedule, len(step_keys), len(block_names))
+    _check_size(source, len(step_keys), len(block_names), len(components))
     recompute = torch.zeros(len(step_keys), len(block_names), len(components), dtype=torch.bool)
     exists = torch.zeros(len(block_names), len(components), dtype=torch.bool)
     for b, block in enumerate(block_names):
-        for comp in steps[step_keys[0]][block]:
+        for comp in first[block]:
             exists[b, components.index(comp)] = True
     for s, key in enumerate(step_keys):
         if list(steps[key]) != block_names:
-            raise ScheduleError(f"paper schedule step {key} has blocks {list(steps[key])}, expected {block_names}.")
+            raise ScheduleError(f"{source}: paper schedule step {key} has blocks {_preview(str(list(steps[key])))}, "
+                                f"expected those of step {step_keys[0]}: {_preview(str(block_names))}.")
         for b, block in enumerate(block_names):
-            for comp, value in steps[key][block].items():
-                if comp not in components or not exists[b, components.index(comp)]:
-                    raise ScheduleError(f"paper schedule step {key}, block {block}: unexpected component {comp!r}.")
-                recompute[s, b, components.index(comp)] = bool(value)
+            entry = steps[key][block]
+            if set(entry) != set(first[block]):
+                missing, extra = sorted(set(first[block]) - set(entry)), sorted(set(entry) - set(first[block]))
+                raise ScheduleError(
+                    f"{source}: paper schedule step {key}, block {block}: "
+                    + (f"missing {missing}" if missing else f"unexpected {extra}")
+                    + f"; every step lists the components of step {step_keys[0]}, true (recompute) or false (reuse)."
+                )
+            for comp, value in entry.items():
+                recompute[s, b, components.index(comp)] = value
     paper = {k: v for k, v in data.items() if k != "cache_schedule"}
     paper["cache_schedule"] = {k: v for k, v in cache_schedule.items() if k != "schedule"}
     metadata: dict[str, Any] = {"source_format": "ecad-paper", "name": cache_schedule.get("name"), PAPER_KEY: paper}
@@ -140,6 +243,17 @@ def schedule_from_paper_dict(data: dict[str, Any]) -> CacheSchedule:
     schedule = CacheSchedule(recompute, tuple(block_names), tuple(components), exists, metadata)
     adapter = adapter_for_paper_components(components)
     return schedule if adapter is None else _from_paper_names(schedule, adapter)
+
+
+def _check_head(source: str, head: dict[str, Any], steps: int, blocks: int) -> None:
+    """The paper's header fields, where present, must describe the schedule they head."""
+    if head.get("num_inference_steps", steps) != steps:
+        raise ScheduleError(f"{source}: cache_schedule.num_inference_steps is {head['num_inference_steps']} but the "
+                            f"schedule lists {steps} steps; fix one of them.")
+    if "num_blocks" in head and head["num_blocks"] + head.get("num_single_blocks", 0) != blocks:
+        raise ScheduleError(f"{source}: cache_schedule.num_blocks (+ num_single_blocks) says "
+                            f"{head['num_blocks'] + head.get('num_single_blocks', 0)} blocks but each step lists "
+                            f"{blocks}; fix one of them.")
 
 
 def _from_paper_names(schedule: CacheSchedule, adapter: ModelAdapter) -> CacheSchedule:
@@ -200,16 +314,20 @@ def load_schedule(path: str | os.PathLike) -> CacheSchedule:
     path = Path(path)
     if not path.is_file():
         raise ScheduleError(f"schedule file not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ScheduleError(f"{path} is not valid JSON ({err}); is it a schedule file?") from None
+    data = read_json(path, error=ScheduleError, fix="is it a schedule file?")
     if not isinstance(data, dict):
         raise ScheduleError(f"{path}: a schedule file holds a JSON object, found {type(data).__name__}.")
-    if data.get("format") == FORMAT:
-        return schedule_from_dict(data)
-    if "cache_schedule" in data:
-        return schedule_from_paper_dict(data)
+    version = data.get("format")
+    if isinstance(version, str) and version.startswith("ecad.schedule/") and version != FORMAT:
+        raise ScheduleError(f"{path} has format {version!r}; this ecad reads {FORMAT!r} (upgrade ecad?).")
+    parse = schedule_from_dict if version == FORMAT else schedule_from_paper_dict if "cache_schedule" in data else None
+    if parse is not None:
+        try:
+            return parse(data, str(path))
+        except ScheduleError as err:  # from the schedule's own checks or an adapter's names: say which file
+            if str(path) in str(err):
+                raise
+            raise ScheduleError(f"{path}: {err}") from None
     raise ScheduleError(
         f"{path}: unknown schedule format (no \"format\": \"{FORMAT}\" and no paper 'cache_schedule' key)."
     )

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..pruning import prune_dead
 from ..schedule import CacheSchedule, ScheduleError
+from .skip import BlockSkip
 
 
 class UnsupportedModelError(ValueError):
@@ -35,6 +36,8 @@ class BlockGroup:
         feeds: ``(source, consumer)`` pairs where the source's output is used only as input of the consumer
             (FLUX single blocks: ``attn`` and ``proj_mlp`` feed only ``proj_out``). When the consumer replays, the
             source's fresh output is dead unless a later step reuses it; the runtime then skips computing it.
+        skip: the blocks' forward without the work that only feeds replayed components (:mod:`ecad.adapters.skip`);
+            ``None``: the blocks always run their own forward.
     """
 
     attr: str
@@ -42,6 +45,7 @@ class BlockGroup:
     prefix: str = ""
     paper_names: tuple[str, ...] = ()
     feeds: tuple[tuple[str, str], ...] = ()
+    skip: BlockSkip | None = None
 
     def __post_init__(self) -> None:
         if self.paper_names and len(self.paper_names) != len(self.components):
@@ -121,7 +125,8 @@ def _get_attr(module: nn.Module, path: str) -> Any:
 
 
 class ModelAdapter:
-    """Base adapter: subclasses set the class attributes and, for MAC counting, :meth:`dummy_inputs`."""
+    """Base adapter: subclasses set the class attributes, a :class:`BlockSkip` per block kind where they can, and,
+    for counting presets and bare transformers, :meth:`dummy_inputs`."""
 
     family: str = ""
     transformer_classes: tuple[str, ...] = ()
@@ -129,6 +134,7 @@ class ModelAdapter:
     presets: dict[str, ArchPreset] = {}
     timestep_arg: str = "timestep"
     sample_arg: str = "hidden_states"
+    text_arg: str = "encoder_hidden_states"
     # What the transformer's timestep runs up to (PixArt/SD3: 1000 train steps; FLUX passes t/1000).
     timestep_scale: float = 1000.0
     default_text_len: int = 120
@@ -170,6 +176,17 @@ class ModelAdapter:
                     found.append((b, names.index(comp), f"{block_path}.{comp}", module))
         return found
 
+    def block_skips(self, transformer: nn.Module) -> list[tuple[int, nn.Module, BlockSkip, dict[str, int]]]:
+        """``(block_index, block, skip, {component: schedule index})`` for every block whose kind declares a skip
+        forward that fits it (see :mod:`ecad.adapters.skip`)."""
+        names = self.component_names
+        found = []
+        for b, (_, _, block, group) in enumerate(self.blocks(transformer)):
+            if group.skip is not None and group.skip.supports(block):
+                present = {c: names.index(c) for c in group.components if isinstance(_get_attr(block, c), nn.Module)}
+                found.append((b, block, group.skip, present))
+        return found
+
     def layout(self, transformer: nn.Module) -> ModelLayout:
         blocks = self.blocks(transformer)
         names = self.component_names
@@ -208,6 +225,10 @@ class ModelAdapter:
             raise ScheduleError(f"{self.family} block {block_name!r} has no paper component {paper_name!r}.")
         return group.components[names.index(paper_name)]
 
+    def pipeline_kwargs(self, pipe: Any) -> dict[str, Any]:
+        """Keyword arguments ecad passes to every call of this family's pipelines (exact size, text length)."""
+        return dict(self.call_kwargs)
+
     def encode_prompts(self, pipe: Any, prompts: list[str], guidance_scale: float) -> dict[str, torch.Tensor]:
         """Pipeline keyword arguments with the prompts' embeddings, computed once and sliced per batch."""
         raise NotImplementedError(f"the {self.family} adapter cannot pre-encode prompts")
@@ -230,5 +251,6 @@ class ModelAdapter:
     def dummy_inputs(
         self, config: Any, batch_size: int, height: int, width: int, text_len: int, device: torch.device | str
     ) -> dict[str, Any]:
-        """Keyword inputs of one transformer call at this resolution, for MAC counting."""
+        """Keyword inputs of one transformer call at this resolution, assumed for counting an architecture preset or a
+        bare transformer (a pipeline's real call is observed instead, :mod:`ecad.observe`)."""
         raise NotImplementedError(f"the {self.family} adapter does not support MAC counting")

@@ -4,6 +4,10 @@ A double-stream block's ``attn`` returns (image, text) together: one component, 
 block's ``proj_mlp`` is the MLP branch before its activation, ``proj_out`` mixes the concatenated attention and MLP
 outputs; ``attn`` and ``proj_mlp`` feed only ``proj_out`` (see :mod:`ecad.pruning`). The transformer receives the
 timestep divided by 1000 and latents packed in 2x2 patches: (H/16)*(W/16) image tokens of 64 channels.
+
+The skip forwards always compute the adaLN-Zero projections (they give the gates) and leave out the norms and
+modulations before replayed components; a single-stream block whose ``proj_out`` replays also leaves out the MLP
+activation and the concatenation that only feed it.
 """
 
 from __future__ import annotations
@@ -11,8 +15,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 
 from .base import ArchPreset, BlockGroup, ModelAdapter
+from .skip import (
+    BlockSkip, BlockStep, add_into, class_is, context_feed_forward, gated_add_tokens, linear_modulation, modulate_tokens,
+)
 
 # black-forest-labs/FLUX.1-dev and FLUX.1-schnell, transformer/config.json (they differ only in guidance_embeds).
 _FLUX_1 = {
@@ -29,15 +37,79 @@ _FLUX_1 = {
 }
 
 
+def _clip_half(x: torch.Tensor) -> torch.Tensor:
+    return x.clip(-65504, 65504) if x.dtype == torch.float16 else x
+
+
+def _double_forward(
+    block: nn.Module, step: BlockStep, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor,
+    temb: torch.Tensor, image_rotary_emb: Any = None, joint_attention_kwargs: dict[str, Any] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``FluxTransformerBlock.forward`` computing each component's input only if it runs."""
+    shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = linear_modulation(block.norm1, temb, 6)
+    c_shift_msa, c_scale_msa, c_gate_msa, c_shift_mlp, c_scale_mlp, c_gate_mlp = linear_modulation(
+        block.norm1_context, temb, 6)
+    if step.runs("attn"):
+        outputs = block.attn(
+            hidden_states=modulate_tokens(block.norm1.norm(hidden_states), scale_msa, shift_msa),
+            encoder_hidden_states=modulate_tokens(block.norm1_context.norm(encoder_hidden_states), c_scale_msa,
+                                                  c_shift_msa),
+            image_rotary_emb=image_rotary_emb, **(joint_attention_kwargs or {}),
+        )
+    else:
+        outputs = step.replay("attn")
+    attn_output, context_attn_output, *ip_output = outputs
+    hidden_states = gated_add_tokens(gate_msa, attn_output, hidden_states)
+    ff_output = (block.ff(modulate_tokens(block.norm2(hidden_states), scale_mlp, shift_mlp)) if step.runs("ff")
+                 else step.replay("ff"))
+    hidden_states = gated_add_tokens(gate_mlp, ff_output, hidden_states)
+    if ip_output:
+        hidden_states = add_into(hidden_states, ip_output[0])
+    encoder_hidden_states = context_feed_forward(block, step, encoder_hidden_states, context_attn_output, c_gate_msa,
+                                                 c_shift_mlp, c_scale_mlp, c_gate_mlp)
+    return _clip_half(encoder_hidden_states), hidden_states
+
+
+def _single_forward(
+    block: nn.Module, step: BlockStep, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor,
+    temb: torch.Tensor, image_rotary_emb: Any = None, joint_attention_kwargs: dict[str, Any] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``FluxSingleTransformerBlock.forward`` computing each component's input only if it runs."""
+    text_seq_len = encoder_hidden_states.shape[1]
+    residual = torch.cat([encoder_hidden_states, hidden_states], dim=1)
+    shift_msa, scale_msa, gate = linear_modulation(block.norm, temb, 3)
+    runs_attn, runs_mlp, runs_out = step.runs("attn"), step.runs("proj_mlp"), step.runs("proj_out")
+    if runs_attn or runs_mlp:
+        normed = modulate_tokens(block.norm.norm(residual), scale_msa, shift_msa)
+    mlp = block.proj_mlp(normed) if runs_mlp else None
+    attn = block.attn(hidden_states=normed, image_rotary_emb=image_rotary_emb,
+                      **(joint_attention_kwargs or {})) if runs_attn else None
+    if runs_out:
+        mlp = block.act_mlp(mlp if runs_mlp else step.replay("proj_mlp"))
+        attn = attn if runs_attn else step.replay("attn")
+        output = block.proj_out(torch.cat([attn, mlp], dim=2))
+    else:
+        output = step.replay("proj_out")
+    hidden_states = _clip_half(gated_add_tokens(gate, output, residual))
+    return hidden_states[:, :text_seq_len], hidden_states[:, text_seq_len:]
+
+
+def _double_supports(block: nn.Module) -> bool:
+    return (type(block).__name__ == "FluxTransformerBlock" and class_is("AdaLayerNormZero")(block.norm1)
+            and block.norm1.emb is None and block.norm1_context.emb is None)
+
+
 class FluxAdapter(ModelAdapter):
     family = "flux"
     transformer_classes = ("FluxTransformer2DModel",)
     groups = (
         BlockGroup("transformer_blocks", ("attn", "ff", "ff_context"),
-                   paper_names=("full_attn", "full_ff", "full_ff_context")),
+                   paper_names=("full_attn", "full_ff", "full_ff_context"),
+                   skip=BlockSkip(_double_forward, _double_supports)),
         BlockGroup("single_transformer_blocks", ("attn", "proj_mlp", "proj_out"), prefix="single_",
                    paper_names=("single_attn", "single_proj_mlp", "single_proj_out"),
-                   feeds=(("attn", "proj_out"), ("proj_mlp", "proj_out"))),
+                   feeds=(("attn", "proj_out"), ("proj_mlp", "proj_out")),
+                   skip=BlockSkip(_single_forward, class_is("FluxSingleTransformerBlock"))),
     )
     default_text_len = 512
     timestep_scale = 1.0

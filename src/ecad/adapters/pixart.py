@@ -1,12 +1,19 @@
-"""PixArt-alpha and PixArt-Sigma: 28 ``BasicTransformerBlock``s with self-attention, cross-attention and MLP."""
+"""PixArt-alpha and PixArt-Sigma: 28 ``BasicTransformerBlock``s with self-attention, cross-attention and MLP.
+
+``attn1`` reads the adaLN-modulated ``norm1`` output and is gated, ``attn2`` reads the residual stream and is added
+ungated, ``ff`` reads the modulated ``norm2`` output and is gated; the skip forward leaves out a norm and its
+modulation when the component it feeds replays.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+from torch import nn
 
 from .base import ArchPreset, BlockGroup, ModelAdapter
+from .skip import BlockSkip, BlockStep, cross_attention, gated_add, modulate, table_modulation
 
 _PIXART_XL_2 = {
     "_class_name": "PixArtTransformer2DModel",
@@ -31,10 +38,45 @@ _PIXART_XL_2 = {
 }
 
 
+def _supports(block: nn.Module) -> bool:
+    """The adaLN-single configuration PixArt uses (no positional embedding, GLIGEN or chunked feed-forward)."""
+    return (type(block).__name__ == "BasicTransformerBlock" and block.norm_type == "ada_norm_single"
+            and block.pos_embed is None and not block.only_cross_attention and block._chunk_size is None
+            and not hasattr(block, "fuser"))
+
+
+def _gated_residual(gate: torch.Tensor, output: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    hidden_states = gated_add(gate, output, residual)
+    return hidden_states.squeeze(1) if hidden_states.ndim == 4 else hidden_states
+
+
+def _forward(
+    block: nn.Module, step: BlockStep, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
+    encoder_hidden_states: torch.Tensor | None = None, encoder_attention_mask: torch.Tensor | None = None,
+    timestep: torch.Tensor | None = None, cross_attention_kwargs: dict[str, Any] | None = None,
+    class_labels: Any = None, added_cond_kwargs: Any = None,
+) -> torch.Tensor:
+    """``BasicTransformerBlock.forward`` (ada_norm_single) computing each component's input only if it runs."""
+    kwargs = dict(cross_attention_kwargs or {})
+    kwargs.pop("gligen", None)
+    shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = table_modulation(
+        block.scale_shift_table, timestep, hidden_states.shape[0])
+    if step.runs("attn1"):
+        attn_input = modulate(block.norm1(hidden_states), scale_msa, shift_msa)
+        output = block.attn1(attn_input, encoder_hidden_states=None, attention_mask=attention_mask, **kwargs)
+    else:
+        output = step.replay("attn1")
+    hidden_states = _gated_residual(gate_msa, output, hidden_states)
+    hidden_states = cross_attention(block, step, hidden_states, encoder_hidden_states, encoder_attention_mask, **kwargs)
+    output = (block.ff(modulate(block.norm2(hidden_states), scale_mlp, shift_mlp)) if step.runs("ff")
+              else step.replay("ff"))
+    return _gated_residual(gate_mlp, output, hidden_states)
+
+
 class PixArtAdapter(ModelAdapter):
     family = "pixart"
     transformer_classes = ("PixArtTransformer2DModel",)
-    groups = (BlockGroup("transformer_blocks", ("attn1", "attn2", "ff")),)
+    groups = (BlockGroup("transformer_blocks", ("attn1", "attn2", "ff"), skip=BlockSkip(_forward, _supports)),)
     cross_attention = ("attn2",)
     # Binning would silently generate another size than the one asked for; caption cleaning needs bs4 and ftfy
     # and only warns without them.
@@ -78,6 +120,9 @@ class PixArtAdapter(ModelAdapter):
         if negative is not None:
             out |= {"negative_prompt_embeds": negative, "negative_prompt_attention_mask": negative_mask}
         return out
+
+    def pipeline_kwargs(self, pipe: Any) -> dict[str, Any]:
+        return {**self.call_kwargs, "max_sequence_length": self.max_sequence_length(pipe)}
 
     def call_with_embeddings(self) -> dict[str, Any]:
         return {"negative_prompt": None}

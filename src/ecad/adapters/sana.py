@@ -1,12 +1,18 @@
-"""Sana: ``SanaTransformerBlock``s with linear self-attention, cross-attention and a GLU conv MLP (DC-AE, 32x)."""
+"""Sana: ``SanaTransformerBlock``s with linear self-attention, cross-attention and a GLU conv MLP (DC-AE, 32x).
+
+The skip forward leaves out ``norm1`` and its modulation when ``attn1`` replays, and ``norm2``, its modulation and
+the reshape to an image when ``ff`` replays.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+from torch import nn
 
 from .base import ArchPreset, BlockGroup, ModelAdapter
+from .skip import BlockSkip, BlockStep, class_is, cross_attention, gated_add, modulate, table_modulation
 
 # Efficient-Large-Model/Sana_1600M_1024px_diffusers, transformer/config.json
 _SANA_1600M = {
@@ -18,10 +24,33 @@ _SANA_1600M = {
 }
 
 
+def _forward(
+    block: nn.Module, step: BlockStep, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
+    encoder_hidden_states: torch.Tensor | None = None, encoder_attention_mask: torch.Tensor | None = None,
+    timestep: torch.Tensor | None = None, height: int | None = None, width: int | None = None,
+) -> torch.Tensor:
+    """``SanaTransformerBlock.forward`` computing each component's input only if it runs."""
+    shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = table_modulation(
+        block.scale_shift_table, timestep, hidden_states.shape[0])
+    if step.runs("attn1"):
+        output = block.attn1(modulate(block.norm1(hidden_states), scale_msa, shift_msa).to(hidden_states.dtype))
+    else:
+        output = step.replay("attn1")
+    hidden_states = gated_add(gate_msa, output, hidden_states)
+    hidden_states = cross_attention(block, step, hidden_states, encoder_hidden_states, encoder_attention_mask)
+    if step.runs("ff"):
+        ff_input = modulate(block.norm2(hidden_states), scale_mlp, shift_mlp)
+        output = block.ff(ff_input.unflatten(1, (height, width)).permute(0, 3, 1, 2))
+    else:
+        output = step.replay("ff")
+    return gated_add(gate_mlp, output.flatten(2, 3).permute(0, 2, 1), hidden_states)
+
+
 class SanaAdapter(ModelAdapter):
     family = "sana"
     transformer_classes = ("SanaTransformer2DModel",)
-    groups = (BlockGroup("transformer_blocks", ("attn1", "attn2", "ff")),)
+    groups = (BlockGroup("transformer_blocks", ("attn1", "attn2", "ff"),
+                         skip=BlockSkip(_forward, class_is("SanaTransformerBlock"))),)
     cross_attention = ("attn2",)
     default_text_len = 300  # SanaPipeline's max_sequence_length
     call_kwargs = {"use_resolution_binning": False}

@@ -5,49 +5,67 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..adapters import find_preset
-from ..macs import CONVENTIONS, count_macs
-from ..schedule import CacheSchedule
+from ..names import CONVENTIONS
+from . import arguments
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("macs", help="count the MACs of a schedule (or of no caching) on an architecture")
+    parser = sub.add_parser("macs", help="count the MACs of a schedule (or of no caching) on an architecture",
+                            description="Count the MACs of a schedule, or of no caching, on an architecture preset "
+                                        "or a model's transformer config (on the meta device: no weights needed).")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--arch", help="architecture preset, e.g. pixart-alpha, flux-dev, sd3-medium")
-    source.add_argument("--model", help="pipeline folder or hub id (only its transformer config is read)")
-    parser.add_argument("--height", type=int, default=256)
-    parser.add_argument("--width", type=int, default=256)
+    source.add_argument("--model", help="pipeline folder, hub id or tiny-shapes: its call is observed on the pipeline "
+                        "built from its configs without weights (a transformer-only folder: inputs assumed)")
+    parser.add_argument("--height", type=arguments.positive, default=256, help="image height in pixels")
+    parser.add_argument("--width", type=arguments.positive, default=256, help="image width in pixels")
     parser.add_argument("--schedule", help="schedule file; without it, the cost of no caching")
-    parser.add_argument("--steps", type=int, default=20, help="steps when no schedule is given (default 20)")
+    parser.add_argument("--steps", type=arguments.positive, default=20, help="steps when no schedule is given")
     parser.add_argument("--convention", choices=CONVENTIONS, default="full",
-                        help="full: attention core counted (default); paper: the ECAD paper's numbers")
-    parser.add_argument("--batch-size", type=int, help="transformer batch (default 2: one image with CFG)")
-    parser.add_argument("--text-len", type=int, help="text tokens (default: the architecture's)")
+                        help="full: what the runtime runs, attention core included; paper: the ECAD paper's numbers")
+    parser.add_argument("--guidance", type=arguments.guidance,
+                        help="--model: guidance scale of the observed call (default: the pipeline's)")
+    parser.add_argument("--images", type=arguments.positive, default=1, help="--model: images per observed call")
+    parser.add_argument("--batch-size", type=arguments.positive,
+                        help="--arch: transformer batch (default 2: one image with CFG)")
+    parser.add_argument("--text-len", type=arguments.positive, help="--arch: text tokens (default: the architecture's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..adapters import find_preset
+    from ..macs import count_macs, observes_pipeline
+    from ..schedule import CacheSchedule
+
+    schedule = CacheSchedule.load(args.schedule) if args.schedule else None
     if args.arch:
         find_preset(args.arch)
-    table = count_macs(args.arch or args.model, args.height, args.width, convention=args.convention,
-                       batch_size=args.batch_size, text_len=args.text_len)
-    if args.schedule:
-        schedule = CacheSchedule.load(args.schedule)
+        table = count_macs(args.arch, args.height, args.width, convention=args.convention, batch_size=args.batch_size,
+                           text_len=args.text_len)
+    elif observes_pipeline(args.model) and args.convention != "paper":
+        if args.batch_size is not None or args.text_len is not None:
+            raise ValueError("--batch-size and --text-len are for --arch: a pipeline's are observed from its call; "
+                             "use --images and --guidance.")
+        table = count_macs(args.model, args.height, args.width, guidance_scale=args.guidance, images=args.images)
     else:
-        schedule = table.full_schedule(args.steps)
+        table = count_macs(args.model, args.height, args.width, convention=args.convention,
+                           batch_size=args.batch_size, text_len=args.text_len)
+    schedule = schedule or table.full_schedule(args.steps)
     report = table.report(schedule)
     if args.json:
         print(json.dumps(report))
         return 0
-    print(f"{report['arch']} {args.height}x{args.width}, batch {report['batch_size']}, {report['text_len']} text "
-          f"tokens, {report['convention']} convention")
-    print(f"full step {table.full_step_macs / 1e9:.2f} GMAC (outside the blocks' components "
+    print(f"{report['arch']} {args.height}x{args.width}, transformer batch {report['batch_size']}, "
+          f"{report['text_len']} text tokens, {report['calls_per_step']} call(s) per step, {report['convention']} "
+          f"convention")
+    print(f"counted: {report['counted']}")
+    print(f"full step {table.full_step_macs / 1e9:.2f} GMAC (paid at every step whatever the schedule: "
           f"{table.outside_macs / 1e9:.3f} GMAC)")
     print(f"schedule: {report['total_macs'] / 1e12:.4f} TMAC of {report['full_macs'] / 1e12:.4f} TMAC "
-          f"-> {report['speedup']:.2f}x fewer MACs")
-    if report["pruned_total_macs"] != report["total_macs"]:
-        print(f"skipping outputs nothing reads (the runtime's default): {report['pruned_total_macs'] / 1e12:.4f} TMAC "
-              f"-> {report['pruned_speedup']:.2f}x fewer MACs")
+          f"-> MAC speedup {report['mac_speedup']:.2f}x")
+    if report["convention"] == "paper" and report["pruned_total_macs"] != report["total_macs"]:
+        print(f"what the runtime runs (dead recomputes skipped): {report['pruned_total_macs'] / 1e12:.4f} TMAC "
+              f"-> MAC speedup {report['pruned_mac_speedup']:.2f}x")
     print("per step (GMAC): " + " ".join(f"{m / 1e9:.1f}" for m in report["per_step"]))
     return 0

@@ -3,45 +3,63 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ..loading import DTYPES
-from ..metrics import METRICS
-from ..prompts import load_prompts
-from ..search import RunDirectory, SearchConfig, search
+from ..names import COSTS, CONVENTIONS, DTYPE_NAMES, EXECUTOR_NAMES, METRIC_NAMES, PROMPT_SETS
+from ..validation import real, whole
+from . import arguments
+
+if TYPE_CHECKING:
+    from ..search import SearchConfig
+
+PROMPTS_HELP = (f"prompt file (txt; json list; tsv/csv with a prompt column) or a built-in set: "
+                f"{', '.join(PROMPT_SETS)} (tiny-shapes training captions; held-out captions for evaluation)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("search", help="NSGA-II search for cache schedules (resumable)")
+    parser = sub.add_parser("search", help="NSGA-II search for cache schedules (resumable)",
+                            description="Search the quality/cost Pareto front of cache schedules with NSGA-II; "
+                                        "resumable with --resume after any stop. List the result with `ecad front`.")
     parser.add_argument("--model", required=True, help="tiny-shapes, a pipeline folder or a hub id")
-    parser.add_argument("--prompts", help="prompt file (txt, json list, tsv/csv with a prompt column) or built-in set")
-    parser.add_argument("--limit", type=int, help="use only the first N prompts")
-    parser.add_argument("--metric", default="fidelity", choices=sorted(METRICS))
-    parser.add_argument("--population", type=int, default=72)
-    parser.add_argument("--generations", type=int, default=100)
-    parser.add_argument("--images-per-prompt", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--height", type=int)
-    parser.add_argument("--width", type=int)
-    parser.add_argument("--guidance", type=float, default=4.5)
-    parser.add_argument("--batch-size", type=int, default=8, help="images generated per pipeline call")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cost", choices=["macs", "latency"], default="macs",
+    parser.add_argument("--prompts", help=PROMPTS_HELP + "; required for a new run")
+    parser.add_argument("--limit", type=arguments.positive, help="use only the first N prompts")
+    parser.add_argument("--metric", default="fidelity", choices=METRIC_NAMES, help="quality to maximise")
+    parser.add_argument("--population", type=arguments.typed(whole(2)), default=72,
+                        help="schedules per generation (the paper's 72)")
+    parser.add_argument("--generations", type=arguments.positive, default=100, help="may grow on --resume")
+    parser.add_argument("--images-per-prompt", type=arguments.positive, default=1,
+                        help="seeds SEED..SEED+K-1 for every prompt")
+    parser.add_argument("--steps", type=arguments.typed(whole(2)), default=20, help="denoising steps")
+    parser.add_argument("--height", type=arguments.pixels, help="default: the model's")
+    parser.add_argument("--width", type=arguments.pixels, help="default: the model's")
+    parser.add_argument("--guidance", type=arguments.guidance, default=4.5,
+                        help="classifier-free guidance (tiny-shapes: use 3)")
+    parser.add_argument("--batch-size", type=arguments.positive, default=8, help="images generated per pipeline call")
+    parser.add_argument("--seed", type=arguments.count, default=0, help="seeds of the calibration noise and of NSGA-II")
+    parser.add_argument("--cost", choices=COSTS, default="macs",
                         help="macs: the cost model; latency: seconds per component measured on --device")
-    parser.add_argument("--convention", choices=["full", "paper"], default="full")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", choices=DTYPES, default="float32")
-    parser.add_argument("--executor", choices=["local", "ray"], default="local",
-                        help="local: in this process (default); ray: one actor per GPU/CPU slot (pip install 'ecad[ray]')")
+    parser.add_argument("--convention", choices=CONVENTIONS, default="full",
+                        help="MAC counting: full (attention core included) or paper")
+    parser.add_argument("--device", type=arguments.device, default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--dtype", choices=DTYPE_NAMES, default="float32", help="weights and compute dtype")
+    parser.add_argument("--executor", choices=EXECUTOR_NAMES, default="local",
+                        help="local: in this process; ray: one actor per GPU/CPU slot (pip install 'ecad[ray]')")
     parser.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray instance)")
-    parser.add_argument("--workers", type=int, help="Ray actors (default: one per GPU, else one per CPU slot)")
-    parser.add_argument("--gpus-per-worker", type=float, default=None, help="GPUs per Ray actor (default 1 if any)")
-    parser.add_argument("--cpus-per-worker", type=float, default=1.0)
-    parser.add_argument("--out", required=True, help="run directory")
+    parser.add_argument("--workers", type=arguments.positive,
+                        help="Ray actors (default: one per GPU, else one per CPU slot)")
+    parser.add_argument("--gpus-per-worker", type=arguments.typed(real(0), float),
+                        help="GPUs per Ray actor (default: 1 if the cluster has GPUs)")
+    parser.add_argument("--cpus-per-worker", type=arguments.typed(real(above=0), float), default=1.0,
+                        help="CPU slots per Ray actor")
+    parser.add_argument("--out", required=True, help="run directory (config, evaluations, front files)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.set_defaults(run=run)
 
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
+    from ..prompts import load_prompts
+    from ..search import RunDirectory, SearchConfig
+
     if args.resume and args.prompts is None:
         stored = RunDirectory(args.out).load_config()
         prompts = stored.prompts
@@ -58,11 +76,13 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..search import search
+
     options = {}
     if args.executor == "ray":
         options = dict(address=args.ray_address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
                        cpus_per_worker=args.cpus_per_worker)
     result = search(config_from_args(args), args.out, resume=args.resume, executor=args.executor, **options)
     print(f"{result.evaluations} schedules evaluated; front of {len(result.front)} in {args.out}/front.json "
-          f"(plot: {args.out}/front.png); list it with `ecad front {args.out}`")
+          f"(plot: {args.out}/front.png); list it and get the suggested schedule with `ecad front {args.out}`")
     return 0

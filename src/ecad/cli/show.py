@@ -1,21 +1,24 @@
-"""``ecad show FILE``: a schedule as a picture plus its statistics."""
+"""``ecad show FILE``: a schedule as a picture plus its statistics and the settings it was found under."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from ..schedule import CacheSchedule
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("show", help="print a schedule as a picture with its statistics")
+    parser = sub.add_parser("show", help="print a schedule as a picture with its statistics",
+                            description="Print a schedule as a picture (one row per component x block, one column "
+                                        "per step), its statistics, and what its metadata records.")
     parser.add_argument("file", help="schedule JSON (ecad or paper format)")
     parser.add_argument("--json", action="store_true", help="print the statistics as JSON only")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..provenance import describe_metadata
+    from ..schedule import CacheSchedule
+
     schedule = CacheSchedule.load(args.file)
     stats = schedule.stats()
     if args.json:
@@ -28,7 +31,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"recomputes {stats['recompute_bits']}/{stats['possible_bits']} ({stats['recompute_fraction']:.1%}); "
           f"full steps {stats['full_steps']}, fully cached steps {stats['cached_steps']}")
     print("per component: " + ", ".join(f"{k} {v:.1%}" for k, v in stats["per_component_fraction"].items()))
-    macs = schedule.metadata.get("macs")
-    if macs:
-        print(f"MACs ({macs.get('convention', '?')} convention): {macs['total_macs'] / 1e12:.4f} T")
+    for line in describe_metadata(schedule):
+        print(line)
     return 0

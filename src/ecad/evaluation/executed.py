@@ -46,9 +46,20 @@ class Executed:
     images: int
 
     def macs(self, table: CostTable) -> float:
-        """Executed MACs per image. The table prices one image's transformer call at ``table.batch_size`` rows."""
-        total = table.outside_macs * int(self.outside.sum()) + int((self.components * table.component_macs).sum())
-        return total / (table.batch_size * self.images)
+        """Executed MACs per image. The table prices one image's denoising step: ``table.calls_per_step`` transformer
+        calls of ``table.batch_size`` rows each (CFG's two halves are one call of 2 rows, or two of 1).
+
+        A component that ran is charged its input too (``table.input_macs``) and the outside part without those
+        inputs, as ecad's runtime spends it; so a schedule's count equals ``table.schedule_macs`` exactly. For a
+        method that replaces a module but still runs its block (PAB, FasterCache, TaylorSeer), the inputs of the
+        replaced modules are then not counted: exact where the adapter's input MACs are zero (PixArt, tiny-shapes),
+        a lower bound elsewhere.
+        """
+        units, always = table.component_macs, table.outside_macs
+        if table.input_macs is not None:
+            units, always = units + table.input_macs, always - int(table.input_macs.sum())
+        total = always * int(self.outside.sum()) + int((self.components * units).sum())
+        return total / (table.batch_size * table.calls_per_step * self.images)
 
     def recompute_fraction(self, exists: torch.Tensor) -> float:
         """The share of a full generation's (step, block, component, batch row) work that ran (1 = no caching)."""

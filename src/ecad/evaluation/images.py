@@ -16,7 +16,6 @@ same numbers as an uninterrupted one.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -30,9 +29,26 @@ from ..generation import Generated
 from ..metrics.images import to_pil
 from ..schedule import CacheSchedule
 from ..schedule_io import write_json
+from ..validation import read_json
 from .executed import Executed
 
 INDEX_FORMAT = "ecad.eval-images/1"
+INDEX_SCHEMA = {
+    "type": "object", "required": ["format", "settings", "rows", "schedules"],
+    "properties": {
+        "format": {"const": INDEX_FORMAT},
+        "settings": {"type": "object"},
+        "rows": {"type": "array", "items": {
+            "type": "object", "required": ["row", "prompt", "seed"],
+            "properties": {"row": {"type": "integer"}, "prompt": {"type": "string"}, "seed": {"type": "integer"}},
+        }},
+        "schedules": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["key", "schedule", "latents", "files"],
+            "properties": {"key": {"type": "string"}, "schedule": {"type": "string"}, "latents": {"type": "string"},
+                           "files": {"type": "array", "items": {"type": "string"}}},
+        }},
+    },
+}
 
 
 def safe_name(name: str) -> str:
@@ -41,8 +57,31 @@ def safe_name(name: str) -> str:
     return cleaned or "schedule"
 
 
+def _damaged(path: Path, err: Exception) -> ValueError:
+    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return ValueError(f"{path} is damaged ({reason}); delete {path.parent} and run `ecad eval` again with the same "
+                      "--out: it generates that schedule's images again.")
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(path)
+    except Exception as err:  # safetensors raises several types for a damaged file
+        raise _damaged(path, err) from None
+
+
+def open_image(path: Path) -> Image.Image:
+    """An eval image, fully read (a truncated or foreign file fails here, named)."""
+    try:
+        image = Image.open(path)
+        image.load()
+        return image
+    except (OSError, ValueError, SyntaxError) as err:  # PIL raises these for truncated or foreign files
+        raise _damaged(path, err) from None
+
+
 def load_png(path: Path) -> torch.Tensor:
-    array = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+    array = np.asarray(open_image(path).convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(array).permute(2, 0, 1)
 
 
@@ -61,8 +100,9 @@ class ImageStore:
         """Start a new directory or check that an existing one was generated with the same settings and rows."""
         wanted = {"format": INDEX_FORMAT, "settings": settings,
                   "rows": [{"row": i, "prompt": p, "seed": s} for i, (p, s) in enumerate(rows)], "schedules": {}}
+        self.check()
         if self.index_path.is_file():
-            index = self.read()
+            index = self.index
             changed = [f"{k}: {index['settings'].get(k)!r} -> {v!r}" for k, v in settings.items()
                        if index["settings"].get(k) != v]
             if index["rows"] != wanted["rows"]:
@@ -70,8 +110,6 @@ class ImageStore:
             if changed:
                 raise ValueError(f"{self.path} holds images generated with other settings ({'; '.join(changed)}); "
                                  "use the same settings to resume, or another --out.")
-        elif self.path.exists() and any(self.path.iterdir()):
-            raise ValueError(f"{self.path} is not empty and holds no eval index.json; choose an empty or new --out.")
         else:
             self.index = wanted
             write_json(self.index, self.index_path)
@@ -80,14 +118,17 @@ class ImageStore:
         """Load an existing directory's index (for resuming, or for a report's images)."""
         if not self.index_path.is_file():
             raise FileNotFoundError(f"{self.path} holds no eval index.json; run `ecad eval --out {self.path}` first.")
-        try:
-            index = json.loads(self.index_path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{self.index_path} is damaged ({err}); delete it or use another --out.") from None
-        if index.get("format") != INDEX_FORMAT:
-            raise ValueError(f"{self.index_path} is not an ecad eval index; use another --out.")
-        self.index = index
-        return index
+        self.index = read_json(self.index_path, INDEX_SCHEMA, fix="it is not an ecad eval index; use another --out")
+        return self.index
+
+    def check(self) -> None:
+        """Before any work: refuse a directory that is neither new, empty, nor a readable eval directory."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"{self.path} is a file, not an eval directory; choose another --out.")
+        if self.index_path.is_file():
+            self.read()
+        elif self.path.exists() and any(self.path.iterdir()):
+            raise ValueError(f"{self.path} is not empty and holds no eval index.json; choose an empty or new --out.")
 
     def has(self, name: str, key: str) -> bool:
         """Whether ``name`` is stored for exactly this schedule (same key) with all its files."""
@@ -109,25 +150,35 @@ class ImageStore:
             files.append(file.relative_to(self.path).as_posix())
         save_file({"latents": generated.latents.contiguous()}, str(folder / "latents.safetensors"))
         save_file(executed.tensors(), str(folder / "executed.safetensors"))
-        schedule_file = self.path / "schedules" / f"{name}.json"
-        schedule_file.parent.mkdir(exist_ok=True)
-        if isinstance(method, CacheSchedule):
-            method.save(schedule_file)
-        else:
-            write_json(method, schedule_file)
+        schedule_file = self.write_schedule(name, method)
         self.index["schedules"][name] = {
             "key": key, "kind": "schedule" if isinstance(method, CacheSchedule) else "peer",
             "schedule": schedule_file.relative_to(self.path).as_posix(), "latents": f"images/{name}/latents.safetensors",
             "executed": f"images/{name}/executed.safetensors", "files": files}
         write_json(self.index, self.index_path)
 
+    def write_schedule(self, name: str, method: CacheSchedule | dict[str, Any]) -> Path:
+        """``schedules/<name>.json`` (a schedule, or a peer's description): written with the images, rewritten with
+        the evaluation's numbers."""
+        schedule_file = self.path / "schedules" / f"{name}.json"
+        schedule_file.parent.mkdir(exist_ok=True)
+        if isinstance(method, CacheSchedule):
+            method.save(schedule_file)
+        else:
+            write_json(method, schedule_file)
+        return schedule_file
+
     def load(self, name: str) -> Generated:
         """The stored images of ``name`` as float [0, 1] tensors, with their latents and prompts."""
         entry = self.index["schedules"][name]
-        images = torch.stack([load_png(self.path / f) for f in entry["files"]])
-        latents = load_file(self.path / entry["latents"])["latents"]
-        return Generated(images, latents, [row["prompt"] for row in self.index["rows"]])
+        images = [load_png(self.path / f) for f in entry["files"]]
+        if len(images) != len(self.index["rows"]) or len({tuple(im.shape) for im in images}) > 1:
+            raise ValueError(f"{self.path / 'images' / name} holds {len(images)} images of sizes "
+                             f"{sorted({tuple(im.shape[1:]) for im in images})} for {len(self.index['rows'])} rows; "
+                             "delete it and run `ecad eval` again with the same --out to generate them again.")
+        latents = _load_tensors(self.path / entry["latents"])["latents"]
+        return Generated(torch.stack(images), latents, [row["prompt"] for row in self.index["rows"]])
 
     def executed(self, name: str) -> Executed:
         """What ran while ``name``'s images were generated."""
-        return Executed.from_tensors(load_file(self.path / self.index["schedules"][name]["executed"]))
+        return Executed.from_tensors(_load_tensors(self.path / self.index["schedules"][name]["executed"]))

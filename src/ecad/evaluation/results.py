@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
+from ..names import metric_columns
 from ..schedule_io import write_json
-
-
-def metric_columns(name: str, scores: dict[str, float]) -> dict[str, float]:
-    """A metric's numbers under readable column names: ``fid``, ``fidelity.ssim``, ``tiny-reward``.
-
-    ``quality`` repeats one of the named numbers, so it is shown only when it is the metric's only number.
-    """
-    named = {k: v for k, v in scores.items() if k != "quality"}
-    if not named:
-        return {name: scores["quality"]}
-    return {k if k == name.replace("-", "_") else f"{name}.{k}": v for k, v in named.items()}
+from ..validation import read_json
 
 
 LATENCY_COLUMNS = ("median_s", "q1_s", "q3_s", "min_s", "max_s", "per_image_s", "transformer_median_s")
@@ -56,24 +46,30 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"# ecad eval: {report['config']['model']}",
         "",
         f"{report['images']} images per schedule, {report['num_steps']} steps, {report['height']}x{report['width']} px. "
-        f"MACs: executed per image (counted while generating), {report['convention']} convention.",
+        f"Executed MACs (counted while generating) per {report.get('macs_per', 'image')}, {report['convention']} "
+        f"convention: {report.get('macs_counted', '')}. MAC speedup: of the executed MACs, priced by the cost model; "
+        "measured speedup: timed.",
     ]
     if env["repeats"] > 0:
-        lines.append(f"Latency: whole pipeline call, batch {env['latency_batch_size']}, median of {env['repeats']} "
-                     f"interleaved rounds after {env['warmup']} warm-up (spread: interquartile range) on {env['device_name']} "
-                     f"({env['device']}, {env['torch_threads']} threads), torch {env['torch']}, diffusers "
-                     f"{env['diffusers']}. Speedups are relative to no caching measured in the same run.")
+        earlier = " (measured by an earlier run of this directory; --repeats 0 kept it)" \
+            if env.get("latency_from_earlier_run") else ""
+        lines.append(f"Latency{earlier}: whole pipeline call, batch {env['latency_batch_size']}, median of "
+                     f"{env['repeats']} interleaved rounds after {env['warmup']} warm-up (spread: interquartile range) on "
+                     f"{env['device_name']} ({env['device']}, {env['torch_threads']} threads), torch {env['torch']}, "
+                     f"diffusers {env['diffusers']}. Speedups are relative to no caching measured in the same run.")
     else:
         lines.append("Latency not measured (--repeats 0).")
     metric_names = [column for name, scores in report["results"][0]["metrics"].items()
                     for column in metric_columns(name, scores)]
-    header = ["schedule", "family", "recompute", "TMACs", "MAC speedup", "latency s [IQR]", "speedup", *metric_names]
+    header = ["schedule", "family", "recompute", "TMACs", "MAC speedup", "latency s [IQR]", "measured speedup",
+              *metric_names]
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in report["results"]:
         flat = flat_row(row)
         latency = row.get("latency")
         cells = [
-            row["name"], row.get("family", "–"), f"{row['recompute_fraction']:.1%}", f"{row['macs'] / 1e12:.4g}", f"{row['macs_speedup']:.2f}x",
+            row["name"], row.get("family", "–"), f"{row['recompute_fraction']:.1%}", f"{row['macs'] / 1e12:.4g}",
+            f"{row['macs_speedup']:.2f}x",
             f"{latency['median_s']:.4g} [{latency['q1_s']:.4g}, {latency['q3_s']:.4g}]" if latency else "–",
             f"{row['speedup']:.2f}x" if "speedup" in row else "–",
             *(_number(flat[m]) for m in metric_names),
@@ -88,8 +84,23 @@ def write_results(report: dict[str, Any], out: Path) -> None:
     write_json({}, out / "results.md", text=to_markdown(report))
 
 
+# What `ecad report --eval` reads back.
+RESULTS_SCHEMA = {
+    "type": "object", "required": ["config", "num_steps", "height", "width", "images", "environment", "results"],
+    "properties": {
+        "config": {"type": "object", "required": ["model"]},
+        "environment": {"type": "object", "required": ["device_name", "latency_batch_size", "repeats"]},
+        "results": {"type": "array", "items": {
+            "type": "object", "required": ["name", "source", "key", "recompute_fraction", "macs_speedup", "metrics"],
+            "properties": {"name": {"type": "string"}, "key": {"type": "string"}, "metrics": {"type": "object"},
+                           "recompute_fraction": {"type": "number"}, "macs_speedup": {"type": "number"}},
+        }},
+    },
+}
+
+
 def read_results(out: str | Path) -> dict[str, Any]:
     path = Path(out) / "results.json"
     if not path.is_file():
         raise FileNotFoundError(f"no eval results at {path}; run `ecad eval --out {out}` first.")
-    return json.loads(path.read_text())
+    return read_json(path, RESULTS_SCHEMA, fix=f"run `ecad eval --out {out}` again to write it")

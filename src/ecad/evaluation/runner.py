@@ -7,14 +7,21 @@ the method is removed. Images and counts are stored per row (see :mod:`.images`)
 ``out`` generates only what is missing and recomputes every metric and the compute column from the stored files.
 Latency is measured again on every run, in interleaved rounds over all rows, because speedups are only meaningful
 against the no-caching time measured in the same process; the timed call is the first scored batch (same prompts,
-seeds and batch size), since dynamic methods decide per batch.
+seeds and batch size), since dynamic methods decide per batch. A run with ``repeats=0`` keeps the latencies an
+earlier run of the same directory measured, for the rows whose method did not change.
+
+Steps, guidance and size not given default to the first schedule file's recorded settings (see
+:mod:`ecad.provenance`); every schedule whose recorded settings differ from the evaluation's is warned about, and
+every stored schedule file records the evaluation's settings, scores, MACs and measured speedup.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,12 +31,15 @@ from tqdm.auto import tqdm
 from ..generation import Calibration, CalibrationGenerator
 from ..heuristics import no_cache
 from ..hooks import enable_cache, model_layout
-from ..loading import load_pipeline
-from ..macs import count_macs
+from ..loading import DTYPES, call_default, check_image_size, load_pipeline, pipeline_call_kwargs
+from ..macs import CONVENTIONS
 from ..metrics import QualityMetric, get_metric
-from ..peers import Peer, resolve_baseline
+from ..names import metric_columns
+from ..peers import Peer, check_baseline, resolve_baseline
+from ..provenance import GenerationSettings, annotate, mac_record, score_record, warn_differences
 from ..schedule import CacheSchedule, ScheduleError
 from ..search.store import schedule_key
+from ..validation import check_fields, checked, device, each, flag, one_of, optional, pixels, real, text, texts, whole
 from .executed import ExecutionCounter
 from .images import ImageStore, safe_name
 from .results import write_results
@@ -40,29 +50,44 @@ logger = logging.getLogger(__name__)
 REFERENCE = "no-cache"
 
 
+def _baseline_spec(spec: Any) -> str:
+    check_baseline(text(spec))
+    return spec
+
+
+def _path(value: Any) -> str:
+    if not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"must be file paths, got {value!r}")
+    return str(value)
+
+
 @dataclass
 class EvalConfig:
-    """What to evaluate, on which prompts, and how to time it."""
+    """What to evaluate, on which prompts, and how to time it; every field is checked on creation."""
 
-    model: str
-    prompts: list[str]
-    schedules: list[str] = field(default_factory=list)
-    baselines: list[str] = field(default_factory=list)
-    metrics: list[str] = field(default_factory=lambda: ["fidelity"])
-    images_per_prompt: int = 1
-    num_steps: int | None = None
-    height: int | None = None
-    width: int | None = None
-    guidance_scale: float = 4.5
-    batch_size: int = 8
-    seed: int = 0
-    resample: bool = False
-    convention: str = "full"
-    warmup: int = 2
-    repeats: int = 5
-    latency_batch: int | None = None  # images per timed call; default: the first scored batch (batch_size rows)
-    device: str = "auto"
-    dtype: str = "float32"
+    model: str = checked(text)
+    prompts: list[str] = checked(texts)
+    schedules: list[str] = checked(each(_path), default_factory=list)
+    baselines: list[str] = checked(each(_baseline_spec), default_factory=list)
+    metrics: list[str] = checked(texts, default_factory=lambda: ["fidelity"])
+    images_per_prompt: int = checked(whole(1), default=1)
+    num_steps: int | None = checked(optional(whole(1)), default=None)
+    height: int | None = checked(optional(pixels), default=None)
+    width: int | None = checked(optional(pixels), default=None)
+    guidance_scale: float | None = checked(optional(real(0)), default=None)  # None: the first schedule's, else the pipeline's
+    batch_size: int = checked(whole(1), default=8)
+    seed: int = checked(whole(0), default=0)
+    resample: bool = checked(flag, default=False)
+    convention: str = checked(one_of(CONVENTIONS), default="full")
+    warmup: int = checked(whole(0), default=2)
+    repeats: int = checked(whole(0), default=5)
+    # images per timed call; None: the first scored batch (batch_size rows), since dynamic methods decide per batch
+    latency_batch: int | None = checked(optional(whole(1)), default=None)
+    device: str = checked(device, default="auto")
+    dtype: str = checked(one_of(DTYPES), default="float32")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def generation_settings(self, steps: int, height: int, width: int) -> dict[str, Any]:
         """What the stored images depend on (checked when an eval directory is reused)."""
@@ -144,6 +169,57 @@ def _timed_rows(rows: list[tuple[str, int]], count: int) -> tuple[list[str], lis
     return [p for p, _ in picked], [s for _, s in picked]
 
 
+def _recorded_defaults(config: EvalConfig, files: list[tuple[str, CacheSchedule]], pipe: Any) -> EvalConfig:
+    """Guidance and size not given: the first schedule file's recorded ones, else the pipeline's defaults."""
+    found = next((s for s in (GenerationSettings.of(schedule) for _, schedule in files) if s), GenerationSettings())
+    guidance = config.guidance_scale
+    if guidance is None:
+        guidance = found.guidance_scale or call_default(pipe, "guidance_scale") or Calibration.guidance_scale
+    return replace(config, guidance_scale=float(guidance), height=config.height or found.height,
+                   width=config.width or found.width)
+
+
+def _earlier_latency(out: Path, results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """With ``repeats=0``: the latencies an earlier run of ``out`` measured, put on the rows whose schedule is
+    unchanged (speedups stay against that run's no caching); returns that run's environment, or None."""
+    path = out / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        earlier = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    timed = {row["key"]: row for row in earlier.get("results", []) if "latency" in row}
+    reference = timed.get(results[0]["key"])
+    if reference is None:
+        return None
+    for row in results:
+        if row["key"] in timed:
+            row["latency"] = timed[row["key"]]["latency"]
+    return {**earlier["environment"], "latency_from_earlier_run": True}
+
+
+def _add_speedups(results: list[dict[str, Any]]) -> None:
+    """Measured speedups against no caching (the first row), for every row with a latency."""
+    reference = results[0]["latency"]
+    for row in results:
+        if "latency" in row:
+            row["speedup"] = reference["median_s"] / row["latency"]["median_s"]
+            row["transformer_speedup"] = reference["transformer_median_s"] / row["latency"]["transformer_median_s"]
+
+
+def _record(schedule: CacheSchedule, row: dict[str, Any], settings: GenerationSettings, rows: int,
+            full_macs: float, convention: str, device: str) -> CacheSchedule:
+    """The schedule file an evaluation keeps: its settings, scores, MACs and measured speedup."""
+    numbers = {column: value for name, scores in row["metrics"].items()
+               for column, value in metric_columns(name, scores).items()}
+    metadata: dict[str, Any] = {"settings": settings, "score": score_record("ecad eval", rows, numbers=numbers),
+                                "macs": mac_record(row["macs"], full_macs, convention)}
+    if "speedup" in row:
+        metadata["measured"] = {"speedup": row["speedup"], "median_s": row["latency"]["median_s"], "device": device}
+    return annotate(schedule, **metadata)
+
+
 def _metric_instances(config: EvalConfig, metrics: dict[str, QualityMetric] | None) -> dict[str, QualityMetric]:
     given = dict(metrics or {})
     return {name: given.pop(name) if name in given else get_metric(name) for name in config.metrics} | given
@@ -156,11 +232,12 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
     Returns what ``results.json`` holds. With ``max_new``, stops after generating that many rows and returns None
     (a long evaluation on a shared machine then runs in pieces; the next call continues).
     """
-    if not config.prompts:
-        raise ValueError("no prompts to evaluate on.")
     files = [(file, CacheSchedule.load(file)) for file in config.schedules]
     instances = _metric_instances(config, metrics)
+    check_image_size(config.model, config.height, config.width)
+    ImageStore(out).check()
     pipe = load_pipeline(config.model, device=config.device, dtype=config.dtype)
+    config = _recorded_defaults(config, files, pipe)
     layout = model_layout(pipe)
     steps = config.num_steps or (files[0][1].num_steps if files else 20)
     candidates = _candidates(config, layout, steps, files)
@@ -170,7 +247,10 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
     latency_batch = config.latency_batch or min(config.batch_size, len(calibration.rows))
     prompts, seeds = _timed_rows(calibration.rows, latency_batch)
     call = dict(prompt=prompts, num_inference_steps=steps, guidance_scale=config.guidance_scale,
-                height=generator.height, width=generator.width, **generator.adapter.call_kwargs)
+                height=generator.height, width=generator.width, **pipeline_call_kwargs(pipe))
+    settings = GenerationSettings(config.model, steps, config.guidance_scale, generator.height, generator.width)
+    for file, schedule in files:
+        warn_differences(schedule, settings, f"ecad eval {file}")
     store = ImageStore(out)
     store.open(config.generation_settings(steps, generator.height, generator.width), calibration.rows)
     new = 0
@@ -192,7 +272,7 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
     for metric in instances.values():
         if metric.needs_reference:
             metric.prepare(store.load(REFERENCE))
-    table = count_macs(pipe.transformer, generator.height, generator.width, convention=config.convention)
+    table = generator.cost_table(config.convention)
     results = []
     for candidate in tqdm(candidates, desc="metrics", disable=not progress):
         executed = store.executed(candidate.name)
@@ -205,22 +285,28 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
         })
     for row in results:
         row["macs_speedup"] = results[0]["macs"] / row["macs"]
+    env = {**environment(pipe.device), "latency_batch_size": latency_batch, "warmup": config.warmup,
+           "repeats": config.repeats}
     if config.repeats > 0:
         timings = time_methods(pipe, call, {c.name: partial(c.apply, pipe, call) for c in candidates}, seeds=seeds,
                                warmup=config.warmup, repeats=config.repeats, progress=progress)
-        reference = timings[REFERENCE]
         for row in results:
-            timing = timings[row["name"]]
-            row["latency"] = timing.to_dict()
-            row["speedup"] = reference.median_s / timing.median_s
-            row["transformer_speedup"] = reference.transformer_median_s / timing.transformer_median_s
+            row["latency"] = timings[row["name"]].to_dict()
+    else:
+        env = _earlier_latency(Path(out), results) or env
+    if "latency" in results[0]:
+        _add_speedups(results)
+    for candidate, row in zip(candidates, results):
+        if isinstance(candidate.method, CacheSchedule):
+            store.write_schedule(candidate.name, _record(candidate.method, row, settings, len(calibration.rows),
+                                                         results[0]["macs"], config.convention, env["device_name"]))
     report = {
         "format": "ecad.eval-results/1",
         "config": asdict(config),
         "num_steps": steps, "height": generator.height, "width": generator.width,
-        "images": len(calibration.rows), "convention": config.convention,
-        "environment": {**environment(pipe.device), "latency_batch_size": latency_batch,
-                        "warmup": config.warmup, "repeats": config.repeats},
+        "images": len(calibration.rows), "convention": config.convention, "macs_counted": table.counted,
+        "macs_per": f"image (transformer batch {table.batch_size}, {table.calls_per_step} call(s) per step)",
+        "environment": env,
         "results": results,
     }
     write_results(report, Path(out))

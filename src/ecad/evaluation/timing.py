@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ..loading import progress_bar_off
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -124,11 +126,12 @@ def time_methods(pipe: Any, call_kwargs: dict[str, Any], methods: dict[str, Call
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in methods}
     handles = [pipe.transformer.register_forward_pre_hook(pre), pipe.transformer.register_forward_hook(post)]
     try:
-        for round_index in tqdm(range(warmup + repeats), desc="latency rounds", disable=not progress):
-            for name, method in methods.items():
-                measured = call(method)
-                if round_index >= warmup:
-                    runs[name].append(measured)
+        with progress_bar_off(pipe):
+            for round_index in tqdm(range(warmup + repeats), desc="latency rounds", disable=not progress):
+                for name, method in methods.items():
+                    measured = call(method)
+                    if round_index >= warmup:
+                        runs[name].append(measured)
     finally:
         for handle in handles:
             handle.remove()

@@ -14,15 +14,17 @@ from .clip import ClipMetric
 from .fid import FidMetric
 from .fidelity import FidelityMetric
 from .image_reward import ImageRewardMetric
+from .pickscore import PickScoreMetric
 from .tiny_reward import ShapeFidMetric, TinyRewardMetric
 
 METRICS: dict[str, type[QualityMetric]] = {
-    m.name: m for m in (FidelityMetric, TinyRewardMetric, ShapeFidMetric, ImageRewardMetric, ClipMetric, FidMetric)
+    m.name: m for m in (FidelityMetric, TinyRewardMetric, ShapeFidMetric, ImageRewardMetric, PickScoreMetric,
+                        ClipMetric, FidMetric)
 }
 
 __all__ = [
-    "METRICS", "ClipMetric", "FidMetric", "FidelityMetric", "ImageRewardMetric", "QualityMetric", "ShapeFidMetric",
-    "TinyRewardMetric", "get_metric",
+    "METRICS", "ClipMetric", "FidMetric", "FidelityMetric", "ImageRewardMetric", "PickScoreMetric", "QualityMetric",
+    "ShapeFidMetric", "TinyRewardMetric", "get_metric",
 ]
 
 

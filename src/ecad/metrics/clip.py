@@ -1,20 +1,23 @@
-"""``clip``: CLIP score of image and prompt (optional weights from the hub).
+"""``clip``: CLIP score of image and prompt, with transformers' ``CLIPModel`` (weights from the hub on first use).
 
-Computed here with transformers' ``CLIPModel`` rather than torchmetrics' ``CLIPScore``: torchmetrics 1.9 expects
-``get_image_features`` to return a tensor, which transformers 5 no longer does. The definition is the same:
-100 x cosine similarity of the projected image and text embeddings, floored at 0, averaged over the images.
+Computed here rather than with torchmetrics' ``CLIPScore``: torchmetrics 1.9 expects ``get_image_features`` to
+return a tensor, which transformers 5 no longer does. The definition is the same: 100 x cosine similarity of the
+projected image and text embeddings, floored at 0, averaged over the images. :class:`ClipScorer` is also the base
+of PickScore (a fine-tuned CLIP-H that differs only in its weights and in how the cosine becomes a score).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
+from PIL import Image
 
-from ..generation import Generated
-from .base import QualityMetric
-from .images import to_pil
+from .base import BATCH_SIZE, PromptImageMetric
+from .weights import from_hub
+
+MAX_TEXT_TOKENS = 77  # CLIP's text positions: longer prompts are truncated, as every CLIP score does
 
 
 def _projected(output: Any) -> torch.Tensor:
@@ -22,37 +25,53 @@ def _projected(output: Any) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
-class ClipMetric(QualityMetric):
-    """Quality = mean CLIP score. ``model``: a hub id or folder, or a callable returning (CLIPModel, CLIPProcessor)."""
+class ClipScorer(PromptImageMetric):
+    """A hub CLIP model and processor scoring each image against its prompt from the cosine of their embeddings.
 
-    name = "clip"
+    ``model`` / ``processor``: hub ids or local folders (``processor`` defaults to the model's own).
+    """
 
-    def __init__(self, model: str | Callable[[], tuple[Any, Any]] = "openai/clip-vit-large-patch14",
-                 device: str | None = None) -> None:
-        self.source = model
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model: Any = None
+    default_model: ClassVar[str] = ""
+    default_processor: ClassVar[str | None] = None
+
+    def __init__(self, model: str | None = None, processor: str | None = None, device: str | None = None,
+                 batch_size: int = BATCH_SIZE, cache_dir: str | Path | None = None,
+                 local_files_only: bool = False) -> None:
+        super().__init__(device, batch_size, cache_dir, local_files_only)
+        self.model_name = model or self.default_model
+        self.processor_name = processor or (self.default_processor if model is None else None) or self.model_name
         self.processor: Any = None
 
     def _load(self) -> None:
-        if callable(self.source):
-            self.model, self.processor = self.source()
-        else:
-            from transformers import CLIPModel, CLIPProcessor
+        import transformers
+        from transformers import AutoProcessor, CLIPModel
 
-            self.model = CLIPModel.from_pretrained(self.source)
-            self.processor = CLIPProcessor.from_pretrained(self.source)
-        self.model = self.model.to(self.device).eval()
+        # The PIL image processor, the one these scores were defined with (transformers 5 would otherwise pick its
+        # torchvision backend where torchvision is installed, which resizes slightly differently).
+        backend = {"backend": "pil"} if int(transformers.__version__.split(".")[0]) >= 5 else {}
+        model = from_hub(self.model_name, lambda: CLIPModel.from_pretrained(self.model_name, **self.hub))
+        self.processor = from_hub(self.processor_name,
+                                  lambda: AutoProcessor.from_pretrained(self.processor_name, **self.hub, **backend))
+        self.model = model.to(self.device).eval()
 
-    @torch.inference_mode()
-    def __call__(self, generated: Generated) -> dict[str, float]:
-        if self.model is None:
-            self._load()
-        inputs = self.processor(text=list(generated.prompts), images=[to_pil(im) for im in generated.images],
-                                return_tensors="pt", padding=True).to(self.device)
+    def from_cosine(self, cosine: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _score_batch(self, images: list[Image.Image], prompts: list[str]) -> torch.Tensor:
+        inputs = self.processor(text=prompts, images=images, return_tensors="pt", padding=True, truncation=True,
+                                max_length=MAX_TEXT_TOKENS).to(self.device)
         image = _projected(self.model.get_image_features(pixel_values=inputs["pixel_values"]))
         text = _projected(self.model.get_text_features(input_ids=inputs["input_ids"],
                                                        attention_mask=inputs["attention_mask"]))
-        cosine = torch.nn.functional.cosine_similarity(image, text, dim=-1)
-        score = (100 * cosine).clamp(min=0).mean().item()
-        return {"quality": score, "clip_score": score}
+        return self.from_cosine(torch.nn.functional.cosine_similarity(image, text, dim=-1))
+
+
+class ClipMetric(ClipScorer):
+    """Quality = mean CLIP score (100 x cosine, floored at 0) with OpenAI's CLIP ViT-L/14."""
+
+    name = "clip"
+    default_model = "openai/clip-vit-large-patch14"
+    score_name = "clip_score"
+
+    def from_cosine(self, cosine: torch.Tensor) -> torch.Tensor:
+        return (100 * cosine).clamp(min=0)

@@ -1,10 +1,11 @@
 """``fid``: Fréchet distance between the features of the generated set and a reference set.
 
 The reference is the uncached generation of the same rows (how far caching moves the image distribution) or a
-folder of images (real photos, e.g. COCO, for the classic FID). Features come from torch-fidelity's Inception-v3
-(optional extra ``ecad[fid]``; its weights are downloaded on first use) or from any ``nn.Module`` given as
-``feature`` that maps float images in [0, 1] ``[N, 3, H, W]`` to ``[N, D]`` features. FID is only meaningful with
-thousands of images; on a handful it is a smoke signal.
+folder of images (real photos, e.g. COCO, for the classic FID). torchmetrics' ``FrechetInceptionDistance`` computes
+the distance; the features come from the FID Inception-v3 (``inception.py``: torch-fidelity's network and published
+weights, downloaded through torch.hub on first use) or from any ``nn.Module`` given as ``feature`` that maps float
+images in [0, 1] ``[N, 3, H, W]`` to ``[N, D]`` features. FID is only meaningful with thousands of images; on a
+handful it is a smoke signal.
 """
 
 from __future__ import annotations
@@ -18,20 +19,10 @@ from PIL import Image
 from torch import nn
 
 from ..generation import Generated
-from .base import QualityMetric
+from .base import BATCH_SIZE, QualityMetric, default_device
+from .inception import load_fid_inception
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-INCEPTION_WEIGHTS = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
-
-
-def inception_feature() -> int:
-    """torchmetrics' Inception-v3 pool features (2048), checked to be importable with a message that says how."""
-    from torchmetrics.utilities.imports import _TORCH_FIDELITY_AVAILABLE
-
-    if not _TORCH_FIDELITY_AVAILABLE:
-        raise ImportError("the fid metric's Inception-v3 needs torch-fidelity: pip install 'ecad[fid]' "
-                          "(or pass a feature extractor module as `feature`).")
-    return 2048
 
 
 def folder_images(folder: str | Path) -> Iterator[torch.Tensor]:
@@ -57,34 +48,44 @@ class FidMetric(QualityMetric):
     needs_reference = True
 
     def __init__(self, feature: nn.Module | None = None, reference: str | Path | None = None,
-                 batch_size: int = 32, device: str | None = None) -> None:
+                 batch_size: int = BATCH_SIZE, device: str | None = None) -> None:
         self.feature = feature
         self.reference = reference
         self.batch_size = batch_size
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = default_device(device)
         self.fid = None
 
-    def _build(self) -> None:
-        from torchmetrics.image.fid import FrechetInceptionDistance
+    def inception(self) -> nn.Module:
+        """The feature extractor: the one given, else the FID Inception-v3 (loaded once)."""
+        if self.feature is None:
+            self.feature = load_fid_inception()
+        return self.feature
 
-        feature = self.feature if self.feature is not None else inception_feature()
-        try:
-            self.fid = FrechetInceptionDistance(feature=feature, normalize=True, reset_real_features=False)
-        except (OSError, RuntimeError) as err:  # the Inception weights are downloaded on first use
-            raise OSError(f"cannot load the Inception-v3 weights ({str(err).splitlines()[0]}); download "
-                          f"{INCEPTION_WEIGHTS} into the torch hub cache (~/.cache/torch/hub/checkpoints/) on a "
-                          "machine with network access.") from None
-        self.fid = self.fid.to(self.device)
+    def _batches(self, images: torch.Tensor | Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """``batch_size`` images at a time; images from a folder are grouped while their sizes agree."""
+        if isinstance(images, torch.Tensor):
+            yield from images.split(self.batch_size)
+            return
+        pending: list[torch.Tensor] = []
+        for image in images:
+            if pending and (len(pending) == self.batch_size or pending[0].shape != image.shape):
+                yield torch.cat(pending)
+                pending = []
+            pending.append(image)
+        if pending:
+            yield torch.cat(pending)
 
     @torch.inference_mode()
     def _update(self, images: torch.Tensor | Iterator[torch.Tensor], real: bool) -> None:
-        batches = images.split(self.batch_size) if isinstance(images, torch.Tensor) else images
-        for batch in batches:
+        for batch in self._batches(images):
             self.fid.update(batch.to(self.device), real=real)
 
     def prepare(self, reference: Generated) -> None:
         """Extract the reference features once; every schedule is then compared with the same statistics."""
-        self._build()
+        from torchmetrics.image.fid import FrechetInceptionDistance
+
+        self.fid = FrechetInceptionDistance(feature=self.inception(), normalize=True,
+                                            reset_real_features=False).to(self.device)
         self._update(folder_images(self.reference) if self.reference is not None else reference.images, real=True)
 
     def __call__(self, generated: Generated) -> dict[str, float]:

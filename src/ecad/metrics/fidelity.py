@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
-
 from ..generation import Generated
 from .base import QualityMetric
 
@@ -21,6 +19,9 @@ class FidelityMetric(QualityMetric):
         self.reference = reference
 
     def __call__(self, generated: Generated) -> dict[str, float]:
+        # imported here: torchmetrics takes seconds to import, and most runs use another metric
+        from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
         if self.reference is None:
             raise RuntimeError("fidelity needs the uncached reference images: call prepare() first.")
         ref = self.reference

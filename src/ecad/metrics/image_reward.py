@@ -1,44 +1,39 @@
-"""``image-reward``: ImageReward-v1.0, the reward model the ECAD paper searched with (optional extra)."""
+"""``image-reward``: ImageReward-v1.0, the reward model the ECAD paper searched with (ecad's port, no extra needed)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
-from ..generation import Generated
-from .base import QualityMetric
-from .images import to_pil
+from .base import BATCH_SIZE, PromptImageMetric
+from .image_reward_model import MAX_TEXT_LENGTH, REPO, TOKENIZER, load_image_reward, preprocess
 
 
-class ImageRewardMetric(QualityMetric):
-    """Quality = mean ImageReward over the images; ``scorer`` is anything with ``score(prompt, [PIL images])``."""
+class ImageRewardMetric(PromptImageMetric):
+    """Quality = mean ImageReward of the images, each against its own prompt.
+
+    Loads the official checkpoint (``repo``: ``ImageReward.pt``, ``med_config.json``) and the ``tokenizer``
+    (``bert-base-uncased``) through the hub cache on first use.
+    """
 
     name = "image-reward"
+    score_name = "image_reward"
 
-    def __init__(self, scorer: Any | None = None, model: str = "ImageReward-v1.0", device: str | None = None) -> None:
-        self.scorer = scorer
-        self.model = model
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    def __init__(self, repo: str = REPO, tokenizer: str = TOKENIZER, device: str | None = None,
+                 batch_size: int = BATCH_SIZE, cache_dir: str | Path | None = None,
+                 local_files_only: bool = False) -> None:
+        super().__init__(device, batch_size, cache_dir, local_files_only)
+        self.repo, self.tokenizer_name = repo, tokenizer
+        self.tokenizer: Any = None
 
-    def _load(self) -> Any:
-        try:
-            import ImageReward
-        except ImportError:
-            raise ImportError(
-                "the image-reward metric needs the `image-reward` package: pip install 'ecad[image-reward]'"
-            ) from None
-        return ImageReward.load(self.model, device=self.device)
+    def _load(self) -> None:
+        model, self.tokenizer = load_image_reward(self.repo, self.tokenizer_name, **self.hub)
+        self.model = model.to(self.device)
 
-    def __call__(self, generated: Generated) -> dict[str, float]:
-        if self.scorer is None:
-            self.scorer = self._load()
-        groups: dict[str, list[int]] = {}
-        for i, prompt in enumerate(generated.prompts):
-            groups.setdefault(prompt, []).append(i)
-        scores: list[float] = []
-        for prompt, rows in groups.items():
-            result = self.scorer.score(prompt, [to_pil(generated.images[i]) for i in rows])
-            scores += [float(v) for v in (result if isinstance(result, (list, tuple)) else [result])]
-        mean = sum(scores) / len(scores)
-        return {"quality": mean, "image_reward": mean}
+    def _score_batch(self, images: list[Image.Image], prompts: list[str]) -> torch.Tensor:
+        text = self.tokenizer(prompts, padding="max_length", truncation=True, max_length=MAX_TEXT_LENGTH,
+                              return_tensors="pt").to(self.device)
+        return self.model(preprocess(images).to(self.device), text.input_ids, text.attention_mask)

@@ -22,7 +22,7 @@ method reaches that far (PAB and FasterCache saturate below 2x: they skip only a
 from __future__ import annotations
 
 from ..adapters import ModelLayout
-from ..heuristics import BASELINES, baseline
+from ..heuristics import BASELINES, baseline, parse_baseline
 from ..schedule import CacheSchedule
 from . import cache_dit, diffusers_caches
 from .base import Peer, PeerError, PipelineState, restored
@@ -53,15 +53,23 @@ def parse_peer(spec: str) -> list[Peer]:
     return [cls(values)]
 
 
-def resolve_baseline(layout: ModelLayout, num_steps: int, spec: str) -> list[CacheSchedule | Peer]:
-    """What ``--baselines SPEC`` evaluates: ecad heuristic schedules or peer methods."""
+def check_baseline(spec: str) -> list[Peer] | None:
+    """Refuses a ``--baselines`` spec that names no known method or gives it bad settings; returns its peers (None
+    for one of ecad's heuristics)."""
     name = spec.partition(":")[0]
     if name in BASELINES:
-        return [baseline(layout, num_steps, spec)]
+        parse_baseline(spec)
+        return None
     if name in PEERS:
-        return list(parse_peer(spec))
+        return parse_peer(spec)
     raise ValueError(f"unknown baseline {spec!r}; use ecad's no-cache, fora:N, tgate[:STEP], delta-dit[:N] or a "
                      f"peer method: {', '.join(PEERS)} (name alone = its default sweep, name:ARGS = one setting).")
 
 
-__all__ = ["PEERS", "Peer", "PeerError", "PipelineState", "parse_peer", "resolve_baseline", "restored"]
+def resolve_baseline(layout: ModelLayout, num_steps: int, spec: str) -> list[CacheSchedule | Peer]:
+    """What ``--baselines SPEC`` evaluates: ecad heuristic schedules or peer methods."""
+    peers = check_baseline(spec)
+    return [baseline(layout, num_steps, spec)] if peers is None else list(peers)
+
+
+__all__ = ["PEERS", "Peer", "PeerError", "PipelineState", "check_baseline", "parse_peer", "resolve_baseline", "restored"]

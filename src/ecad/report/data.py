@@ -8,7 +8,6 @@ front can be shown, not just the last one.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,13 +71,6 @@ def _layout(run: RunDirectory) -> ModelLayout:
     return ModelLayout(template.block_names, template.component_names, template.exists)
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CorruptRunError(f"{path} is damaged ({err}).") from None
-
-
 def load_run(path: str | Path) -> RunData:
     run = RunDirectory(path)
     config = run.load_config()
@@ -89,11 +81,14 @@ def load_run(path: str | Path) -> RunData:
     points: dict[str, Point] = {}
     generations: list[Generation] = []
     for file in files:
-        data = _read(file)
-        index = int(data["generation"])
+        data = run.read_generation(file)
+        index = data["generation"]
         for row in data["population"]:
             if row["key"] not in points:
-                schedule = schedule_from_key(row["key"], layout)
+                try:
+                    schedule = schedule_from_key(row["key"], layout)
+                except CorruptRunError as err:
+                    raise CorruptRunError(f"{file}: {err} Resume the search to write it again.") from None
                 full = bool(torch.equal(schedule.effective(), layout.full_schedule(schedule.num_steps).recompute))
                 points[row["key"]] = Point(row["key"], row["quality"], row["cost_fraction"], index, row.get("name"),
                                            not full)

@@ -15,14 +15,20 @@ from typing import Any
 from PIL import Image
 
 from ..evaluation import ImageStore, read_results
-from ..evaluation.results import metric_columns
+from ..search import RunDirectory
+from ..names import metric_columns
 from ..schedule import CacheSchedule
+from ..search import speedup_label
+from ..search.suggest import DEFAULT_MAX_LOSS, calibration_note, generate_command, suggest
 from .data import RunData, load_run, shown_generations
 from .pictures import data_uri, schedule_image
 from .plots import plot_eval, plot_front, plot_hypervolume
 from .samples import eval_samples, generate_samples
 
 logger = logging.getLogger(__name__)
+
+_FRONT_ORDER = ("front/000.json is the cheapest (fastest, lowest quality) schedule of the final front; the numbers "
+                "grow with cost towards no caching. Points that are not on the final front have no file.")
 
 MISSING_SAMPLES = (
     "No sample images for this schedule. `ecad report` generates them (--samples N) for the last front and the "
@@ -35,10 +41,10 @@ def _asset(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
-def _eval_section(eval_dir: Path, limit: int, plot: Path) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
-    """The held-out evaluation's table rows and plot (written to ``plot``), and its images by schedule key."""
+def _eval_section(eval_dir: Path, limit: int) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
+    """The held-out evaluation's table rows and results (its plot is drawn from ``report``), and its images by
+    schedule key."""
     report = read_results(eval_dir)
-    plot_eval(report, plot)
     store = ImageStore(eval_dir)
     store.read()
     rows, by_key = [], {}
@@ -57,15 +63,16 @@ def _eval_section(eval_dir: Path, limit: int, plot: Path) -> tuple[dict[str, Any
             "picture": data_uri(schedule_image(schedule)) if schedule else "",
         })
     env = report["environment"]
+    latency = (f"latency on {env['device_name']} (batch {env['latency_batch_size']}, median of {env['repeats']}), "
+               "speedups against no caching measured in the same run" if env["repeats"] > 0
+               else "latency not measured (--repeats 0)")
     summary = (f"{report['config']['model']}: {report['images']} images per schedule on held-out prompts, "
-               f"{report['num_steps']} steps, {report['height']}x{report['width']} px; latency on "
-               f"{env['device_name']} (batch {env['latency_batch_size']}, median of {env['repeats']}), speedups "
-               "against no caching measured in the same run; MACs are those executed while generating. The plot shows "
-               "every row by family (ecad's schedules, its heuristics, other libraries' methods), apart from the "
-               "search's front above: these numbers come from other prompts and the evaluation's metrics.")
+               f"{report['num_steps']} steps, {report['height']}x{report['width']} px; {latency}; MACs are those "
+               "executed while generating. The plot shows every row by family (ecad's schedules, its heuristics, other "
+               "libraries' methods), apart from the search's front above: these numbers come from other prompts and "
+               "the evaluation's metrics.")
     columns = list(rows[0]["metrics"]) if rows else []
-    return {"summary": summary, "metric_columns": columns, "rows": rows,
-            "plot_png": data_uri(Image.open(plot))}, by_key
+    return {"summary": summary, "metric_columns": columns, "rows": rows, "report": report}, by_key
 
 
 def _page_data(run: RunData, max_generations: int, samples: dict[str, list[dict[str, str]]],
@@ -84,15 +91,34 @@ def _page_data(run: RunData, max_generations: int, samples: dict[str, list[dict[
         })
     config = run.config
     last = run.generations[-1]
-    cost_label = "MAC" if config.cost == "macs" else "latency-model"
+    cost_label = speedup_label(config.cost).removesuffix(" speedup")
     shown = "" if len(generations) == len(run.generations) else f" ({len(generations)} of them shown)"
+    front = RunDirectory(run.path).read_front()
+    files = {row["key"]: row["file"] for row in front["front"]}
+    reference = (front.get("no_cache") or {}).get("quality")
+    suggestion = suggest(front["front"], reference, DEFAULT_MAX_LOSS)
+    calibration = len(config.prompts) * config.images_per_prompt
+    for point in points:
+        file = files.get(point["key"])
+        point["file"] = file
+        point["command"] = generate_command(config.model, run.path / file, config.prompts[0]) if file else None
+    notes = [f"Front files are numbered by cost: {_FRONT_ORDER}"]
+    if suggestion is not None:
+        notes.append(f"Suggested: {suggestion.reason(config.metric, cost_label + ' speedup')}")
+    note = calibration_note(front["front"], reference, calibration, config.metric)
+    if note:
+        notes.append(note)
     return {
         "run": {
             "metric": config.metric, "cost_label": cost_label, "components": list(run.layout.component_names),
             "summary": (f"{config.model}: NSGA-II, population {config.population}, {len(run.generations)} "
                         f"generations{shown}, {len(run.points)} schedules evaluated on {len(config.prompts)} prompts x "
-                        f"{config.images_per_prompt} images, {config.num_steps} steps. Quality: {config.metric}; "
-                        f"cost: {config.cost}. Final front: {len(last.front)} schedules."),
+                        f"{config.images_per_prompt} images = {calibration} calibration rows, {config.num_steps} "
+                        f"steps, guidance {config.guidance_scale:g}. Quality: {config.metric}; cost: {config.cost}. "
+                        f"Final front: {len(last.front)} schedules."),
+            "notes": notes,
+            "suggested": suggestion.row["key"] if suggestion else None,
+            "no_cache_quality": reference,
         },
         "points": points,
         "generations": [{"index": g.index, "population": [ids[k] for k in g.population],
@@ -103,8 +129,8 @@ def _page_data(run: RunData, max_generations: int, samples: dict[str, list[dict[
         "missing_samples": MISSING_SAMPLES,
         "hypervolume_png": hypervolume_png,
         "footnote": (f"Run directory: {run.path}. Fronts are the non-dominated schedules among all evaluated up to "
-                     "each generation; speedup = 1 / cost fraction of the search's cost model. Measured speedups "
-                     "come from `ecad eval`."),
+                     f"each generation; {cost_label} speedup = 1 / cost fraction of the search's cost model "
+                     "(predicted, not timed). Measured speedups come from `ecad eval`."),
     }
 
 
@@ -114,13 +140,17 @@ def build_report(run_dir: str | Path, out: str | Path, eval_dir: str | Path | No
     it; returns the written paths."""
     run = load_run(run_dir)
     out = Path(out)
+    if out.is_dir():
+        raise IsADirectoryError(f"{out} is a directory; give the report's file name, e.g. {out / 'report.html'}.")
+    evaluation, images = (_eval_section(Path(eval_dir), samples) if eval_dir else (None, {}))  # read before writing
     out.parent.mkdir(parents=True, exist_ok=True)
     front_png, hypervolume_png = out.with_name("front.png"), out.with_name("hypervolume.png")
     plot_front(run, front_png)
     plot_hypervolume(run, hypervolume_png)
-
     eval_png = out.with_name("eval.png")
-    evaluation, images = (_eval_section(Path(eval_dir), samples, eval_png) if eval_dir else (None, {}))
+    if evaluation is not None:
+        plot_eval(evaluation.pop("report"), eval_png)
+        evaluation["plot_png"] = data_uri(Image.open(eval_png))
     wanted = [k for k in dict.fromkeys(run.generations[-1].front + run.baselines) if not images.get(k)]
     if samples > 0 and wanted:
         images.update(generate_samples(run.config, {k: run.schedule(k) for k in wanted}, samples))

@@ -9,11 +9,16 @@
   const tooltip = document.getElementById("tooltip");
   const details = document.getElementById("details");
 
-  const fmt = (v, digits = 4) => (v === null || v === undefined ? "–" : Number(v).toPrecision(digits));
+  // One precision per kind of number, in every table: quality 4 decimals, cost fraction 3, speedups 2.
+  const fixed = (v, digits) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
+  const quality = (v) => fixed(v, 4);
+  const fraction = (v) => fixed(v, 3);
+  const times = (v) => (v === null || v === undefined ? "–" : `${fixed(v, 2)}×`);
   const xOf = (p) => (state.xMode === "speedup" ? 1 / p.cost : p.cost);
   const xTitle = () => (state.xMode === "speedup"
     ? `${data.run.cost_label} speedup (no caching = 1×)` : `${data.run.cost_label} cost (fraction of no caching)`);
-  const label = (p) => p.name || `schedule ${p.id}`;
+  const label = (p) => (p.name && p.file ? `${p.name} (${p.file})` : p.name || p.file || `schedule ${p.id}`);
+  const suggested = (p) => p.key === data.run.suggested;
 
   function el(tag, attrs, parent, ns) {
     const node = ns ? document.createElementNS(SVG, tag) : document.createElement(tag);
@@ -75,7 +80,7 @@
       "text-anchor": "middle", text: `quality (${data.run.metric})` }, plot);
     const line = gen.front.map((id) => points[id]).sort((a, b) => xOf(a) - xOf(b));
     svg("polyline", { class: "front-line", points: line.map((p) => `${sx(xOf(p))},${sy(p.quality)}`).join(" ") }, plot);
-    const order = ["pop", "front", "base"];
+    const order = ["pop", "front", "base"], labels = [];
     const ids = [...roles.keys()].sort((a, b) => order.indexOf(roles.get(a)) - order.indexOf(roles.get(b)));
     for (const id of ids) {
       const p = points[id], role = roles.get(id), x = sx(xOf(p)), y = sy(p.quality);
@@ -88,19 +93,38 @@
       node.addEventListener("mousemove", (e) => showTooltip(p, e));
       node.addEventListener("mouseleave", () => { tooltip.hidden = true; });
       node.addEventListener("click", () => select(id));
-      if (role === "base") svg("text", { class: "base-label", x: x + 8, y: y - 6, text: p.name }, plot);
+      if (role === "base") labels.push({ x, y, text: p.name });
     }
+    placeLabels(labels);
     document.getElementById("generation-label").textContent =
       `${gen.index} of ${data.generations[data.generations.length - 1].index}`;
     document.getElementById("front-title").textContent =
-      `after generation ${gen.index} (${gen.front.length} schedules, hypervolume ${fmt(gen.hypervolume)})`;
+      `after generation ${gen.index} (${gen.front.length} schedules, hypervolume ${quality(gen.hypervolume)})`;
     frontTable(gen);
+  }
+
+  // Baseline labels beside their diamonds, each moved up until it overlaps no label placed before it.
+  function placeLabels(labels) {
+    const boxes = [];
+    const overlaps = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+    labels.sort((a, b) => b.y - a.y || a.x - b.x).forEach((l) => {
+      const node = svg("text", { class: "base-label", x: l.x + 8, y: l.y - 6, text: l.text }, plot);
+      if (node.getBBox().x + node.getBBox().width > W - M.right) {  // past the plot's right edge: on the left
+        node.setAttribute("x", l.x - 8);
+        node.setAttribute("text-anchor", "end");
+      }
+      for (let i = 0, y = l.y - 6; i < 40; i++, y -= 11) {
+        node.setAttribute("y", y);
+        const box = node.getBBox();
+        if (!boxes.some((b) => overlaps(box, b))) { boxes.push(box); break; }
+      }
+    });
   }
 
   function showTooltip(p, event) {
     const box = document.getElementById("plot-area").getBoundingClientRect();
-    tooltip.textContent = `${label(p)} · quality ${fmt(p.quality, 6)} · cost ${fmt(p.cost, 3)} · ` +
-      `${fmt(1 / p.cost, 3)}× · first seen in generation ${p.generation}`;
+    tooltip.textContent = `${label(p)} · quality ${quality(p.quality)} · cost ${fraction(p.cost)} · ` +
+      `${times(1 / p.cost)} · first seen in generation ${p.generation}`;
     tooltip.style.left = `${event.clientX - box.left + 12}px`;
     tooltip.style.top = `${event.clientY - box.top + 12}px`;
     tooltip.hidden = false;
@@ -123,18 +147,23 @@
 
   function frontTable(gen) {
     table("front-table", [
-      ["#", (p) => p.id], ["schedule", label], ["quality", (p) => fmt(p.quality, 6)],
-      ["cost", (p) => fmt(p.cost, 3)], ["speedup", (p) => `${fmt(1 / p.cost, 3)}×`],
+      ["file", (p) => p.file || "–"], ["schedule", (p) => p.name || `schedule ${p.id}`],
+      [`quality (${data.run.metric})`, (p) => quality(p.quality)], ["cost", (p) => fraction(p.cost)],
+      [`${data.run.cost_label} speedup`, (p) => times(1 / p.cost)],
       ["recompute", (p) => `${(100 * p.recompute).toFixed(1)}%`], ["first generation", (p) => p.generation],
-      ["sample images", (p) => p.samples.length],
+      ["sample images", (p) => p.samples.length], ["suggested", (p) => (suggested(p) ? "★" : "")],
     ], gen.front.map((id) => points[id]), (p) => select(p.id), (p) => p.id === state.selected);
   }
 
-  function showDetails(title, facts, picture, samples, missing) {
+  function showDetails(title, facts, picture, samples, missing, command) {
     details.replaceChildren();
     el("h3", { text: title }, details);
     const t = el("table", {}, details);
     facts.forEach(([k, v]) => { const r = el("tr", {}, t); el("td", { text: k }, r); el("td", { text: v }, r); });
+    if (command) {
+      el("p", { text: "Use it:" }, details);
+      el("pre", { class: "command", text: command }, details);
+    }
     const pic = el("div", { class: "schedule-picture" }, details);
     el("img", { src: picture, alt: "schedule", title: "rows: component × block; columns: steps" }, pic);
     el("p", { text: `Schedule: one column per denoising step, one row per block, blocks grouped by component ` +
@@ -155,11 +184,13 @@
   function select(id) {
     state.selected = id;
     const p = points[id];
-    showDetails(label(p), [
-      ["quality", fmt(p.quality, 6)], ["cost (fraction)", fmt(p.cost)], ["speedup", `${fmt(1 / p.cost, 3)}×`],
+    showDetails(label(p) + (suggested(p) ? " ★ suggested" : ""), [
+      ["file", p.file || "not on the final front: no schedule file"],
+      [`quality (${data.run.metric})`, quality(p.quality)], ["cost (fraction)", fraction(p.cost)],
+      [`${data.run.cost_label} speedup`, times(1 / p.cost)],
       ["recomputes", `${(100 * p.recompute).toFixed(1)}% of the components`],
       ["first generation", p.generation], ["key", p.key.slice(0, 24) + "…"],
-    ], p.picture, p.samples, data.missing_samples);
+    ], p.picture, p.samples, data.missing_samples, p.command);
     draw();
   }
 
@@ -172,9 +203,9 @@
     const columns = [
       ["#", (r) => r.index], ["schedule", (r) => r.name], ["family", (r) => r.family],
       ["recompute", (r) => `${(100 * r.recompute).toFixed(1)}%`],
-      ["MAC speedup", (r) => `${fmt(r.macs_speedup, 3)}×`],
-      ["latency s", (r) => fmt(r.latency)], ["speedup", (r) => (r.speedup ? `${fmt(r.speedup, 3)}×` : "–")],
-      ...ev.metric_columns.map((c) => [c, (r) => fmt(r.metrics[c])]),
+      ["MAC speedup", (r) => times(r.macs_speedup)],
+      ["latency s", (r) => fixed(r.latency, 3)], ["measured speedup", (r) => times(r.speedup)],
+      ...ev.metric_columns.map((c) => [c, (r) => quality(r.metrics[c])]),
     ];
     const open = (r) => {
       state.selected = null;
@@ -195,6 +226,8 @@
     state.population = e.target.checked; draw();
   });
   document.getElementById("summary").textContent = data.run.summary;
+  const notes = document.getElementById("notes");
+  data.run.notes.forEach((text) => el("p", { class: "note", text }, notes));
   document.getElementById("footnote").textContent = data.footnote;
   const hv = document.getElementById("hypervolume");
   if (data.hypervolume_png) hv.src = data.hypervolume_png; else document.getElementById("hv-section").hidden = true;

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PIL import Image
+from tqdm.auto import tqdm
 
 from ..evaluation import ImageStore
+from ..evaluation.images import open_image
 from ..generation import Calibration, CalibrationGenerator
 from ..loading import load_pipeline
 from ..metrics.images import to_pil
@@ -30,7 +31,7 @@ def eval_samples(store: ImageStore, name: str, limit: int) -> list[Sample]:
     if not entry:
         return []
     rows = store.index["rows"]
-    return [{"src": data_uri(Image.open(store.path / file), "JPEG", MAX_SIDE), "caption": rows[i]["prompt"]}
+    return [{"src": data_uri(open_image(store.path / file), "JPEG", MAX_SIDE), "caption": rows[i]["prompt"]}
             for i, file in enumerate(entry["files"][:limit])]
 
 
@@ -49,7 +50,7 @@ def generate_samples(config: SearchConfig, schedules: dict[str, CacheSchedule], 
     captions = [p for p, _ in calibration.rows][:limit]
     out: dict[str, Any] = {}
     try:
-        for key, schedule in schedules.items():
+        for key, schedule in tqdm(schedules.items(), desc="report sample images", unit="schedule"):
             images = generator(schedule).images[:limit]
             out[key] = [{"src": data_uri(to_pil(im), "JPEG", MAX_SIDE), "caption": c} for im, c in zip(images, captions)]
     finally:

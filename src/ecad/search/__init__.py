@@ -6,19 +6,21 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..loading import check_image_size, resolve_device
 from ..metrics import QualityMetric
-from .evaluator import COSTS, CandidateEvaluator, build_evaluator
+from .evaluator import CandidateEvaluator, build_evaluator
 from .executors import EXECUTORS, LocalExecutor, make_executor
-from .run import RunDirectory, SearchConfig, SearchResult, run_search
+from .run import RunDirectory, SearchConfig, SearchResult, run_search, speedup_label
 from .store import CorruptRunError, Evaluation, EvaluationStore, schedule_from_key, schedule_key
 
 __all__ = [
     "EXECUTORS", "CandidateEvaluator", "CorruptRunError", "Evaluation", "EvaluationStore", "LocalExecutor",
     "RunDirectory", "SearchConfig", "SearchResult", "build_evaluator", "make_executor", "run_search",
-    "schedule_from_key", "schedule_key", "search",
+    "schedule_from_key", "schedule_key", "search", "speedup_label",
 ]
 
 logger = logging.getLogger(__name__)
+
 
 def search(
     config: SearchConfig, out: str | Path, resume: bool = False, metric: QualityMetric | None = None,
@@ -28,17 +30,26 @@ def search(
 
     ``executor="ray"`` spreads candidate evaluations over Ray actors (options: ``address``, ``workers``,
     ``gpus_per_worker``, ``cpus_per_worker``); the result is the same as with the default in-process executor.
+    Everything that can be checked without the model is checked first; a new run that fails or is interrupted
+    before its first evaluation is stored leaves no directory behind, so the corrected command works as it is.
     """
-    if config.cost not in COSTS:
-        raise ValueError(f"unknown cost {config.cost!r}; use one of {', '.join(COSTS)}.")
+    if executor == "local":
+        resolve_device(config.device)  # a Ray worker may have the device its driver lacks
+    check_image_size(config.model, config.height, config.width)
     run_dir = RunDirectory(out)
     config = run_dir.open(config, resume)
-    runner = make_executor(executor, config, run_dir.path, metric, **executor_options)
     try:
-        layout, full_cost = runner.describe()
-        logger.info("search: %s, %d prompts x %d images, %d steps, population %d, %d generations -> %s",
-                    config.model, len(config.prompts), config.images_per_prompt, config.num_steps,
-                    config.population, config.generations, run_dir.path)
-        return run_search(config, run_dir, layout, runner, full_cost, progress=progress)
-    finally:
-        runner.close()
+        runner = make_executor(executor, config, run_dir.path, metric, **executor_options)
+        try:
+            layout, full_cost = runner.describe()
+            run_dir.commit(config)
+            logger.info("search: %s, %d prompts x %d images, %d steps, population %d, %d generations -> %s",
+                        config.model, len(config.prompts), config.images_per_prompt, config.num_steps,
+                        config.population, config.generations, run_dir.path)
+            return run_search(config, run_dir, layout, runner, full_cost, progress=progress,
+                              image_size=runner.image_size())
+        finally:
+            runner.close()
+    except BaseException:
+        run_dir.abandon()
+        raise

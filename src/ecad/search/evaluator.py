@@ -12,9 +12,9 @@ from safetensors.torch import load_file, save_file
 from ..adapters import ModelLayout
 from ..generation import Calibration, CalibrationGenerator, Generated
 from ..hooks import model_layout
-from ..latency import LatencyTable, measure_latency
+from ..latency import LatencyTable, measure_call_latency
 from ..loading import load_pipeline
-from ..macs import CostTable, count_macs
+from ..macs import CostTable
 from ..metrics import QualityMetric, get_metric
 from ..schedule import CacheSchedule
 from ..schedule_io import write_json
@@ -22,8 +22,6 @@ from .run import SearchConfig
 from .store import CorruptRunError, Evaluation, schedule_key
 
 logger = logging.getLogger(__name__)
-
-COSTS = ("macs", "latency")
 
 
 class CandidateEvaluator:
@@ -76,9 +74,10 @@ def _latency_table(pipe: Any, generator: CalibrationGenerator, config: SearchCon
             return LatencyTable.from_dict(json.loads(path.read_text()))
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise CorruptRunError(f"{path} is damaged ({err}); delete it to measure again.") from None
-    rows = min(config.batch_size, len(generator.prompts)) * (2 if config.guidance_scale > 1 else 1)
-    logger.info("measuring per-component latency on %s (batch %d)", generator.pipe.device, rows)
-    table = measure_latency(pipe, generator.height, generator.width, batch_size=rows)
+    rows = min(config.batch_size, len(generator.prompts))
+    logger.info("measuring per-block and per-component latency on %s (%d images per call)", generator.pipe.device,
+                rows)
+    table = measure_call_latency(pipe, generator.observe(rows), generator.height, generator.width)
     write_json(table.to_dict(), path)
     return table
 
@@ -89,7 +88,8 @@ def build_evaluator(
     """Load the model and everything a candidate needs; returns the evaluator, the layout and the no-cache cost."""
     pipe = load_pipeline(config.model, device=config.device, dtype=config.dtype)
     generator = CalibrationGenerator(pipe, Calibration.of(config))
-    table = count_macs(pipe.transformer, generator.height, generator.width, convention=config.convention)
+    generator.warm_up()
+    table = generator.cost_table(config.convention)
     latency = None
     full_cost = float(table.full_step_macs * config.num_steps)
     if config.cost == "latency":

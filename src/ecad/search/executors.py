@@ -30,6 +30,10 @@ class LocalExecutor:
     def describe(self) -> tuple[ModelLayout, float]:
         return self.layout, self.full_cost
 
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) the candidates are generated at: the config's, else the model's default."""
+        return self.evaluator.generator.height, self.evaluator.generator.width
+
     def map(self, schedules: list[CacheSchedule]) -> Iterator[Evaluation]:
         for schedule in schedules:
             yield self.evaluator(schedule)

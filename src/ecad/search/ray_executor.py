@@ -49,6 +49,9 @@ class EvaluationWorker:
     def describe(self) -> tuple[ModelLayout, float]:
         return self.layout, self.full_cost
 
+    def image_size(self) -> tuple[int, int]:
+        return self.evaluator.generator.height, self.evaluator.generator.width
+
     def pid(self) -> int:
         return os.getpid()
 
@@ -93,12 +96,16 @@ class RayExecutor:
         # The first worker writes the shared reference images / latency table before the others read them.
         first = actor.remote(options, str(run_path), threads)
         self.layout, self.full_cost = ray.get(first.describe.remote())
+        self.size = ray.get(first.image_size.remote())
         self.workers = [first] + [actor.remote(options, str(run_path), threads) for _ in range(workers - 1)]
         ray.get([w.describe.remote() for w in self.workers[1:]])
         logger.info("ray executor: %d workers (%s GPU, %s CPU each)", workers, gpus_per_worker, cpus_per_worker)
 
     def describe(self) -> tuple[ModelLayout, float]:
         return self.layout, self.full_cost
+
+    def image_size(self) -> tuple[int, int]:
+        return self.size
 
     def map(self, schedules: list[CacheSchedule]) -> Iterator[Evaluation]:
         ray = self.ray

@@ -19,10 +19,10 @@ Run directory::
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,69 +32,126 @@ from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.indicators.hv import HV
 from pymoo.operators.crossover.pntx import PointCrossover
 from pymoo.operators.mutation.bitflip import BitflipMutation
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from tqdm.auto import tqdm
 
 from ..adapters import ModelLayout
 from ..heuristics import initial_population
+from ..loading import DTYPES
+from ..macs import CONVENTIONS
+from ..names import metric_columns
+from ..provenance import GenerationSettings, annotate, mac_record, score_record
 from ..schedule import CacheSchedule
 from ..schedule_io import write_json
+from ..validation import check_fields, checked, device, one_of, optional, pixels, read_json, real, text, texts, whole
 from .problem import CacheSearchProblem, ScheduleEncoding
 from .store import CorruptRunError, Evaluation, EvaluationStore, schedule_key
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FORMAT = "ecad.search-run/1"
+# How costs are counted; a run is only resumed with the cost model it was started with (runs from before costs were
+# counted at the observed call have no such field).
+COST_MODEL = "observed-call/1"
+_COST_MODEL_BEFORE = "assumed-inputs/0"
 # Settings that may differ on --resume without changing any result.
 RESUMABLE_CHANGES = ("generations", "device")
+COSTS = ("macs", "latency")
+
+# The shapes of the files `ecad front` and `ecad report` read back.
+FRONT_SCHEMA = {
+    "type": "object", "required": ["full_cost", "front"],
+    "properties": {
+        "full_cost": {"type": "number", "exclusiveMinimum": 0},
+        "front": {"type": "array", "items": {
+            "type": "object", "required": ["file", "key", "quality", "cost", "speedup"],
+            "properties": {"file": {"type": "string"}, "key": {"type": "string"}, "quality": {"type": "number"},
+                           "cost": {"type": "number"}, "speedup": {"type": "number"}},
+        }},
+    },
+}
+GENERATION_SCHEMA = {
+    "type": "object", "required": ["generation", "population"],
+    "properties": {
+        "generation": {"type": "integer", "minimum": 0},
+        "summary": {"type": "object"},
+        "population": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["key", "quality", "cost_fraction"],
+            "properties": {"key": {"type": "string"}, "name": {"type": ["string", "null"]},
+                           "quality": {"type": "number"}, "cost_fraction": {"type": "number"}},
+        }},
+    },
+}
+
+
+def speedup_label(cost: str) -> str:
+    """What a search's speedups are: predicted by its cost model (MACs or the measured latency model), not timed."""
+    return "MAC speedup" if cost == "macs" else "latency-model speedup"
 
 
 @dataclass
 class SearchConfig:
-    """Everything that determines a search's result (plus where it runs)."""
+    """Everything that determines a search's result (plus where it runs); every field is checked on creation."""
 
-    model: str
-    prompts: list[str]
-    metric: str = "fidelity"
-    population: int = 72
-    generations: int = 100
-    images_per_prompt: int = 1
-    num_steps: int = 20
-    height: int | None = None
-    width: int | None = None
-    guidance_scale: float = 4.5
-    batch_size: int = 8
-    seed: int = 0
-    cost: str = "macs"
-    convention: str = "full"
-    crossover_points: int = 4
-    crossover_prob: float = 0.9
-    mutation_prob: float = 0.05
-    device: str = "auto"
-    dtype: str = "float32"
+    model: str = checked(text)
+    prompts: list[str] = checked(texts)
+    metric: str = checked(text, default="fidelity")
+    population: int = checked(whole(2), default=72)
+    generations: int = checked(whole(1), default=100)
+    images_per_prompt: int = checked(whole(1), default=1)
+    num_steps: int = checked(whole(2), default=20)  # step 0 always computes: one step leaves nothing to search
+    height: int | None = checked(optional(pixels), default=None)
+    width: int | None = checked(optional(pixels), default=None)
+    guidance_scale: float = checked(real(0), default=4.5)
+    batch_size: int = checked(whole(1), default=8)
+    seed: int = checked(whole(0), default=0)
+    cost: str = checked(one_of(COSTS), default="macs")
+    convention: str = checked(one_of(CONVENTIONS), default="full")
+    crossover_points: int = checked(whole(1), default=4)
+    crossover_prob: float = checked(real(0, 1), default=0.9)
+    mutation_prob: float = checked(real(0, 1), default=0.05)
+    device: str = checked(device, default="auto")
+    dtype: str = checked(one_of(DTYPES), default="float32")
+    cost_model: str = checked(text, default=COST_MODEL)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": CONFIG_FORMAT, **dataclasses.asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
-        if data.get("format") != CONFIG_FORMAT:
-            raise CorruptRunError(f"config.json is not an ecad search config (format {data.get('format')!r}).")
+    def from_dict(cls, data: Any, source: str = "config.json") -> SearchConfig:
+        if not isinstance(data, dict) or data.get("format") != CONFIG_FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise CorruptRunError(f"{source} is not an ecad search config (format {found!r}, expected "
+                                  f"{CONFIG_FORMAT!r}); use another --out.")
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        try:
+            return cls(**{"cost_model": _COST_MODEL_BEFORE, **{k: v for k, v in data.items() if k in names}})
+        except (TypeError, ValueError) as err:
+            raise CorruptRunError(f"{source} is damaged ({err}); restore it or use another --out.") from None
 
 
 class RunDirectory:
-    """Creates, validates and writes a search run directory."""
+    """Creates, validates and writes a search run directory.
+
+    A new run that fails before its first evaluation is stored leaves nothing behind: :meth:`open` checks everything
+    and creates the directory, :meth:`commit` writes ``config.json`` once the model and metric are ready, and
+    :meth:`abandon` removes what :meth:`open` created if no evaluation was stored (else the run is resumable).
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._starting = False  # a new run, until it is done or stopped
+        self._made: Path | None = None  # the topmost directory open() created (None: it existed, empty)
 
     @property
     def config_path(self) -> Path:
         return self.path / "config.json"
 
     def open(self, config: SearchConfig, resume: bool) -> SearchConfig:
-        """Start a new run or check that ``config`` may resume the one here."""
+        """Start a new run or check that ``config`` may resume the one here; writes nothing into an existing run."""
         if self.config_path.exists():
             if not resume:
                 raise FileExistsError(f"{self.path} already holds a search run; pass --resume to continue it, "
@@ -108,21 +165,44 @@ class RunDirectory:
             if differences:
                 raise ValueError(f"cannot resume {self.path}: the run was started with other settings ("
                                  + "; ".join(differences) + "); resume with the original settings or use a new --out.")
-        elif self.path.exists() and any(self.path.iterdir()):
+            EvaluationStore.check(self.path / "evaluations.sqlite")
+            return config
+        if self.path.exists() and not self.path.is_dir():
+            raise CorruptRunError(f"{self.path} is a file, not a run directory; choose another --out.")
+        if self.path.exists() and any(self.path.iterdir()):
             raise CorruptRunError(f"{self.path} is not empty and holds no search run (no config.json); "
                                   "choose an empty or new --out.")
+        absolute = self.path.absolute()
+        missing = [p for p in (absolute, *absolute.parents) if not p.exists()]
+        self._starting, self._made = True, missing[-1] if missing else None
         self.path.mkdir(parents=True, exist_ok=True)
+        return config
+
+    def commit(self, config: SearchConfig) -> None:
+        """The model and metric are ready: write (or, on resume, update) ``config.json``."""
         (self.path / "generations").mkdir(exist_ok=True)
         write_json(config.to_dict(), self.config_path)
-        return config
+
+    def abandon(self) -> None:
+        """The run stopped: if it is new and stored no evaluation, remove what it created, so the corrected command
+        works as the first would; otherwise keep it for ``--resume``."""
+        try:
+            if not self._starting or EvaluationStore.count(self.path / "evaluations.sqlite"):
+                return
+        except CorruptRunError:
+            return  # keep what cannot be read
+        if self._made is not None:
+            shutil.rmtree(self._made, ignore_errors=True)
+        else:  # the directory existed, empty: empty it again
+            for entry in self.path.iterdir():
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        self._starting = False
 
     def load_config(self) -> SearchConfig:
         if not self.config_path.is_file():
             raise CorruptRunError(f"{self.path} is not a search run directory (no config.json).")
-        try:
-            return SearchConfig.from_dict(json.loads(self.config_path.read_text()))
-        except (json.JSONDecodeError, TypeError) as err:
-            raise CorruptRunError(f"{self.config_path} is damaged ({err}).") from None
+        data = read_json(self.config_path, error=CorruptRunError, fix="restore it or use another --out")
+        return SearchConfig.from_dict(data, str(self.config_path))
 
     def store(self) -> EvaluationStore:
         return EvaluationStore(self.path / "evaluations.sqlite")
@@ -131,30 +211,42 @@ class RunDirectory:
         write_json({"generation": index, "summary": summary, "population": rows},
                    self.path / "generations" / f"{index:04d}.json")
 
-    def write_front(self, front: list[tuple[CacheSchedule, Evaluation]], full_cost: float) -> list[dict[str, Any]]:
-        """Replace the front directory and summary with ``front`` (sorted by cost)."""
+    def write_front(
+        self, front: list[tuple[CacheSchedule, Evaluation]], full_cost: float, cost: str = "macs",
+        describe: Callable[[CacheSchedule, Evaluation], CacheSchedule] | None = None,
+        no_cache: Evaluation | None = None,
+    ) -> list[dict[str, Any]]:
+        """Replace the front directory and summary with ``front``, sorted by cost: ``front/000.json`` is the
+        cheapest (fastest, lowest quality). ``cost`` names the speedups' kind; ``describe`` adds each file's
+        metadata; ``no_cache`` (the uncached schedule's evaluation) goes into the summary as the quality to compare
+        with."""
         staging = self.path / "front.tmp"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         rows = []
         for i, (schedule, evaluation) in enumerate(sorted(front, key=lambda item: item[1].cost)):
             name = f"{i:03d}.json"
-            schedule.save(staging / name)
+            (describe(schedule, evaluation) if describe else schedule).save(staging / name)
             rows.append({"file": f"front/{name}", "key": evaluation.key, "quality": evaluation.quality,
                          "cost": evaluation.cost, "speedup": full_cost / evaluation.cost, **evaluation.metrics})
         shutil.rmtree(self.path / "front", ignore_errors=True)
         staging.rename(self.path / "front")
-        write_json({"full_cost": full_cost, "front": rows}, self.path / "front.json")
+        summary: dict[str, Any] = {"full_cost": full_cost, "speedup_kind": speedup_label(cost), "front": rows}
+        if no_cache is not None:
+            summary["no_cache"] = {"quality": no_cache.quality, "cost": no_cache.cost, **no_cache.metrics}
+        write_json(summary, self.path / "front.json")
         return rows
 
     def read_front(self) -> dict[str, Any]:
         path = self.path / "front.json"
         if not path.is_file():
             raise CorruptRunError(f"{self.path} has no front.json yet; run or resume `ecad search` first.")
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise CorruptRunError(f"{path} is damaged ({err}).") from None
+        return read_json(path, FRONT_SCHEMA, error=CorruptRunError,
+                         fix="resume the search (`ecad search ... --resume`) to write it again")
+
+    def read_generation(self, path: Path) -> dict[str, Any]:
+        return read_json(path, GENERATION_SCHEMA, error=CorruptRunError,
+                         fix="resume the search (`ecad search ... --resume`) to write it again")
 
 
 @dataclass
@@ -165,6 +257,26 @@ class SearchResult:
     hypervolumes: list[float]
 
 
+def _front_metadata(config: SearchConfig, image_size: tuple[int, int] | None,
+                    no_cache: Evaluation | None) -> Callable[[CacheSchedule, Evaluation], CacheSchedule]:
+    """What each front file records: the settings it was found under, its score on the calibration rows, its
+    MACs and MAC speedup."""
+    height, width = image_size or (config.height, config.width)
+    settings = GenerationSettings(config.model, config.num_steps, config.guidance_scale, height, width)
+    rows = len(config.prompts) * config.images_per_prompt
+
+    def describe(schedule: CacheSchedule, evaluation: Evaluation) -> CacheSchedule:
+        scores = {k: v for k, v in evaluation.metrics.items() if k not in ("macs", "seconds")}
+        score = score_record("ecad search", rows, config.metric, evaluation.quality,
+                             metric_columns(config.metric, scores), "calibration")
+        metadata: dict[str, Any] = {"settings": settings, "score": score}
+        if no_cache is not None and "macs" in evaluation.metrics and "macs" in no_cache.metrics:
+            metadata["macs"] = mac_record(evaluation.metrics["macs"], no_cache.metrics["macs"], config.convention)
+        return annotate(schedule, **metadata)
+
+    return describe
+
+
 def run_search(
     config: SearchConfig,
     run_dir: RunDirectory,
@@ -172,11 +284,13 @@ def run_search(
     executor: Any,
     full_cost: float,
     progress: bool = True,
+    image_size: tuple[int, int] | None = None,
 ) -> SearchResult:
     """Run (or resume) NSGA-II until ``config.generations`` generations are done."""
     encoding = ScheduleEncoding(layout, config.num_steps)
     store = run_dir.store()
     seeds = initial_population(layout, config.num_steps, config.population, seed=config.seed)
+    no_cache_key = schedule_key(seeds[0])  # the first seed is no caching, evaluated in generation 0
     names = {schedule_key(s): s.metadata.get("name") for s in seeds}
     candidates = tqdm(desc="candidates", unit="cand", leave=False, position=1, disable=not progress)
     fresh = {"count": 0}
@@ -195,6 +309,7 @@ def run_search(
     )
     algorithm.setup(problem, termination=("n_gen", config.generations), seed=config.seed, verbose=False)
     reference_point: np.ndarray | None = None
+    archive: dict[str, tuple[np.ndarray, np.ndarray, bool]] = {}  # every schedule evaluated so far: x, F, feasible
     hypervolumes: list[float] = []
     front_rows: list[dict[str, Any]] = []
     bar = tqdm(total=config.generations, desc="generations", unit="gen", position=0, disable=not progress)
@@ -208,11 +323,15 @@ def run_search(
             F = population.get("F")
             if reference_point is None:  # fixed after the first generation, so hypervolumes compare
                 reference_point = np.array([F[:, 0].max() + 1e-9, 1.0 + 1e-9])
-            opt = algorithm.opt
-            hv = float(HV(ref_point=reference_point)(opt.get("F"))) if len(opt) else 0.0
+            for x, f, g in zip(population.get("X"), F, population.get("G")):
+                archive.setdefault(schedule_key(encoding.decode(x)), (x, f, bool(g[0] <= 0)))
+            front_keys = archive_front(archive)
+            hv = float(HV(ref_point=reference_point)(np.array([archive[k][1] for k in front_keys]))) if front_keys else 0.0
             hypervolumes.append(hv)
-            front = [(encoding.decode(x), store.get(schedule_key(encoding.decode(x)))) for x in opt.get("X")]
-            front_rows = run_dir.write_front(front, full_cost)
+            front = [(encoding.decode(archive[k][0]), store.get(k)) for k in front_keys]
+            no_cache = store.get(no_cache_key)
+            front_rows = run_dir.write_front(front, full_cost, config.cost, _front_metadata(config, image_size, no_cache),
+                                             no_cache)
             summary = {
                 "front_size": len(front_rows),
                 "best_quality": max(r["quality"] for r in front_rows),
@@ -231,10 +350,11 @@ def run_search(
             run_dir.write_generation(generation, rows, summary)
             bar.update()
             message = (f"gen {generation}: front {summary['front_size']}, best quality {summary['best_quality']:.4f}, "
-                       f"lowest cost {summary['lowest_cost']:.4g} ({summary['max_speedup']:.2f}x), HV {hv:.4f}, "
+                       f"lowest cost {summary['lowest_cost']:.4g} ({summary['max_speedup']:.2f}x "
+                       f"{speedup_label(config.cost)}), HV {hv:.4f}, "
                        f"{fresh['count']} new evaluations")
             tqdm.write(message) if progress else logger.info(message)
-            _plot_front(run_dir, store, front_rows, full_cost)
+            _plot_front(run_dir, store, front_rows, full_cost, speedup_label(config.cost))
     finally:
         bar.close()
         candidates.close()
@@ -243,7 +363,21 @@ def run_search(
     return SearchResult(front_rows, config.generations, evaluations, hypervolumes)
 
 
-def _plot_front(run_dir: RunDirectory, store: EvaluationStore, front: list[dict[str, Any]], full_cost: float) -> None:
+def archive_front(archive: dict[str, tuple[np.ndarray, np.ndarray, bool]]) -> list[str]:
+    """Keys of the non-dominated feasible schedules among everything evaluated so far, in evaluation order.
+
+    Not NSGA-II's surviving population: its first front is cut by crowding distance once it outgrows the population,
+    which would drop non-dominated schedules from the front the run reports.
+    """
+    keys = [key for key, (_, _, feasible) in archive.items() if feasible]
+    if not keys:
+        return []
+    nondominated = NonDominatedSorting().do(np.array([archive[k][1] for k in keys]), only_non_dominated_front=True)
+    return [keys[i] for i in sorted(nondominated)]
+
+
+def _plot_front(run_dir: RunDirectory, store: EvaluationStore, front: list[dict[str, Any]], full_cost: float,
+                label: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -253,7 +387,7 @@ def _plot_front(run_dir: RunDirectory, store: EvaluationStore, front: list[dict[
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     ax.scatter([full_cost / c for _, c in every], [q for q, _ in every], s=8, c="0.7", label="evaluated")
     ax.plot([r["speedup"] for r in front], [r["quality"] for r in front], "o-", c="tab:red", ms=4, label="front")
-    ax.set_xlabel("speedup in cost (no caching = 1)")
+    ax.set_xlabel(f"{label} (cost model; no caching = 1)")
     ax.set_ylabel("quality")
     ax.grid(alpha=0.3)
     ax.legend()

@@ -20,6 +20,9 @@ from ..adapters import ModelLayout
 from ..schedule import CacheSchedule
 
 SCHEMA_VERSION = 1
+_COLUMNS = ("key TEXT PRIMARY KEY, quality REAL NOT NULL, cost REAL NOT NULL, metrics TEXT NOT NULL, "
+            "created REAL NOT NULL")
+_COLUMN_NAMES = tuple(column.split()[0] for column in _COLUMNS.split(", "))
 
 
 class CorruptRunError(ValueError):
@@ -43,29 +46,73 @@ def schedule_key(schedule: CacheSchedule) -> str:
 def schedule_from_key(key: str, layout: ModelLayout) -> CacheSchedule:
     """The effective schedule a key stands for; the key alone lacks the layout's names and shape."""
     steps, _, packed = key.partition(":")
-    shape = (int(steps), *layout.exists.shape)
-    bits = np.unpackbits(np.frombuffer(bytes.fromhex(packed), dtype=np.uint8), count=int(np.prod(shape)))
-    return layout.full_schedule(int(steps)).like(bits.reshape(shape).astype(bool))
+    try:
+        shape = (int(steps), *layout.exists.shape)
+        data = np.frombuffer(bytes.fromhex(packed), dtype=np.uint8)
+        if shape[0] < 1 or data.size != -(-int(np.prod(shape)) // 8):
+            raise ValueError("its length does not fit")
+    except ValueError:
+        raise CorruptRunError(f"schedule key {key[:40]!r} is not a key of a {len(layout.block_names)}-block "
+                              "schedule of this run.") from None
+    bits = np.unpackbits(data, count=int(np.prod(shape)))
+    return layout.full_schedule(shape[0]).like(bits.reshape(shape).astype(bool))
 
 
 class EvaluationStore:
+    """The SQLite store of a run; a database that is not ecad's is refused before anything is written into it."""
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        existing = self.check(self.path)
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS evaluations (key TEXT PRIMARY KEY, quality REAL NOT NULL, "
-                "cost REAL NOT NULL, metrics TEXT NOT NULL, created REAL NOT NULL)"
-            )
-            self.db.execute("CREATE TABLE IF NOT EXISTS info (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            self.db.execute("INSERT OR IGNORE INTO info VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            (version,) = self.db.execute("SELECT value FROM info WHERE name = 'schema'").fetchone()
+            if not existing:
+                self.db.execute(f"CREATE TABLE IF NOT EXISTS evaluations ({_COLUMNS})")
+                self.db.execute("CREATE TABLE IF NOT EXISTS info (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                self.db.execute("INSERT OR IGNORE INTO info VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as err:
             raise CorruptRunError(f"{self.path} is not a readable ecad evaluation store ({err}).") from None
-        if version != str(SCHEMA_VERSION):
-            raise CorruptRunError(f"{self.path} has store schema {version}, this ecad reads {SCHEMA_VERSION}.")
+
+    @staticmethod
+    def check(path: Path) -> bool:
+        """Whether ``path`` holds an ecad store (``False``: absent or an empty file, a new store goes there); anything
+        else raises, read only."""
+        if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+            return False
+        fix = "move it away or use another --out; ecad does not write into it"
+        try:
+            db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+            try:
+                tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if tables != {"evaluations", "info"}:
+                    raise CorruptRunError(f"{path} is an SQLite database of something else (tables "
+                                          f"{sorted(tables)[:5]}), not an ecad evaluation store; {fix}.")
+                row = db.execute("SELECT value FROM info WHERE name = 'schema'").fetchone()
+                columns = [name for _, name, *_ in db.execute("PRAGMA table_info(evaluations)")]
+            finally:
+                db.close()
+        except sqlite3.Error as err:
+            raise CorruptRunError(f"{path} is not a readable ecad evaluation store ({err}); {fix}.") from None
+        if row is None or row[0] != str(SCHEMA_VERSION):
+            raise CorruptRunError(f"{path} has store schema {row[0] if row else 'none'}, this ecad reads "
+                                  f"{SCHEMA_VERSION}; {fix}.")
+        if columns != list(_COLUMN_NAMES):
+            raise CorruptRunError(f"{path}: its evaluations table has the columns {columns}, this ecad reads "
+                                  f"{list(_COLUMN_NAMES)}; {fix}.")
+        return True
+
+    @classmethod
+    def count(cls, path: Path) -> int:
+        """Evaluations in the store at ``path`` (0 when there is none), read only."""
+        if not cls.check(path):
+            return 0
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+        finally:
+            db.close()
 
     def get(self, key: str) -> Evaluation | None:
         row = self.db.execute("SELECT quality, cost, metrics FROM evaluations WHERE key = ?", (key,)).fetchone()

@@ -1,0 +1,33 @@
+"""The names ecad's options accept, in a module that imports nothing heavy.
+
+The command line builds its parser (and answers ``--help``) from these without importing torch or diffusers; the
+modules that implement each choice take their names from here, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+DTYPE_NAMES = ("float32", "float16", "bfloat16")
+CONVENTIONS = ("full", "paper")  # MAC counting: attention core included, or the ECAD paper's numbers
+COSTS = ("macs", "latency")  # the search's cost objective
+EXECUTOR_NAMES = ("local", "ray")
+# Registered quality metrics (ecad.metrics.METRICS; a test keeps the two equal).
+METRIC_NAMES = ("clip", "fid", "fidelity", "image-reward", "pickscore", "shape-fid", "tiny-reward")
+# Other libraries' caches `ecad eval --baselines` takes (ecad.peers.PEERS; a test keeps the two equal).
+PEER_NAMES = ("fbcache", "pab", "fastercache", "taylorseer-diffusers", "magcache", "dbcache", "dbcache-taylorseer")
+# Built-in prompt sets (ecad.prompts.BUILTIN): tiny-shapes training captions (calibration) and held-out captions.
+PROMPT_SETS = ("tiny-shapes", "tiny-shapes-heldout")
+TINY_SHAPES = "tiny-shapes"  # the embedded model's name, accepted wherever a model is taken
+
+
+def metric_columns(metric: str, scores: dict[str, float]) -> dict[str, float]:
+    """A metric's numbers under the names every table, report and file shows: the metric's own number under the
+    metric's name (``tiny-reward``, ``shape-fid``, ``fid``), every other one as ``metric.number``
+    (``tiny-reward.match_rate``, ``fidelity.ssim``).
+
+    ``quality`` repeats one of the named numbers, so it is shown only when it is the metric's only number.
+    """
+    named = {k: v for k, v in scores.items() if k != "quality"}
+    if not named:
+        return {metric: scores["quality"]}
+    own = metric.replace("-", "_")
+    return {metric if key == own else f"{metric}.{key}": value for key, value in named.items()}
