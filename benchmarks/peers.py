@@ -19,6 +19,7 @@ captions, against no caching and against the ecad points nearest in measured spe
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -44,16 +45,27 @@ HEURISTICS = ("fora:2", "fora:3")
 def ecad_front(args: argparse.Namespace) -> list[str]:
     """The schedule files of the ecad front: given, or searched here on training captions."""
     if args.front:
-        files = sorted(str(f) for f in Path(args.front).glob("*.json"))
-        if not files:
-            raise SystemExit(f"--front {args.front}: no schedule files (*.json) there.")
-        return files
+        return front_files(Path(args.front), args.front_min_match)
     run = Path(args.out) / "search"
     config = SearchConfig(model="tiny-shapes", prompts=load_prompts("tiny-shapes", limit=16), metric="tiny-reward",
                           population=args.population, generations=args.generations, guidance_scale=GUIDANCE_SCALE,
                           batch_size=16, device="cpu")
     search(config, run, resume=(run / "config.json").exists(), progress=False)
-    return sorted(str(f) for f in (run / "front").glob("*.json"))
+    return front_files(run / "front", args.front_min_match)
+
+
+def front_files(folder: Path, min_match: float) -> list[str]:
+    """The front's schedule files (``NNN.json``); with ``min_match`` > 0 only those whose match rate on the search's
+    own (training) captions, as ``front.json`` records it, reaches it: points that already fail there are not worth
+    generating held-out images for."""
+    files = sorted(folder.glob("[0-9]*.json"))
+    if not files:
+        raise SystemExit(f"--front {folder}: no schedule files (NNN.json) there.")
+    if min_match > 0:
+        recorded = json.loads((folder / "front.json").read_text())["front"]
+        kept = {Path(r["file"]).name for r in recorded if r["match_rate"] >= min_match}
+        files = [f for f in files if f.name in kept]
+    return [str(f) for f in files]
 
 
 def paired_interval(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
@@ -125,6 +137,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/peers")
     parser.add_argument("--front", help="folder of ecad schedule files to compare (default: search one here)")
+    parser.add_argument("--front-min-match", type=float, default=0.0,
+                        help="only front points whose recorded match rate on the training captions reaches this")
     parser.add_argument("--population", type=int, default=12, help="search here: population (search_dominance's)")
     parser.add_argument("--generations", type=int, default=6, help="search here: generations")
     parser.add_argument("--captions", type=int, default=248, help="held-out captions (every other one of the 496)")
@@ -162,7 +176,8 @@ def main() -> None:
         (RESULTS / "peers_table.md").write_text(markdown(rows))
     emit("peers", {
         "benchmark": "peers", **environment(), "captions": len(captions), "guidance": GUIDANCE_SCALE, "steps": 20,
-        "batch": args.batch, "repeats": args.repeats, "front": args.front or "searched here", "eval_dir": str(out),
+        "batch": args.batch, "repeats": args.repeats, "front": args.front or "searched here",
+        "front_min_match": args.front_min_match, "eval_dir": str(out),
         "latency": report["environment"], "rows": rows,
     }, args.save)
 

@@ -75,6 +75,24 @@ def test_peer_skips_work_repeats_exactly_and_restores_the_pipeline(pipe, family)
     assert torch.equal(generate(pipe), reference)
 
 
+@pytest.mark.parametrize("family", ["dbcache", "dbcache-taylorseer"])
+def test_dbcache_runs_on_a_pipeline_subclass_cache_dit_does_not_know_by_name(pipe, family):
+    """cache-dit picks adapters by class name; a renamed PixArtAlphaPipeline subclass (as tiny-shapes' pipeline is)
+    gets cache-dit's PixArt adapter on the real pipeline: same images as the original class, pipeline restored."""
+    needs_library(family)
+    renamed = type("RenamedPipeline", (type(pipe),), {})(**pipe.components)
+    (peer,) = parse_peer(AGGRESSIVE[family])
+    with peer.apply(pipe, CALL):
+        expected = generate(pipe)
+    state = PipelineState(renamed)
+    with ExecutionCounter(renamed, STEPS) as counter, peer.apply(renamed, CALL):
+        counter.start()
+        got = generate(renamed)
+    assert torch.equal(got, expected)
+    assert int(counter.components.sum()) < int(counter.outside.sum()) * int(ecad.model_layout(pipe).exists.sum())
+    assert state.leftovers() == []
+
+
 def test_pipeline_state_takes_away_what_a_method_leaves(pipe):
     """Plumbing, with an injected leaky "method": hooks, instance attributes and a patched class __call__."""
     from diffusers.hooks import HookRegistry, ModelHook

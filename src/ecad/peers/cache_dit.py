@@ -4,6 +4,10 @@ Applied with ``cache_dit.enable_cache(pipe, cache_config=DBCacheConfig(...), cal
 with ``cache_dit.disable_cache(pipe)``. cache-dit opens and resets its own context per pipeline call (it wraps the
 pipeline class's ``__call__``), so nothing else is needed; what its removal leaves (an instance ``forward`` on the
 transformer) is taken away by :class:`~ecad.peers.base.PipelineState`.
+
+cache-dit picks its adapter by the pipeline class's name, so a subclass of a pipeline it supports under another
+name (tiny-shapes' ``TinyShapesPipeline`` is a ``PixArtAlphaPipeline``) gets the adapter cache-dit registers for the
+transformer, rebuilt as a ``BlockAdapter`` on the real pipeline (so that cache-dit still wraps its ``__call__``).
 """
 
 from __future__ import annotations
@@ -52,12 +56,22 @@ class DBCache(Peer):
     def _applied(self, pipe: Any, call: dict[str, Any]) -> Iterator[None]:
         cache_dit = _cache_dit()
         calibrator = cache_dit.TaylorSeerCalibratorConfig(taylorseer_order=1) if self.calibrated else None
-        cache_dit.enable_cache(pipe, cache_config=cache_dit.DBCacheConfig(
+        cache_dit.enable_cache(_block_adapter(cache_dit, pipe), cache_config=cache_dit.DBCacheConfig(
             **self.cache_config(), num_inference_steps=call["num_inference_steps"]), calibrator_config=calibrator)
         try:
             yield
         finally:
             cache_dit.disable_cache(pipe)
+
+
+def _block_adapter(cache_dit: Any, pipe: Any) -> Any:
+    """``pipe`` itself when cache-dit knows its class by name, else cache-dit's adapter for its transformer on it."""
+    register = cache_dit.BlockAdapterRegister
+    if register.is_supported(pipe) or not register.is_supported(pipe.transformer):
+        return pipe  # cache-dit's own adapter, or its own error for a model it does not support
+    known = register.get_adapter(pipe.transformer)
+    return cache_dit.BlockAdapter(pipe=pipe, transformer=pipe.transformer, blocks=known.blocks,
+                                  forward_pattern=known.forward_pattern, check_forward_pattern=True)
 
 
 class DBCacheTaylorSeer(DBCache):
