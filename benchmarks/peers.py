@@ -143,6 +143,8 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=6, help="search here: generations")
     parser.add_argument("--captions", type=int, default=248, help="held-out captions (every other one of the 496)")
     parser.add_argument("--families", default=",".join(PEERS), help="peer methods (default sweeps), comma-separated")
+    parser.add_argument("--settings", nargs="*", default=[], metavar="SPEC",
+                        help="peer settings instead of --families' default sweeps, e.g. fbcache:0.1 dbcache:1,0,0.16")
     parser.add_argument("--batch", type=int, default=8, help="images per pipeline call, scored and timed")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds")
@@ -159,7 +161,8 @@ def main() -> None:
 
     front = ecad_front(args)
     captions = all_captions("heldout")[::2][: args.captions]
-    baselines = [*HEURISTICS, *args.families.split(",")]  # a family's name alone: its default sweep
+    # a family's name alone: its default sweep
+    baselines = [*HEURISTICS, *(args.settings or args.families.split(","))]
     settings = dict(model="tiny-shapes", prompts=captions, metrics=["tiny-reward"], num_steps=20,
                     guidance_scale=GUIDANCE_SCALE, batch_size=args.batch, warmup=args.warmup, device="cpu")
     out = Path(args.out) / "eval"
@@ -176,7 +179,8 @@ def main() -> None:
         (RESULTS / "peers_table.md").write_text(markdown(rows))
     emit("peers", {
         "benchmark": "peers", **environment(), "captions": len(captions), "guidance": GUIDANCE_SCALE, "steps": 20,
-        "batch": args.batch, "repeats": args.repeats, "front": args.front or "searched here",
+        "batch": args.batch, "warmup": args.warmup, "repeats": args.repeats, "baselines": baselines,
+        "front": args.front or "searched here",
         "front_min_match": args.front_min_match, "eval_dir": str(out),
         "latency": report["environment"], "rows": rows,
     }, args.save)
