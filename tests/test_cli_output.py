@@ -84,6 +84,7 @@ def test_the_option_names_match_what_implements_them():
     from ecad.loading import DTYPES
     from ecad.macs import CONVENTIONS
     from ecad.metrics import METRICS
+    from ecad.peers import PEERS
     from ecad.prompts import BUILTIN
     from ecad.search import EXECUTORS
     from ecad.search.run import COSTS
@@ -92,6 +93,7 @@ def test_the_option_names_match_what_implements_them():
     assert tuple(DTYPES) == names.DTYPE_NAMES and tuple(CONVENTIONS) == names.CONVENTIONS
     assert tuple(COSTS) == names.COSTS and tuple(EXECUTORS) == names.EXECUTOR_NAMES
     assert tuple(BUILTIN) == names.PROMPT_SETS
+    assert tuple(PEERS) == names.PEER_NAMES
 
 
 def test_a_closed_pipe_ends_quietly(tiny_run):

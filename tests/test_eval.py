@@ -10,8 +10,8 @@ import torch
 import ecad
 from ecad import heuristics
 from ecad.cli import main
-from ecad.evaluation import EvalConfig, evaluate
-from ecad.generation import CalibrationGenerator, Generated
+from ecad.evaluation import EvalConfig, ImageStore, evaluate
+from ecad.generation import Generated
 from ecad.metrics import FidMetric, get_metric
 from ecad.prompts import load_prompts
 from ecad.search import schedule_from_key, schedule_key
@@ -108,7 +108,7 @@ def test_eval_writes_tables_and_resumes_without_generating(tiny_model_dir, sched
         assert row["speedup"] == reference["latency"]["median_s"] / latency["median_s"]
     env = report["environment"]
     assert env["device"] == "cpu" and env["device_name"] and env["torch"] == torch.__version__
-    assert env["latency_batch_size"] == 1 and env["diffusers"]
+    assert env["latency_batch_size"] == 2 and env["diffusers"]  # the first scored batch: both rows
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["name"] for r in rows] == names
@@ -119,14 +119,13 @@ def test_eval_writes_tables_and_resumes_without_generating(tiny_model_dir, sched
 
     # Resume: a new schedule is generated, the others are read back; metrics come from the stored images.
     generated = []
-    original = CalibrationGenerator.__call__
-    monkeypatch.setattr(CalibrationGenerator, "__call__",
-                        lambda self, schedule, **kw: generated.append(schedule) or original(self, schedule, **kw))
+    original = ImageStore.save
+    monkeypatch.setattr(ImageStore, "save", lambda self, name, *a: generated.append(name) or original(self, name, *a))
     capsys.readouterr()
     args = eval_args(tiny_model_dir, prompts, out, "--limit", "2", "--schedules", str(schedule_file),
                      "--baselines", "fora:2,tgate,fora:3", "--metrics", "fidelity")
     assert main(args) == 0
-    assert [s.metadata["name"] for s in generated] == ["fora-3"]
+    assert generated == ["fora-3"]
     again = json.loads((out / "results.json").read_text())
     assert [r["name"] for r in again["results"]] == ["no-cache", "fora-2", "tgate-2", "fora-3", "mine"]
     for before in report["results"]:
@@ -141,6 +140,7 @@ def test_eval_writes_tables_and_resumes_without_generating(tiny_model_dir, sched
 @pytest.mark.parametrize("extra, message", [
     (["--steps", "8"], "has 6 steps but the evaluation runs 8; pass --resample"),
     (["--baselines", "toca"], "unknown baseline 'toca'"),
+    (["--baselines", "fora:2,dbcache:1,0"], "dbcache takes 3 to 4 settings"),
     (["--metrics", "fidelity,sharpness"], "unknown metric 'sharpness'"),
     (["--fid-reference", "somewhere"], "fid is not in --metrics"),
 ])

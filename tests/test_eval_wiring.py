@@ -2,7 +2,9 @@
 under ``enable_cache``, ``torch.equal``), latency is timed with the schedule's replays running, a schedule whose bits
 change is generated again, and ``--resample`` maps a schedule to the evaluation's steps."""
 
+import contextlib
 import json
+from collections import Counter
 from contextlib import nullcontext
 
 import pytest
@@ -69,23 +71,32 @@ def test_latency_is_timed_with_the_schedule_replaying(tiny_model_dir, layout, tm
     import ecad.evaluation.runner as runner
 
     seen = {}
-    original = runner.time_pipeline
+    original = runner.time_methods
 
-    def counting(pipe, call, **kwargs):
-        handle = ecad.active_cache(pipe)
-        before = dict(handle.counts) if handle else None
-        timing = original(pipe, call, **kwargs)
-        after = ecad.active_cache(pipe)
-        calls = kwargs["warmup"] + kwargs["repeats"]
-        seen[len(seen)] = (None if handle is None else
-                           (after.schedule, {k: after.counts[k] - before[k] for k in before}, calls))
-        return timing
+    def counting(pipe, call, methods, **kwargs):
+        def counted(name, method):
+            @contextlib.contextmanager
+            def apply():
+                with method():
+                    handle = ecad.active_cache(pipe)
+                    before = dict(handle.counts) if handle else None
+                    yield
+                    if handle is None:
+                        seen[name] = None
+                    else:
+                        schedule, counts, calls = seen.get(name) or (handle.schedule, Counter(), 0)
+                        counts.update({k: handle.counts[k] - before[k] for k in before})
+                        seen[name] = (schedule, counts, calls + 1)
+            return apply
 
-    monkeypatch.setattr(runner, "time_pipeline", counting)
+        return original(pipe, call, {name: counted(name, m) for name, m in methods.items()}, **kwargs)
+
+    monkeypatch.setattr(runner, "time_methods", counting)
     report = evaluate(config(tiny_model_dir, [], warmup=1, repeats=2), tmp_path / "eval", progress=False)
-    assert seen[0] is None  # no caching is timed without hooks
-    for index, row in enumerate(report["results"][1:], start=1):
-        schedule, counts, calls = seen[index]
+    assert seen["no-cache"] is None  # no caching is timed without hooks
+    for row in report["results"][1:]:
+        schedule, counts, calls = seen[row["name"]]
+        assert calls == 3  # warm-up and timed rounds
         assert ecad.search.schedule_key(schedule) == row["key"]
         bits, exists = schedule.effective(), schedule.exists.expand_as(schedule.effective())
         assert counts == {"computed": calls * int(bits.sum()), "reused": calls * int((exists & ~bits).sum()),
@@ -103,8 +114,9 @@ def test_changed_bits_are_generated_again(tiny_model_dir, layout, tmp_path, monk
     changed.save(path)
     generated = []
     original = CalibrationGenerator.__call__
-    monkeypatch.setattr(CalibrationGenerator, "__call__",
-                        lambda self, schedule, **kw: generated.append(schedule) or original(self, schedule, **kw))
+    monkeypatch.setattr(CalibrationGenerator, "__call__",  # eval applies each row's method around the generator
+                        lambda self, schedule, **kw: generated.append(ecad.active_cache(self.pipe).schedule)
+                        or original(self, schedule, **kw))
     evaluate(config(tiny_model_dir, [path], baselines=[]), out, progress=False)
     assert [ecad.search.schedule_key(s) for s in generated] == [ecad.search.schedule_key(changed)]
     assert torch.equal(stored_latents(out, "mine"), direct_latents(tiny_model_dir, changed))

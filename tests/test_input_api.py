@@ -124,6 +124,7 @@ def test_schedule_bits_must_be_bools_or_0_1():
     (lambda: SearchConfig(model="m", prompts=["p"], cost="time"), "cost must be one of macs, latency"),
     (lambda: EvalConfig(model="m", prompts=["p"], latency_batch=0), "latency_batch must be a whole number >= 1"),
     (lambda: EvalConfig(model="m", prompts=["p"], baselines=["fora:x"]), "the argument must be a whole number"),
+    (lambda: EvalConfig(model="m", prompts=["p"], baselines=["magcache:0.1,2,3"]), "magcache takes 1 to 2 settings"),
     (lambda: EvalConfig(model="m", prompts=["p"], repeats=-1), "repeats must be a whole number >= 0"),
 ])
 def test_config_fields_are_checked_on_creation(config, field):

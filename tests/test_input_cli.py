@@ -220,6 +220,8 @@ ROWS = [
     (EVAL + " --device nonsense", "argument --device", ()),
     (EVAL + " --baselines fora:0", "baseline 'fora:0': the argument must be a whole number >= 1", ()),
     (EVAL + " --baselines toca", "unknown baseline 'toca'", ()),
+    (EVAL + " --baselines fbcache:x", "baseline 'fbcache:x': its settings must be numbers", ()),
+    (EVAL + " --baselines fora:2,dbcache:1,0", "dbcache takes 3 to 4 settings", ()),
     (EVAL + " --metrics fidelity,sharpness", "unknown metric 'sharpness'", ()),
     (EVAL + " --metrics fid --fid-reference {missing}", "--fid-reference: no such folder", ()),
     (EVAL + " --fid-reference {refdir}", "fid is not in --metrics", ()),

@@ -28,7 +28,8 @@ def test_eval_shows_progress_per_schedule_and_image(tiny_model_dir, tmp_path, ca
                         height=16, width=16, warmup=0, repeats=1, device="cpu")
     evaluate(config, tmp_path / "eval")
     err = capsys.readouterr().err
-    assert "schedules:" in err and "images:" in err and "img/s" in err and "metrics and latency:" in err
+    assert "schedules:" in err and "images:" in err and "img/s" in err and "metrics:" in err
+    assert "latency rounds:" in err
     assert "/6 [" not in err  # no per-step bar of the pipeline (6 steps) from generating or the timed calls
 
 

@@ -15,11 +15,11 @@ from ecad.report.data import Point
 
 @pytest.fixture(scope="module")
 def eval_dir(tiny_run, tiny_model_dir, tmp_path_factory):
-    """An evaluation of two front schedules and FORA-2 on held-out prompts (latency kept minimal)."""
+    """An evaluation of two front schedules, FORA-2 and First Block Cache on held-out prompts (latency minimal)."""
     out = tmp_path_factory.mktemp("eval") / "eval"
     front = sorted((tiny_run / "front").glob("*.json"))[:2]
     config = EvalConfig(model=str(tiny_model_dir), prompts=["w5 w6", "a w7"], schedules=[str(f) for f in front],
-                        baselines=["fora:2"], num_steps=6, height=16, width=16, warmup=0, repeats=1, device="cpu")
+                        baselines=["fora:2", "fbcache:1000"], num_steps=6, height=16, width=16, warmup=0, repeats=1, device="cpu")
     evaluate(config, out, progress=False)
     return out
 
@@ -61,7 +61,7 @@ def test_report_is_one_self_contained_page(tiny_run, eval_dir, tmp_path, capsys)
     html = out.read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html) and "<script src" not in html
     assert "fetch(" not in html and "XMLHttpRequest" not in html
-    for png in ("front.png", "hypervolume.png"):
+    for png in ("front.png", "hypervolume.png", "eval.png"):
         with Image.open(out.with_name(png)) as image:
             assert image.format == "PNG" and image.width > 300
     data = page_data(html)
@@ -77,6 +77,9 @@ def test_report_is_one_self_contained_page(tiny_run, eval_dir, tmp_path, capsys)
     evaluated = {r["name"]: r for r in data["eval"]["rows"]}
     assert set(evaluated) >= {"no-cache", "fora-2"} and evaluated["fora-2"]["samples"]
     assert "fidelity.ssim" in data["eval"]["metric_columns"]
+    assert data["eval"]["plot_png"].startswith("data:image/png;base64,")
+    peer = evaluated["fbcache-1000"]  # another library's method: its own family, images, no schedule picture
+    assert peer["family"] == "fbcache" and peer["samples"] and peer["picture"] == ""
 
     assert main(["report", str(tmp_path), "-o", str(tmp_path / "x.html")]) == 1
     assert "not a search run directory" in capsys.readouterr().err
@@ -134,7 +137,8 @@ def test_report_in_headless_chromium(tiny_run, eval_dir, tmp_path):
         assert browser.evaluate("document.querySelectorAll('#plot .pt.selected').length") == 1
         assert browser.evaluate("document.querySelectorAll('#front-table tbody tr').length") == \
             len(load_run(tiny_run).generations[-1].front)
-        assert browser.evaluate("document.querySelectorAll('#eval-table tbody tr').length") == 4
+        # no caching, FORA-2, First Block Cache and the two front schedules
+        assert browser.evaluate("document.querySelectorAll('#eval-table tbody tr').length") == 5
         assert browser.evaluate("document.querySelector('#front-table thead th').textContent") == "file"
         labels = browser.evaluate("[...document.querySelectorAll('#plot .base-label')].map(t => { "
                                   "const b = t.getBBox(); return [b.x, b.y, b.width, b.height]; })")

@@ -16,6 +16,8 @@ STRATEGIES = ("paper", "fast")
 ACTIONS = ("reuse", "reuse,forecast")  # what a search may do instead of recomputing: the paper's reuse, or also forecast
 # Registered quality metrics (ecad.metrics.METRICS; a test keeps the two equal).
 METRIC_NAMES = ("clip", "fid", "fidelity", "image-reward", "pickscore", "shape-fid", "tiny-reward")
+# Other libraries' caches `ecad eval --baselines` takes (ecad.peers.PEERS; a test keeps the two equal).
+PEER_NAMES = ("fbcache", "pab", "fastercache", "taylorseer-diffusers", "magcache", "dbcache", "dbcache-taylorseer")
 # Built-in prompt sets (ecad.prompts.BUILTIN): tiny-shapes training captions (calibration) and held-out captions.
 PROMPT_SETS = ("tiny-shapes", "tiny-shapes-heldout")
 TINY_SHAPES = "tiny-shapes"  # the embedded model's name, accepted wherever a model is taken

@@ -39,13 +39,18 @@ device = typed(validation.device, str)
 text = typed(validation.text, str)
 
 
-def names(known: Iterable[str] | None = None, check: Check | None = None, what: str = "name"
-          ) -> Callable[[str], list[str]]:
-    """A comma-separated list; each name must be in ``known`` (or pass ``check``)."""
+def split_names(value: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def names(known: Iterable[str] | None = None, check: Check | None = None, what: str = "name",
+          split: Callable[[str], list[str]] = split_names) -> Callable[[str], list[str]]:
+    """A comma-separated list (as ``split`` cuts it); each name must be in ``known`` (or pass ``check``)."""
     options = sorted(known) if known is not None else None
 
     def convert(value: str) -> list[str]:
-        items = [part.strip() for part in value.split(",") if part.strip()]
+        items = split(value)
         for item in items:
             if options is not None and item not in options:
                 raise argparse.ArgumentTypeError(f"unknown {what} {item!r}; choose from {', '.join(options)}")

@@ -5,16 +5,35 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..names import CONVENTIONS, DTYPE_NAMES, METRIC_NAMES
+from ..names import CONVENTIONS, DTYPE_NAMES, METRIC_NAMES, PEER_NAMES
 from . import arguments
 from .search import PROMPTS_HELP
 
 
 def _baseline(name: str) -> object:
     """Checks a --baselines name while parsing (imported here: the parser must not import torch)."""
-    from ..heuristics import parse_baseline
+    from ..peers import check_baseline
 
-    return parse_baseline(name)
+    return check_baseline(name)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _baseline_specs(text: str) -> list[str]:
+    """Specs separated by commas, where a number after a comma continues the spec before (dbcache:1,0,0.08)."""
+    specs: list[str] = []
+    for part in arguments.split_names(text):
+        if specs and ":" in specs[-1] and _is_number(part):
+            specs[-1] += f",{part}"
+        else:
+            specs.append(part)
+    return specs
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,9 +44,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                         "Re-run with the same --out to resume or to recompute metrics.")
     parser.add_argument("--model", required=True, help="tiny-shapes, a pipeline folder, a hub id or a preset name")
     parser.add_argument("--schedules", nargs="*", default=[], metavar="FILE", help="schedule files to evaluate")
-    parser.add_argument("--baselines", type=arguments.names(check=_baseline), default=[],
-                        help="comma-separated: fora:N, taylorseer:N[:ORDER], tgate[:STEP], delta-dit[:N] (no caching is "
-                             "always included)")
+    parser.add_argument("--baselines", type=arguments.names(check=_baseline, split=_baseline_specs), default=[],
+                        help="comma-separated: ecad's fora:N, taylorseer:N[:ORDER], tgate[:STEP], delta-dit[:N], and "
+                             f"other libraries' methods: {', '.join(PEER_NAMES)} (diffusers; dbcache* from cache-dit, "
+                             "ecad[peers]); a method's name alone is its default sweep, name:ARGS one setting, e.g. "
+                             "fbcache:0.1, dbcache:1,0,0.08 (no caching is always included)")
     parser.add_argument("--prompts", required=True, help=PROMPTS_HELP)
     parser.add_argument("--limit", type=arguments.positive, help="use only the first N prompts")
     parser.add_argument("--metrics", type=arguments.names(METRIC_NAMES, what="metric"), default=["fidelity"],
@@ -48,7 +69,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--warmup", type=arguments.count, default=2, help="untimed pipeline calls before timing")
     parser.add_argument("--repeats", type=arguments.count, default=5,
                         help="timed pipeline calls per schedule (0: no latency)")
-    parser.add_argument("--latency-batch", type=arguments.positive, default=1, help="images per timed pipeline call")
+    parser.add_argument("--latency-batch", type=arguments.positive,
+                        help="images per timed pipeline call (default: the first scored batch, --batch-size images)")
     parser.add_argument("--device", type=arguments.device, default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", choices=DTYPE_NAMES, default="float32", help="weights and compute dtype")
     parser.add_argument("--out", required=True, help="eval directory (re-run with the same --out to resume)")

@@ -3,9 +3,11 @@
 Layout of an eval directory::
 
     index.json                 settings, rows (row -> prompt, seed) and, per schedule, its key and image files
-    schedules/<name>.json      the schedule each image set was generated with
+    schedules/<name>.json      the schedule each image set was generated with (for another library's method: its
+                               spec, library version and settings, ``"format": "ecad.peer/1"``)
     images/<name>/NNNN.png     one image per row
     images/<name>/latents.safetensors   the final latents (metrics such as fidelity's latent error read them)
+    images/<name>/executed.safetensors  what really ran while generating them (see :mod:`.executed`)
 
 A schedule's entry is written to ``index.json`` only after all its files are, so an interrupted run regenerates at
 most the schedule it was working on. Metrics are always computed from the stored PNGs, so a resumed run gives the
@@ -28,6 +30,7 @@ from ..metrics.images import to_pil
 from ..schedule import CacheSchedule
 from ..schedule_io import write_json
 from ..validation import read_json
+from .executed import Executed
 
 INDEX_FORMAT = "ecad.eval-images/1"
 INDEX_SCHEMA = {
@@ -58,6 +61,13 @@ def _damaged(path: Path, err: Exception) -> ValueError:
     reason = str(err).splitlines()[0] if str(err) else type(err).__name__
     return ValueError(f"{path} is damaged ({reason}); delete {path.parent} and run `ecad eval` again with the same "
                       "--out: it generates that schedule's images again.")
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(path)
+    except Exception as err:  # safetensors raises several types for a damaged file
+        raise _damaged(path, err) from None
 
 
 def open_image(path: Path) -> Image.Image:
@@ -125,9 +135,12 @@ class ImageStore:
         entry = self.index["schedules"].get(name)
         if not entry or entry["key"] != key:
             return False
-        return all((self.path / f).is_file() for f in [*entry["files"], entry["latents"], entry["schedule"]])
+        files = [*entry["files"], entry["latents"], entry["schedule"], entry.get("executed")]
+        return all(f and (self.path / f).is_file() for f in files)
 
-    def save(self, name: str, key: str, schedule: CacheSchedule, generated: Generated) -> None:
+    def save(self, name: str, key: str, method: CacheSchedule | dict[str, Any], generated: Generated,
+             executed: Executed) -> None:
+        """Store one row's images, latents, what ran and the schedule (or peer description) it ran under."""
         folder = self.path / "images" / name
         folder.mkdir(parents=True, exist_ok=True)
         files = []
@@ -136,16 +149,23 @@ class ImageStore:
             to_pil(image).save(file)
             files.append(file.relative_to(self.path).as_posix())
         save_file({"latents": generated.latents.contiguous()}, str(folder / "latents.safetensors"))
-        schedule_file = self.write_schedule(name, schedule)
-        self.index["schedules"][name] = {"key": key, "schedule": schedule_file.relative_to(self.path).as_posix(),
-                                         "latents": f"images/{name}/latents.safetensors", "files": files}
+        save_file(executed.tensors(), str(folder / "executed.safetensors"))
+        schedule_file = self.write_schedule(name, method)
+        self.index["schedules"][name] = {
+            "key": key, "kind": "schedule" if isinstance(method, CacheSchedule) else "peer",
+            "schedule": schedule_file.relative_to(self.path).as_posix(), "latents": f"images/{name}/latents.safetensors",
+            "executed": f"images/{name}/executed.safetensors", "files": files}
         write_json(self.index, self.index_path)
 
-    def write_schedule(self, name: str, schedule: CacheSchedule) -> Path:
-        """``schedules/<name>.json``: written with the images, rewritten with the evaluation's numbers."""
+    def write_schedule(self, name: str, method: CacheSchedule | dict[str, Any]) -> Path:
+        """``schedules/<name>.json`` (a schedule, or a peer's description): written with the images, rewritten with
+        the evaluation's numbers."""
         schedule_file = self.path / "schedules" / f"{name}.json"
         schedule_file.parent.mkdir(exist_ok=True)
-        schedule.save(schedule_file)
+        if isinstance(method, CacheSchedule):
+            method.save(schedule_file)
+        else:
+            write_json(method, schedule_file)
         return schedule_file
 
     def load(self, name: str) -> Generated:
@@ -156,9 +176,9 @@ class ImageStore:
             raise ValueError(f"{self.path / 'images' / name} holds {len(images)} images of sizes "
                              f"{sorted({tuple(im.shape[1:]) for im in images})} for {len(self.index['rows'])} rows; "
                              "delete it and run `ecad eval` again with the same --out to generate them again.")
-        path = self.path / entry["latents"]
-        try:
-            latents = load_file(path)["latents"]
-        except Exception as err:  # safetensors raises several types for a damaged file
-            raise _damaged(path, err) from None
+        latents = _load_tensors(self.path / entry["latents"])["latents"]
         return Generated(torch.stack(images), latents, [row["prompt"] for row in self.index["rows"]])
+
+    def executed(self, name: str) -> Executed:
+        """What ran while ``name``'s images were generated."""
+        return Executed.from_tensors(_load_tensors(self.path / self.index["schedules"][name]["executed"]))

@@ -16,7 +16,7 @@ LATENCY_COLUMNS = ("median_s", "q1_s", "q3_s", "min_s", "max_s", "per_image_s", 
 
 
 def flat_row(row: dict[str, Any]) -> dict[str, Any]:
-    flat = {k: row[k] for k in ("name", "source", "recompute_fraction", "macs", "macs_speedup")}
+    flat = {k: row.get(k) for k in ("name", "family", "source", "recompute_fraction", "macs", "macs_speedup")}
     for key in LATENCY_COLUMNS:
         flat[f"latency_{key}"] = row["latency"][key] if "latency" in row else None
     flat["speedup"] = row.get("speedup")
@@ -46,27 +46,30 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"# ecad eval: {report['config']['model']}",
         "",
         f"{report['images']} images per schedule, {report['num_steps']} steps, {report['height']}x{report['width']} px. "
-        f"MACs per {report.get('macs_per', 'image')}, {report['convention']} convention: "
-        f"{report.get('macs_counted', '')}. MAC speedup: predicted by the cost model; measured speedup: timed.",
+        f"Executed MACs (counted while generating) per {report.get('macs_per', 'image')}, {report['convention']} "
+        f"convention: {report.get('macs_counted', '')}. MAC speedup: of the executed MACs, priced by the cost model; "
+        "measured speedup: timed.",
     ]
     if env["repeats"] > 0:
         earlier = " (measured by an earlier run of this directory; --repeats 0 kept it)" \
             if env.get("latency_from_earlier_run") else ""
         lines.append(f"Latency{earlier}: whole pipeline call, batch {env['latency_batch_size']}, median of "
-                     f"{env['repeats']} runs after {env['warmup']} warm-up (spread: interquartile range) on "
+                     f"{env['repeats']} interleaved rounds after {env['warmup']} warm-up (spread: interquartile range) on "
                      f"{env['device_name']} ({env['device']}, {env['torch_threads']} threads), torch {env['torch']}, "
                      f"diffusers {env['diffusers']}. Speedups are relative to no caching measured in the same run.")
     else:
         lines.append("Latency not measured (--repeats 0).")
     metric_names = [column for name, scores in report["results"][0]["metrics"].items()
                     for column in metric_columns(name, scores)]
-    header = ["schedule", "recompute", "TMACs", "MAC speedup", "latency s [IQR]", "measured speedup", *metric_names]
+    header = ["schedule", "family", "recompute", "TMACs", "MAC speedup", "latency s [IQR]", "measured speedup",
+              *metric_names]
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in report["results"]:
         flat = flat_row(row)
         latency = row.get("latency")
         cells = [
-            row["name"], f"{row['recompute_fraction']:.1%}", f"{row['macs'] / 1e12:.4g}", f"{row['macs_speedup']:.2f}x",
+            row["name"], row.get("family", "–"), f"{row['recompute_fraction']:.1%}", f"{row['macs'] / 1e12:.4g}",
+            f"{row['macs_speedup']:.2f}x",
             f"{latency['median_s']:.4g} [{latency['q1_s']:.4g}, {latency['q3_s']:.4g}]" if latency else "–",
             f"{row['speedup']:.2f}x" if "speedup" in row else "–",
             *(_number(flat[m]) for m in metric_names),

@@ -1,10 +1,14 @@
 """``evaluate``: schedules and baselines on held-out prompts: images, quality metrics, MACs and measured latency.
 
-Every schedule (and no caching, always included as the reference) generates the same (prompt, seed) rows; images
-are stored per schedule (see :mod:`.images`), so a second run with the same ``out`` generates only what is missing
-and recomputes every metric from the stored files. Latency is measured again on every run, because speedups are
-only meaningful against the no-caching time measured in the same process; a run with ``repeats=0`` keeps the
-latencies an earlier run of the same directory measured, for the schedules whose bits did not change.
+Every row (no caching, always included as the reference; ecad's heuristic baselines; other libraries' methods from
+:mod:`ecad.peers`; schedule files) generates the same (prompt, seed) rows, the same way: the row's method is applied
+to the pipeline, the images are generated while :class:`~.executed.ExecutionCounter` counts what really runs, and
+the method is removed. Images and counts are stored per row (see :mod:`.images`), so a second run with the same
+``out`` generates only what is missing and recomputes every metric and the compute column from the stored files.
+Latency is measured again on every run, in interleaved rounds over all rows, because speedups are only meaningful
+against the no-caching time measured in the same process; the timed call is the first scored batch (same prompts,
+seeds and batch size), since dynamic methods decide per batch. A run with ``repeats=0`` keeps the latencies an
+earlier run of the same directory measured, for the rows whose method did not change.
 
 Steps, guidance and size not given default to the first schedule file's recorded settings (see
 :mod:`ecad.provenance`); every schedule whose recorded settings differ from the evaluation's is warned about, and
@@ -16,27 +20,30 @@ from __future__ import annotations
 import json
 import logging
 import os
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from ..generation import Calibration, CalibrationGenerator
-from ..heuristics import baseline, no_cache, parse_baseline
+from ..heuristics import no_cache
 from ..hooks import enable_cache, model_layout
 from ..loading import DTYPES, call_default, check_image_size, load_pipeline, pipeline_call_kwargs
 from ..macs import CONVENTIONS
 from ..metrics import QualityMetric, get_metric
 from ..names import metric_columns
+from ..peers import Peer, check_baseline, resolve_baseline
 from ..provenance import GenerationSettings, annotate, mac_record, score_record, warn_differences
 from ..schedule import CacheSchedule, ScheduleError
 from ..search.store import schedule_key
 from ..validation import check_fields, checked, device, each, flag, one_of, optional, pixels, real, text, texts, whole
+from .executed import ExecutionCounter
 from .images import ImageStore, safe_name
 from .results import write_results
-from .timing import environment, time_pipeline
+from .timing import environment, time_methods
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +51,7 @@ REFERENCE = "no-cache"
 
 
 def _baseline_spec(spec: Any) -> str:
-    parse_baseline(text(spec))
+    check_baseline(text(spec))
     return spec
 
 
@@ -74,7 +81,8 @@ class EvalConfig:
     convention: str = checked(one_of(CONVENTIONS), default="full")
     warmup: int = checked(whole(0), default=2)
     repeats: int = checked(whole(0), default=5)
-    latency_batch: int = checked(whole(1), default=1)
+    # images per timed call; None: the first scored batch (batch_size rows), since dynamic methods decide per batch
+    latency_batch: int | None = checked(optional(whole(1)), default=None)
     device: str = checked(device, default="auto")
     dtype: str = checked(one_of(DTYPES), default="float32")
 
@@ -103,6 +111,62 @@ def _fit_steps(name: str, schedule: CacheSchedule, steps: int, resample: bool) -
         raise ScheduleError(f"schedule {name} has {schedule.num_steps} steps but the evaluation runs {steps}; "
                             "pass --resample to map it, or --steps to match it.")
     return schedule.resample(steps)
+
+
+@dataclass
+class Candidate:
+    """One row of the evaluation: its name, where it came from, its family (for the report's plot) and what runs
+    the pipeline: an ecad schedule (through ecad's runtime), a peer method (through its own library), or nothing."""
+
+    name: str
+    source: str
+    family: str
+    method: CacheSchedule | Peer | None
+
+    @property
+    def key(self) -> str:
+        """What the stored images were made with (a schedule's bits, a peer's spec and library version)."""
+        if isinstance(self.method, Peer):
+            described = self.method.describe()
+            return f"peer:{described['spec']}:{described['library']}-{described['library_version']}"
+        return schedule_key(self.method)
+
+    def apply(self, pipe: Any, call: dict[str, Any]) -> AbstractContextManager[Any]:
+        if isinstance(self.method, Peer):
+            return self.method.apply(pipe, call)
+        return nullcontext() if self.family == REFERENCE else enable_cache(pipe, self.method)
+
+    def record(self) -> CacheSchedule | dict[str, Any]:
+        return self.method.describe() if isinstance(self.method, Peer) else self.method
+
+
+def _candidates(config: EvalConfig, layout: Any, steps: int,
+                files: list[tuple[str, CacheSchedule]]) -> list[Candidate]:
+    """No caching first (the reference), then the baselines in the order given, then the schedule files."""
+    taken = {REFERENCE}
+    candidates = [Candidate(REFERENCE, "no caching", REFERENCE, no_cache(layout, steps))]
+    for spec in config.baselines:
+        if spec == REFERENCE:
+            continue
+        for method in resolve_baseline(layout, steps, spec):
+            if isinstance(method, Peer):
+                name, source, family = method.name, f"{method.library} {method.spec}", method.family
+            else:
+                name, source, family = method.metadata["name"], f"baseline {spec}", spec.partition(":")[0]
+            candidates.append(Candidate(_unique(name, taken), source, family, method))
+    for file, schedule in files:
+        path = Path(file)
+        name = _unique(f"{path.parent.name}-{path.stem}" if path.stem.isdigit() else path.stem, taken)
+        schedule = _fit_steps(name, schedule, steps, config.resample)
+        layout.check(schedule, config.model)
+        candidates.append(Candidate(name, file, "ecad", schedule))
+    return candidates
+
+
+def _timed_rows(rows: list[tuple[str, int]], count: int) -> tuple[list[str], list[int]]:
+    """The prompts and seeds of the timed call: the first ``count`` rows, as the first scored batch has them."""
+    picked = [rows[i % len(rows)] for i in range(count)]
+    return [p for p, _ in picked], [s for _, s in picked]
 
 
 def _recorded_defaults(config: EvalConfig, files: list[tuple[str, CacheSchedule]], pipe: Any) -> EvalConfig:
@@ -162,10 +226,11 @@ def _metric_instances(config: EvalConfig, metrics: dict[str, QualityMetric] | No
 
 
 def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetric] | None = None,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, max_new: int | None = None) -> dict[str, Any] | None:
     """Run the evaluation into ``out``; ``metrics`` may supply configured instances (e.g. FID with a feature module).
 
-    Returns what ``results.json`` holds.
+    Returns what ``results.json`` holds. With ``max_new``, stops after generating that many rows and returns None
+    (a long evaluation on a shared machine then runs in pieces; the next call continues).
     """
     files = [(file, CacheSchedule.load(file)) for file in config.schedules]
     instances = _metric_instances(config, metrics)
@@ -175,70 +240,66 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
     config = _recorded_defaults(config, files, pipe)
     layout = model_layout(pipe)
     steps = config.num_steps or (files[0][1].num_steps if files else 20)
-    taken = {REFERENCE}
-    candidates: list[tuple[str, str, CacheSchedule]] = [(REFERENCE, "no caching", no_cache(layout, steps))]
-    for spec in config.baselines:
-        if spec != REFERENCE:
-            schedule = baseline(layout, steps, spec)
-            candidates.append((_unique(schedule.metadata["name"], taken), f"baseline {spec}", schedule))
-    for file, schedule in files:
-        path = Path(file)
-        name = _unique(f"{path.parent.name}-{path.stem}" if path.stem.isdigit() else path.stem, taken)
-        schedule = _fit_steps(name, schedule, steps, config.resample)
-        layout.check(schedule, config.model)
-        candidates.append((name, file, schedule))
+    candidates = _candidates(config, layout, steps, files)
 
     calibration = Calibration.of(config, num_steps=steps)
     generator = CalibrationGenerator(pipe, calibration)
+    latency_batch = config.latency_batch or min(config.batch_size, len(calibration.rows))
+    prompts, seeds = _timed_rows(calibration.rows, latency_batch)
+    call = dict(prompt=prompts, num_inference_steps=steps, guidance_scale=config.guidance_scale,
+                height=generator.height, width=generator.width, **pipeline_call_kwargs(pipe))
     settings = GenerationSettings(config.model, steps, config.guidance_scale, generator.height, generator.width)
     for file, schedule in files:
         warn_differences(schedule, settings, f"ecad eval {file}")
     store = ImageStore(out)
     store.open(config.generation_settings(steps, generator.height, generator.width), calibration.rows)
-    try:
-        for name, _, schedule in tqdm(candidates, desc="schedules", disable=not progress):
-            key = schedule_key(schedule)
-            if store.has(name, key):
-                logger.info("%s: images already in %s, not generating again", name, store.path)
+    new = 0
+    with ExecutionCounter(pipe, steps) as counter:
+        for candidate in tqdm(candidates, desc="schedules", disable=not progress):
+            if store.has(candidate.name, candidate.key):
+                logger.info("%s: images already in %s, not generating again", candidate.name, store.path)
                 continue
-            logger.info("%s: generating %d images", name, len(calibration.rows))
-            store.save(name, key, schedule, generator(None if name == REFERENCE else schedule, progress=progress))
-    finally:
-        generator.close()
+            if max_new is not None and new >= max_new:
+                logger.info("generated %d new rows (max_new); call again to continue", new)
+                return None
+            new += 1
+            logger.info("%s: generating %d images", candidate.name, len(calibration.rows))
+            with candidate.apply(pipe, call):
+                counter.start()  # after applying: a method's calibration run is not part of its cost
+                generated = generator(None, progress=progress)
+            store.save(candidate.name, candidate.key, candidate.record(), generated, counter.result(len(generated.images)))
 
     for metric in instances.values():
         if metric.needs_reference:
             metric.prepare(store.load(REFERENCE))
     table = generator.cost_table(config.convention)
-    full_macs = float(table.schedule_macs(candidates[0][2]))
-    call = dict(prompt=[config.prompts[0]] * config.latency_batch, num_inference_steps=steps,
-                guidance_scale=config.guidance_scale, height=generator.height, width=generator.width,
-                seed=config.seed, **pipeline_call_kwargs(pipe))
     results = []
-    for name, source, schedule in tqdm(candidates, desc="metrics and latency", disable=not progress):
-        images = store.load(name)
-        row: dict[str, Any] = {
-            "name": name, "source": source, "key": schedule_key(schedule),
-            "recompute_fraction": schedule.stats()["recompute_fraction"],
-            "macs": float(table.schedule_macs(schedule)),
+    for candidate in tqdm(candidates, desc="metrics", disable=not progress):
+        executed = store.executed(candidate.name)
+        images = store.load(candidate.name)
+        results.append({
+            "name": candidate.name, "source": candidate.source, "family": candidate.family, "key": candidate.key,
+            "recompute_fraction": executed.recompute_fraction(layout.exists),
+            "macs": executed.macs(table),
             "metrics": {metric_name: metric(images) for metric_name, metric in instances.items()},
-        }
-        row["macs_speedup"] = full_macs / row["macs"]
-        if config.repeats > 0:
-            with enable_cache(pipe, schedule) if name != REFERENCE else nullcontext():
-                timing = time_pipeline(pipe, dict(call), warmup=config.warmup, repeats=config.repeats,
-                                       batch_size=config.latency_batch)
-            row["latency"] = timing.to_dict()
-        results.append(row)
-    env = {**environment(pipe.device), "latency_batch_size": config.latency_batch, "warmup": config.warmup,
+        })
+    for row in results:
+        row["macs_speedup"] = results[0]["macs"] / row["macs"]
+    env = {**environment(pipe.device), "latency_batch_size": latency_batch, "warmup": config.warmup,
            "repeats": config.repeats}
-    if config.repeats == 0:
+    if config.repeats > 0:
+        timings = time_methods(pipe, call, {c.name: partial(c.apply, pipe, call) for c in candidates}, seeds=seeds,
+                               warmup=config.warmup, repeats=config.repeats, progress=progress)
+        for row in results:
+            row["latency"] = timings[row["name"]].to_dict()
+    else:
         env = _earlier_latency(Path(out), results) or env
     if "latency" in results[0]:
         _add_speedups(results)
-    for (name, _, schedule), row in zip(candidates, results):
-        store.write_schedule(name, _record(schedule, row, settings, len(calibration.rows), full_macs,
-                                           config.convention, env["device_name"]))
+    for candidate, row in zip(candidates, results):
+        if isinstance(candidate.method, CacheSchedule):
+            store.write_schedule(candidate.name, _record(candidate.method, row, settings, len(calibration.rows),
+                                                         results[0]["macs"], config.convention, env["device_name"]))
     report = {
         "format": "ecad.eval-results/1",
         "config": asdict(config),

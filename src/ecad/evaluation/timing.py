@@ -1,8 +1,9 @@
 """Measured end-to-end latency: warm-up, repeated timed pipeline calls, median and spread, and where it ran.
 
-Speed numbers are measured, never estimated: every schedule is timed by calling the whole pipeline (text encoding,
-denoising, decoding) with the same prompt batch, seed and settings, and the transformer's share is timed in the same
-calls with synchronised forward hooks. Speedups compare medians measured in the same process.
+Speed numbers are measured, never estimated: every schedule or method is timed by calling the whole pipeline (text
+encoding, denoising, decoding) with the same prompt batch, seeds and settings, in interleaved rounds, and the
+transformer's share is timed in the same calls with synchronised forward hooks. Speedups compare medians measured in
+the same process.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from __future__ import annotations
 import platform
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from ..loading import progress_bar_off
 
@@ -77,11 +81,26 @@ def _quartiles(values: list[float]) -> tuple[float, float]:
 
 def time_pipeline(pipe: Any, call_kwargs: dict[str, Any], *, warmup: int = 2, repeats: int = 5,
                   batch_size: int = 1) -> Timing:
-    """Time ``pipe(**call_kwargs)``; a fresh seeded generator per call keeps every run's work identical."""
+    """Time ``pipe(**call_kwargs)`` as it is (``batch_size`` images per call); ``call_kwargs["seed"]`` (default 0)
+    seeds every call's generator."""
+    kwargs = dict(call_kwargs)
+    seed = kwargs.pop("seed", 0)
+    timing = time_methods(pipe, kwargs, {"": nullcontext}, seeds=[seed], warmup=warmup, repeats=repeats)[""]
+    return replace(timing, batch_size=batch_size)
+
+
+def time_methods(pipe: Any, call_kwargs: dict[str, Any], methods: dict[str, Callable[[], AbstractContextManager[Any]]],
+                 *, seeds: list[int], warmup: int = 2, repeats: int = 5, progress: bool = False) -> dict[str, Timing]:
+    """Time one pipeline call under each method, in interleaved rounds: every round calls every method once, in
+    order, so a shared machine's drift spreads over all of them; ``warmup`` untimed rounds come first.
+
+    ``methods`` maps a name to a function returning the context manager that applies the method (entered and left
+    around each call, outside the timed region). Every call gets fresh generators seeded with ``seeds``, one per
+    image, so every run does identical work.
+    """
     if repeats < 1:
         raise ValueError(f"latency needs at least one timed run, got repeats={repeats}.")
     device = pipe.device
-    seed = call_kwargs.pop("seed", 0)
     spent = {"transformer": 0.0}
     started: list[float] = []
 
@@ -93,26 +112,34 @@ def time_pipeline(pipe: Any, call_kwargs: dict[str, Any], *, warmup: int = 2, re
         synchronize(device)
         spent["transformer"] += time.perf_counter() - started.pop()
 
-    def call() -> tuple[float, float]:
-        spent["transformer"] = 0.0
-        generator = torch.Generator("cpu").manual_seed(seed)
-        synchronize(device)
-        start = time.perf_counter()
-        with torch.inference_mode():
-            pipe(**call_kwargs, generator=generator)
-        synchronize(device)
-        return time.perf_counter() - start, spent["transformer"]
+    def call(method: Callable[[], AbstractContextManager[Any]]) -> tuple[float, float]:
+        with method():
+            spent["transformer"] = 0.0
+            generator = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+            synchronize(device)
+            start = time.perf_counter()
+            with torch.inference_mode():
+                pipe(**call_kwargs, generator=generator if len(generator) > 1 else generator[0])
+            synchronize(device)
+            return time.perf_counter() - start, spent["transformer"]
 
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in methods}
     handles = [pipe.transformer.register_forward_pre_hook(pre), pipe.transformer.register_forward_hook(post)]
     try:
         with progress_bar_off(pipe):
-            for _ in range(warmup):
-                call()
-            runs = [call() for _ in range(repeats)]
+            for round_index in tqdm(range(warmup + repeats), desc="latency rounds", disable=not progress):
+                for name, method in methods.items():
+                    measured = call(method)
+                    if round_index >= warmup:
+                        runs[name].append(measured)
     finally:
         for handle in handles:
             handle.remove()
+    return {name: _timing(measured, warmup, len(seeds)) for name, measured in runs.items()}
+
+
+def _timing(runs: list[tuple[float, float]], warmup: int, batch_size: int) -> Timing:
     totals = [total for total, _ in runs]
     q1, q3 = _quartiles(totals)
     return Timing(statistics.median(totals), q1, q3, min(totals), max(totals),
-                  statistics.median(t for _, t in runs), repeats, warmup, batch_size)
+                  statistics.median(t for _, t in runs), len(runs), warmup, batch_size)

@@ -22,7 +22,7 @@ from ..search import speedup_label
 from ..search.suggest import DEFAULT_MAX_LOSS, calibration_note, generate_command, suggest
 from .data import RunData, load_run, shown_generations
 from .pictures import data_uri, schedule_image
-from .plots import plot_front, plot_hypervolume
+from .plots import plot_eval, plot_front, plot_hypervolume
 from .samples import eval_samples, generate_samples, search_samples
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,8 @@ def _asset(name: str) -> str:
 
 
 def _eval_section(eval_dir: Path, limit: int) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
-    """The held-out evaluation's table rows, and its images by schedule key."""
+    """The held-out evaluation's table rows and results (its plot is drawn from ``report``), and its images by
+    schedule key."""
     report = read_results(eval_dir)
     store = ImageStore(eval_dir)
     store.read()
@@ -51,10 +52,12 @@ def _eval_section(eval_dir: Path, limit: int) -> tuple[dict[str, Any], dict[str,
         entry = store.index["schedules"].get(row["name"], {})
         samples = eval_samples(store, row["name"], limit)
         by_key.setdefault(row["key"], samples)
-        schedule = CacheSchedule.load(str(eval_dir / entry["schedule"])) if entry else None
+        is_schedule = entry and entry.get("kind", "schedule") == "schedule"
+        schedule = CacheSchedule.load(str(eval_dir / entry["schedule"])) if is_schedule else None
         metrics = {c: v for name, scores in row["metrics"].items() for c, v in metric_columns(name, scores).items()}
         rows.append({
-            "index": index, "name": row["name"], "source": row["source"], "recompute": row["recompute_fraction"],
+            "index": index, "name": row["name"], "source": row["source"], "family": row.get("family", ""),
+            "recompute": row["recompute_fraction"],
             "macs_speedup": row["macs_speedup"], "latency": row.get("latency", {}).get("median_s"),
             "speedup": row.get("speedup"), "metrics": metrics, "samples": samples,
             "picture": data_uri(schedule_image(schedule)) if schedule else "",
@@ -64,10 +67,12 @@ def _eval_section(eval_dir: Path, limit: int) -> tuple[dict[str, Any], dict[str,
                "speedups against no caching measured in the same run" if env["repeats"] > 0
                else "latency not measured (--repeats 0)")
     summary = (f"{report['config']['model']}: {report['images']} images per schedule on held-out prompts, "
-               f"{report['num_steps']} steps, {report['height']}x{report['width']} px; {latency}. These numbers use "
-               "the evaluation's metrics, not the search's objective, so they are not plotted on the front.")
+               f"{report['num_steps']} steps, {report['height']}x{report['width']} px; {latency}; MACs are those "
+               "executed while generating. The plot shows every row by family (ecad's schedules, its heuristics, other "
+               "libraries' methods), apart from the search's front above: these numbers come from other prompts and "
+               "the evaluation's metrics.")
     columns = list(rows[0]["metrics"]) if rows else []
-    return {"summary": summary, "metric_columns": columns, "rows": rows}, by_key
+    return {"summary": summary, "metric_columns": columns, "rows": rows, "report": report}, by_key
 
 
 def _page_data(run: RunData, max_generations: int, samples: dict[str, list[dict[str, str]]],
@@ -131,7 +136,8 @@ def _page_data(run: RunData, max_generations: int, samples: dict[str, list[dict[
 
 def build_report(run_dir: str | Path, out: str | Path, eval_dir: str | Path | None = None, samples: int = 3,
                  max_generations: int = 60) -> list[Path]:
-    """Write ``out`` (HTML) with ``front.png`` and ``hypervolume.png`` beside it; returns the written paths."""
+    """Write ``out`` (HTML) with ``front.png`` and ``hypervolume.png`` (and, with ``eval_dir``, ``eval.png``) beside
+    it; returns the written paths."""
     run = load_run(run_dir)
     out = Path(out)
     if out.is_dir():
@@ -141,6 +147,10 @@ def build_report(run_dir: str | Path, out: str | Path, eval_dir: str | Path | No
     front_png, hypervolume_png = out.with_name("front.png"), out.with_name("hypervolume.png")
     plot_front(run, front_png)
     plot_hypervolume(run, hypervolume_png)
+    eval_png = out.with_name("eval.png")
+    if evaluation is not None:
+        plot_eval(evaluation.pop("report"), eval_png)
+        evaluation["plot_png"] = data_uri(Image.open(eval_png))
     wanted = [k for k in dict.fromkeys(run.generations[-1].front + run.baselines) if not images.get(k)]
     if samples > 0 and wanted:
         images.update(search_samples(run.path, run.config, wanted, samples))
@@ -153,4 +163,4 @@ def build_report(run_dir: str | Path, out: str | Path, eval_dir: str | Path | No
     page = (_asset("template.html").replace("__CSS__", _asset("report.css")).replace("__JS__", _asset("report.js"))
             .replace("__TITLE__", title.replace("&", "&amp;").replace("<", "&lt;")).replace("__DATA__", payload))
     out.write_text(page, encoding="utf-8")
-    return [out, front_png, hypervolume_png]
+    return [out, front_png, hypervolume_png, *([eval_png] if eval_dir else [])]

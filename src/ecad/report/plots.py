@@ -1,5 +1,5 @@
-"""Static PNG plots of a run (matplotlib): the final front with every evaluated schedule and the baselines, and
-the hypervolume per generation."""
+"""Static PNG plots (matplotlib): a run's final front with every evaluated schedule and the baselines, the
+hypervolume per generation, and an evaluation's rows by family (ecad's schedules, heuristics, other libraries)."""
 
 from __future__ import annotations
 
@@ -86,3 +86,58 @@ def plot_hypervolume(run: RunData, path: Path) -> list[float]:
     fig.savefig(path)
     plt.close(fig)
     return ticks
+
+
+def eval_points(report: dict[str, Any], column: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """An evaluation's rows as plot points: (quality label, rows with family, quality, MAC and measured speedup).
+
+    ``column`` names a metric number (``match_rate``, ``tiny_reward``, ``fid``...); default: the first metric's
+    ``quality``.
+    """
+    first = next(iter(report["results"][0]["metrics"]))
+    label = f"{first} ({column})" if column else first
+    points = []
+    for row in report["results"]:
+        scores = next(s for s in row["metrics"].values() if column in s) if column else row["metrics"][first]
+        points.append({"name": row["name"], "family": row.get("family", "ecad"), "quality": scores[column or "quality"],
+                       "macs_speedup": row["macs_speedup"], "speedup": row.get("speedup")})
+    return label, points
+
+
+def _family_style(family: str, index: int) -> dict[str, Any]:
+    if family == "ecad":
+        return {"color": "tab:red", "marker": "o", "ms": 6, "zorder": 4}
+    if family == "no-cache":
+        return {"color": "black", "marker": "*", "ms": 11, "zorder": 5}
+    colors = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan",
+              "tab:gray", "goldenrod")
+    markers = ("s", "^", "v", "D", "P", "X", "<", ">", "p", "h")
+    return {"color": colors[index % len(colors)], "marker": markers[index % len(markers)], "ms": 5, "zorder": 3}
+
+
+def plot_eval(report: dict[str, Any], path: Path, column: str | None = None, title: str | None = None) -> None:
+    """Quality against measured speedup (when latency was measured) and against executed-MAC speedup, one series
+    per family: ecad's schedules, ecad's heuristics, each other library's method (its settings in sweep order)."""
+    plt = _pyplot()
+    label, points = eval_points(report, column)
+    axes_x = [("speedup", "measured speedup (whole pipeline call)")] if points[0]["speedup"] else []
+    axes_x.append(("macs_speedup", "MAC speedup (executed MACs)"))
+    families = list(dict.fromkeys(p["family"] for p in points))
+    fig, axes = plt.subplots(1, len(axes_x), figsize=(6.0 * len(axes_x), 4.4), dpi=120, squeeze=False)
+    for ax, (key, xlabel) in zip(axes[0], axes_x):
+        for index, family in enumerate(families):
+            series = [p for p in points if p["family"] == family]
+            if family == "ecad":
+                series.sort(key=lambda p: p[key])
+            style = _family_style(family, index)
+            ax.plot([p[key] for p in series], [p["quality"] for p in series], ls="-" if len(series) > 1 else "",
+                    lw=1, label=family, **style)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

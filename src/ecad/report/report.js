@@ -199,8 +199,10 @@
     if (!ev) return;
     document.getElementById("eval-section").hidden = false;
     document.getElementById("eval-summary").textContent = ev.summary;
+    document.getElementById("eval-plot").src = ev.plot_png;
     const columns = [
-      ["#", (r) => r.index], ["schedule", (r) => r.name], ["recompute", (r) => `${(100 * r.recompute).toFixed(1)}%`],
+      ["#", (r) => r.index], ["schedule", (r) => r.name], ["family", (r) => r.family],
+      ["recompute", (r) => `${(100 * r.recompute).toFixed(1)}%`],
       ["MAC speedup", (r) => times(r.macs_speedup)],
       ["latency s", (r) => fixed(r.latency, 3)], ["measured speedup", (r) => times(r.speedup)],
       ...ev.metric_columns.map((c) => [c, (r) => quality(r.metrics[c])]),
