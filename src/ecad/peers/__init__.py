@@ -63,7 +63,8 @@ def check_baseline(spec: str) -> list[Peer] | None:
     if name in PEERS:
         return parse_peer(spec)
     raise ValueError(f"unknown baseline {spec!r}; use ecad's no-cache, fora:N, taylorseer:N[:ORDER], tgate[:STEP], "
-                     f"delta-dit[:N] or a peer method: {', '.join(PEERS)} (name alone = its default sweep, name:ARGS = one setting).")
+                     f"delta-dit[:N] or a peer method: {', '.join(PEERS)} (name alone = its default sweep, name:ARGS = "
+                     "one setting).")
 
 
 def resolve_baseline(layout: ModelLayout, num_steps: int, spec: str) -> list[CacheSchedule | Peer]:
