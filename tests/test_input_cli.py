@@ -322,7 +322,9 @@ def _interrupt(process: subprocess.Popen) -> tuple[int, str]:
 def test_ctrl_c_while_the_command_line_imports_prints_one_line():
     process = subprocess.Popen([sys.executable, "-m", "ecad", "macs", "--arch", "pixart-alpha"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)  # the command line is parsed (no heavy import there) and `macs` is importing torch and diffusers
+    maps, deadline = Path(f"/proc/{process.pid}/maps"), time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline and "libtorch" not in maps.read_text():
+        time.sleep(0.01)  # the command line is parsed (it imports nothing heavy); `macs` is now importing torch
     returncode, err = _interrupt(process)
     assert returncode == 130 and err.strip() == "ecad macs: interrupted", (returncode, err)
 

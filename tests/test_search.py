@@ -129,7 +129,7 @@ def new_evaluations(out):
     return sum(json.loads(p.read_text())["summary"]["new_evaluations"] for p in (out / "generations").iterdir())
 
 
-KILL_GENERATIONS = 4
+KILL_GENERATIONS = 3
 
 
 @pytest.fixture(scope="module")

@@ -102,5 +102,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def entry() -> None:
+    """The ``ecad`` program: :func:`main`, then exit with its code. After Ctrl-C the process ends with ``os._exit``
+    once its output is flushed: CPython remembers a KeyboardInterrupt that passed through C code running Python
+    (``PyRun_String``, as some extensions do) even when ecad handled it, and would otherwise end the process by
+    SIGINT instead of with 130."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(130)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
