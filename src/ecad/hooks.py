@@ -160,8 +160,7 @@ def runtime_bits(schedule: CacheSchedule, layout: ModelLayout, prune: bool = Tru
     """What the runtime computes under ``schedule``: its effective bits, less dead work when ``prune``. Two schedules
     whose runtime bits agree on rows 0..k compute steps 0..k alike and keep the same outputs (pruning looks ahead, so
     their effective bits alone do not say so)."""
-    bits = schedule.effective()
-    return layout.prune(bits, schedule.history_needed()) if prune else bits
+    return schedule.live(layout.feeds) if prune else schedule.effective()
 
 
 class CacheState:

@@ -24,7 +24,6 @@ import torch
 from .adapters import get_adapter
 from .hooks import _split_target, enable_cache
 from .observe import TransformerCall, observe_calls, probe_call
-from .pruning import prune_dead
 from .schedule import CacheSchedule
 
 
@@ -53,7 +52,7 @@ class LatencyTable:
 
     def step_seconds(self, schedule: CacheSchedule) -> list[float]:
         """Predicted seconds of every step of ``schedule`` as the runtime runs it (dead recomputes pruned)."""
-        bits = prune_dead(schedule.effective(), self.feeds, schedule.history_needed())
+        bits = schedule.live(self.feeds)
         all_run = (bits | ~self.exists).all(dim=2)  # [steps, blocks]
         partial = self.replay_seconds + (bits.double() * self.component_seconds).sum(dim=2)
         blocks = torch.where(all_run, self.full_block_seconds.expand_as(partial), partial)

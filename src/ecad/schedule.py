@@ -278,10 +278,15 @@ class CacheSchedule:
         ``feeds`` (a layout's "X only feeds Y" pairs) leaves out the recomputes nobody reads (:mod:`ecad.pruning`).
         A forecast costs no MACs (a few element-wise operations per output element, see :mod:`ecad.macs`).
         """
+        bits = self.live(feeds)
+        return (bits.to(component_costs.dtype) * component_costs.unsqueeze(0)).sum(dim=(1, 2)) + outside
+
+    def live(self, feeds: Sequence[tuple[int, int, int]]) -> torch.Tensor:
+        """What the runtime computes: the effective bits less the recomputes nobody reads (``feeds``: a layout's "X
+        only feeds Y" pairs, see :mod:`ecad.pruning`), keeping those a later forecast reads."""
         from .pruning import prune_dead
 
-        bits = prune_dead(self.effective(), feeds, self.history_needed()) if feeds else self.effective()
-        return (bits.to(component_costs.dtype) * component_costs.unsqueeze(0)).sum(dim=(1, 2)) + outside
+        return prune_dead(self.effective(), feeds, self.history_needed()) if feeds else self.effective()
 
     def stats(self) -> dict[str, Any]:
         """Summary statistics of what actually runs (step 0 counts as full)."""

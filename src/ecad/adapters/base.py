@@ -14,7 +14,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..pruning import prune_dead
 from ..schedule import CacheSchedule, ScheduleError
 from .skip import BlockSkip
 
@@ -84,10 +83,6 @@ class ModelLayout:
     exists: torch.Tensor
     feeds: tuple[tuple[int, int, int], ...] = ()  # (block, source, consumer) component indices
     cross_attention: tuple[str, ...] = ()
-
-    def prune(self, bits: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
-        """``bits`` without the recomputes whose output nothing reads (see :func:`ecad.pruning.prune_dead`)."""
-        return prune_dead(bits, self.feeds, history)
 
     def full_schedule(self, num_steps: int, **metadata: Any) -> CacheSchedule:
         return CacheSchedule.full(num_steps, self.block_names, self.component_names, self.exists, metadata)
