@@ -7,7 +7,10 @@ replayed through ecad's own runtime (``prune=True``) under a measuring schedule 
 "every component runs", "every component replays" and "only component c runs", with a timer on each block. A block
 then costs, at a step, its all-run time if all its components run, else its all-replay time (the gates and residual
 adds, the modulation, what its skip forward cannot leave out) plus, for each component that runs, what that
-component adds (its input included). Time outside the blocks (embeddings, final layer) is paid at every step.
+component adds (its input included). Time outside the blocks (embeddings, final layer) is paid at every step. Measured with
+``forecasts=True``, the plans "only component c forecasts" price the third action too: what a forecasting component
+adds to its block's all-replay time (the extrapolation's element-wise work, which costs no MACs); a table measured
+without them prices a forecast like a reuse.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class LatencyTable:
     full_block_seconds: torch.Tensor  # float64 [blocks]: the block when every component runs
     feeds: tuple[tuple[int, int, int], ...] = ()
     calls_per_step: int = 1
+    forecast_seconds: torch.Tensor | None = None  # float64 [blocks, components]: what a forecast adds; None: 0
 
     @property
     def full_step_seconds(self) -> float:
@@ -55,16 +59,26 @@ class LatencyTable:
         bits = schedule.live(self.feeds)
         all_run = (bits | ~self.exists).all(dim=2)  # [steps, blocks]
         partial = self.replay_seconds + (bits.double() * self.component_seconds).sum(dim=2)
+        if self.forecast_seconds is not None:
+            partial = partial + (self.running_forecasts(schedule, bits).double() * self.forecast_seconds).sum(dim=2)
         blocks = torch.where(all_run, self.full_block_seconds.expand_as(partial), partial)
         return (blocks.sum(dim=1) + self.outside_seconds).tolist()
+
+    def running_forecasts(self, schedule: CacheSchedule, live: torch.Tensor) -> torch.Tensor:
+        """bool ``[steps, blocks, components]``: the forecasts the runtime computes. A forecast is made when its
+        output is read, so a source that only feeds a consumer (``feeds``) forecasts only where the consumer runs."""
+        forecasts = schedule.effective_forecast().clone()
+        for block, source, consumer in self.feeds:
+            forecasts[:, block, source] &= live[:, block, consumer]
+        return forecasts
 
     def schedule_seconds(self, schedule: CacheSchedule) -> float:
         return float(sum(self.step_seconds(schedule)))
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        for name in ("exists", "component_seconds", "replay_seconds", "full_block_seconds"):
-            data[name] = getattr(self, name).tolist()
+        for name in ("exists", "component_seconds", "replay_seconds", "full_block_seconds", "forecast_seconds"):
+            data[name] = None if getattr(self, name) is None else getattr(self, name).tolist()
         data["feeds"] = [list(f) for f in self.feeds]
         return data
 
@@ -79,6 +93,8 @@ class LatencyTable:
             "replay_seconds": torch.tensor(data["replay_seconds"], dtype=torch.float64),
             "full_block_seconds": torch.tensor(data["full_block_seconds"], dtype=torch.float64),
             "feeds": tuple(tuple(f) for f in data.get("feeds", ())),
+            "forecast_seconds": (None if data.get("forecast_seconds") is None
+                                 else torch.tensor(data["forecast_seconds"], dtype=torch.float64)),
         })
 
 
@@ -88,14 +104,18 @@ def _synchronizer(device: torch.device) -> Callable[[], None]:
     return lambda: None
 
 
-def _plans(layout: Any) -> list[torch.Tensor]:
-    """The measuring plans, each a [blocks, components] recompute mask: all, none, only c (for each component)."""
-    plans = [layout.exists, torch.zeros_like(layout.exists)]
+def _plans(layout: Any, forecasts: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The measuring plans, each a pair of [blocks, components] masks (recompute, forecast): all run, none runs,
+    only c runs (for each component), and with ``forecasts`` only c forecasts."""
+    none = torch.zeros_like(layout.exists)
+    plans = [(layout.exists, none), (none, none)]
+    only = []
     for c in range(len(layout.component_names)):
-        only = torch.zeros_like(layout.exists)
-        only[:, c] = layout.exists[:, c]
-        plans.append(only)
-    return plans
+        mask = none.clone()
+        mask[:, c] = layout.exists[:, c]
+        only.append(mask)
+    plans += [(mask, none) for mask in only]
+    return plans + ([(none, mask) for mask in only] if forecasts else [])
 
 
 def _timesteps(call: TransformerCall, name: str, position: int | None, steps: int) -> list[Any]:
@@ -121,9 +141,11 @@ def _with(call: TransformerCall, name: str, position: int | None, value: Any) ->
 @torch.inference_mode()
 def measure_call_latency(
     target: Any, calls: Sequence[TransformerCall], height: int, width: int, *, warmup: int = 2, repeats: int = 5,
+    forecasts: bool = False,
 ) -> LatencyTable:
     """Time the transformer of ``target`` (a pipeline or the transformer) on the observed ``calls`` of one step,
-    through ecad's runtime under a measuring schedule (medians of ``repeats`` rounds after ``warmup``)."""
+    through ecad's runtime under a measuring schedule (medians of ``repeats`` rounds after ``warmup``); with
+    ``forecasts`` the forecast action is timed too (order 1, along steps)."""
     import inspect
 
     transformer, _ = _split_target(target)
@@ -132,10 +154,13 @@ def measure_call_latency(
     parameter = next(transformer.parameters())
     device, dtype = parameter.device, parameter.dtype
     sync = _synchronizer(device)
-    plans = _plans(layout)
-    # step 0 computes everything (nothing is cached yet), then warm-up and measured rounds of every plan
-    schedule = CacheSchedule(torch.stack([layout.exists] + plans * (warmup + repeats)), layout.block_names,
-                             layout.component_names, layout.exists)
+    plans = _plans(layout, forecasts)
+    # step 0 computes everything (nothing is cached yet), then warm-up and measured rounds of every plan; the "all
+    # run" plan comes first in every round, so each forecast has two computed outputs to extrapolate from
+    rounds = [layout.exists] + [p for p, _ in plans] * (warmup + repeats)
+    forecast = [torch.zeros_like(layout.exists)] + [f for _, f in plans] * (warmup + repeats)
+    schedule = CacheSchedule(torch.stack(rounds), layout.block_names, layout.component_names, layout.exists,
+                             forecast=torch.stack(forecast))
     measured = range(1 + warmup * len(plans), schedule.num_steps)
     params = list(inspect.signature(transformer.forward).parameters)
     position = params.index(adapter.timestep_arg) if adapter.timestep_arg in params else None
@@ -168,7 +193,7 @@ def measure_call_latency(
                 sync()
                 total = time.perf_counter() - start
                 per_step.append((total - sum(block_time), list(block_time)))
-            bits = handle.state.table
+            bits, forecasting = handle.state.table, handle.state.forecast
     finally:
         for h in handles:
             h.remove()
@@ -179,28 +204,36 @@ def measure_call_latency(
         for b, seconds in enumerate(per_step[step][1]):
             running = [c for c, on in enumerate(bits[step][b]) if on]
             present = [c for c, on in enumerate(exists[b]) if on]
-            kind = "all" if running == present else "none" if not running else running[0] if len(running) == 1 else None
+            predicted = [c for c, on in enumerate(forecasting[step][b]) if on]
+            kind: str | int | tuple[str, int] | None = (
+                ("forecast", predicted[0]) if len(predicted) == 1 and not running else None if predicted
+                else "all" if running == present else "none" if not running else running[0] if len(running) == 1
+                else None)
             if kind is not None:
                 samples.setdefault((b, kind), []).append(seconds)
     median = {key: statistics.median(values) for key, values in samples.items()}
     replay = torch.tensor([median[(b, "none")] for b in range(len(blocks))], dtype=torch.float64)
     full = torch.tensor([median[(b, "all")] for b in range(len(blocks))], dtype=torch.float64)
     components = torch.zeros(layout.exists.shape, dtype=torch.float64)
+    forecast_seconds = torch.zeros(layout.exists.shape, dtype=torch.float64) if forecasts else None
     for (b, kind), value in median.items():
         if isinstance(kind, int):
             components[b, kind] = max(0.0, value - float(replay[b]))
+        elif isinstance(kind, tuple) and forecast_seconds is not None:
+            forecast_seconds[b, kind[1]] = max(0.0, value - float(replay[b]))
     outside = statistics.median(per_step[step][0] for step in measured)
     sample = calls[0].argument(adapter.sample_arg, 0)
     return LatencyTable(
         str(device), str(dtype).removeprefix("torch."), height, width, int(sample.shape[0]), layout.block_names,
         layout.component_names, layout.exists, components, max(0.0, outside), replay, full, layout.feeds, len(calls),
+        forecast_seconds,
     )
 
 
 def measure_latency(
     pipe: Any, height: int, width: int, *, images: int = 1, guidance_scale: float | None = None, warmup: int = 2,
-    repeats: int = 5, **call_kwargs: Any,
+    repeats: int = 5, forecasts: bool = False, **call_kwargs: Any,
 ) -> LatencyTable:
     """Time ``pipe``'s transformer at the calls a real call of ``images`` images at this size makes."""
     calls = observe_calls(pipe, probe_call(pipe, height, width, guidance_scale, images, **call_kwargs))
-    return measure_call_latency(pipe, calls, height, width, warmup=warmup, repeats=repeats)
+    return measure_call_latency(pipe, calls, height, width, warmup=warmup, repeats=repeats, forecasts=forecasts)

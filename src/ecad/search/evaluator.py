@@ -109,7 +109,8 @@ def _latency_table(pipe: Any, generator: CalibrationGenerator, config: SearchCon
     rows = min(config.batch_size, len(generator.prompts))
     logger.info("measuring per-block and per-component latency on %s (%d images per call)", generator.pipe.device,
                 rows)
-    table = measure_call_latency(pipe, generator.observe(rows), generator.height, generator.width)
+    table = measure_call_latency(pipe, generator.observe(rows), generator.height, generator.width,
+                                 forecasts=config.forecast_order is not None)
     write_json(table.to_dict(), path)
     return table
 
