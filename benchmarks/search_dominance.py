@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=16, help="calibration captions (the tiny-shapes prompt set)")
     parser.add_argument("--images-per-prompt", type=int, default=1)
     parser.add_argument("--cost", choices=("macs", "latency"), default="macs", help="the search's cost objective")
+    parser.add_argument("--strategy", default="paper", help="the search strategy (fast: same front, less compute)")
     parser.add_argument("--guidance", type=float, default=GUIDANCE_SCALE, help="default: tiny-shapes' best (3)")
     parser.add_argument("--batch", type=int, default=8, help="images per timed pipeline call")
     parser.add_argument("--repeats", type=int, default=5)
@@ -87,7 +88,7 @@ def main() -> None:
     config = SearchConfig(model="tiny-shapes", prompts=load_prompts("tiny-shapes", limit=args.prompts),
                           metric="tiny-reward", population=args.population, generations=args.generations,
                           images_per_prompt=args.images_per_prompt, guidance_scale=args.guidance, batch_size=16,
-                          cost=args.cost, device="cpu")
+                          cost=args.cost, device="cpu", strategy=args.strategy)
     run = RunDirectory(args.out)
     result = search(config, args.out, resume=run.config_path.exists(), progress=False)
     pipe = load_pipeline("tiny-shapes", device="cpu")
@@ -135,6 +136,7 @@ def main() -> None:
     emit("search_dominance", {
         "benchmark": "search_dominance", **environment(), "population": args.population,
         "generations": args.generations, "prompts": args.prompts, "images_per_prompt": args.images_per_prompt,
+        "strategy": args.strategy,
         "guidance": args.guidance, "evaluations": result.evaluations,
         "cost": f"{args.cost} at the calibration generator's observed call",
         "heldout_captions": len(captions), "timed_batch": args.batch, "repeats": args.repeats, "steps": steps,
