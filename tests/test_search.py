@@ -56,37 +56,6 @@ def test_heuristics_cover_the_paper_seeds():
         heuristics.baseline(layout, 6, "toca")
 
 
-def test_search_writes_a_complete_run_directory(model_dir, prompt_file, tmp_path, capsys, monkeypatch):
-    from ecad.search import CandidateEvaluator, schedule_key
-
-    out, calls = tmp_path / "run", []
-    original = CandidateEvaluator.__call__
-    monkeypatch.setattr(CandidateEvaluator, "__call__",
-                        lambda self, schedule: calls.append(schedule_key(schedule)) or original(self, schedule))
-    assert main(cli_args(model_dir, prompt_file, out)) == 0
-    config = json.loads((out / "config.json").read_text())
-    assert config["prompts"] == ["a w1 w2", "w3 w4", "w5 a"] and config["population"] == 6
-    assert sorted(p.name for p in (out / "generations").iterdir()) == ["0000.json", "0001.json", "0002.json"]
-    generation = json.loads((out / "generations" / "0000.json").read_text())
-    assert len(generation["population"]) == 6
-    assert generation["population"][0]["name"] == "no-cache"
-    assert generation["population"][0]["cost_fraction"] == 1.0
-    front = json.loads((out / "front.json").read_text())["front"]
-    assert front and (out / "front.png").stat().st_size > 1000
-    for row in front:
-        schedule = ecad.CacheSchedule.load(out / row["file"])
-        assert not bool(schedule.effective()[1:].all())  # the constraint: every front schedule reuses something
-        assert row["speedup"] > 1.0
-    costs = [row["cost"] for row in front]
-    assert costs == sorted(costs)
-    assert len(calls) == len(set(calls)) == new_evaluations(out) >= 6 and set(calls) == stored_keys(out)
-    capsys.readouterr()
-    assert main(["front", str(out)]) == 0
-    listing = capsys.readouterr().out
-    assert [line[2:].split()[0] for line in listing.splitlines() if line[2:].startswith(str(out / "front"))] == [
-        str(out / row["file"]) for row in front]  # one line per front file, in order
-
-
 def run_counted(args, log):
     """``ecad ...`` with every candidate evaluation logged as "pid key" when it starts (each line written and closed
     at once: kill -9 loses none); its exit code."""
@@ -147,11 +116,37 @@ KILL_GENERATIONS = 3
 
 @pytest.fixture(scope="module")
 def straight_run(model_dir, prompt_file, tmp_path_factory):
-    """An uninterrupted paper-strategy run and its evaluation log."""
+    """An uninterrupted paper-strategy run with cli_args' defaults and its evaluation log."""
     path = tmp_path_factory.mktemp("straight")
     straight, straight_log = path / "run", path / "run.log"
     assert run_counted(cli_args(model_dir, prompt_file, straight, KILL_GENERATIONS), straight_log) == 0
     return straight, straight_log
+
+
+def test_search_writes_a_complete_run_directory(straight_run, capsys):
+    out, log = straight_run  # `ecad search` with cli_args' defaults
+    calls = [key for _, key in evaluation_log(log)]
+    config = json.loads((out / "config.json").read_text())
+    assert config["prompts"] == ["a w1 w2", "w3 w4", "w5 a"] and config["population"] == 6
+    assert sorted(p.name for p in (out / "generations").iterdir()) == ["0000.json", "0001.json", "0002.json"]
+    generation = json.loads((out / "generations" / "0000.json").read_text())
+    assert len(generation["population"]) == 6
+    assert generation["population"][0]["name"] == "no-cache"
+    assert generation["population"][0]["cost_fraction"] == 1.0
+    front = json.loads((out / "front.json").read_text())["front"]
+    assert front and (out / "front.png").stat().st_size > 1000
+    for row in front:
+        schedule = ecad.CacheSchedule.load(out / row["file"])
+        assert not bool(schedule.effective()[1:].all())  # the constraint: every front schedule reuses something
+        assert row["speedup"] > 1.0
+    costs = [row["cost"] for row in front]
+    assert costs == sorted(costs)
+    assert len(calls) == len(set(calls)) == new_evaluations(out) >= 6 and set(calls) == stored_keys(out)
+    capsys.readouterr()
+    assert main(["front", str(out)]) == 0
+    listing = capsys.readouterr().out
+    assert [line[2:].split()[0] for line in listing.splitlines() if line[2:].startswith(str(out / "front"))] == [
+        str(out / row["file"]) for row in front]  # one line per front file, in order
 
 
 @pytest.mark.parametrize("strategy", ["paper", "fast"])
