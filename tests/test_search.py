@@ -1,11 +1,11 @@
 """The search: heuristics seed it, it writes its run directory, resumes after kill -9 to the same front."""
 
 import json
+import multiprocessing
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
+import threading
 import time
 
 import pytest
@@ -56,56 +56,38 @@ def test_heuristics_cover_the_paper_seeds():
         heuristics.baseline(layout, 6, "toca")
 
 
-def test_search_writes_a_complete_run_directory(model_dir, prompt_file, tmp_path, capsys, monkeypatch):
-    from ecad.search import CandidateEvaluator, schedule_key
+def run_counted(args, log):
+    """``ecad ...`` with every candidate evaluation logged as "pid key" when it starts (each line written and closed
+    at once: kill -9 loses none); its exit code."""
+    from ecad.search import evaluator, schedule_key
 
-    out, calls = tmp_path / "run", []
-    original = CandidateEvaluator.__call__
-    monkeypatch.setattr(CandidateEvaluator, "__call__",
-                        lambda self, schedule: calls.append(schedule_key(schedule)) or original(self, schedule))
-    assert main(cli_args(model_dir, prompt_file, out)) == 0
-    config = json.loads((out / "config.json").read_text())
-    assert config["prompts"] == ["a w1 w2", "w3 w4", "w5 a"] and config["population"] == 6
-    assert sorted(p.name for p in (out / "generations").iterdir()) == ["0000.json", "0001.json", "0002.json"]
-    generation = json.loads((out / "generations" / "0000.json").read_text())
-    assert len(generation["population"]) == 6
-    assert generation["population"][0]["name"] == "no-cache"
-    assert generation["population"][0]["cost_fraction"] == 1.0
-    front = json.loads((out / "front.json").read_text())["front"]
-    assert front and (out / "front.png").stat().st_size > 1000
-    for row in front:
-        schedule = ecad.CacheSchedule.load(out / row["file"])
-        assert not bool(schedule.effective()[1:].all())  # the constraint: every front schedule reuses something
-        assert row["speedup"] > 1.0
-    costs = [row["cost"] for row in front]
-    assert costs == sorted(costs)
-    assert len(calls) == len(set(calls)) == new_evaluations(out) >= 6 and set(calls) == stored_keys(out)
-    capsys.readouterr()
-    assert main(["front", str(out)]) == 0
-    listing = capsys.readouterr().out
-    assert [line[2:].split()[0] for line in listing.splitlines() if line[2:].startswith(str(out / "front"))] == [
-        str(out / row["file"]) for row in front]  # one line per front file, in order
+    original = evaluator.CandidateEvaluator.__call__
+
+    def counted(self, schedule):
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()} {schedule_key(schedule)}\n")
+        return original(self, schedule)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(evaluator.CandidateEvaluator, "__call__", counted)
+        return main(args)
 
 
-# `ecad ...` with every candidate evaluation logged as "pid key" when it starts (line-buffered: kill -9 loses no line).
-COUNTED_CLI = """
-import os, sys
-from ecad.cli import main
-from ecad.search import evaluator, schedule_key
-log = open(sys.argv[1], "a", buffering=1)
-original = evaluator.CandidateEvaluator.__call__
-def counted(self, schedule):
-    log.write(f"{os.getpid()} {schedule_key(schedule)}\\n")
-    return original(self, schedule)
-evaluator.CandidateEvaluator.__call__ = counted
-sys.exit(main(sys.argv[2:]))
-"""
+def run_killable(args, log):
+    """``run_counted`` in a forked child: with a tqdm lock of its own, as tqdm's default one is a semaphore shared
+    across fork, that a child killed while drawing a bar would leave taken for this process."""
+    from tqdm.auto import tqdm
+
+    tqdm.set_lock(threading.RLock())
+    run_counted(args, log)
 
 
-def run_cli(args, log, **kwargs):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen([sys.executable, "-c", COUNTED_CLI, str(log), *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
+def start_counted(args, log):
+    """``run_counted`` in a process of its own, to be killed: forked from this one (torch and ecad already imported,
+    one thread as here: identical arithmetic to the in-process runs)."""
+    process = multiprocessing.get_context("fork").Process(target=run_killable, args=(args, log))
+    process.start()
+    return process
 
 
 def evaluation_log(log):
@@ -134,12 +116,37 @@ KILL_GENERATIONS = 3
 
 @pytest.fixture(scope="module")
 def straight_run(model_dir, prompt_file, tmp_path_factory):
-    """An uninterrupted paper-strategy run and its evaluation log."""
+    """An uninterrupted paper-strategy run with cli_args' defaults and its evaluation log."""
     path = tmp_path_factory.mktemp("straight")
     straight, straight_log = path / "run", path / "run.log"
-    process = run_cli(cli_args(model_dir, prompt_file, straight, KILL_GENERATIONS), straight_log)
-    assert process.wait(timeout=300) == 0
+    assert run_counted(cli_args(model_dir, prompt_file, straight, KILL_GENERATIONS), straight_log) == 0
     return straight, straight_log
+
+
+def test_search_writes_a_complete_run_directory(straight_run, capsys):
+    out, log = straight_run  # `ecad search` with cli_args' defaults
+    calls = [key for _, key in evaluation_log(log)]
+    config = json.loads((out / "config.json").read_text())
+    assert config["prompts"] == ["a w1 w2", "w3 w4", "w5 a"] and config["population"] == 6
+    assert sorted(p.name for p in (out / "generations").iterdir()) == ["0000.json", "0001.json", "0002.json"]
+    generation = json.loads((out / "generations" / "0000.json").read_text())
+    assert len(generation["population"]) == 6
+    assert generation["population"][0]["name"] == "no-cache"
+    assert generation["population"][0]["cost_fraction"] == 1.0
+    front = json.loads((out / "front.json").read_text())["front"]
+    assert front and (out / "front.png").stat().st_size > 1000
+    for row in front:
+        schedule = ecad.CacheSchedule.load(out / row["file"])
+        assert not bool(schedule.effective()[1:].all())  # the constraint: every front schedule reuses something
+        assert row["speedup"] > 1.0
+    costs = [row["cost"] for row in front]
+    assert costs == sorted(costs)
+    assert len(calls) == len(set(calls)) == new_evaluations(out) >= 6 and set(calls) == stored_keys(out)
+    capsys.readouterr()
+    assert main(["front", str(out)]) == 0
+    listing = capsys.readouterr().out
+    assert [line[2:].split()[0] for line in listing.splitlines() if line[2:].startswith(str(out / "front"))] == [
+        str(out / row["file"]) for row in front]  # one line per front file, in order
 
 
 @pytest.mark.parametrize("strategy", ["paper", "fast"])
@@ -148,19 +155,18 @@ def test_resume_after_kill_9_reaches_the_same_front(model_dir, prompt_file, tmp_
     generations = KILL_GENERATIONS
     (straight, straight_log), killed, killed_log = straight_run, tmp_path / "killed", tmp_path / "killed.log"
     killed_args = cli_args(model_dir, prompt_file, killed, generations) + ["--strategy", strategy]
-    process = run_cli(killed_args, killed_log)
+    process = start_counted(killed_args, killed_log)
     deadline = time.time() + 300
-    while evaluated(killed) < 9 and process.poll() is None and time.time() < deadline:  # inside generation 1
+    while evaluated(killed) < 9 and process.is_alive() and time.time() < deadline:  # inside generation 1
         time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    process.kill()  # SIGKILL
+    process.join()
+    assert process.exitcode == -signal.SIGKILL, "the run finished before it could be killed"
     done = len(list((killed / "generations").iterdir()))
     assert done < generations
     stored_at_kill = stored_keys(killed)
 
-    resumed = run_cli(cli_args(model_dir, prompt_file, killed, generations) + ["--resume"], killed_log)  # keeps it
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
+    assert run_counted(cli_args(model_dir, prompt_file, killed, generations) + ["--resume"], killed_log) == 0  # keeps it
     assert json.loads((killed / "config.json").read_text())["strategy"] == strategy
     front_a = json.loads((straight / "front.json").read_text())
     front_b = json.loads((killed / "front.json").read_text())
