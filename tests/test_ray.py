@@ -40,7 +40,8 @@ def local_front(config, tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each Ray worker with one CPU: identical arithmetic
     calls, original = [], CandidateEvaluator.__call__
-    CandidateEvaluator.__call__ = lambda self, schedule: calls.append(schedule_key(schedule)) or original(self, schedule)
+    CandidateEvaluator.__call__ = (lambda self, schedule, *rows: calls.append(schedule_key(schedule))
+                                   or original(self, schedule, *rows))
     try:
         out = tmp_path_factory.mktemp("local") / "run"
         search(config, out, progress=False)

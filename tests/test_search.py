@@ -62,7 +62,7 @@ def test_search_writes_a_complete_run_directory(model_dir, prompt_file, tmp_path
     out, calls = tmp_path / "run", []
     original = CandidateEvaluator.__call__
     monkeypatch.setattr(CandidateEvaluator, "__call__",
-                        lambda self, schedule: calls.append(schedule_key(schedule)) or original(self, schedule))
+                        lambda self, schedule, *rows: calls.append(schedule_key(schedule)) or original(self, schedule, *rows))
     assert main(cli_args(model_dir, prompt_file, out)) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["prompts"] == ["a w1 w2", "w3 w4", "w5 a"] and config["population"] == 6
@@ -94,9 +94,9 @@ from ecad.cli import main
 from ecad.search import evaluator, schedule_key
 log = open(sys.argv[1], "a", buffering=1)
 original = evaluator.CandidateEvaluator.__call__
-def counted(self, schedule):
+def counted(self, schedule, *rows):
     log.write(f"{os.getpid()} {schedule_key(schedule)}\\n")
-    return original(self, schedule)
+    return original(self, schedule, *rows)
 evaluator.CandidateEvaluator.__call__ = counted
 sys.exit(main(sys.argv[2:]))
 """
