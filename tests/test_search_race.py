@@ -46,7 +46,7 @@ def evaluation(cost, rows, **metrics):
 
 def test_the_paired_bound_rejects_only_a_candidate_a_cheaper_front_point_beats():
     race = QualityRace(rows=8)  # first quarter, at least 2: rows 0..1 first
-    assert (race.first, race.rest) == (range(0, 2), range(2, 8)) and first_rows(100) == 25
+    assert (race.first, race.rest) == (range(2), range(2, 8)) and first_rows(100) == 25
     race.set_front([evaluation(1.0, [0.9, 0.8, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]), evaluation(3.0, [1.0] * 8)])
     worse = evaluation(2.0, [0.5, 0.41])  # 0.4 below the cheaper point on both rows: the bound is below 0
     assert race.decide(worse).metrics["race"] == REJECTED and max(race.upper_bounds(worse)) < 0

@@ -52,7 +52,7 @@ class QualityRace:
         if not 2 <= first <= rows:
             raise ValueError(f"racing needs at least 2 first rows of the {rows} calibration rows, got {first}.")
         self.rows = rows
-        self.first, self.rest = range(0, first), range(first, rows)
+        self.first, self.rest = range(first), range(first, rows)
         self.critical = float(student_t.ppf(confidence, first - 1))
         self.front: list[tuple[float, np.ndarray]] = []  # (cost, per-row quality on the first rows)
 

@@ -344,6 +344,9 @@ def run_search(
     budget = ComputeBudget(config.budget, (evaluation_compute(e, images, full_cost) for e in store.evaluations()))
     _announce(config, images, budget, progress)
     race = QualityRace(images) if config.strategy == "race" else None
+    if race is not None:
+        _say(f"race: each new candidate is scored on the first {len(race.first)} of the {images} calibration rows, the "
+             "rest only if no cheaper front point beats it there (paired one-sided t bound)", progress)
     problem = CacheSearchProblem(encoding, store, executor, full_cost, on_candidate, budget, race)
     algorithm = NSGA2(
         pop_size=config.population,
