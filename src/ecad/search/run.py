@@ -421,7 +421,9 @@ def run_search(
             message = (f"gen {generation}: front {summary['front_size']}, best quality {summary['best_quality']:.4f}, "
                        f"lowest cost {summary['lowest_cost']:.4g} ({summary['max_speedup']:.2f}x "
                        f"{speedup_label(config.cost)}), HV {hv:.4f}, "
-                       f"{fresh['count']} new evaluations, {budget.describe()}")
+                       f"{fresh['count']} new evaluations"
+                       + (f" ({fresh['rejected']} rejected after the first rows)" if race is not None else "")
+                       + f", {budget.describe()}")
             _say(message, progress)
             if generation == 0 and fresh["count"]:
                 _estimate(config, images, budget, progress)
