@@ -1,18 +1,22 @@
-"""Issue 14's must-show: the fast search strategy against the paper's, held-out hypervolume per image-equivalent.
+"""Issue 14's must-show: cheaper search strategies against the paper's, held-out hypervolume per image-equivalent.
 
     flock /tmp/ecad-cpu.lock python benchmarks/search_efficiency.py --out runs/efficiency [--save]
 
-On tiny-shapes with tiny-reward at guidance 3, for each seed: the paper strategy and the fast strategy (exact
-shared-prefix reuse, ecad.search.prefix) run the same scaled search, each timed (wall clock, in this process,
-interleaved). At chosen generations, the archive front of each run (every non-dominated schedule evaluated so far,
-what front.json holds) is re-scored on held-out captions the search never saw (every 4th caption of the heldout
-split: 124, 1 image each, the same seeds for every schedule), and its held-out hypervolume (objectives -reward and
-MAC cost fraction, reference point (0, 1): the area no caching at reward 0 bounds) is put against the
-image-equivalents the run had spent by then (one = the MACs of one uncached image; a shared prefix counts once).
+On tiny-shapes with tiny-reward at guidance 3, for each seed: the paper strategy and the race strategy (exact
+shared-prefix reuse plus multi-fidelity racing, ecad.search.racing; ``--strategies paper,fast,race`` adds fast) run
+the same scaled search, each timed (wall clock, in this process, alternating which runs first). After every
+generation the archive front of each run (every non-dominated schedule scored on the full calibration set, what
+front.json holds) is re-scored on held-out captions the search never saw (every Nth caption of the heldout split, 1
+image each, the same seeds for every schedule), and its held-out hypervolume (objectives -reward and MAC cost
+fraction, reference point (0, 1): the area no caching at reward 0 bounds) is put against the image-equivalents the
+run had spent by then (one = the MACs of one uncached image; a shared prefix counts once, a raced candidate counts
+the rows it generated).
 
-Also reported: whether the two strategies' fronts are identical (they must be: the reuse is exact), the
-shared-prefix saving on its own (transformer calls replayed, and image-equivalents saved), and how many
-image-equivalents the fast strategy needs to reach the paper strategy's final held-out hypervolume.
+Also reported: the shared-prefix saving on its own (what fast would save on the paper run's own candidates, from the
+prefix plan and the cost table: fast's evaluations are the paper's, tested), racing's rejection rate, the decisions
+other first-stage fractions would have made on the candidates race completed (rejections, and final-front
+schedules they would have lost), and the image-equivalents each strategy needs to reach the paper strategy's final
+held-out hypervolume, as a fraction of paper's total and of what paper needed to first reach that value.
 """
 
 from __future__ import annotations
@@ -33,17 +37,18 @@ from pymoo.indicators.hv import HV  # noqa: E402
 
 import ecad  # noqa: E402
 from ecad.generation import Calibration, CalibrationGenerator  # noqa: E402
-from ecad.hooks import runtime_bits  # noqa: E402
 from ecad.loading import load_pipeline  # noqa: E402
 from ecad.metrics import get_metric  # noqa: E402
 from ecad.prompts import load_prompts  # noqa: E402
-from ecad.search import RunDirectory, SearchConfig, schedule_from_key, schedule_key, search  # noqa: E402
-from ecad.search.prefix import prefix_plan  # noqa: E402
+from ecad.search import (  # noqa: E402
+    Evaluation, EvaluationStore, RunDirectory, SearchConfig, schedule_from_key, schedule_key, search)
+from ecad.search.prefix import prefix_plan, runtime_table  # noqa: E402
+from ecad.search.racing import REJECTED, QualityRace, first_rows, on_every_row  # noqa: E402
 from ecad.search.run import archive_front  # noqa: E402
 from ecad.tiny_shapes import GUIDANCE_SCALE  # noqa: E402
 from ecad.tiny_shapes.scenes import all_captions  # noqa: E402
 
-STRATEGIES = ("paper", "fast")
+STEPS = 20
 
 
 def generations(run: Path) -> list[dict]:
@@ -52,55 +57,107 @@ def generations(run: Path) -> list[dict]:
 
 def fronts(run: Path) -> list[list[tuple[str, float]]]:
     """The archive front (key, cost fraction) after each generation, rebuilt from the generation files as
-    run_search builds it (every schedule but no caching reuses something, so all others are feasible)."""
+    run_search builds it (every schedule but no caching reuses something; raced-out rows carry rows_scored)."""
     archive: dict[str, tuple[None, np.ndarray, bool]] = {}
     out = []
     for generation in generations(run):
         for row in generation["population"]:
             archive.setdefault(row["key"], (None, np.array([-row["quality"], row["cost_fraction"]]),
-                                            row["cost_fraction"] < 1.0))
+                                            row["cost_fraction"] < 1.0 and "rows_scored" not in row))
         out.append([(k, float(archive[k][1][1])) for k in archive_front(archive)])
     return out
 
 
-def prefix_saving(run: Path, layout: ecad.ModelLayout) -> dict[str, float]:
-    """Transformer calls the fast strategy replays: each generation's new candidates, planned as the run planned
-    them."""
+def stored(run: Path) -> dict[str, Evaluation]:
+    store = EvaluationStore(run / "evaluations.sqlite")
+    try:
+        return {e.key: e for e in store.evaluations()}
+    finally:
+        store.close()
+
+
+def prefix_saving(run: Path, layout: ecad.ModelLayout, table, rows: int) -> dict[str, float]:
+    """What exact shared-prefix reuse (fast) saves on this run's own candidates: each generation's new ones planned
+    as the evaluator plans them, the replayed steps' MACs counted per calibration row."""
     seen: set[str] = set()
-    replayed = total = 0
+    replayed = steps = saved = spent = 0.0
+    image = table.full_step_macs * STEPS
     for generation in generations(run):
         new = list(dict.fromkeys(r["key"] for r in generation["population"] if r["key"] not in seen))
         seen.update(new)
         if not new:
             continue
         schedules = [schedule_from_key(k, layout) for k in new]
-        plan = prefix_plan([runtime_bits(s, layout) for s in schedules])
-        replayed += sum(p.replay for p in plan)
-        total += sum(s.num_steps for s in schedules)
-    return {"transformer_calls_replayed": replayed / total if total else 0.0, "candidate_steps": total}
+        for step in prefix_plan([runtime_table(s, layout) for s in schedules]):
+            macs = table.step_macs(schedules[step.index])
+            replayed += step.replay
+            steps += len(macs)
+            saved += rows * sum(macs[: step.replay]) / image
+            spent += rows * sum(macs) / image
+    return {"transformer_calls_replayed": replayed / steps, "image_equivalents_saved": saved / spent}
+
+
+def racing_decisions(run: Path, rows: int, fractions: list[float]) -> dict:
+    """Racing's rejection rate, and what other first-stage fractions would have decided on the candidates race
+    scored on every row (the same reference fronts: the archive front at the start of each generation)."""
+    evaluations = stored(run)
+    final = {k for k, _ in fronts(run)[-1]}
+    per_generation = fronts(run)
+    seen: set[str] = set()
+    new_total = rejected = 0
+    simulated = {f: {"rejected": 0, "on_final_front": 0} for f in fractions}
+    completed = 0
+    for g, generation in enumerate(generations(run)):
+        new = [k for k in dict.fromkeys(r["key"] for r in generation["population"]) if k not in seen]
+        seen.update(new)
+        new_total += len(new)
+        rejected += sum(evaluations[k].metrics.get("race") == REJECTED for k in new)
+        if g == 0:
+            continue
+        reference = [evaluations[k] for k, _ in per_generation[g - 1]]
+        for key in new:
+            evaluation = evaluations[key]
+            if not on_every_row(evaluation):
+                continue
+            completed += 1
+            for f in fractions:
+                race = QualityRace(rows, first_rows(rows, f))
+                race.set_front(reference)
+                m = len(race.first)
+                first = Evaluation(key, evaluation.quality, evaluation.cost,
+                                   {"row_quality": evaluation.metrics["row_quality"][:m]})
+                if race.decide(first).metrics.get("race") == REJECTED:
+                    simulated[f]["rejected"] += 1
+                    simulated[f]["on_final_front"] += key in final
+    return {"new_candidates": new_total, "rejected": rejected, "rejection_rate": rejected / new_total,
+            "completed_after_generation_0": completed,
+            "other_fractions_on_completed": {str(f): v for f, v in simulated.items()}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/efficiency")
-    parser.add_argument("--population", type=int, default=12)
-    parser.add_argument("--generations", type=int, default=8)
-    parser.add_argument("--prompts", type=int, default=8, help="calibration captions (the tiny-shapes prompt set)")
+    parser.add_argument("--population", type=int, default=8)
+    parser.add_argument("--generations", type=int, default=4)
+    parser.add_argument("--prompts", type=int, default=16, help="calibration captions (the tiny-shapes prompt set)")
     parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--checkpoints", default="0,2,4,7", help="generations whose fronts are re-scored held out")
-    parser.add_argument("--heldout-every", type=int, default=4, help="every Nth heldout caption (4: 124 captions)")
+    parser.add_argument("--strategies", default="paper,race")
+    parser.add_argument("--heldout-every", type=int, default=31, help="every Nth heldout caption (31: 16 captions)")
+    parser.add_argument("--fractions", default="0.125,0.5", help="other first-stage fractions to simulate")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--save", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
     seeds = [int(s) for s in args.seeds.split(",")]
-    checkpoints = sorted({min(int(c), args.generations - 1) for c in args.checkpoints.split(",")})
+    strategies = args.strategies.split(",")
+    assert strategies[0] == "paper", "the paper strategy is the reference: list it first"
     out = Path(args.out)
+    rows = args.prompts
 
     runs: dict[tuple[int, str], dict] = {}
     for seed in seeds:
-        order = STRATEGIES if seed % 2 == 0 else STRATEGIES[::-1]  # interleaved: neither always runs first
+        order = strategies if seed % 2 == 0 else strategies[::-1]  # alternating: neither always runs first
         for strategy in order:
             config = SearchConfig(model="tiny-shapes", prompts=load_prompts("tiny-shapes", limit=args.prompts),
                                   metric="tiny-reward", population=args.population, generations=args.generations,
@@ -116,8 +173,11 @@ def main() -> None:
     pipe.set_progress_bar_config(disable=True)
     layout = ecad.model_layout(pipe)
     captions = all_captions("heldout")[:: args.heldout_every]
-    generator = CalibrationGenerator(pipe, Calibration(tuple(captions), num_steps=20, guidance_scale=GUIDANCE_SCALE,
-                                                       batch_size=31, seed=0))
+    generator = CalibrationGenerator(pipe, Calibration(tuple(captions), num_steps=STEPS, guidance_scale=GUIDANCE_SCALE,
+                                                       batch_size=16, seed=0))
+    calibration = CalibrationGenerator(pipe, Calibration(tuple(load_prompts("tiny-shapes", limit=args.prompts)),
+                                                         num_steps=STEPS, guidance_scale=GUIDANCE_SCALE))
+    table = calibration.cost_table()
     metric = get_metric("tiny-reward")
     heldout: dict[str, float] = {}
 
@@ -130,38 +190,48 @@ def main() -> None:
     results = []
     for seed in seeds:
         per_strategy = {}
-        for strategy in STRATEGIES:
+        for strategy in strategies:
             run = runs[seed, strategy]
             summaries = [g["summary"] for g in generations(run["path"])]
             curve = []
-            for g in checkpoints:
-                front = fronts(run["path"])[g]
+            for g, front in enumerate(fronts(run["path"])):
                 points = np.array([[-score(k), cost] for k, cost in front])
                 curve.append({"generation": g, "compute_spent": summaries[g]["compute_spent"],
                               "heldout_hv": float(hv(points)), "front_size": len(front)})
             per_strategy[strategy] = {"wall_s": run["wall_s"], "evaluations": run["evaluations"],
                                       "compute_spent": summaries[-1]["compute_spent"], "curve": curve}
-        paper, fast = per_strategy["paper"], per_strategy["fast"]
-        same = (json.loads((runs[seed, "paper"]["path"] / "front.json").read_text())
-                == json.loads((runs[seed, "fast"]["path"] / "front.json").read_text()))
+        paper = per_strategy["paper"]
         target = paper["curve"][-1]["heldout_hv"]
-        reached = next((p["compute_spent"] for p in fast["curve"] if p["heldout_hv"] >= target), None)
-        results.append({
-            "seed": seed, "paper": paper, "fast": fast, "identical_fronts": same,
-            "prefix_saving": {**prefix_saving(runs[seed, "fast"]["path"], layout),
-                              "image_equivalents_saved": 1 - fast["compute_spent"] / paper["compute_spent"]},
-            "fast_compute_to_reach_paper_final_hv": reached,
-            "fraction_of_paper_compute": reached / paper["compute_spent"] if reached is not None else None,
-            "measured_wall_speedup": paper["wall_s"] / fast["wall_s"],
-        })
-    no_cache = score(schedule_key(layout.full_schedule(20)))
-    fractions = [r["fraction_of_paper_compute"] for r in results if r["fraction_of_paper_compute"] is not None]
+        paper_first = next(p["compute_spent"] for p in paper["curve"] if p["heldout_hv"] >= target)
+        entry = {"seed": seed, **per_strategy, "paper_final_heldout_hv": target,
+                 "paper_compute_to_first_reach_its_final_hv": paper_first,
+                 "prefix_saving_on_paper_candidates": prefix_saving(runs[seed, "paper"]["path"], layout, table, rows)}
+        for strategy in strategies[1:]:
+            reached = next((p["compute_spent"] for p in per_strategy[strategy]["curve"] if p["heldout_hv"] >= target),
+                           None)
+            entry[strategy].update({
+                "compute_to_reach_paper_final_hv": reached,
+                "fraction_of_paper_total": reached / paper["compute_spent"] if reached is not None else None,
+                "fraction_of_paper_first_reach": reached / paper_first if reached is not None else None,
+                "final_heldout_hv": per_strategy[strategy]["curve"][-1]["heldout_hv"],
+                "wall_s_vs_paper": per_strategy[strategy]["wall_s"] / paper["wall_s"],
+            })
+            if strategy == "race":
+                entry["race"]["racing"] = racing_decisions(runs[seed, "race"]["path"], rows,
+                                                           [float(f) for f in args.fractions.split(",")])
+        results.append(entry)
+    no_cache = score(schedule_key(layout.full_schedule(STEPS)))
+    cheaper = strategies[1:]
+    fractions = [r[s]["fraction_of_paper_total"] for r in results for s in cheaper]
     record = {
         "benchmark": "search_efficiency", **environment(), "population": args.population,
-        "generations": args.generations, "calibration_prompts": args.prompts, "images_per_prompt": 1, "steps": 20,
-        "guidance": GUIDANCE_SCALE, "heldout_captions": len(captions), "heldout_no_cache_reward": no_cache,
-        "checkpoints": checkpoints, "seeds": results,
-        "target_met": bool(fractions) and len(fractions) == len(results) and max(fractions) <= 0.10,
+        "generations": args.generations, "calibration_prompts": args.prompts, "images_per_prompt": 1, "steps": STEPS,
+        "guidance": GUIDANCE_SCALE, "strategies": strategies, "race_first_rows": first_rows(rows),
+        "heldout_captions": len(captions), "heldout_no_cache_reward": no_cache,
+        "heldout_schedules_scored": len(heldout), "seeds": results,
+        "target_met": {s: all(r[s]["fraction_of_paper_total"] is not None and r[s]["fraction_of_paper_total"] <= 0.10
+                              for r in results) for s in cheaper},
+        "fractions_of_paper_total": fractions,
     }
     plot(record, RESULTS / "search_efficiency.png")
     emit("search_efficiency", record, args.save)
@@ -174,14 +244,16 @@ def plot(record: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    styles = {"paper": "o-", "fast": "s--", "race": "^-."}
     for run in record["seeds"]:
-        for strategy, style in (("paper", "o-"), ("fast", "s--")):
+        for strategy in record["strategies"]:
             curve = run[strategy]["curve"]
-            ax.plot([p["compute_spent"] for p in curve], [p["heldout_hv"] for p in curve], style,
+            ax.plot([p["compute_spent"] for p in curve], [p["heldout_hv"] for p in curve], styles[strategy],
                     label=f"{strategy}, seed {run['seed']}")
     ax.set_xlabel("image-equivalents spent (one = one uncached image's MACs)")
     ax.set_ylabel(f"held-out hypervolume ({record['heldout_captions']} captions)")
-    ax.set_title("tiny-shapes, tiny-reward: search strategies", fontsize=9)
+    ax.set_title(f"tiny-shapes, tiny-reward: population {record['population']}, {record['generations']} generations, "
+                 f"{record['calibration_prompts']} calibration captions", fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

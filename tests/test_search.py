@@ -63,10 +63,10 @@ def run_counted(args, log):
 
     original = evaluator.CandidateEvaluator.__call__
 
-    def counted(self, schedule):
+    def counted(self, schedule, *rows):
         with open(log, "a") as f:
             f.write(f"{os.getpid()} {schedule_key(schedule)}\n")
-        return original(self, schedule)
+        return original(self, schedule, *rows)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(evaluator.CandidateEvaluator, "__call__", counted)

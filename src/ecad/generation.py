@@ -51,6 +51,7 @@ class Generated:
     images: torch.Tensor  # float [N, 3, H, W] in [0, 1], on the CPU
     latents: torch.Tensor  # the final latents, on the CPU
     prompts: list[str]
+    first: int = 0  # the calibration row its first image is (a subset of the rows: racing scores some rows first)
 
 
 class CalibrationGenerator:
@@ -71,8 +72,9 @@ class CalibrationGenerator:
             self.embeddings = self.adapter.encode_prompts(pipe, self.prompts, calibration.guidance_scale)
         self.handle = None
 
-    def __call__(self, schedule: CacheSchedule | None, progress: bool = False) -> Generated:
-        """The calibration rows under ``schedule`` (``None``: uncached); ``progress`` shows a bar of images."""
+    def __call__(self, schedule: CacheSchedule | None, progress: bool = False, rows: range | None = None) -> Generated:
+        """The calibration rows (``rows``: only those, consecutive) under ``schedule`` (``None``: uncached);
+        ``progress`` shows a bar of images."""
         if schedule is None:
             if self.handle is not None:
                 self.handle.disable()
@@ -81,17 +83,20 @@ class CalibrationGenerator:
             self.handle = enable_cache(self.pipe, schedule)
         else:
             self.handle.set_schedule(schedule)
+        rows = rows if rows is not None else range(len(self.prompts))
+        if rows.step != 1 or not 0 <= rows.start < rows.stop <= len(self.prompts):
+            raise ValueError(f"rows {rows} are not consecutive calibration rows of 0..{len(self.prompts) - 1}.")
         images, latents = [], []
         size = self.calibration.batch_size
-        bar = tqdm(total=len(self.prompts), desc="images", unit="img", leave=False, disable=not progress)
+        bar = tqdm(total=len(rows), desc="images", unit="img", leave=False, disable=not progress)
         with bar, progress_bar_off(self.pipe):
-            for start in range(0, len(self.prompts), size):
-                batch = slice(start, start + size)
+            for start in range(rows.start, rows.stop, size):
+                batch = slice(start, min(start + size, rows.stop))
                 lat = self._generate(batch)
                 latents.append(lat.float().cpu())
                 images.append(self.adapter.decode_latents(self.pipe, lat, self.height, self.width).float().cpu())
                 bar.update(len(self.prompts[batch]))
-        return Generated(torch.cat(images), torch.cat(latents), list(self.prompts))
+        return Generated(torch.cat(images), torch.cat(latents), self.prompts[rows.start:rows.stop], rows.start)
 
     def observe(self, rows: int = 1) -> list[TransformerCall]:
         """The transformer calls of one denoising step of this generator's own call for its first ``rows`` rows

@@ -11,8 +11,9 @@ CONVENTIONS = ("full", "paper")  # MAC counting: attention core included, or the
 COSTS = ("macs", "latency")  # the search's cost objective
 EXECUTOR_NAMES = ("local", "ray")
 # paper: the faithful reproduction, each candidate generated on its own; fast: the same evaluations with shared step
-# prefixes computed once (ecad.search.prefix)
-STRATEGIES = ("paper", "fast")
+# prefixes computed once (ecad.search.prefix); race: fast, and the full calibration set spent only on candidates that
+# can still enter the front (ecad.search.racing)
+STRATEGIES = ("paper", "fast", "race")
 ACTIONS = ("reuse", "reuse,forecast")  # what a search may do instead of recomputing: the paper's reuse, or also forecast
 # Registered quality metrics (ecad.metrics.METRICS; a test keeps the two equal).
 METRIC_NAMES = ("clip", "fid", "fidelity", "image-reward", "pickscore", "shape-fid", "tiny-reward")

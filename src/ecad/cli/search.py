@@ -43,7 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--strategy", choices=STRATEGIES,
                         help="paper: the paper's search, each candidate generated on its own (default for a new run); "
                              "fast: the same evaluations with shared step prefixes computed once (exact); "
-                             "--resume keeps the run's")
+                             "race: fast, and each new candidate scored on the first quarter of the rows, the rest "
+                             "only if it can still enter the front (not the paper's result); --resume keeps the run's")
     parser.add_argument("--budget", type=arguments.typed(real(above=0), float),
                         help="stop once this many image-equivalents are spent (one = one uncached image; a cached "
                              "one counts its MACs); resumable, may grow on --resume")

@@ -2,14 +2,15 @@
 
 A metric is a :class:`QualityMetric` subclass registered in ``METRICS`` under its ``name``: ``ecad search --metric``
 and ``ecad eval --metrics`` accept every registered name, and a metric that needs the uncached images sets
-``needs_reference``. New metrics add their class to ``METRICS``.
+``needs_reference``; a :class:`RowMetric` averages one score per row, so candidates can be raced on some rows
+(``--strategy race``). New metrics add their class to ``METRICS``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .base import QualityMetric
+from .base import QualityMetric, RowMetric
 from .clip import ClipMetric
 from .fid import FidMetric
 from .fidelity import FidelityMetric
@@ -24,7 +25,7 @@ METRICS: dict[str, type[QualityMetric]] = {
 
 __all__ = [
     "METRICS", "ClipMetric", "FidMetric", "FidelityMetric", "ImageRewardMetric", "PickScoreMetric", "QualityMetric",
-    "ShapeFidMetric", "TinyRewardMetric", "get_metric",
+    "RowMetric", "ShapeFidMetric", "TinyRewardMetric", "get_metric",
 ]
 
 

@@ -30,6 +30,21 @@ class QualityMetric:
         raise NotImplementedError
 
 
+class RowMetric(QualityMetric):
+    """A metric whose numbers are means of one number per calibration row (image): a candidate can be scored on
+    some rows first and compared with another row by row, on the same prompts and seeds (``--strategy race``).
+
+    Subclasses implement :meth:`rows`; ``__call__`` is the mean of each.
+    """
+
+    def rows(self, generated: Generated) -> dict[str, torch.Tensor]:
+        """``{"quality": [N], ...}``: every number ``__call__`` reports, one value per row of ``generated``."""
+        raise NotImplementedError
+
+    def __call__(self, generated: Generated) -> dict[str, float]:
+        return {name: values.mean().item() for name, values in self.rows(generated).items()}
+
+
 BATCH_SIZE = 128  # images per forward pass of a metric model: a candidate's 1,000 images in 8 calls
 
 
@@ -45,7 +60,7 @@ def row_batches(rows: int, batch_size: int) -> Iterator[slice]:
     return (slice(start, min(start + batch_size, rows)) for start in range(0, rows, batch_size))
 
 
-class PromptImageMetric(QualityMetric):
+class PromptImageMetric(RowMetric):
     """A reference-free model that scores each image against its own prompt; quality = the mean score.
 
     The model loads on first use (``cache_dir`` / ``local_files_only`` go to the hub download) and runs on
@@ -78,6 +93,6 @@ class PromptImageMetric(QualityMetric):
             for rows in row_batches(len(prompts), self.batch_size)
         ])
 
-    def __call__(self, generated: Generated) -> dict[str, float]:
-        mean = self.score(generated.images, generated.prompts).mean().item()
-        return {"quality": mean, self.score_name: mean}
+    def rows(self, generated: Generated) -> dict[str, torch.Tensor]:
+        scores = self.score(generated.images, generated.prompts)
+        return {"quality": scores, self.score_name: scores}

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..generation import Generated
-from .base import QualityMetric
+from .base import QualityMetric, RowMetric
 
 
 def _reward_model(model: Any | None, device: str | None) -> Any:
@@ -20,7 +20,7 @@ def _reward_model(model: Any | None, device: str | None) -> Any:
     return load_reward_model(device=device or "cpu")
 
 
-class TinyRewardMetric(QualityMetric):
+class TinyRewardMetric(RowMetric):
     """Quality = mean probability that an image shows its caption; ``match_rate`` = share judged a match (> 0.5).
 
     Only for tiny-shapes captions ("a small red circle above a large blue square").
@@ -31,10 +31,9 @@ class TinyRewardMetric(QualityMetric):
     def __init__(self, model: Any | None = None, device: str | None = None) -> None:
         self.model = _reward_model(model, device)
 
-    def __call__(self, generated: Generated) -> dict[str, float]:
+    def rows(self, generated: Generated) -> dict[str, torch.Tensor]:
         scores = self.model.score(generated.images, list(generated.prompts))
-        return {"quality": scores.mean().item(), "tiny_reward": scores.mean().item(),
-                "match_rate": (scores > 0.5).float().mean().item()}
+        return {"quality": scores, "tiny_reward": scores, "match_rate": (scores > 0.5).float()}
 
 
 class ShapeFidMetric(QualityMetric):

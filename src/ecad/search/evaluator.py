@@ -16,7 +16,7 @@ from ..hooks import model_layout
 from ..latency import LatencyTable, measure_call_latency
 from ..loading import load_pipeline
 from ..macs import CostTable
-from ..metrics import QualityMetric, get_metric
+from ..metrics import QualityMetric, RowMetric, get_metric
 from ..schedule import CacheSchedule
 from ..schedule_io import write_json
 from .prefix import apply_prefix_replay, prefix_plan, remove_prefix_replay, runtime_table
@@ -31,9 +31,11 @@ class CandidateEvaluator:
     """``evaluator(schedule) -> Evaluation``; the text is encoded and the reference generated once per run. Each
     candidate's first images are kept in the run directory for the report (:class:`SampleStore`).
 
-    ``strategy="fast"`` evaluates a batch of candidates (:meth:`map`) with exact shared-prefix reuse
-    (:mod:`ecad.search.prefix`): the same evaluations, fewer transformer calls. Every evaluation records the
+    ``strategy="fast"`` (and ``"race"``) evaluates a batch of candidates (:meth:`map`) with exact shared-prefix
+    reuse (:mod:`ecad.search.prefix`): the same evaluations, fewer transformer calls. Every evaluation records the
     compute it spent in image-equivalents (``compute``: one = one uncached image's MACs; steps it replayed cost 0).
+    Given ``rows`` (racing, :mod:`ecad.search.racing`), only those calibration rows are generated and scored, and
+    the evaluation also records their per-row quality (``row_quality``) and how many there are (``rows_scored``).
     """
 
     def __init__(
@@ -46,9 +48,13 @@ class CandidateEvaluator:
         self.latency = latency
         self.samples = SampleStore(run_path)
         self.layout = model_layout(generator.pipe)
+        if strategy == "race" and not isinstance(metric, RowMetric):
+            raise ValueError(f"--strategy race compares candidates row by row, and the metric {metric.name!r} is not "
+                             "a mean of per-row scores (a distance between image sets); use --strategy fast, or a "
+                             "per-row metric (tiny-reward, fidelity, image-reward, pickscore, clip).")
         if metric.needs_reference:
             metric.prepare(self._reference(run_path / "reference.safetensors"))
-        self.prefix = apply_prefix_replay(generator.pipe.transformer) if strategy == "fast" else None
+        self.prefix = apply_prefix_replay(generator.pipe.transformer) if strategy in ("fast", "race") else None
 
     def _reference(self, path: Path) -> Generated:
         """Uncached images of the calibration rows, generated once and kept in the run directory."""
@@ -65,30 +71,38 @@ class CandidateEvaluator:
         tmp.replace(path)
         return reference
 
-    def __call__(self, schedule: CacheSchedule) -> Evaluation:
-        generated = self.generator(schedule)
+    def __call__(self, schedule: CacheSchedule, rows: range | None = None) -> Evaluation:
+        generated = self.generator(schedule, rows=rows)
         key = schedule_key(schedule)
-        self.samples.keep(key, generated.images)
-        scores = self.metric(generated)
+        if generated.first == 0:
+            self.samples.keep(key, generated.images)
+        if rows is None:
+            scores = self.metric(generated)
+            raced = {}
+        else:
+            per_row = self.metric.rows(generated)
+            scores = {name: values.mean().item() for name, values in per_row.items()}
+            raced = {"row_quality": per_row["quality"].tolist(), "rows_scored": len(rows)}
         steps = self.cost_table.step_macs(schedule)
         replayed = self.prefix.plan.replay if self.prefix is not None and self.prefix.plan is not None else 0
         image = self.cost_table.full_step_macs * schedule.num_steps
-        extra = {"macs": sum(steps), "compute": len(self.generator.prompts) * sum(steps[replayed:]) / image}
+        extra = {"macs": sum(steps), "compute": len(generated.images) * sum(steps[replayed:]) / image, **raced}
         cost = float(extra["macs"])
         if self.latency is not None:
             cost = extra["seconds"] = self.latency.schedule_seconds(schedule)
         return Evaluation(key, float(scores["quality"]), cost, {**scores, **extra})
 
-    def map(self, schedules: list[CacheSchedule]) -> Iterator[Evaluation]:
-        """Evaluate a generation's candidates, each yielded when done (with prefix reuse: in its plan's order)."""
+    def map(self, schedules: list[CacheSchedule], rows: range | None = None) -> Iterator[Evaluation]:
+        """Evaluate a generation's candidates (on ``rows`` only, if given), each yielded when done (with prefix
+        reuse: in its plan's order)."""
         if self.prefix is None:
             for schedule in schedules:
-                yield self(schedule)
+                yield self(schedule, rows)
             return
         try:
             for step in prefix_plan([runtime_table(s, self.layout) for s in schedules]):
                 self.prefix.begin(step)
-                yield self(schedules[step.index])
+                yield self(schedules[step.index], rows)
         finally:
             self.prefix.clear()
 

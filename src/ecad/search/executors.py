@@ -34,8 +34,9 @@ class LocalExecutor:
         """(height, width) the candidates are generated at: the config's, else the model's default."""
         return self.evaluator.generator.height, self.evaluator.generator.width
 
-    def map(self, schedules: list[CacheSchedule]) -> Iterator[Evaluation]:
-        yield from self.evaluator.map(schedules)
+    def map(self, schedules: list[CacheSchedule], rows: range | None = None) -> Iterator[Evaluation]:
+        """Each schedule's evaluation on the calibration rows (``rows``: only those), as each is done."""
+        yield from self.evaluator.map(schedules, rows)
 
     def close(self) -> None:
         self.evaluator.close()

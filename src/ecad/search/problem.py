@@ -21,6 +21,7 @@ from pymoo.core.problem import Problem
 from ..adapters import ModelLayout
 from ..schedule import CacheSchedule
 from .budget import ComputeBudget
+from .racing import PENDING, QualityRace
 from .store import Evaluation, EvaluationStore, schedule_key
 
 
@@ -61,7 +62,10 @@ class CacheSearchProblem(Problem):
     """Evaluates a generation's new candidates through the executor; the store answers the ones seen before.
 
     With a ``budget``, every new evaluation's compute is added to it, and no candidate starts once it is spent
-    (:class:`ecad.search.budget.BudgetSpent` ends the generation; what was evaluated is stored).
+    (:class:`ecad.search.budget.BudgetSpent` ends the generation; what was evaluated is stored). With a ``race``
+    (:class:`ecad.search.racing.QualityRace`) the new candidates are scored on its first rows, each decision is
+    stored with them, and the ones not rejected are completed on the remaining rows (also when a stopped run left
+    them pending).
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class CacheSearchProblem(Problem):
         full_cost: float,
         on_candidate: Callable[[Evaluation, bool], None] | None = None,
         budget: ComputeBudget | None = None,
+        race: QualityRace | None = None,
     ) -> None:
         super().__init__(n_var=encoding.n_var, n_obj=2, n_ieq_constr=1, xl=0, xu=encoding.values - 1,
                          vtype=int if encoding.forecasts else bool)
@@ -81,29 +86,47 @@ class CacheSearchProblem(Problem):
         self.full_cost = full_cost
         self.on_candidate = on_candidate or (lambda evaluation, cached: None)
         self.budget = budget or ComputeBudget(None)
+        self.race = race
 
     def _evaluate(self, X: np.ndarray, out: dict, *args: Any, **kwargs: Any) -> None:
-        schedules = [self.encoding.decode(x) for x in X]
-        keys = [schedule_key(s) for s in schedules]
-        known = {key: self.store.get(key) for key in keys}
-        missing = {key: s for key, s in zip(keys, schedules) if known[key] is None}
-        for key, evaluation in known.items():
-            if evaluation is not None:
+        schedules = {schedule_key(s): s for s in (self.encoding.decode(x) for x in X)}
+        known = {key: self.store.get(key) for key in schedules}
+        for evaluation in known.values():
+            if evaluation is not None and evaluation.metrics.get("race") != PENDING:
                 self.on_candidate(evaluation, True)
-        if missing:
-            self.budget.check()
-            evaluations = self.executor.map(list(missing.values()))
-            try:
-                started = time.perf_counter()
-                for done, evaluation in enumerate(evaluations, 1):
-                    self.store.put(evaluation)  # committed before anything else happens: crash-safe
-                    known[evaluation.key] = evaluation
-                    self.budget.add(float(evaluation.metrics.get("compute", 0.0)), time.perf_counter() - started)
-                    self.on_candidate(evaluation, False)
-                    if done < len(missing):
-                        self.budget.check()
-                    started = time.perf_counter()
-            finally:
-                getattr(evaluations, "close", lambda: None)()
+        missing = [key for key, evaluation in known.items() if evaluation is None]
+        if self.race is None:
+            self._evaluate_rows(schedules, missing, known, None, lambda evaluation: evaluation)
+        else:
+            race = self.race
+            self._evaluate_rows(schedules, missing, known, race.first, race.decide)
+            pending = [key for key, evaluation in known.items() if evaluation.metrics.get("race") == PENDING]
+            self._evaluate_rows(schedules, pending, known, race.rest,
+                                lambda evaluation: race.complete(known[evaluation.key], evaluation), replace=True)
+        keys = [schedule_key(self.encoding.decode(x)) for x in X]
         out["F"] = np.array([[-known[k].quality, known[k].cost / self.full_cost] for k in keys], dtype=float)
         out["G"] = np.array([[1.0 - float((np.asarray(x).astype(int) != 1).sum())] for x in X], dtype=float)
+
+    def _evaluate_rows(
+        self, schedules: dict[str, CacheSchedule], keys: list[str], known: dict[str, Evaluation | None],
+        rows: range | None, finish: Callable[[Evaluation], Evaluation], replace: bool = False,
+    ) -> None:
+        """Evaluate ``keys`` on ``rows`` (``None``: all) through the executor; ``finish`` makes what is stored."""
+        if not keys:
+            return
+        self.budget.check()
+        evaluations = self.executor.map([schedules[key] for key in keys], rows)
+        try:
+            started = time.perf_counter()
+            for done, evaluation in enumerate(evaluations, 1):
+                stored = finish(evaluation)
+                self.store.put(stored, replace)  # committed before anything else happens: crash-safe
+                known[stored.key] = stored
+                self.budget.add(float(evaluation.metrics.get("compute", 0.0)), time.perf_counter() - started)
+                if stored.metrics.get("race") != PENDING:
+                    self.on_candidate(stored, False)
+                if done < len(keys):
+                    self.budget.check()
+                started = time.perf_counter()
+        finally:
+            getattr(evaluations, "close", lambda: None)()

@@ -55,8 +55,8 @@ class EvaluationWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def evaluate(self, schedule: dict[str, Any]) -> dict[str, Any]:
-        evaluation = self.evaluator(CacheSchedule.from_dict(schedule))
+    def evaluate(self, schedule: dict[str, Any], rows: range | None = None) -> dict[str, Any]:
+        evaluation = self.evaluator(CacheSchedule.from_dict(schedule), rows)
         return dataclasses.asdict(evaluation)
 
 
@@ -107,7 +107,8 @@ class RayExecutor:
     def image_size(self) -> tuple[int, int]:
         return self.size
 
-    def map(self, schedules: list[CacheSchedule]) -> Iterator[Evaluation]:
+    def map(self, schedules: list[CacheSchedule], rows: range | None = None) -> Iterator[Evaluation]:
+        """Each schedule's evaluation (on ``rows`` only, if given), in the order the workers finish."""
         ray = self.ray
         queue = deque(schedules)
         idle = list(self.workers)
@@ -115,7 +116,7 @@ class RayExecutor:
         while queue or running:
             while queue and idle:
                 worker, schedule = idle.pop(), queue.popleft()
-                running[worker.evaluate.remote(schedule.to_dict())] = (worker, schedule)
+                running[worker.evaluate.remote(schedule.to_dict(), rows)] = (worker, schedule)
             if not running:
                 raise RuntimeError("every Ray worker has died; the finished candidates are stored, resume the run.")
             (done,), _ = ray.wait(list(running), num_returns=1)

@@ -48,6 +48,7 @@ from ..validation import check_fields, checked, device, one_of, optional, pixels
 from .budget import BudgetSpent, ComputeBudget, evaluation_compute
 from .operators import ActionMutation
 from .problem import CacheSearchProblem, ScheduleEncoding
+from .racing import RACE_FIELDS, REJECTED, QualityRace, on_every_row
 from .samples import SampleStore
 from .store import CorruptRunError, Evaluation, EvaluationStore, schedule_key
 
@@ -62,7 +63,7 @@ _COST_MODEL_BEFORE = "assumed-inputs/0"
 RESUMABLE_CHANGES = ("generations", "device", "budget")
 COSTS = ("macs", "latency")
 # Numbers an evaluation records that are not its score (kept out of score records and front rows' scores).
-NOT_SCORES = ("macs", "seconds", "compute")
+NOT_SCORES = ("macs", "seconds", "compute", *RACE_FIELDS)
 
 # The shapes of the files `ecad front` and `ecad report` read back.
 FRONT_SCHEMA = {
@@ -125,6 +126,11 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        rows = len(self.prompts) * self.images_per_prompt
+        if self.strategy == "race" and rows < 3:
+            raise ValueError(f"--strategy race needs at least 3 calibration rows (2 scored first, the rest raced "
+                             f"for), this run has {rows} (prompts x images per prompt); add prompts or "
+                             "--images-per-prompt, or use --strategy fast.")
 
     @property
     def forecast_order(self) -> int | None:
@@ -275,7 +281,7 @@ class RunDirectory:
 def _results(evaluation: Evaluation) -> dict[str, Any]:
     """What a front row shows of an evaluation: its scores and costs; the compute spent on it depends on what it
     shared with the candidates around it, so it is counted per generation, not per schedule."""
-    return {k: v for k, v in evaluation.metrics.items() if k != "compute"}
+    return {k: v for k, v in evaluation.metrics.items() if k != "compute" and k not in RACE_FIELDS}
 
 
 @dataclass
@@ -326,17 +332,22 @@ def run_search(
     names = {schedule_key(s): s.metadata.get("name") for s in seeds}
     samples = SampleStore(run_dir.path)
     candidates = tqdm(desc="candidates", unit="cand", leave=False, position=1, disable=not progress)
-    fresh = {"count": 0}
+    fresh = {"count": 0, "rejected": 0}
 
     def on_candidate(evaluation: Evaluation, cached: bool) -> None:
         candidates.set_postfix_str(budget.describe(), refresh=False)
         candidates.update()
         fresh["count"] += 0 if cached else 1
+        fresh["rejected"] += int(not cached and evaluation.metrics.get("race") == REJECTED)
 
     images = len(config.prompts) * config.images_per_prompt  # calibration rows per candidate
     budget = ComputeBudget(config.budget, (evaluation_compute(e, images, full_cost) for e in store.evaluations()))
     _announce(config, images, budget, progress)
-    problem = CacheSearchProblem(encoding, store, executor, full_cost, on_candidate, budget)
+    race = QualityRace(images) if config.strategy == "race" else None
+    if race is not None:
+        _say(f"race: each new candidate is scored on the first {len(race.first)} of the {images} calibration rows, the "
+             "rest only if no cheaper front point beats it there (paired one-sided t bound)", progress)
+    problem = CacheSearchProblem(encoding, store, executor, full_cost, on_candidate, budget, race)
     algorithm = NSGA2(
         pop_size=config.population,
         sampling=np.stack([encoding.encode(s) for s in seeds]),
@@ -347,16 +358,19 @@ def run_search(
     )
     algorithm.setup(problem, termination=("n_gen", config.generations), seed=config.seed, verbose=False)
     reference_point: np.ndarray | None = None
-    archive: dict[str, tuple[np.ndarray, np.ndarray, bool]] = {}  # every schedule evaluated so far: x, F, feasible
+    # every schedule evaluated so far: x, F, whether it may be on the front (feasible, scored on every row)
+    archive: dict[str, tuple[np.ndarray, np.ndarray, bool]] = {}
     hypervolumes: list[float] = []
     front_rows: list[dict[str, Any]] = []
     bar = tqdm(total=config.generations, desc="generations", unit="gen", position=0, disable=not progress)
     stopped = None
     try:
         while algorithm.has_next():
-            started, fresh["count"] = time.perf_counter(), 0
+            started, fresh["count"], fresh["rejected"] = time.perf_counter(), 0, 0
             population = algorithm.ask()
             candidates.reset(total=len(population))
+            if race is not None:  # decisions against the front as it is now, whatever order candidates finish in
+                race.set_front(store.get(k) for k in archive_front(archive))
             try:
                 algorithm.evaluator.eval(problem, population)
             except BudgetSpent as spent:
@@ -369,7 +383,9 @@ def run_search(
             if reference_point is None:  # fixed after the first generation, so hypervolumes compare
                 reference_point = np.array([F[:, 0].max() + 1e-9, 1.0 + 1e-9])
             for x, f, g in zip(population.get("X"), F, population.get("G")):
-                archive.setdefault(schedule_key(encoding.decode(x)), (x, f, bool(g[0] <= 0)))
+                key = schedule_key(encoding.decode(x))
+                if key not in archive:
+                    archive[key] = (x, f, bool(g[0] <= 0) and on_every_row(store.get(key)))
             front_keys = archive_front(archive)
             hv = float(HV(ref_point=reference_point)(np.array([archive[k][1] for k in front_keys]))) if front_keys else 0.0
             hypervolumes.append(hv)
@@ -394,13 +410,20 @@ def run_search(
                 key = schedule_key(encoding.decode(x))
                 rows.append({"key": key, "name": names.get(key), "quality": -float(neg_quality),
                              "cost_fraction": float(cost_fraction)})
+                evaluation = store.get(key)
+                if race is not None and not on_every_row(evaluation):  # its quality is a partial mean
+                    rows[-1]["rows_scored"] = evaluation.metrics["rows_scored"]
+            if race is not None:
+                summary["rejected"] = fresh["rejected"]
             generation = len(hypervolumes) - 1
             run_dir.write_generation(generation, rows, summary)
             bar.update()
             message = (f"gen {generation}: front {summary['front_size']}, best quality {summary['best_quality']:.4f}, "
                        f"lowest cost {summary['lowest_cost']:.4g} ({summary['max_speedup']:.2f}x "
                        f"{speedup_label(config.cost)}), HV {hv:.4f}, "
-                       f"{fresh['count']} new evaluations, {budget.describe()}")
+                       f"{fresh['count']} new evaluations"
+                       + (f" ({fresh['rejected']} rejected after the first rows)" if race is not None else "")
+                       + f", {budget.describe()}")
             _say(message, progress)
             if generation == 0 and fresh["count"]:
                 _estimate(config, images, budget, progress)

@@ -136,9 +136,11 @@ class EvaluationStore:
         row = self.db.execute("SELECT quality, cost, metrics FROM evaluations WHERE key = ?", (key,)).fetchone()
         return None if row is None else Evaluation(key, row[0], row[1], json.loads(row[2]))
 
-    def put(self, evaluation: Evaluation) -> None:
+    def put(self, evaluation: Evaluation, replace: bool = False) -> None:
+        """Store ``evaluation``; a key already stored is kept, unless ``replace`` (a raced candidate's first-stage
+        evaluation, completed on the remaining rows)."""
         self.db.execute(
-            "INSERT OR IGNORE INTO evaluations VALUES (?, ?, ?, ?, ?)",
+            f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO evaluations VALUES (?, ?, ?, ?, ?)",
             (evaluation.key, evaluation.quality, evaluation.cost, json.dumps(evaluation.metrics), time.time()),
         )
 

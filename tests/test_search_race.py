@@ -1,0 +1,161 @@
+"""``--strategy race``: per-row metric scores, the paired decision, fronts of full-set scores only, compute counted
+per generated row, and the same front after an interruption and a resume."""
+
+import json
+
+import pytest
+import torch
+from test_search_strategy import run_files, summaries
+
+from ecad.cli import main
+from ecad.generation import Generated
+from ecad.metrics import FidelityMetric, FidMetric, TinyRewardMetric
+from ecad.search import SearchConfig, search
+from ecad.search.racing import PENDING, REJECTED, QualityRace, first_rows, on_every_row
+from ecad.search.store import Evaluation, EvaluationStore
+
+RACE_ROWS = 4  # 2 prompts x 2 images: the first 2 rows are scored first, 2 are raced for
+
+
+def race_config(model_dir, strategy="race", **changes):
+    """The conftest ``tiny_run``'s settings with 2 images per prompt, in batches of the first stage's 2 rows."""
+    return SearchConfig(model=str(model_dir), prompts=["a w1 w2", "w3 w4"], population=4, generations=3,
+                        images_per_prompt=2, num_steps=6, height=16, width=16, batch_size=2, device="cpu",
+                        strategy=strategy, **changes)
+
+
+def stored(out):
+    store = EvaluationStore(out / "evaluations.sqlite")
+    try:
+        return {e.key: e for e in store.evaluations()}
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def race_run(tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("race") / "run"
+    search(race_config(tiny_model_dir), out, progress=False)
+    return out
+
+
+def evaluation(cost, rows, **metrics):
+    return Evaluation("k", sum(rows) / len(rows), cost, {"row_quality": list(rows), "rows_scored": len(rows),
+                                                          **metrics})
+
+
+def test_the_paired_bound_rejects_only_a_candidate_a_cheaper_front_point_beats():
+    race = QualityRace(rows=8)  # first quarter, at least 2: rows 0..1 first
+    assert (race.first, race.rest) == (range(2), range(2, 8)) and first_rows(100) == 25
+    race.set_front([evaluation(1.0, [0.9, 0.8, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]), evaluation(3.0, [1.0] * 8)])
+    worse = evaluation(2.0, [0.5, 0.41])  # 0.4 below the cheaper point on both rows: the bound is below 0
+    assert race.decide(worse).metrics["race"] == REJECTED and max(race.upper_bounds(worse)) < 0
+    noisy = evaluation(2.0, [0.5, 0.8])  # worse on average, but the two rows disagree too much to be sure
+    assert race.decide(noisy).metrics["race"] == PENDING
+    cheapest = evaluation(0.5, [0.0, 0.0])  # no front point costs as little: nothing to compare with
+    assert race.upper_bounds(cheapest) == [] and race.decide(cheapest).metrics["race"] == PENDING
+    # Only points that cost at most the candidate's cost count: the expensive one beats `worse` too, yet alone
+    # it is no reason to reject (the candidate may still be on the front as the cheaper schedule).
+    race.set_front([evaluation(3.0, [1.0] * 8)])
+    assert race.decide(worse).metrics["race"] == PENDING
+
+    first = evaluation(2.0, [0.5, 0.25], macs=10, compute=0.5, ssim=0.25)
+    rest = evaluation(2.0, [1.0] * 6, macs=10, compute=1.5, ssim=1.0)
+    both = race.complete(first, rest)
+    assert both.quality == torch.tensor([0.5, 0.25] + [1.0] * 6).mean().item() and on_every_row(both)
+    assert both.metrics["compute"] == 2.0 and both.metrics["macs"] == 10 and both.metrics["rows_scored"] == 8
+    assert both.metrics["ssim"] == pytest.approx((2 * 0.25 + 6 * 1.0) / 8)
+    with pytest.raises(ValueError, match="at least 3 calibration rows"):
+        SearchConfig(model="m", prompts=["a", "b"], strategy="race")
+
+
+def test_row_metrics_score_a_subset_of_rows_as_the_full_set():
+    class Reward:  # a stand-in reward model: the score of each image is its mean pixel (plumbing only)
+        def score(self, images, captions):
+            return images.mean(dim=(1, 2, 3))
+
+    images = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    latents = torch.rand(4, 4, 2, 2, generator=torch.Generator().manual_seed(1))
+    prompts = ["a", "b", "c", "d"]
+    fidelity = FidelityMetric()
+    fidelity.prepare(Generated(images, latents, prompts))
+    for metric in (TinyRewardMetric(Reward()), fidelity):
+        shifted = Generated((images * 0.9).clamp(0, 1), latents * 1.1, prompts)
+        full = metric.rows(shifted)
+        part = metric.rows(Generated(shifted.images[2:], shifted.latents[2:], prompts[2:], first=2))
+        assert full.keys() == part.keys() and all(torch.equal(full[k][2:], part[k]) for k in full)
+        assert metric(shifted) == {k: v.mean().item() for k, v in full.items()}
+
+
+def test_race_fronts_hold_only_full_set_scores(race_run, capsys):
+    evaluations = stored(race_run)
+    rejected = [e for e in evaluations.values() if e.metrics.get("race") == REJECTED]
+    assert rejected, "nothing was rejected: the test proves nothing"
+    assert not [e for e in evaluations.values() if e.metrics.get("race") == PENDING]  # a finished run
+    assert all(e.metrics["rows_scored"] == 2 and len(e.metrics["row_quality"]) == 2 for e in rejected)
+    front = json.loads((race_run / "front.json").read_text())["front"]
+    assert front and all(evaluations[r["key"]].metrics["rows_scored"] == RACE_ROWS for r in front)
+    assert not {r["key"] for r in front} & {e.key for e in rejected}
+    assert all("row_quality" not in r and "race" not in r for r in front)  # scores only
+    for path in sorted((race_run / "generations").iterdir()):
+        generation = json.loads(path.read_text())
+        partial = {r["key"] for r in generation["population"] if "rows_scored" in r}
+        assert partial <= {e.key for e in rejected}
+    assert sum(s["rejected"] for s in summaries(race_run)) == len(rejected)
+    assert main(["front", str(race_run)]) == 0
+    listing = capsys.readouterr().out
+    assert not any(e.key in listing for e in rejected) and "strategy race" in listing
+
+
+def test_race_counts_only_the_rows_it_generates(race_run, tiny_model_dir, tmp_path):
+    """Full-set scores are the fast strategy's (the rows come in the same batches); a rejected candidate spends at
+    most its MACs on the rows it was scored on; the generation files count everything stored."""
+    fast = tmp_path / "fast"
+    search(race_config(tiny_model_dir, strategy="fast"), fast, progress=False)
+    raced, exact = stored(race_run), stored(fast)
+    common = [k for k in raced if k in exact and on_every_row(raced[k])]
+    assert len(common) >= 4 and all(raced[k].quality == exact[k].quality for k in common)
+    image = json.loads((race_run / "front.json").read_text())["full_cost"]
+    for e in raced.values():
+        assert 0 < e.metrics["compute"] <= e.metrics["rows_scored"] * e.cost / image + 1e-12
+    assert summaries(race_run)[-1]["compute_spent"] == pytest.approx(sum(e.metrics["compute"] for e in raced.values()))
+    assert summaries(race_run)[-1]["compute_spent"] < summaries(fast)[-1]["compute_spent"]
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_race_resumes_to_the_uninterrupted_front(race_run, tiny_model_dir, tmp_path, monkeypatch):
+    """Stopped by the budget in generation 1's first stage, then interrupted (an exception from the store) with
+    candidates pending their second stage, and resumed: the same decisions, front and generation files."""
+    out = tmp_path / "run"
+    first = summaries(race_run)[0]["compute_spent"]
+    result = search(race_config(tiny_model_dir, budget=first + 0.1), out, progress=False)
+    assert result.stopped and [p.name for p in (out / "generations").iterdir()] == ["0000.json"]
+
+    original = EvaluationStore.put
+
+    def put_then_fail(self, evaluation, replace=False):
+        original(self, evaluation, replace)
+        if evaluation.metrics.get("race") == PENDING:
+            raise Interrupted
+
+    monkeypatch.setattr(EvaluationStore, "put", put_then_fail)
+    with pytest.raises(Interrupted):
+        search(race_config(tiny_model_dir), out, resume=True, progress=False)
+    monkeypatch.setattr(EvaluationStore, "put", original)
+    assert any(e.metrics.get("race") == PENDING for e in stored(out).values())
+
+    search(race_config(tiny_model_dir), out, resume=True, progress=False)
+    assert run_files(out) == run_files(race_run)
+    assert stored(out).keys() == stored(race_run).keys()
+    assert {k: e.metrics.get("race") for k, e in stored(out).items()} == {
+        k: e.metrics.get("race") for k, e in stored(race_run).items()}
+
+
+def test_race_needs_a_per_row_metric(tiny_model_dir, tmp_path):
+    out = tmp_path / "fid"
+    with pytest.raises(ValueError, match="not a mean of per-row scores.*--strategy fast"):
+        search(race_config(tiny_model_dir), out, metric=FidMetric(feature=torch.nn.Flatten()), progress=False)
+    assert not out.exists()
