@@ -35,18 +35,21 @@ def _import_ray() -> Any:
 
 
 class EvaluationWorker:
-    """The actor: a pipeline, calibration set and metric, evaluating one schedule per call."""
+    """The actor: a pipeline, calibration set and metric, evaluating one schedule per call. Creating it only starts
+    its process; :meth:`setup` loads the model, so every worker's process starts while the first one loads."""
 
     def __init__(self, config: dict[str, Any], run_path: str, threads: int | None) -> None:
+        self.config, self.run_path, self.threads = config, run_path, threads
+
+    def setup(self) -> tuple[ModelLayout, float]:
+        """Load the pipeline, calibration set and metric; the layout and the no-cache cost."""
         import torch
 
         from .evaluator import build_evaluator
 
-        if threads:
-            torch.set_num_threads(threads)
-        self.evaluator, self.layout, self.full_cost = build_evaluator(SearchConfig(**config), Path(run_path))
-
-    def describe(self) -> tuple[ModelLayout, float]:
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        self.evaluator, self.layout, self.full_cost = build_evaluator(SearchConfig(**self.config), Path(self.run_path))
         return self.layout, self.full_cost
 
     def image_size(self) -> tuple[int, int]:
@@ -93,12 +96,12 @@ class RayExecutor:
         options = {**dataclasses.asdict(config), "device": device if config.device == "auto" else config.device}
         actor = ray.remote(num_gpus=gpus_per_worker, num_cpus=cpus_per_worker)(EvaluationWorker)
         threads = max(1, int(cpus_per_worker))
-        # The first worker writes the shared reference images / latency table before the others read them.
-        first = actor.remote(options, str(run_path), threads)
-        self.layout, self.full_cost = ray.get(first.describe.remote())
-        self.size = ray.get(first.image_size.remote())
-        self.workers = [first] + [actor.remote(options, str(run_path), threads) for _ in range(workers - 1)]
-        ray.get([w.describe.remote() for w in self.workers[1:]])
+        # Every worker's process starts at once; the first one loads first and writes the shared reference images /
+        # latency table before the others load and read them.
+        self.workers = [actor.remote(options, str(run_path), threads) for _ in range(workers)]
+        self.layout, self.full_cost = ray.get(self.workers[0].setup.remote())
+        self.size = ray.get(self.workers[0].image_size.remote())
+        ray.get([w.setup.remote() for w in self.workers[1:]])
         logger.info("ray executor: %d workers (%s GPU, %s CPU each)", workers, gpus_per_worker, cpus_per_worker)
 
     def describe(self) -> tuple[ModelLayout, float]:
