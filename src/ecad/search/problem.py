@@ -89,7 +89,9 @@ class CacheSearchProblem(Problem):
         self.race = race
 
     def _evaluate(self, X: np.ndarray, out: dict, *args: Any, **kwargs: Any) -> None:
-        schedules = {schedule_key(s): s for s in (self.encoding.decode(x) for x in X)}
+        decoded = [self.encoding.decode(x) for x in X]
+        keys = [schedule_key(s) for s in decoded]
+        schedules = dict(zip(keys, decoded))
         known = {key: self.store.get(key) for key in schedules}
         for evaluation in known.values():
             if evaluation is not None and evaluation.metrics.get("race") != PENDING:
@@ -103,7 +105,6 @@ class CacheSearchProblem(Problem):
             pending = [key for key, evaluation in known.items() if evaluation.metrics.get("race") == PENDING]
             self._evaluate_rows(schedules, pending, known, race.rest,
                                 lambda evaluation: race.complete(known[evaluation.key], evaluation), replace=True)
-        keys = [schedule_key(self.encoding.decode(x)) for x in X]
         out["F"] = np.array([[-known[k].quality, known[k].cost / self.full_cost] for k in keys], dtype=float)
         out["G"] = np.array([[1.0 - float((np.asarray(x).astype(int) != 1).sum())] for x in X], dtype=float)
 

@@ -382,8 +382,8 @@ def run_search(
             F = population.get("F")
             if reference_point is None:  # fixed after the first generation, so hypervolumes compare
                 reference_point = np.array([F[:, 0].max() + 1e-9, 1.0 + 1e-9])
-            for x, f, g in zip(population.get("X"), F, population.get("G")):
-                key = schedule_key(encoding.decode(x))
+            keys = [schedule_key(encoding.decode(x)) for x in population.get("X")]
+            for key, x, f, g in zip(keys, population.get("X"), F, population.get("G")):
                 if key not in archive:
                     archive[key] = (x, f, bool(g[0] <= 0) and on_every_row(store.get(key)))
             front_keys = archive_front(archive)
@@ -406,8 +406,7 @@ def run_search(
                 "compute_spent": sum(evaluation_compute(store.get(k), images, full_cost) for k in archive),
             }
             rows = []
-            for x, (neg_quality, cost_fraction) in zip(population.get("X"), F):
-                key = schedule_key(encoding.decode(x))
+            for key, (neg_quality, cost_fraction) in zip(keys, F):
                 rows.append({"key": key, "name": names.get(key), "quality": -float(neg_quality),
                              "cost_fraction": float(cost_fraction)})
                 evaluation = store.get(key)
