@@ -194,3 +194,15 @@ def cost_models(pipe: Any, size: int, images: int, guidance: float, latency: boo
 
     table = count_macs(pipe, size, size, guidance_scale=guidance, images=images)
     return table, measure_latency(pipe, size, size, images=images, guidance_scale=guidance) if latency else None
+
+
+def tiny_search(out: Path | str, prompts: int, **settings: Any) -> tuple[Any, Any]:
+    """The benchmarks' search: tiny-shapes scored by tiny-reward on the first ``prompts`` captions of the tiny-shapes
+    prompt set, on the CPU, run in ``out`` (resumed if a run is there); ``settings`` are the rest of its
+    ``SearchConfig``. Returns the config and the search's result."""
+    from ecad.prompts import load_prompts
+    from ecad.search import RunDirectory, SearchConfig, search
+
+    config = SearchConfig(model="tiny-shapes", prompts=load_prompts("tiny-shapes", limit=prompts),
+                          metric="tiny-reward", batch_size=16, device="cpu", **settings)
+    return config, search(config, out, resume=RunDirectory(out).config_path.exists(), progress=False)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from common import emit, environment  # noqa: E402
+from common import emit, environment, tiny_search  # noqa: E402
 from pymoo.indicators.hv import HV  # noqa: E402
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting  # noqa: E402
 from search_dominance import matches, paired_difference, wilson  # noqa: E402
@@ -36,8 +36,6 @@ import ecad  # noqa: E402
 from ecad import heuristics  # noqa: E402
 from ecad.loading import load_pipeline  # noqa: E402
 from ecad.macs import count_macs  # noqa: E402
-from ecad.prompts import load_prompts  # noqa: E402
-from ecad.search import RunDirectory, SearchConfig, search  # noqa: E402
 from ecad.tiny_shapes import GUIDANCE_SCALE, IMAGE_SIZE, load_reward_model  # noqa: E402
 from ecad.tiny_shapes.scenes import all_captions  # noqa: E402
 
@@ -98,14 +96,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    prompts = load_prompts("tiny-shapes", limit=args.prompts)
     fronts = {}
     for label, actions in ACTION_SETS.items():
-        config = SearchConfig(model="tiny-shapes", prompts=prompts, metric="tiny-reward", population=args.population,
-                              generations=args.generations, num_steps=args.steps, guidance_scale=args.guidance,
-                              batch_size=16, seed=args.seed, device="cpu", actions=actions)
         out = Path(args.out) / label
-        result = search(config, out, resume=RunDirectory(out).config_path.exists(), progress=False)
+        _, result = tiny_search(out, args.prompts, population=args.population, generations=args.generations,
+                                num_steps=args.steps, guidance_scale=args.guidance, seed=args.seed, actions=actions)
         fronts[label] = ({f"{label}/{Path(row['file']).stem}": ecad.CacheSchedule.load(out / row["file"])
                           for row in result.front}, result)
 

@@ -27,14 +27,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import torch  # noqa: E402
-from common import emit, environment, median, pipeline_runner, time_schedules  # noqa: E402
+from common import emit, environment, median, pipeline_runner, time_schedules, tiny_search  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 import ecad  # noqa: E402
 from ecad import heuristics  # noqa: E402
 from ecad.loading import load_pipeline  # noqa: E402
-from ecad.prompts import load_prompts  # noqa: E402
-from ecad.search import RunDirectory, SearchConfig, schedule_key, search  # noqa: E402
+from ecad.search import RunDirectory, schedule_key  # noqa: E402
 from ecad.tiny_shapes import GUIDANCE_SCALE, IMAGE_SIZE, PIPELINE_KWARGS, load_reward_model  # noqa: E402
 from ecad.tiny_shapes.scenes import all_captions  # noqa: E402
 
@@ -85,12 +84,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = SearchConfig(model="tiny-shapes", prompts=load_prompts("tiny-shapes", limit=args.prompts),
-                          metric="tiny-reward", population=args.population, generations=args.generations,
-                          images_per_prompt=args.images_per_prompt, guidance_scale=args.guidance, batch_size=16,
-                          cost=args.cost, device="cpu", strategy=args.strategy)
+    config, result = tiny_search(args.out, args.prompts, population=args.population, generations=args.generations,
+                                 images_per_prompt=args.images_per_prompt, guidance_scale=args.guidance,
+                                 cost=args.cost, strategy=args.strategy)
     run = RunDirectory(args.out)
-    result = search(config, args.out, resume=run.config_path.exists(), progress=False)
     pipe = load_pipeline("tiny-shapes", device="cpu")
     pipe.set_progress_bar_config(disable=True)
     layout = ecad.model_layout(pipe)

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from common import RESULTS, emit, environment  # noqa: E402
+from common import RESULTS, emit, environment, tiny_search  # noqa: E402
 from pymoo.indicators.hv import HV  # noqa: E402
 
 import ecad  # noqa: E402
@@ -41,7 +41,7 @@ from ecad.loading import load_pipeline  # noqa: E402
 from ecad.metrics import get_metric  # noqa: E402
 from ecad.prompts import load_prompts  # noqa: E402
 from ecad.search import (  # noqa: E402
-    Evaluation, EvaluationStore, RunDirectory, SearchConfig, schedule_from_key, schedule_key, search)
+    Evaluation, EvaluationStore, schedule_from_key, schedule_key)
 from ecad.search.prefix import prefix_plan, runtime_table  # noqa: E402
 from ecad.search.racing import REJECTED, QualityRace, first_rows, on_every_row  # noqa: E402
 from ecad.search.run import archive_front  # noqa: E402
@@ -159,13 +159,10 @@ def main() -> None:
     for seed in seeds:
         order = strategies if seed % 2 == 0 else strategies[::-1]  # alternating: neither always runs first
         for strategy in order:
-            config = SearchConfig(model="tiny-shapes", prompts=load_prompts("tiny-shapes", limit=args.prompts),
-                                  metric="tiny-reward", population=args.population, generations=args.generations,
-                                  guidance_scale=GUIDANCE_SCALE, batch_size=16, seed=seed, device="cpu",
-                                  strategy=strategy)
             path = out / f"seed{seed}-{strategy}"
             started = time.perf_counter()
-            result = search(config, path, resume=RunDirectory(path).config_path.exists(), progress=False)
+            _, result = tiny_search(path, args.prompts, population=args.population, generations=args.generations,
+                                    guidance_scale=GUIDANCE_SCALE, seed=seed, strategy=strategy)
             runs[seed, strategy] = {"path": path, "wall_s": time.perf_counter() - started,
                                     "evaluations": result.evaluations}
 
