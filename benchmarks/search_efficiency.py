@@ -1,10 +1,14 @@
 """Issue 14's must-show: cheaper search strategies against the paper's, held-out hypervolume per image-equivalent.
 
     flock /tmp/ecad-cpu.lock python benchmarks/search_efficiency.py --out runs/efficiency [--save]
+    ... --population 24 --prompts 16 --images-per-prompt 2 --generations 10 \
+        --variant race=race --variant lean=race,race_rows=0.125,race_confidence=0.5,screen=4
 
-On tiny-shapes with tiny-reward at guidance 3, for each seed: the paper strategy and the race strategy (exact
-shared-prefix reuse plus multi-fidelity racing, ecad.search.racing; ``--strategies paper,fast,race`` adds fast) run
-the same scaled search, each timed (wall clock, in this process, alternating which runs first). After every
+On tiny-shapes with tiny-reward at guidance 3, for each seed: the paper strategy and each cheaper variant (default:
+the race strategy, exact shared-prefix reuse plus multi-fidelity racing, ecad.search.racing; ``--variant`` names
+others: ``fast``, race with another first stage, surrogate screening, ecad.search.surrogate) run the same scaled
+search, alternating which runs first, each timed by its own generation files (seconds spent searching, so a run
+resumed in --out is timed as a whole; model loading and the reference images are left out). After every
 generation the archive front of each run (every non-dominated schedule scored on the full calibration set, what
 front.json holds) is re-scored on held-out captions the search never saw (every Nth caption of the heldout split, 1
 image each, the same seeds for every schedule), and its held-out hypervolume (objectives -reward and MAC cost
@@ -25,8 +29,8 @@ import argparse
 import json
 import logging
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -97,9 +101,11 @@ def prefix_saving(run: Path, layout: ecad.ModelLayout, table, rows: int) -> dict
     return {"transformer_calls_replayed": replayed / steps, "image_equivalents_saved": saved / spent}
 
 
-def racing_decisions(run: Path, rows: int, fractions: list[float]) -> dict:
+def racing_decisions(run: Path, config: Any, fractions: list[float]) -> dict:
     """Racing's rejection rate, and what other first-stage fractions would have decided on the candidates race
-    scored on every row (the same reference fronts: the archive front at the start of each generation)."""
+    scored on every row (the same reference fronts, the archive front at the start of each generation, and the same
+    confidence)."""
+    rows = len(config.prompts) * config.images_per_prompt
     evaluations = stored(run)
     final = {k for k, _ in fronts(run)[-1]}
     per_generation = fronts(run)
@@ -121,7 +127,7 @@ def racing_decisions(run: Path, rows: int, fractions: list[float]) -> dict:
                 continue
             completed += 1
             for f in fractions:
-                race = QualityRace(rows, first_rows(rows, f))
+                race = QualityRace(rows, first_rows(rows, f), config.race_confidence)
                 race.set_front(reference)
                 m = len(race.first)
                 first = Evaluation(key, evaluation.quality, evaluation.cost,
@@ -134,14 +140,28 @@ def racing_decisions(run: Path, rows: int, fractions: list[float]) -> dict:
             "other_fractions_on_completed": {str(f): v for f, v in simulated.items()}}
 
 
+def variant(text: str) -> tuple[str, dict[str, Any]]:
+    """``NAME=STRATEGY[,SETTING=VALUE...]`` (settings of SearchConfig: race_rows, race_confidence, screen)."""
+    name, _, spec = text.partition("=")
+    strategy, *pairs = spec.split(",")
+    settings: dict[str, Any] = {"strategy": strategy}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        settings[key] = int(value) if key == "screen" else float(value)
+    return name, settings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/efficiency")
     parser.add_argument("--population", type=int, default=8)
     parser.add_argument("--generations", type=int, default=4)
     parser.add_argument("--prompts", type=int, default=16, help="calibration captions (the tiny-shapes prompt set)")
+    parser.add_argument("--images-per-prompt", type=int, default=1)
     parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--strategies", default="paper,race")
+    parser.add_argument("--variant", action="append", type=variant,
+                        help="a cheaper search to compare with paper: NAME=STRATEGY[,SETTING=VALUE...], e.g. "
+                             "lean=race,race_rows=0.125,race_confidence=0.5,screen=4 (repeatable; default race=race)")
     parser.add_argument("--heldout-every", type=int, default=31, help="every Nth heldout caption (31: 16 captions)")
     parser.add_argument("--fractions", default="0.125,0.5", help="other first-stage fractions to simulate")
     parser.add_argument("--threads", type=int, default=2)
@@ -150,21 +170,20 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
     seeds = [int(s) for s in args.seeds.split(",")]
-    strategies = args.strategies.split(",")
-    assert strategies[0] == "paper", "the paper strategy is the reference: list it first"
+    variants = {"paper": {"strategy": "paper"}, **dict(args.variant or [("race", {"strategy": "race"})])}
+    strategies = list(variants)
     out = Path(args.out)
-    rows = args.prompts
+    rows = args.prompts * args.images_per_prompt
 
     runs: dict[tuple[int, str], dict] = {}
     for seed in seeds:
         order = strategies if seed % 2 == 0 else strategies[::-1]  # alternating: neither always runs first
         for strategy in order:
             path = out / f"seed{seed}-{strategy}"
-            started = time.perf_counter()
-            _, result = tiny_search(path, args.prompts, population=args.population, generations=args.generations,
-                                    guidance_scale=GUIDANCE_SCALE, seed=seed, strategy=strategy)
-            runs[seed, strategy] = {"path": path, "wall_s": time.perf_counter() - started,
-                                    "evaluations": result.evaluations}
+            config, result = tiny_search(path, args.prompts, population=args.population, generations=args.generations,
+                                         images_per_prompt=args.images_per_prompt, guidance_scale=GUIDANCE_SCALE,
+                                         seed=seed, **variants[strategy])
+            runs[seed, strategy] = {"path": path, "config": config, "evaluations": result.evaluations}
 
     pipe = load_pipeline("tiny-shapes", device="cpu")
     pipe.set_progress_bar_config(disable=True)
@@ -195,7 +214,9 @@ def main() -> None:
                 points = np.array([[-score(k), cost] for k, cost in front])
                 curve.append({"generation": g, "compute_spent": summaries[g]["compute_spent"],
                               "heldout_hv": float(hv(points)), "front_size": len(front)})
-            per_strategy[strategy] = {"wall_s": run["wall_s"], "evaluations": run["evaluations"],
+            # the search's own seconds (the generation files'), so that a resumed run is timed as a whole
+            per_strategy[strategy] = {"search_s": sum(s["seconds"] for s in summaries),
+                                      "evaluations": run["evaluations"],
                                       "compute_spent": summaries[-1]["compute_spent"], "curve": curve}
         paper = per_strategy["paper"]
         target = paper["curve"][-1]["heldout_hv"]
@@ -211,19 +232,19 @@ def main() -> None:
                 "fraction_of_paper_total": reached / paper["compute_spent"] if reached is not None else None,
                 "fraction_of_paper_first_reach": reached / paper_first if reached is not None else None,
                 "final_heldout_hv": per_strategy[strategy]["curve"][-1]["heldout_hv"],
-                "wall_s_vs_paper": per_strategy[strategy]["wall_s"] / paper["wall_s"],
+                "search_s_vs_paper": per_strategy[strategy]["search_s"] / paper["search_s"],
             })
-            if strategy == "race":
-                entry["race"]["racing"] = racing_decisions(runs[seed, "race"]["path"], rows,
-                                                           [float(f) for f in args.fractions.split(",")])
+            if variants[strategy]["strategy"] == "race":
+                entry[strategy]["racing"] = racing_decisions(runs[seed, strategy]["path"], runs[seed, strategy]["config"],
+                                                             [float(f) for f in args.fractions.split(",")])
         results.append(entry)
     no_cache = score(schedule_key(layout.full_schedule(STEPS)))
     cheaper = strategies[1:]
     fractions = [r[s]["fraction_of_paper_total"] for r in results for s in cheaper]
     record = {
         "benchmark": "search_efficiency", **environment(), "population": args.population,
-        "generations": args.generations, "calibration_prompts": args.prompts, "images_per_prompt": 1, "steps": STEPS,
-        "guidance": GUIDANCE_SCALE, "strategies": strategies, "race_first_rows": first_rows(rows),
+        "generations": args.generations, "calibration_prompts": args.prompts, "images_per_prompt": args.images_per_prompt,
+        "steps": STEPS, "guidance": GUIDANCE_SCALE, "strategies": strategies, "variants": variants,
         "heldout_captions": len(captions), "heldout_no_cache_reward": no_cache,
         "heldout_schedules_scored": len(heldout), "seeds": results,
         "target_met": {s: all(r[s]["fraction_of_paper_total"] is not None and r[s]["fraction_of_paper_total"] <= 0.10
@@ -241,16 +262,16 @@ def plot(record: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    styles = {"paper": "o-", "fast": "s--", "race": "^-."}
+    styles = ["o-", "^-.", "s--", "d:", "v-"]
     for run in record["seeds"]:
-        for strategy in record["strategies"]:
+        for strategy, style in zip(record["strategies"], styles):
             curve = run[strategy]["curve"]
-            ax.plot([p["compute_spent"] for p in curve], [p["heldout_hv"] for p in curve], styles[strategy],
+            ax.plot([p["compute_spent"] for p in curve], [p["heldout_hv"] for p in curve], style,
                     label=f"{strategy}, seed {run['seed']}")
     ax.set_xlabel("image-equivalents spent (one = one uncached image's MACs)")
     ax.set_ylabel(f"held-out hypervolume ({record['heldout_captions']} captions)")
     ax.set_title(f"tiny-shapes, tiny-reward: population {record['population']}, {record['generations']} generations, "
-                 f"{record['calibration_prompts']} calibration captions", fontsize=8)
+                 f"{record['calibration_prompts']} captions x {record['images_per_prompt']} images", fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -15,8 +15,8 @@ GOLDEN = Path(__file__).parent / "data" / "paper_front_tiny_run.json"
 
 def tiny_config(model_dir, **changes):
     """The conftest ``tiny_run``'s settings."""
-    return SearchConfig(model=str(model_dir), prompts=["a w1 w2", "w3 w4"], population=4, generations=3,
-                        num_steps=6, height=16, width=16, batch_size=4, device="cpu", **changes)
+    return SearchConfig(**{"model": str(model_dir), "prompts": ["a w1 w2", "w3 w4"], "population": 4, "generations": 3,
+                           "num_steps": 6, "height": 16, "width": 16, "batch_size": 4, "device": "cpu", **changes})
 
 
 def run_files(out):

@@ -45,6 +45,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "fast: the same evaluations with shared step prefixes computed once (exact); "
                              "race: fast, and each new candidate scored on the first quarter of the rows, the rest "
                              "only if it can still enter the front (not the paper's result); --resume keeps the run's")
+    parser.add_argument("--race-rows", type=arguments.typed(real(above=0, maximum=1), float),
+                        help="race: the share of the calibration rows a new candidate is scored on first (default "
+                             "0.25, at least 2 rows)")
+    parser.add_argument("--race-confidence", type=arguments.typed(real(0.5, 0.999), float),
+                        help="race: the one-sided confidence a cheaper front point must beat a candidate with on the "
+                             "first rows to reject it (default 0.95; 0.5 compares the first rows' means)")
+    parser.add_argument("--screen", type=arguments.positive,
+                        help="fast or race: make K times each generation's offspring and evaluate those a ridge model "
+                             "of the evaluated schedules ranks best (default 1: no screening)")
     parser.add_argument("--budget", type=arguments.typed(real(above=0), float),
                         help="stop once this many image-equivalents are spent (one = one uncached image; a cached "
                              "one counts its MACs); resumable, may grow on --resume")
@@ -79,13 +88,15 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     else:
         prompts = load_prompts(args.prompts, args.limit)
     strategy = args.strategy or (stored.strategy if stored is not None else "paper")
+    kept = {name: getattr(stored, name) for name in ("race_rows", "race_confidence", "screen")} if stored else {}
+    given = {name: value for name in ("race_rows", "race_confidence", "screen")
+             if (value := getattr(args, name)) is not None}
     return SearchConfig(
         model=args.model, prompts=prompts, metric=args.metric, population=args.population,
         generations=args.generations, images_per_prompt=args.images_per_prompt, num_steps=args.steps,
         height=args.height, width=args.width, guidance_scale=args.guidance, batch_size=args.batch_size,
         seed=args.seed, cost=args.cost, convention=args.convention, device=args.device, dtype=args.dtype,
-        strategy=strategy, budget=args.budget,
-        actions=args.actions,
+        strategy=strategy, budget=args.budget, actions=args.actions, **(kept | given),
     )
 
 

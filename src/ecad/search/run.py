@@ -48,7 +48,8 @@ from ..validation import check_fields, checked, device, one_of, optional, pixels
 from .budget import BudgetSpent, ComputeBudget, evaluation_compute
 from .operators import ActionMutation
 from .problem import CacheSearchProblem, ScheduleEncoding
-from .racing import RACE_FIELDS, REJECTED, QualityRace, on_every_row
+from .racing import CONFIDENCE, FIRST_ROWS, RACE_FIELDS, REJECTED, QualityRace, first_rows, on_every_row
+from .surrogate import RidgeSurrogate, ScreenedMating
 from .samples import SampleStore
 from .store import CorruptRunError, Evaluation, EvaluationStore, schedule_key
 
@@ -123,6 +124,9 @@ class SearchConfig:
     strategy: str = checked(one_of(STRATEGIES), default="paper")  # runs from before it was a setting: paper
     budget: float | None = checked(optional(real(above=0)), default=None)  # image-equivalents; None: no cap
     actions: str = checked(one_of(ACTIONS), default="reuse")
+    race_rows: float = checked(real(above=0, maximum=1), default=FIRST_ROWS)  # share of rows a raced candidate gets first
+    race_confidence: float = checked(real(0.5, 0.999), default=CONFIDENCE)  # 0.5: compare the first rows' means
+    screen: int = checked(whole(1), default=1)  # offspring made per evaluated one, ranked by the surrogate; 1: none
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -131,6 +135,12 @@ class SearchConfig:
             raise ValueError(f"--strategy race needs at least 3 calibration rows (2 scored first, the rest raced "
                              f"for), this run has {rows} (prompts x images per prompt); add prompts or "
                              "--images-per-prompt, or use --strategy fast.")
+        if self.strategy != "race" and (self.race_rows, self.race_confidence) != (FIRST_ROWS, CONFIDENCE):
+            raise ValueError(f"--race-rows and --race-confidence set how --strategy race races; this run's strategy is "
+                             f"{self.strategy}: add --strategy race or leave them out.")
+        if self.strategy == "paper" and self.screen > 1:
+            raise ValueError("--screen changes which offspring are evaluated, and --strategy paper is the paper's "
+                             "search unchanged: use --strategy fast or race with --screen.")
 
     @property
     def forecast_order(self) -> int | None:
@@ -343,10 +353,13 @@ def run_search(
     images = len(config.prompts) * config.images_per_prompt  # calibration rows per candidate
     budget = ComputeBudget(config.budget, (evaluation_compute(e, images, full_cost) for e in store.evaluations()))
     _announce(config, images, budget, progress)
-    race = QualityRace(images) if config.strategy == "race" else None
+    race = (QualityRace(images, first_rows(images, config.race_rows), config.race_confidence)
+            if config.strategy == "race" else None)
     if race is not None:
+        rule = ("its mean there" if config.race_confidence == 0.5
+                else f"a paired one-sided {config.race_confidence:g} t bound")
         _say(f"race: each new candidate is scored on the first {len(race.first)} of the {images} calibration rows, the "
-             "rest only if no cheaper front point beats it there (paired one-sided t bound)", progress)
+             f"rest only if no cheaper front point beats it there ({rule})", progress)
     problem = CacheSearchProblem(encoding, store, executor, full_cost, on_candidate, budget, race)
     algorithm = NSGA2(
         pop_size=config.population,
@@ -356,6 +369,11 @@ def run_search(
                   if encoding.forecasts else BitflipMutation(prob=config.mutation_prob, prob_var=1.0 / encoding.n_var)),
         eliminate_duplicates=True,
     )
+    surrogate = RidgeSurrogate(encoding.values) if config.screen > 1 else None
+    if surrogate is not None:
+        algorithm.mating = ScreenedMating(algorithm.mating, surrogate, config.screen)
+        _say(f"screen: each generation makes {config.screen}x its offspring and evaluates the {config.population} a "
+             "ridge model of the evaluated schedules ranks best", progress)
     algorithm.setup(problem, termination=("n_gen", config.generations), seed=config.seed, verbose=False)
     reference_point: np.ndarray | None = None
     # every schedule evaluated so far: x, F, whether it may be on the front (feasible, scored on every row)
@@ -367,6 +385,8 @@ def run_search(
     try:
         while algorithm.has_next():
             started, fresh["count"], fresh["rejected"] = time.perf_counter(), 0, 0
+            if surrogate is not None and archive:  # fitted on what was evaluated before this generation, in order
+                surrogate.fit(np.stack([x for x, _, _ in archive.values()]), np.stack([f for _, f, _ in archive.values()]))
             population = algorithm.ask()
             candidates.reset(total=len(population))
             if race is not None:  # decisions against the front as it is now, whatever order candidates finish in
@@ -414,6 +434,8 @@ def run_search(
                     rows[-1]["rows_scored"] = evaluation.metrics["rows_scored"]
             if race is not None:
                 summary["rejected"] = fresh["rejected"]
+            if surrogate is not None and surrogate.fitted:
+                summary["screened"] = algorithm.mating.screened
             generation = len(hypervolumes) - 1
             run_dir.write_generation(generation, rows, summary)
             bar.update()
