@@ -113,8 +113,13 @@ def test_a_screened_run_resumes_to_the_uninterrupted_front(screen_run, tiny_mode
     result = search(tiny_config(tiny_model_dir, strategy="fast", screen=3, generations=4, budget=spent + 0.01), out,
                     progress=False)
     assert result.stopped and len(summaries(out)) == 2  # stopped inside the first screened generation
+    before = summaries(out)
     search(config, out, resume=True, progress=False)
     assert run_files(out) == run_files(screen_run)
+    # the replayed generations keep the time and evaluations they took, not the replay's (nothing, instantly)
+    kept = [{k: s[k] for k in ("seconds", "new_evaluations")} for s in summaries(out)[:2]]
+    assert kept == [{k: s[k] for k in ("seconds", "new_evaluations")} for s in before]
+    assert all(s["new_evaluations"] > 0 and s["seconds"] > 0 for s in summaries(out)[:2])
 
 
 def test_the_race_first_stage_is_a_setting():

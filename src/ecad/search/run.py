@@ -63,6 +63,8 @@ _COST_MODEL_BEFORE = "assumed-inputs/0"
 # Settings that may differ on --resume without changing any result.
 RESUMABLE_CHANGES = ("generations", "device", "budget")
 COSTS = ("macs", "latency")
+# What a generation file keeps from before when a resumed run replays the generation (it took its time then).
+REPLAY_KEEPS = ("seconds", "new_evaluations", "rejected")
 # Numbers an evaluation records that are not its score (kept out of score records and front rows' scores).
 NOT_SCORES = ("macs", "seconds", "compute", *RACE_FIELDS)
 
@@ -238,8 +240,13 @@ class RunDirectory:
         return EvaluationStore(self.path / "evaluations.sqlite")
 
     def write_generation(self, index: int, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
-        write_json({"generation": index, "summary": summary, "population": rows},
-                   self.path / "generations" / f"{index:04d}.json")
+        """Write generation ``index``. A resumed run replays its finished generations from the store without
+        evaluating anything: the file then keeps the seconds and new evaluations the generation really took."""
+        path = self.path / "generations" / f"{index:04d}.json"
+        if not summary["new_evaluations"] and path.exists():
+            before = self.read_generation(path).get("summary", {})
+            summary = {**summary, **{k: before[k] for k in REPLAY_KEEPS if k in before}}
+        write_json({"generation": index, "summary": summary, "population": rows}, path)
 
     def write_front(
         self, front: list[tuple[CacheSchedule, Evaluation]], full_cost: float, cost: str = "macs",
