@@ -141,13 +141,14 @@ def racing_decisions(run: Path, config: Any, fractions: list[float]) -> dict:
 
 
 def variant(text: str) -> tuple[str, dict[str, Any]]:
-    """``NAME=STRATEGY[,SETTING=VALUE...]`` (settings of SearchConfig: race_rows, race_confidence, screen)."""
+    """``NAME=STRATEGY[,SETTING=VALUE...]`` (settings of SearchConfig: race_rows, race_confidence, screen, and
+    generations when the variant runs longer than --generations)."""
     name, _, spec = text.partition("=")
     strategy, *pairs = spec.split(",")
     settings: dict[str, Any] = {"strategy": strategy}
     for pair in pairs:
         key, _, value = pair.partition("=")
-        settings[key] = int(value) if key == "screen" else float(value)
+        settings[key] = int(value) if key in ("screen", "generations") else float(value)
     return name, settings
 
 
@@ -180,9 +181,10 @@ def main() -> None:
         order = strategies if seed % 2 == 0 else strategies[::-1]  # alternating: neither always runs first
         for strategy in order:
             path = out / f"seed{seed}-{strategy}"
-            config, result = tiny_search(path, args.prompts, population=args.population, generations=args.generations,
+            settings = {"generations": args.generations, **variants[strategy]}
+            config, result = tiny_search(path, args.prompts, population=args.population,
                                          images_per_prompt=args.images_per_prompt, guidance_scale=GUIDANCE_SCALE,
-                                         seed=seed, **variants[strategy])
+                                         seed=seed, **settings)
             runs[seed, strategy] = {"path": path, "config": config, "evaluations": result.evaluations}
 
     pipe = load_pipeline("tiny-shapes", device="cpu")
@@ -195,11 +197,14 @@ def main() -> None:
                                                          num_steps=STEPS, guidance_scale=GUIDANCE_SCALE))
     table = calibration.cost_table()
     metric = get_metric("tiny-reward")
-    heldout: dict[str, float] = {}
+    # held-out scores are kept in --out (per held-out caption set), so a rerun with longer runs scores only new fronts
+    cache = out / f"heldout_every{args.heldout_every}.json"
+    heldout: dict[str, float] = json.loads(cache.read_text()) if cache.exists() else {}
 
     def score(key: str) -> float:
         if key not in heldout:
             heldout[key] = float(metric(generator(schedule_from_key(key, layout)))["quality"])
+            cache.write_text(json.dumps(heldout))
         return heldout[key]
 
     hv = HV(ref_point=np.array([0.0, 1.0]))
