@@ -148,3 +148,20 @@ def test_the_cli_refuses_screening_the_paper_strategy(tmp_path, capsys):
     assert main(["search", "--model", "tiny-shapes", "--prompts", "tiny-shapes", "--limit", "2", "--screen", "2",
                  "--out", str(out)]) != 0
     assert "--screen" in capsys.readouterr().err and not out.exists()
+
+
+def test_the_cli_passes_the_race_and_screen_settings_and_resume_keeps_them(tmp_path):
+    from ecad.cli import build_parser
+    from ecad.cli.search import config_from_args
+    from ecad.search import RunDirectory
+
+    out = tmp_path / "run"
+    args = build_parser().parse_args(["search", "--model", "m", "--prompts", "tiny-shapes", "--limit", "3",
+                                      "--strategy", "race", "--race-rows", "0.5", "--race-confidence", "0.5",
+                                      "--screen", "3", "--out", str(out)])
+    config = config_from_args(args)
+    assert (config.race_rows, config.race_confidence, config.screen) == (0.5, 0.5, 3)
+    RunDirectory(out).open(config, resume=False)
+    RunDirectory(out).commit(config)
+    resumed = config_from_args(build_parser().parse_args(["search", "--model", "m", "--out", str(out), "--resume"]))
+    assert resumed == config
