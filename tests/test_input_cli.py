@@ -6,6 +6,7 @@ during start-up is checked on a real process."""
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import signal
 import sqlite3
@@ -341,3 +342,28 @@ def test_ctrl_c_while_a_search_starts_prints_one_line_and_leaves_no_run(tmp_path
     returncode, err = _interrupt(process)
     assert returncode == 130 and err.strip().splitlines()[-1] == "ecad search: interrupted", (returncode, err)
     assert not out.exists(), "an interrupted start left its run directory behind"
+
+
+def test_ctrl_c_that_a_library_turns_into_its_own_error_is_still_an_interruption(monkeypatch, capsys):
+    """diffusers reports a safetensors read cut short by Ctrl-C as "Unable to load weights" (an OSError): still one
+    line, "interrupted", exit 130; the same error without a Ctrl-C stays an error."""
+    from ecad.cli import show
+
+    def load_cut_short(args):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            raise OSError("Unable to load weights from checkpoint file") from None
+
+    monkeypatch.setattr(show, "run", load_cut_short)
+    assert main(["show", "x.json"]) == 130
+    assert capsys.readouterr().err.strip() == "ecad show: interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # main put the handler back
+
+    def load_fails(args):
+        raise OSError("Unable to load weights from checkpoint file")
+
+    monkeypatch.setattr(show, "run", load_fails)
+    assert main(["show", "x.json"]) == 1
+    assert "error: Unable to load weights" in capsys.readouterr().err

@@ -12,7 +12,9 @@ import argparse
 import functools
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from . import demo, evaluate, front, generate, macs, report, search, show
@@ -80,8 +82,24 @@ def _one_line(message: object) -> str:
     return " ".join(str(message).split("\n"))
 
 
+class _CtrlC:
+    """Remembers a Ctrl-C while still raising KeyboardInterrupt: a library that turns the interrupt into its own
+    error (a safetensors read cut short surfaces from diffusers as "Unable to load weights") is then still reported
+    as the interruption, not as bad input."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.seen = True
+        signal.default_int_handler(signum, frame)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     prog = "ecad"
+    ctrl_c = _CtrlC()
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, ctrl_c)
     try:
         args = build_parser().parse_args(argv)
         prog = f"ecad {args.command}"
@@ -95,11 +113,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _stdout_closed()
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted(prog)
     except USER_ERRORS as err:
+        if ctrl_c.seen:
+            return _interrupted(prog)
         print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
         return 1
+    finally:
+        if signal.getsignal(signal.SIGINT) is ctrl_c:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _interrupted(prog: str) -> int:
+    print(f"{prog}: interrupted", file=sys.stderr)
+    return 130
 
 
 def entry() -> None:
