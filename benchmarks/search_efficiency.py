@@ -44,6 +44,7 @@ from ecad.generation import Calibration, CalibrationGenerator  # noqa: E402
 from ecad.loading import load_pipeline  # noqa: E402
 from ecad.metrics import get_metric  # noqa: E402
 from ecad.prompts import load_prompts  # noqa: E402
+from ecad.schedule_io import write_json  # noqa: E402
 from ecad.search import (  # noqa: E402
     Evaluation, EvaluationStore, schedule_from_key, schedule_key)
 from ecad.search.prefix import prefix_plan, runtime_table  # noqa: E402
@@ -204,7 +205,7 @@ def main() -> None:
     def score(key: str) -> float:
         if key not in heldout:
             heldout[key] = float(metric(generator(schedule_from_key(key, layout)))["quality"])
-            cache.write_text(json.dumps(heldout))
+            write_json(heldout, cache)  # atomic: an interrupted rerun never finds half a file
         return heldout[key]
 
     hv = HV(ref_point=np.array([0.0, 1.0]))

@@ -98,7 +98,8 @@ class _CtrlC:
 def main(argv: Sequence[str] | None = None) -> int:
     prog = "ecad"
     ctrl_c = _CtrlC()
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, ctrl_c)
     try:
         args = build_parser().parse_args(argv)

@@ -12,6 +12,8 @@ from . import arguments
 if TYPE_CHECKING:
     from ..search import SearchConfig
 
+# Settings of how --strategy searches: unset on the command line, a new run takes the default, --resume the run's.
+STRATEGY_SETTINGS = ("race_rows", "race_confidence", "screen")
 PROMPTS_HELP = (f"prompt file (txt; json list; tsv/csv with a prompt column) or a built-in set: "
                 f"{', '.join(PROMPT_SETS)} (tiny-shapes training captions; held-out captions for evaluation)")
 
@@ -88,9 +90,8 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     else:
         prompts = load_prompts(args.prompts, args.limit)
     strategy = args.strategy or (stored.strategy if stored is not None else "paper")
-    kept = {name: getattr(stored, name) for name in ("race_rows", "race_confidence", "screen")} if stored else {}
-    given = {name: value for name in ("race_rows", "race_confidence", "screen")
-             if (value := getattr(args, name)) is not None}
+    kept = {name: getattr(stored, name) for name in STRATEGY_SETTINGS} if stored else {}
+    given = {name: value for name in STRATEGY_SETTINGS if (value := getattr(args, name)) is not None}
     return SearchConfig(
         model=args.model, prompts=prompts, metric=args.metric, population=args.population,
         generations=args.generations, images_per_prompt=args.images_per_prompt, num_steps=args.steps,

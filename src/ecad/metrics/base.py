@@ -42,7 +42,12 @@ class RowMetric(QualityMetric):
         raise NotImplementedError
 
     def __call__(self, generated: Generated) -> dict[str, float]:
-        return {name: values.mean().item() for name, values in self.rows(generated).items()}
+        return self.means(self.rows(generated))
+
+    @staticmethod
+    def means(rows: dict[str, torch.Tensor]) -> dict[str, float]:
+        """The numbers ``__call__`` reports from the per-row ones :meth:`rows` gives."""
+        return {name: values.mean().item() for name, values in rows.items()}
 
 
 BATCH_SIZE = 128  # images per forward pass of a metric model: a candidate's 1,000 images in 8 calls

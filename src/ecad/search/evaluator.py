@@ -81,7 +81,7 @@ class CandidateEvaluator:
             raced = {}
         else:
             per_row = self.metric.rows(generated)
-            scores = {name: values.mean().item() for name, values in per_row.items()}
+            scores = self.metric.means(per_row)
             raced = {"row_quality": per_row["quality"].tolist(), "rows_scored": len(rows)}
         steps = self.cost_table.step_macs(schedule)
         replayed = self.prefix.plan.replay if self.prefix is not None and self.prefix.plan is not None else 0

@@ -126,7 +126,7 @@ class SearchConfig:
     strategy: str = checked(one_of(STRATEGIES), default="paper")  # runs from before it was a setting: paper
     budget: float | None = checked(optional(real(above=0)), default=None)  # image-equivalents; None: no cap
     actions: str = checked(one_of(ACTIONS), default="reuse")
-    race_rows: float = checked(real(above=0, maximum=1), default=FIRST_ROWS)  # share of rows a raced candidate gets first
+    race_rows: float = checked(real(above=0, maximum=1), default=FIRST_ROWS)  # share of rows raced first
     race_confidence: float = checked(real(0.5, 0.999), default=CONFIDENCE)  # 0.5: compare the first rows' means
     screen: int = checked(whole(1), default=1)  # offspring made per evaluated one, ranked by the surrogate; 1: none
 
@@ -393,7 +393,8 @@ def run_search(
         while algorithm.has_next():
             started, fresh["count"], fresh["rejected"] = time.perf_counter(), 0, 0
             if surrogate is not None and archive:  # fitted on what was evaluated before this generation, in order
-                surrogate.fit(np.stack([x for x, _, _ in archive.values()]), np.stack([f for _, f, _ in archive.values()]))
+                surrogate.fit(np.stack([x for x, _, _ in archive.values()]),
+                              np.stack([f for _, f, _ in archive.values()]))
             population = algorithm.ask()
             candidates.reset(total=len(population))
             if race is not None:  # decisions against the front as it is now, whatever order candidates finish in

@@ -40,16 +40,16 @@ class RidgeSurrogate:
     def __init__(self, values: int) -> None:
         self.values = values
         self.penalty: float | None = None
-        self._train: np.ndarray | None = None
+        self._weights: np.ndarray | None = None  # [features, 2], on centred features
 
     @property
     def fitted(self) -> bool:
-        return self._train is not None
+        return self._weights is not None
 
     def fit(self, X: np.ndarray, F: np.ndarray) -> None:
         """Fit on evaluated genes ``X`` and objectives ``F`` (``[n, 2]``); below :data:`MIN_SAMPLES`, unfit."""
         if len(X) < MIN_SAMPLES:
-            self._train = None
+            self._weights = None
             return
         Z = features(X, self.values)
         self._mean_z, self._mean_f = Z.mean(axis=0), F.mean(axis=0)
@@ -66,13 +66,12 @@ class RidgeSurrogate:
             if best is None or loo < best[0]:
                 best = (loo, penalty)
         self.penalty = best[1]
-        self._dual = vectors @ (projected / (eigenvalues + self.penalty)[:, None])  # (K + penalty I)^-1 Fc
-        self._train = Zc
+        dual = vectors @ (projected / (eigenvalues + self.penalty)[:, None])  # (K + penalty I)^-1 Fc
+        self._weights = Zc.T @ dual
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted objectives ``[len(X), 2]``."""
-        Z = features(X, self.values) - self._mean_z
-        return Z @ (self._train.T @ self._dual) + self._mean_f
+        return (features(X, self.values) - self._mean_z) @ self._weights + self._mean_f
 
 
 class ScreenedMating(InfillCriterion):
@@ -85,13 +84,9 @@ class ScreenedMating(InfillCriterion):
         self.screened = 0  # offspring made for the last generation
 
     def do(self, problem: Any, pop: Population, n_offsprings: int, **kwargs: Any) -> Population:
-        if not self.surrogate.fitted:
-            off = self.mating.do(problem, pop, n_offsprings, **kwargs)
-            self.screened = len(off)
-            return off
-        off = self.mating.do(problem, pop, n_offsprings * self.factor, **kwargs)
+        off = self.mating.do(problem, pop, n_offsprings * (self.factor if self.surrogate.fitted else 1), **kwargs)
         self.screened = len(off)
-        if len(off) <= n_offsprings:
+        if len(off) <= n_offsprings:  # unfit (nothing to rank with), or too few unique offspring to choose from
             return off
         ranked = Population.new(X=off.get("X"), F=self.surrogate.predict(off.get("X")))
         keep = self.survival.do(Problem(n_var=problem.n_var, n_obj=2), ranked, n_survive=n_offsprings,
