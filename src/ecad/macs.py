@@ -35,6 +35,7 @@ from typing import Any
 
 import diffusers
 import torch
+from diffusers.utils.torch_utils import unwrap_module
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -283,7 +284,7 @@ def count_calls(
     counted on a weightless copy of ``transformer``'s architecture."""
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown MAC convention {convention!r}; use one of {CONVENTIONS}.")
-    model = getattr(transformer, "_orig_mod", transformer)
+    model = unwrap_module(transformer)
     adapter = get_adapter(model, adapter)
     config = {**model.config, "_class_name": type(model).__name__}
     return _count(arch or type(model).__name__, _config_json(config), tuple(c.signature() for c in calls),
@@ -413,7 +414,7 @@ def count_macs(
     if not isinstance(model, (str, nn.Module)):
         model = model.transformer
     if isinstance(model, nn.Module):
-        model = getattr(model, "_orig_mod", model)
+        model = unwrap_module(model)
         adapter = get_adapter(model, adapter)
         config, arch = {**model.config, "_class_name": type(model).__name__}, type(model).__name__
     elif any(model in a.presets for a in ADAPTERS):

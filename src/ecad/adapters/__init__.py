@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from diffusers.utils.torch_utils import unwrap_module
 from torch import nn
 
 from .base import ArchPreset, BlockGroup, ModelAdapter, ModelLayout, UnsupportedModelError
@@ -28,7 +29,9 @@ def register_adapter(adapter: ModelAdapter) -> ModelAdapter:
 
 
 def get_adapter(transformer: nn.Module, adapter: ModelAdapter | None = None) -> ModelAdapter:
-    """The adapter for ``transformer``: ``adapter`` if given, else the first registered one that matches."""
+    """The adapter for ``transformer``: ``adapter`` if given, else the first registered one that matches. A
+    ``torch.compile`` wrapper is looked through (``pipe.transformer = torch.compile(pipe.transformer)``)."""
+    transformer = unwrap_module(transformer)
     if adapter is not None:
         if not adapter.matches(transformer):
             raise UnsupportedModelError(
