@@ -142,15 +142,18 @@ def racing_decisions(run: Path, config: Any, fractions: list[float]) -> dict:
 
 
 def variant(text: str) -> tuple[str, dict[str, Any]]:
-    """``NAME=STRATEGY[,SETTING=VALUE...]`` (settings of SearchConfig: race_rows, race_confidence, screen, and
-    generations when the variant runs longer than --generations)."""
+    """``NAME=STRATEGY[,SETTING=VALUE...]`` (settings of SearchConfig: race_rows, race_confidence,
+    race_first_generation (true/false), screen, and generations when the variant runs longer than --generations)."""
     name, _, spec = text.partition("=")
     strategy, *pairs = spec.split(",")
     settings: dict[str, Any] = {"strategy": strategy}
     for pair in pairs:
         key, _, value = pair.partition("=")
-        settings[key] = int(value) if key in ("screen", "generations") else float(value)
+        settings[key] = VARIANT_SETTINGS.get(key, float)(value)
     return name, settings
+
+
+VARIANT_SETTINGS = {"screen": int, "generations": int, "race_first_generation": lambda value: value == "true"}
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """``--strategy race``: per-row metric scores, the paired decision, fronts of full-set scores only, compute counted
 per generated row, and the same front after an interruption and a resume."""
 
+import dataclasses
 import json
 
 import pytest
@@ -159,3 +160,67 @@ def test_race_needs_a_per_row_metric(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="not a mean of per-row scores.*--strategy fast"):
         search(race_config(tiny_model_dir), out, metric=FidMetric(feature=torch.nn.Flatten()), progress=False)
     assert not out.exists()
+
+
+def test_a_first_generation_raced_against_itself_keeps_its_first_stage_pareto_set():
+    """With no front yet, each candidate is compared with the generation's own (first rows, paired, cheaper or
+    as cheap): under the means rule exactly the first stage's Pareto set goes on; a complete candidate's first rows
+    count too, and the key that must be complete is never rejected."""
+    race = QualityRace(rows=8, confidence=0.5, first_generation=True, complete=["no-cache"])
+    assert race.among_generation and race.pend(evaluation(1.0, [0.1, 0.2])).metrics["race"] == PENDING
+
+    def pending(key, cost, rows):
+        return dataclasses.replace(race.pend(evaluation(cost, rows)), key=key)
+
+    generation = [
+        pending("cheap", 1.0, [0.5, 0.5]),
+        pending("beaten", 2.0, [0.4, 0.5]),  # costs more than "cheap" and is worse on average: rejected
+        pending("better", 2.0, [0.9, 0.7]),  # costs more and is better: goes on
+        pending("no-cache", 4.0, [0.1, 0.1]),  # beaten by all, but always complete
+        race.complete(pending("done", 3.0, [0.9, 0.9]), evaluation(3.0, [0.0] * 6)),  # first rows beat "late"
+        pending("late", 3.5, [0.8, 0.9]),
+    ]
+    rejected = race.decide_among(generation)
+    assert [e.key for e in rejected] == ["beaten", "late"] and all(e.metrics["race"] == REJECTED for e in rejected)
+    assert race.decide_among([*generation[:1], *rejected]) == []  # decided already: as it was (a resumed run)
+    race.set_front([generation[0]])
+    assert not race.among_generation  # a front exists: the usual decisions
+    assert not QualityRace(rows=8).among_generation
+    with pytest.raises(ValueError, match="--race-first-generation set how --strategy race races"):
+        SearchConfig(model="m", prompts=["a", "b"], strategy="fast", race_first_generation=True)
+
+
+def test_a_raced_first_generation_spends_less_and_resumes_to_the_uninterrupted_front(
+        race_run, tiny_model_dir, tmp_path, monkeypatch):
+    """``race_first_generation``: generation 0 rejects candidates after their first rows (no caching is scored in
+    full), spends less than the unraced start, and an interruption between its first stages and its decisions
+    resumes to the uninterrupted run's front, decisions and generation files."""
+    config = race_config(tiny_model_dir, race_confidence=0.5, race_first_generation=True)
+    whole = tmp_path / "whole"
+    search(config, whole, progress=False)
+    evaluations = stored(whole)
+    first = summaries(whole)[0]
+    assert first["rejected"] > 0 and first["compute_spent"] < summaries(race_run)[0]["compute_spent"]
+    assert on_every_row(max(evaluations.values(), key=lambda e: e.cost))  # no caching
+    front = {r["key"] for r in json.loads((whole / "front.json").read_text())["front"]}
+    assert front and all(on_every_row(evaluations[k]) for k in front)
+
+    out = tmp_path / "run"
+    original = EvaluationStore.put
+    puts = {"pending": 0}
+
+    def fail_at_the_last_first_stage(self, evaluation, replace=False):
+        original(self, evaluation, replace)
+        puts["pending"] += evaluation.metrics.get("race") == PENDING
+        if puts["pending"] == config.population:  # every first stage of generation 0 stored, nothing decided
+            raise Interrupted
+
+    monkeypatch.setattr(EvaluationStore, "put", fail_at_the_last_first_stage)
+    with pytest.raises(Interrupted):
+        search(config, out, progress=False)
+    monkeypatch.setattr(EvaluationStore, "put", original)
+    assert {e.metrics.get("race") for e in stored(out).values()} == {PENDING}
+    search(config, out, resume=True, progress=False)
+    assert run_files(out) == run_files(whole)
+    assert {k: e.metrics.get("race") for k, e in stored(out).items()} == {
+        k: e.metrics.get("race") for k, e in evaluations.items()}

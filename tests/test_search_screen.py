@@ -158,9 +158,9 @@ def test_the_cli_passes_the_race_and_screen_settings_and_resume_keeps_them(tmp_p
     out = tmp_path / "run"
     args = build_parser().parse_args(["search", "--model", "m", "--prompts", "tiny-shapes", "--limit", "3",
                                       "--strategy", "race", "--race-rows", "0.5", "--race-confidence", "0.5",
-                                      "--screen", "3", "--out", str(out)])
+                                      "--race-first-generation", "--screen", "3", "--out", str(out)])
     config = config_from_args(args)
-    assert (config.race_rows, config.race_confidence, config.screen) == (0.5, 0.5, 3)
+    assert (config.race_rows, config.race_confidence, config.race_first_generation, config.screen) == (0.5, 0.5, True, 3)
     RunDirectory(out).open(config, resume=False)
     RunDirectory(out).commit(config)
     resumed = config_from_args(build_parser().parse_args(["search", "--model", "m", "--out", str(out), "--resume"]))

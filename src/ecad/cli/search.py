@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ..search import SearchConfig
 
 # Settings of how --strategy searches: unset on the command line, a new run takes the default, --resume the run's.
-STRATEGY_SETTINGS = ("race_rows", "race_confidence", "screen")
+STRATEGY_SETTINGS = ("race_rows", "race_confidence", "race_first_generation", "screen")
 PROMPTS_HELP = (f"prompt file (txt; json list; tsv/csv with a prompt column) or a built-in set: "
                 f"{', '.join(PROMPT_SETS)} (tiny-shapes training captions; held-out captions for evaluation)")
 
@@ -53,6 +53,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--race-confidence", type=arguments.typed(real(0.5, 0.999), float),
                         help="race: the one-sided confidence a cheaper front point must beat a candidate with on the "
                              "first rows to reject it (default 0.95; 0.5 compares the first rows' means)")
+    parser.add_argument("--race-first-generation", action="store_const", const=True,
+                        help="race: race the first generation too, each candidate against the generation's own on the "
+                             "first rows (there is no front yet; no caching is always scored in full)")
     parser.add_argument("--screen", type=arguments.positive,
                         help="fast or race: make K times each generation's offspring and evaluate those a ridge model "
                              "of the evaluated schedules ranks best (default 1: no screening)")

@@ -65,7 +65,7 @@ class CacheSearchProblem(Problem):
     (:class:`ecad.search.budget.BudgetSpent` ends the generation; what was evaluated is stored). With a ``race``
     (:class:`ecad.search.racing.QualityRace`) the new candidates are scored on its first rows, each decision is
     stored with them, and the ones not rejected are completed on the remaining rows (also when a stopped run left
-    them pending).
+    them pending). A race of the first generation against itself decides once all its first stages are stored.
     """
 
     def __init__(
@@ -101,7 +101,13 @@ class CacheSearchProblem(Problem):
             self._evaluate_rows(schedules, missing, known, None, lambda evaluation: evaluation)
         else:
             race = self.race
-            self._evaluate_rows(schedules, missing, known, race.first, race.decide)
+            among = race.among_generation  # no front yet: decided together, once every first stage is scored
+            self._evaluate_rows(schedules, missing, known, race.first, race.pend if among else race.decide)
+            if among:
+                for evaluation in race.decide_among([known[key] for key in schedules]):
+                    self.store.put(evaluation, replace=True)
+                    known[evaluation.key] = evaluation
+                    self.on_candidate(evaluation, False)
             pending = [key for key, evaluation in known.items() if evaluation.metrics.get("race") == PENDING]
             self._evaluate_rows(schedules, pending, known, race.rest,
                                 lambda evaluation: race.complete(known[evaluation.key], evaluation), replace=True)

@@ -10,7 +10,9 @@ a front; every other candidate is scored on the remaining rows, and its full-set
 
 Decisions use the archive front as it was at the start of the generation, not the order candidates finish, and
 each is stored with the candidate's first-stage scores: a resumed run makes the same decisions. The reference is a
-front scored on every row, so no candidate of the first generation is rejected.
+front scored on every row, so no candidate of the first generation is rejected, unless the run races it too
+(``race_first_generation``): then the first generation is scored on its first rows, and each candidate is compared
+with the generation's own candidates there (:meth:`QualityRace.decide_among`), once all of them are scored.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def on_every_row(evaluation: Evaluation) -> bool:
 class QualityRace:
     """The two stages' rows, and the paired decision against a reference front."""
 
-    def __init__(self, rows: int, first: int | None = None, confidence: float = CONFIDENCE) -> None:
+    def __init__(self, rows: int, first: int | None = None, confidence: float = CONFIDENCE,
+                 first_generation: bool = False, complete: Iterable[str] = ()) -> None:
         first = first_rows(rows) if first is None else first
         if not 2 <= first <= rows:
             raise ValueError(f"racing needs at least 2 first rows of the {rows} calibration rows, got {first}.")
@@ -55,16 +58,26 @@ class QualityRace:
         self.first, self.rest = range(first), range(first, rows)
         self.critical = float(student_t.ppf(confidence, first - 1))
         self.front: list[tuple[float, np.ndarray]] = []  # (cost, per-row quality on the first rows)
+        self.first_generation = first_generation  # with no front yet, race against the generation itself
+        self.always_complete = frozenset(complete)  # keys never rejected (no caching: the reference of every report)
 
     def set_front(self, front: Iterable[Evaluation]) -> None:
         """The reference for the next generation's decisions: front points scored on every row."""
-        self.front = [(e.cost, np.asarray(e.metrics["row_quality"][: len(self.first)], dtype=float)) for e in front]
+        self.front = [self._reference(e) for e in front]
 
-    def upper_bounds(self, evaluation: Evaluation) -> list[float]:
+    @property
+    def among_generation(self) -> bool:
+        """Whether this generation's decisions wait for all its first stages (:meth:`decide_among`)."""
+        return self.first_generation and not self.front
+
+    def _reference(self, evaluation: Evaluation) -> tuple[float, np.ndarray]:
+        return evaluation.cost, np.asarray(evaluation.metrics["row_quality"][: len(self.first)], dtype=float)
+
+    def upper_bounds(self, evaluation: Evaluation, front: list[tuple[float, np.ndarray]] | None = None) -> list[float]:
         """The upper confidence bound of the mean paired difference to each front point costing at most as much."""
         scores = np.asarray(evaluation.metrics["row_quality"], dtype=float)
         bounds = []
-        for cost, reference in self.front:
+        for cost, reference in self.front if front is None else front:
             if cost <= evaluation.cost:
                 d = scores - reference
                 bounds.append(float(d.mean() + self.critical * d.std(ddof=1) / math.sqrt(len(d))))
@@ -76,6 +89,24 @@ class QualityRace:
         if not self.rest:
             return evaluation
         rejected = any(bound < 0 for bound in self.upper_bounds(evaluation))
+        return self._mark(evaluation, rejected)
+
+    def pend(self, evaluation: Evaluation) -> Evaluation:
+        """A first-stage evaluation whose decision waits for the rest of its generation (:meth:`decide_among`)."""
+        return self._mark(evaluation, False) if self.rest else evaluation
+
+    def decide_among(self, generation: list[Evaluation]) -> list[Evaluation]:
+        """The decisions of a generation raced against itself: each candidate is compared, as against a front, with
+        the generation's candidates (every one's first rows, whatever its own decision), so the first stage's
+        Pareto set goes on (under the means rule). Returns the candidates this rejects that were pending; a
+        candidate already complete, or rejected by an earlier pass (a resumed run), is as it was."""
+        reference = [self._reference(e) for e in generation]
+        return [self._mark(e, True) for e in generation
+                if e.metrics.get("race") == PENDING and e.key not in self.always_complete
+                and any(bound < 0 for bound in self.upper_bounds(e, reference))]
+
+    @staticmethod
+    def _mark(evaluation: Evaluation, rejected: bool) -> Evaluation:
         return dataclasses.replace(evaluation, metrics={**evaluation.metrics, "race": REJECTED if rejected else PENDING})
 
     def complete(self, first: Evaluation, rest: Evaluation) -> Evaluation:

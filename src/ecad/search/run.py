@@ -44,7 +44,9 @@ from ..names import ACTIONS, STRATEGIES, metric_columns
 from ..provenance import GenerationSettings, annotate, mac_record, score_record
 from ..schedule import CacheSchedule
 from ..schedule_io import write_json
-from ..validation import check_fields, checked, device, one_of, optional, pixels, read_json, real, text, texts, whole
+from ..validation import (
+    check_fields, checked, device, flag, one_of, optional, pixels, read_json, real, text, texts, whole,
+)
 from .budget import BudgetSpent, ComputeBudget, evaluation_compute
 from .operators import ActionMutation
 from .problem import CacheSearchProblem, ScheduleEncoding
@@ -128,6 +130,7 @@ class SearchConfig:
     actions: str = checked(one_of(ACTIONS), default="reuse")
     race_rows: float = checked(real(above=0, maximum=1), default=FIRST_ROWS)  # share of rows raced first
     race_confidence: float = checked(real(0.5, 0.999), default=CONFIDENCE)  # 0.5: compare the first rows' means
+    race_first_generation: bool = checked(flag, default=False)  # race generation 0 against itself, not in full
     screen: int = checked(whole(1), default=1)  # offspring made per evaluated one, ranked by the surrogate; 1: none
 
     def __post_init__(self) -> None:
@@ -137,9 +140,10 @@ class SearchConfig:
             raise ValueError(f"--strategy race needs at least 3 calibration rows (2 scored first, the rest raced "
                              f"for), this run has {rows} (prompts x images per prompt); add prompts or "
                              "--images-per-prompt, or use --strategy fast.")
-        if self.strategy != "race" and (self.race_rows, self.race_confidence) != (FIRST_ROWS, CONFIDENCE):
-            raise ValueError(f"--race-rows and --race-confidence set how --strategy race races; this run's strategy is "
-                             f"{self.strategy}: add --strategy race or leave them out.")
+        raced = (self.race_rows, self.race_confidence, self.race_first_generation)
+        if self.strategy != "race" and raced != (FIRST_ROWS, CONFIDENCE, False):
+            raise ValueError(f"--race-rows, --race-confidence and --race-first-generation set how --strategy race "
+                             f"races; this run's strategy is {self.strategy}: add --strategy race or leave them out.")
         if self.strategy == "paper" and self.screen > 1:
             raise ValueError("--screen changes which offspring are evaluated, and --strategy paper is the paper's "
                              "search unchanged: use --strategy fast or race with --screen.")
@@ -360,13 +364,16 @@ def run_search(
     images = len(config.prompts) * config.images_per_prompt  # calibration rows per candidate
     budget = ComputeBudget(config.budget, (evaluation_compute(e, images, full_cost) for e in store.evaluations()))
     _announce(config, images, budget, progress)
-    race = (QualityRace(images, first_rows(images, config.race_rows), config.race_confidence)
+    race = (QualityRace(images, first_rows(images, config.race_rows), config.race_confidence,
+                        config.race_first_generation, complete=[no_cache_key])
             if config.strategy == "race" else None)
     if race is not None:
         rule = ("its mean there" if config.race_confidence == 0.5
                 else f"a paired one-sided {config.race_confidence:g} t bound")
         _say(f"race: each new candidate is scored on the first {len(race.first)} of the {images} calibration rows, the "
-             f"rest only if no cheaper front point beats it there ({rule})", progress)
+             f"rest only if no cheaper front point beats it there ({rule})"
+             + ("; the first generation against its own candidates" if config.race_first_generation else ""),
+             progress)
     problem = CacheSearchProblem(encoding, store, executor, full_cost, on_candidate, budget, race)
     algorithm = NSGA2(
         pop_size=config.population,
