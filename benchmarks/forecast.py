@@ -100,7 +100,8 @@ def main() -> None:
     for label, actions in ACTION_SETS.items():
         out = Path(args.out) / label
         _, result = tiny_search(out, args.prompts, population=args.population, generations=args.generations,
-                                num_steps=args.steps, guidance_scale=args.guidance, seed=args.seed, actions=actions)
+                                num_steps=args.steps, guidance_scale=args.guidance, seed=args.seed, actions=actions,
+                                strategy="paper")  # as measured
         fronts[label] = ({f"{label}/{Path(row['file']).stem}": ecad.CacheSchedule.load(out / row["file"])
                           for row in result.front}, result)
 

@@ -49,7 +49,7 @@ def ecad_front(args: argparse.Namespace) -> list[str]:
     run = Path(args.out) / "search"
     config = SearchConfig(model="tiny-shapes", prompts=load_prompts("tiny-shapes", limit=16), metric="tiny-reward",
                           population=args.population, generations=args.generations, guidance_scale=GUIDANCE_SCALE,
-                          batch_size=16, device="cpu")
+                          batch_size=16, device="cpu", strategy="paper")  # as measured
     search(config, run, resume=(run / "config.json").exists(), progress=False)
     return front_files(run / "front", args.front_min_match)
 

@@ -48,7 +48,7 @@ def main() -> None:
     import ray
 
     config = SearchConfig(model=args.model, prompts=load_prompts(args.prompts), population=args.population,
-                          num_steps=args.steps, device="cpu")
+                          num_steps=args.steps, device="cpu", strategy="paper")  # each candidate on its own
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     one = throughput(config, "ray", workers=1)
     two = throughput(config, "ray", workers=2)

@@ -1,8 +1,10 @@
 """Issue 14's must-show: cheaper search strategies against the paper's, held-out hypervolume per image-equivalent.
 
     flock /tmp/ecad-cpu.lock python benchmarks/search_efficiency.py --out runs/efficiency [--save]
-    ... --population 24 --prompts 16 --images-per-prompt 2 --generations 10 \
-        --variant race=race --variant lean=race,race_rows=0.125,race_confidence=0.5,screen=4
+    ... --population 24 --prompts 16 --images-per-prompt 2 --generations 14 --heldout-every 16 \
+        --variant point=race,race_rows=0.125,race_confidence=0.5,generations=28 \
+        --variant lean=race,race_rows=0.125,race_confidence=0.5,screen=4 \
+        --variant point0=race,race_rows=0.125,race_confidence=0.5,race_first_generation=true,generations=28
 
 On tiny-shapes with tiny-reward at guidance 3, for each seed: the paper strategy and each cheaper variant (default:
 the race strategy, exact shared-prefix reuse plus multi-fidelity racing, ecad.search.racing; ``--variant`` names

@@ -31,11 +31,11 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_model_dir, tmp_path_factory) -> Path:
-    """A finished tiny search run directory (population 4, 3 generations, 6 steps, 16x16 px)."""
+    """A finished tiny search run directory (population 4, 3 generations, 6 steps, 16x16 px, the paper's search)."""
     from ecad.search import SearchConfig, search
 
     out = tmp_path_factory.mktemp("run") / "run"
     config = SearchConfig(model=str(tiny_model_dir), prompts=["a w1 w2", "w3 w4"], population=4, generations=3,
-                          num_steps=6, height=16, width=16, batch_size=4, device="cpu")
+                          num_steps=6, height=16, width=16, batch_size=4, device="cpu", strategy="paper")
     search(config, out, progress=False)
     return out

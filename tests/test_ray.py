@@ -29,7 +29,8 @@ def config(tmp_path_factory):
     path = tmp_path_factory.mktemp("ray") / "pipe"
     tiny_pixart_pipeline(num_layers=3, seed=2).save_pretrained(path)
     return SearchConfig(model=str(path), prompts=["a w1 w2", "w3 w4", "w5"], population=6, generations=3,
-                        images_per_prompt=2, num_steps=6, height=16, width=16, batch_size=3, device="cpu")
+                        images_per_prompt=2, num_steps=6, height=16, width=16, batch_size=3, device="cpu",
+                        strategy="paper")
 
 
 def call_name(schedule, rows=None):

@@ -116,10 +116,11 @@ KILL_GENERATIONS = 3
 
 @pytest.fixture(scope="module")
 def straight_run(model_dir, prompt_file, tmp_path_factory):
-    """An uninterrupted paper-strategy run with cli_args' defaults and its evaluation log."""
+    """An uninterrupted paper-strategy run with cli_args' other defaults and its evaluation log."""
     path = tmp_path_factory.mktemp("straight")
     straight, straight_log = path / "run", path / "run.log"
-    assert run_counted(cli_args(model_dir, prompt_file, straight, KILL_GENERATIONS), straight_log) == 0
+    args = cli_args(model_dir, prompt_file, straight, KILL_GENERATIONS) + ["--strategy", "paper"]
+    assert run_counted(args, straight_log) == 0
     return straight, straight_log
 
 

@@ -19,10 +19,12 @@ RACE_ROWS = 4  # 2 prompts x 2 images: the first 2 rows are scored first, 2 are 
 
 
 def race_config(model_dir, strategy="race", **changes):
-    """The conftest ``tiny_run``'s settings with 2 images per prompt, in batches of the first stage's 2 rows."""
+    """The conftest ``tiny_run``'s settings with 2 images per prompt, in batches of the first stage's 2 rows; race
+    with the t bound (confidence 0.95) and the first generation in full unless ``changes`` say otherwise."""
     return SearchConfig(model=str(model_dir), prompts=["a w1 w2", "w3 w4"], population=4, generations=3,
                         images_per_prompt=2, num_steps=6, height=16, width=16, batch_size=2, device="cpu",
-                        strategy=strategy, **changes)
+                        strategy=strategy, **({"race_confidence": 0.95, "race_first_generation": False} | changes
+                                              if strategy == "race" else changes))
 
 
 def stored(out):
@@ -46,8 +48,8 @@ def evaluation(cost, rows, **metrics):
 
 
 def test_the_paired_bound_rejects_only_a_candidate_a_cheaper_front_point_beats():
-    race = QualityRace(rows=8)  # first quarter, at least 2: rows 0..1 first
-    assert (race.first, race.rest) == (range(2), range(2, 8)) and first_rows(100) == 25
+    race = QualityRace(rows=8, confidence=0.95)  # an eighth, at least 2: rows 0..1 first
+    assert (race.first, race.rest) == (range(2), range(2, 8)) and first_rows(100) == 13
     race.set_front([evaluation(1.0, [0.9, 0.8, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]), evaluation(3.0, [1.0] * 8)])
     worse = evaluation(2.0, [0.5, 0.41])  # 0.4 below the cheaper point on both rows: the bound is below 0
     assert race.decide(worse).metrics["race"] == REJECTED and max(race.upper_bounds(worse)) < 0

@@ -125,7 +125,7 @@ def test_a_screened_run_resumes_to_the_uninterrupted_front(screen_run, tiny_mode
 def test_the_race_first_stage_is_a_setting():
     front = [evaluation(1.0, [0.9] * 8)]
     noisy = evaluation(2.0, [0.5, 1.0])  # below the cheaper point on average, rows disagree
-    bound, point = QualityRace(rows=8), QualityRace(rows=8, confidence=0.5)
+    bound, point = QualityRace(rows=8, confidence=0.95), QualityRace(rows=8, confidence=0.5)
     bound.set_front(front), point.set_front(front)
     assert bound.decide(noisy).metrics["race"] == PENDING
     assert point.decide(noisy).metrics["race"] == REJECTED  # 0.5: the first rows' means decide
@@ -133,8 +133,8 @@ def test_the_race_first_stage_is_a_setting():
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"screen": 2}, "--strategy paper is the paper's search unchanged"),
-    ({"strategy": "fast", "race_rows": 0.125}, "this run's strategy is fast: add --strategy race"),
+    ({"strategy": "paper", "screen": 2}, "--strategy paper is the paper's search unchanged"),
+    ({"strategy": "fast", "race_rows": 0.25}, "this run's strategy is fast: add --strategy race"),
     ({"strategy": "race", "race_confidence": 0.4}, "race_confidence must be a finite number >= 0.5"),
     ({"strategy": "race", "race_rows": 0.0}, "race_rows must be a finite number > 0"),
 ])
@@ -145,7 +145,7 @@ def test_screen_and_race_settings_are_checked(changes, message):
 
 def test_the_cli_refuses_screening_the_paper_strategy(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["search", "--model", "tiny-shapes", "--prompts", "tiny-shapes", "--limit", "2", "--screen", "2",
+    assert main(["search", "--model", "tiny-shapes", "--prompts", "tiny-shapes", "--limit", "2", "--strategy", "paper", "--screen", "2",
                  "--out", str(out)]) != 0
     assert "--screen" in capsys.readouterr().err and not out.exists()
 

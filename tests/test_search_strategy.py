@@ -16,7 +16,8 @@ GOLDEN = Path(__file__).parent / "data" / "paper_front_tiny_run.json"
 def tiny_config(model_dir, **changes):
     """The conftest ``tiny_run``'s settings."""
     return SearchConfig(**{"model": str(model_dir), "prompts": ["a w1 w2", "w3 w4"], "population": 4, "generations": 3,
-                           "num_steps": 6, "height": 16, "width": 16, "batch_size": 4, "device": "cpu", **changes})
+                           "num_steps": 6, "height": 16, "width": 16, "batch_size": 4, "device": "cpu", "strategy": "paper",
+                           **changes})
 
 
 def run_files(out):
@@ -37,7 +38,7 @@ def summaries(out):
 
 def test_paper_strategy_reproduces_the_recorded_front(tiny_run):
     golden = json.loads(GOLDEN.read_text())
-    assert RunDirectory(tiny_run).load_config().strategy == "paper"  # the default
+    assert RunDirectory(tiny_run).load_config().strategy == "paper"
     assert run_files(tiny_run) == {k: golden[k] for k in ("front", "generations", "files")}
 
 
@@ -106,3 +107,27 @@ def test_fast_strategy_with_forecasts_finds_the_paper_strategys_front(tiny_model
     paper, fast = run_files(runs["paper"]), run_files(runs["fast"])
     assert any(f.get("format") == "ecad.schedule/2" for f in paper["files"].values())  # forecasts on the front
     assert fast == paper
+
+
+def test_a_new_run_races_where_it_can_and_is_fast_elsewhere(tmp_path):
+    """Without a strategy a new run races (an eighth of the rows first, the means rule, the first generation in full)
+    where racing can run, else is fast; runs from before keep what they ran with."""
+    from ecad.cli import build_parser
+    from ecad.cli.search import config_from_args
+
+    sixteen = [f"w{i}" for i in range(16)]
+    config = SearchConfig(model="m", prompts=sixteen, images_per_prompt=2)  # fidelity: one score per row
+    assert config.strategy == "race"
+    assert (config.race_rows, config.race_confidence, config.race_first_generation) == (0.125, 0.5, False)
+    assert SearchConfig(model="m", prompts=sixteen, images_per_prompt=2, metric="fid").strategy == "fast"  # a set
+    assert SearchConfig(model="m", prompts=sixteen).strategy == "fast"  # fewer rows than racing was measured on
+    args = ["search", "--model", "m", "--prompts", "tiny-shapes", "--images-per-prompt", "2", "--out", str(tmp_path)]
+    assert config_from_args(build_parser().parse_args(args)).strategy == "race"  # the built-in set: 16 captions
+
+    paper = {**config.to_dict(), "strategy": "paper", "race_rows": 0.25, "race_confidence": 0.95}
+    del paper["race_first_generation"]  # a paper run's config from before the setting
+    assert SearchConfig.from_dict(paper).strategy == "paper"
+    race = config.to_dict()
+    del race["race_rows"], race["race_confidence"], race["race_first_generation"]  # a race run from before them
+    loaded = SearchConfig.from_dict(race)
+    assert (loaded.race_rows, loaded.race_confidence, loaded.race_first_generation) == (0.25, 0.95, False)

@@ -43,19 +43,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--convention", choices=CONVENTIONS, default="full",
                         help="MAC counting: full (attention core included) or paper")
     parser.add_argument("--strategy", choices=STRATEGIES,
-                        help="paper: the paper's search, each candidate generated on its own (default for a new run); "
-                             "fast: the same evaluations with shared step prefixes computed once (exact); "
-                             "race: fast, and each new candidate scored on the first quarter of the rows, the rest "
-                             "only if it can still enter the front (not the paper's result); --resume keeps the run's")
+                        help="race (default for a new run with a per-row metric and at least 32 calibration rows): "
+                             "fast, and each new candidate scored on the first eighth of the rows, the rest only if no "
+                             "cheaper front point beats it there; fast (the default otherwise): the paper's "
+                             "evaluations with shared step prefixes computed once (exact); paper: the paper's search "
+                             "reproduced, each candidate generated on its own; --resume keeps the run's")
     parser.add_argument("--race-rows", type=arguments.typed(real(above=0, maximum=1), float),
                         help="race: the share of the calibration rows a new candidate is scored on first (default "
-                             "0.25, at least 2 rows)")
+                             "0.125, at least 2 rows)")
     parser.add_argument("--race-confidence", type=arguments.typed(real(0.5, 0.999), float),
                         help="race: the one-sided confidence a cheaper front point must beat a candidate with on the "
-                             "first rows to reject it (default 0.95; 0.5 compares the first rows' means)")
-    parser.add_argument("--race-first-generation", action="store_const", const=True,
+                             "first rows to reject it (default 0.5: a higher mean there; 0.95: a t bound)")
+    parser.add_argument("--race-first-generation", action=argparse.BooleanOptionalAction,
                         help="race: race the first generation too, each candidate against the generation's own on the "
-                             "first rows (there is no front yet; no caching is always scored in full)")
+                             "first rows (there is no front yet; no caching is always scored in full; default: off)")
     parser.add_argument("--screen", type=arguments.positive,
                         help="fast or race: make K times each generation's offspring and evaluate those a ridge model "
                              "of the evaluated schedules ranks best (default 1: no screening)")
@@ -92,7 +93,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         raise ValueError("--prompts is required for a new search (a file or a built-in set such as tiny-shapes).")
     else:
         prompts = load_prompts(args.prompts, args.limit)
-    strategy = args.strategy or (stored.strategy if stored is not None else "paper")
+    strategy = args.strategy or (stored.strategy if stored is not None else None)  # None: the config's default
     kept = {name: getattr(stored, name) for name in STRATEGY_SETTINGS} if stored else {}
     given = {name: value for name in STRATEGY_SETTINGS if (value := getattr(args, name)) is not None}
     return SearchConfig(

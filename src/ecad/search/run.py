@@ -50,7 +50,9 @@ from ..validation import (
 from .budget import BudgetSpent, ComputeBudget, evaluation_compute
 from .operators import ActionMutation
 from .problem import CacheSearchProblem, ScheduleEncoding
-from .racing import CONFIDENCE, FIRST_ROWS, RACE_FIELDS, REJECTED, QualityRace, first_rows, on_every_row
+from .racing import (
+    CONFIDENCE, FIRST_GENERATION, FIRST_ROWS, RACE_BEFORE, RACE_FIELDS, RACE_FROM_ROWS, REJECTED, QualityRace, first_rows, on_every_row,
+)
 from .surrogate import RidgeSurrogate, ScreenedMating
 from .samples import SampleStore
 from .store import CorruptRunError, Evaluation, EvaluationStore, schedule_key
@@ -96,6 +98,16 @@ GENERATION_SCHEMA = {
 }
 
 
+def default_strategy(metric: str, rows: int) -> str:
+    """A new run's strategy when none is asked for: race where it was measured to reach paper's front for less (a
+    metric of per-row scores, at least ``RACE_FROM_ROWS`` calibration rows), else fast (paper's evaluations, shared
+    prefixes computed once). Paper is the reproduction, asked for by name."""
+    from ..metrics import METRICS, RowMetric
+
+    per_row = metric in METRICS and issubclass(METRICS[metric], RowMetric)
+    return "race" if per_row and rows >= RACE_FROM_ROWS else "fast"
+
+
 def speedup_label(cost: str) -> str:
     """What a search's speedups are: predicted by its cost model (MACs or the measured latency model), not timed."""
     return "MAC speedup" if cost == "macs" else "latency-model speedup"
@@ -125,23 +137,25 @@ class SearchConfig:
     device: str = checked(device, default="auto")
     dtype: str = checked(one_of(DTYPES), default="float32")
     cost_model: str = checked(text, default=COST_MODEL)
-    strategy: str = checked(one_of(STRATEGIES), default="paper")  # runs from before it was a setting: paper
+    strategy: str | None = checked(optional(one_of(STRATEGIES)), default=None)  # None: default_strategy's
     budget: float | None = checked(optional(real(above=0)), default=None)  # image-equivalents; None: no cap
     actions: str = checked(one_of(ACTIONS), default="reuse")
     race_rows: float = checked(real(above=0, maximum=1), default=FIRST_ROWS)  # share of rows raced first
     race_confidence: float = checked(real(0.5, 0.999), default=CONFIDENCE)  # 0.5: compare the first rows' means
-    race_first_generation: bool = checked(flag, default=False)  # race generation 0 against itself, not in full
+    race_first_generation: bool = checked(flag, default=FIRST_GENERATION)  # race generation 0 against itself
     screen: int = checked(whole(1), default=1)  # offspring made per evaluated one, ranked by the surrogate; 1: none
 
     def __post_init__(self) -> None:
         check_fields(self)
         rows = len(self.prompts) * self.images_per_prompt
+        if self.strategy is None:
+            self.strategy = default_strategy(self.metric, rows)
         if self.strategy == "race" and rows < 3:
             raise ValueError(f"--strategy race needs at least 3 calibration rows (2 scored first, the rest raced "
                              f"for), this run has {rows} (prompts x images per prompt); add prompts or "
                              "--images-per-prompt, or use --strategy fast.")
         raced = (self.race_rows, self.race_confidence, self.race_first_generation)
-        if self.strategy != "race" and raced != (FIRST_ROWS, CONFIDENCE, False):
+        if self.strategy != "race" and raced != (FIRST_ROWS, CONFIDENCE, FIRST_GENERATION):
             raise ValueError(f"--race-rows, --race-confidence and --race-first-generation set how --strategy race "
                              f"races; this run's strategy is {self.strategy}: add --strategy race or leave them out.")
         if self.strategy == "paper" and self.screen > 1:
@@ -163,8 +177,13 @@ class SearchConfig:
             raise CorruptRunError(f"{source} is not an ecad search config (format {found!r}, expected "
                                   f"{CONFIG_FORMAT!r}); use another --out.")
         names = {f.name for f in dataclasses.fields(cls)}
+        before = {"cost_model": _COST_MODEL_BEFORE, "strategy": "paper"}  # runs from before these were settings
+        if data.get("strategy") == "race":
+            before |= RACE_BEFORE
+        else:  # racing settings mean nothing to another strategy (and earlier defaults were other values)
+            names -= set(RACE_BEFORE)
         try:
-            return cls(**{"cost_model": _COST_MODEL_BEFORE, **{k: v for k, v in data.items() if k in names}})
+            return cls(**{**before, **{k: v for k, v in data.items() if k in names}})
         except (TypeError, ValueError) as err:
             raise CorruptRunError(f"{source} is damaged ({err}); restore it or use another --out.") from None
 
