@@ -143,6 +143,10 @@ def racing_decisions(run: Path, config: Any, fractions: list[float]) -> dict:
             "other_fractions_on_completed": {str(f): v for f, v in simulated.items()}}
 
 
+# How --variant reads a setting's value (the rest are floats).
+VARIANT_SETTINGS = {"screen": int, "generations": int, "race_first_generation": lambda value: value == "true"}
+
+
 def variant(text: str) -> tuple[str, dict[str, Any]]:
     """``NAME=STRATEGY[,SETTING=VALUE...]`` (settings of SearchConfig: race_rows, race_confidence,
     race_first_generation (true/false), screen, and generations when the variant runs longer than --generations)."""
@@ -153,9 +157,6 @@ def variant(text: str) -> tuple[str, dict[str, Any]]:
         key, _, value = pair.partition("=")
         settings[key] = VARIANT_SETTINGS.get(key, float)(value)
     return name, settings
-
-
-VARIANT_SETTINGS = {"screen": int, "generations": int, "race_first_generation": lambda value: value == "true"}
 
 
 def main() -> None:

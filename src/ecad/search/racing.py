@@ -56,7 +56,7 @@ class QualityRace:
     """The two stages' rows, and the paired decision against a reference front."""
 
     def __init__(self, rows: int, first: int | None = None, confidence: float = CONFIDENCE,
-                 first_generation: bool = False, complete: Iterable[str] = ()) -> None:
+                 first_generation: bool = FIRST_GENERATION, complete: Iterable[str] = ()) -> None:
         first = first_rows(rows) if first is None else first
         if not 2 <= first <= rows:
             raise ValueError(f"racing needs at least 2 first rows of the {rows} calibration rows, got {first}.")
@@ -94,8 +94,7 @@ class QualityRace:
         row: no rows are left to race for)."""
         if not self.rest:
             return evaluation
-        rejected = any(bound < 0 for bound in self.upper_bounds(evaluation))
-        return self._mark(evaluation, rejected)
+        return self._mark(evaluation, self._beaten(evaluation, self.front))
 
     def pend(self, evaluation: Evaluation) -> Evaluation:
         """A first-stage evaluation whose decision waits for the rest of its generation (:meth:`decide_among`)."""
@@ -109,7 +108,11 @@ class QualityRace:
         reference = [self._reference(e) for e in generation]
         return [self._mark(e, True) for e in generation
                 if e.metrics.get("race") == PENDING and e.key not in self.always_complete
-                and any(bound < 0 for bound in self.upper_bounds(e, reference))]
+                and self._beaten(e, reference)]
+
+    def _beaten(self, evaluation: Evaluation, front: list[tuple[float, np.ndarray]]) -> bool:
+        """Whether some point of ``front`` no more expensive is better on the first rows (its bound below 0)."""
+        return any(bound < 0 for bound in self.upper_bounds(evaluation, front))
 
     @staticmethod
     def _mark(evaluation: Evaluation, rejected: bool) -> Evaluation:

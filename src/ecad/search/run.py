@@ -40,6 +40,7 @@ from ..adapters import ModelLayout
 from ..heuristics import initial_population
 from ..loading import DTYPES
 from ..macs import CONVENTIONS
+from ..metrics import METRICS, RowMetric
 from ..names import ACTIONS, STRATEGIES, metric_columns
 from ..provenance import GenerationSettings, annotate, mac_record, score_record
 from ..schedule import CacheSchedule
@@ -51,7 +52,8 @@ from .budget import BudgetSpent, ComputeBudget, evaluation_compute
 from .operators import ActionMutation
 from .problem import CacheSearchProblem, ScheduleEncoding
 from .racing import (
-    CONFIDENCE, FIRST_GENERATION, FIRST_ROWS, RACE_BEFORE, RACE_FIELDS, RACE_FROM_ROWS, REJECTED, QualityRace, first_rows, on_every_row,
+    CONFIDENCE, FIRST_GENERATION, FIRST_ROWS, RACE_BEFORE, RACE_FIELDS, RACE_FROM_ROWS, REJECTED, QualityRace,
+    first_rows, on_every_row,
 )
 from .surrogate import RidgeSurrogate, ScreenedMating
 from .samples import SampleStore
@@ -102,8 +104,6 @@ def default_strategy(metric: str, rows: int) -> str:
     """A new run's strategy when none is asked for: race where it was measured to reach paper's front for less (a
     metric of per-row scores, at least ``RACE_FROM_ROWS`` calibration rows), else fast (paper's evaluations, shared
     prefixes computed once). Paper is the reproduction, asked for by name."""
-    from ..metrics import METRICS, RowMetric
-
     per_row = metric in METRICS and issubclass(METRICS[metric], RowMetric)
     return "race" if per_row and rows >= RACE_FROM_ROWS else "fast"
 
