@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=12)
     parser.add_argument("--generations", type=int, default=6)
     parser.add_argument("--prompts", type=int, default=8, help="calibration captions (the tiny-shapes prompt set)")
+    parser.add_argument("--images-per-prompt", type=int, default=1)
     parser.add_argument("--heldout", type=int, default=124, help="held-out captions to re-score on")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--long-steps", type=int, default=50, help="baselines also at this step count (0: skip)")
@@ -101,6 +102,7 @@ def main() -> None:
         out = Path(args.out) / label
         _, result = tiny_search(out, args.prompts, population=args.population, generations=args.generations,
                                 num_steps=args.steps, guidance_scale=args.guidance, seed=args.seed, actions=actions,
+                                images_per_prompt=args.images_per_prompt,
                                 strategy="paper")  # as measured
         fronts[label] = ({f"{label}/{Path(row['file']).stem}": ecad.CacheSchedule.load(out / row["file"])
                           for row in result.front}, result)
@@ -136,6 +138,7 @@ def main() -> None:
         "benchmark": "forecast", **environment(), "model": "tiny-shapes", "metric": "tiny-reward",
         "guidance": args.guidance, "steps": args.steps, "population": args.population,
         "generations": args.generations, "calibration_prompts": args.prompts, "seed": args.seed,
+        "images_per_prompt": args.images_per_prompt,
         "heldout_captions": len(captions), "speedups": "MAC speedup",
         "summary": summary, "rows": rows, "long_steps": args.long_steps, "long_rows": long_rows,
         "target_hypervolume_met": three["heldout_hypervolume"] > summary["two-action"]["heldout_hypervolume"],
