@@ -198,11 +198,13 @@ def cost_models(pipe: Any, size: int, images: int, guidance: float, latency: boo
 
 def tiny_search(out: Path | str, prompts: int, **settings: Any) -> tuple[Any, Any]:
     """The benchmarks' search: tiny-shapes scored by tiny-reward on the first ``prompts`` captions of the tiny-shapes
-    prompt set, on the CPU, run in ``out`` (resumed if a run is there); ``settings`` are the rest of its
-    ``SearchConfig``. Returns the config and the search's result."""
-    from ecad.prompts import load_prompts
+    prompt set (more than its 16: an evenly spread subset of that many training captions), on the CPU, run in
+    ``out`` (resumed if a run is there); ``settings`` are the rest of its ``SearchConfig``. Returns the config and
+    the search's result."""
+    from ecad.prompts import load_prompts, tiny_shapes_captions
     from ecad.search import RunDirectory, SearchConfig, search
 
-    config = SearchConfig(model="tiny-shapes", prompts=load_prompts("tiny-shapes", limit=prompts),
+    captions = load_prompts("tiny-shapes", limit=prompts) if prompts <= 16 else tiny_shapes_captions("train", prompts)
+    config = SearchConfig(model="tiny-shapes", prompts=captions,
                           metric="tiny-reward", batch_size=16, device="cpu", **settings)
     return config, search(config, out, resume=RunDirectory(out).config_path.exists(), progress=False)

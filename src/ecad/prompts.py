@@ -20,8 +20,8 @@ class PromptError(ValueError):
     """A prompt file is missing, unreadable, or holds something that is not a prompt."""
 
 
-def _tiny_shapes(split: str, count: int) -> list[str]:
-    """A fixed, evenly spread subset of the tiny-shapes captions of one split."""
+def tiny_shapes_captions(split: str, count: int) -> list[str]:
+    """A fixed, evenly spread subset of ``count`` tiny-shapes captions of one split (``"train"`` or ``"heldout"``)."""
     from .tiny_shapes.scenes import all_captions
 
     captions = all_captions(split)
@@ -30,8 +30,8 @@ def _tiny_shapes(split: str, count: int) -> list[str]:
 
 # Built-in prompt sets: the tiny-shapes training captions for calibration, held-out ones for evaluation.
 BUILTIN = {
-    "tiny-shapes": lambda: _tiny_shapes("train", 16),
-    "tiny-shapes-heldout": lambda: _tiny_shapes("heldout", 64),
+    "tiny-shapes": lambda: tiny_shapes_captions("train", 16),
+    "tiny-shapes-heldout": lambda: tiny_shapes_captions("heldout", 64),
 }
 
 
