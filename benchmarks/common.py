@@ -204,7 +204,8 @@ def tiny_search(out: Path | str, prompts: int, **settings: Any) -> tuple[Any, An
     from ecad.prompts import load_prompts, tiny_shapes_captions
     from ecad.search import RunDirectory, SearchConfig, search
 
-    captions = load_prompts("tiny-shapes", limit=prompts) if prompts <= 16 else tiny_shapes_captions("train", prompts)
+    builtin = load_prompts("tiny-shapes")
+    captions = builtin[:prompts] if prompts <= len(builtin) else tiny_shapes_captions("train", prompts)
     config = SearchConfig(model="tiny-shapes", prompts=captions,
                           metric="tiny-reward", batch_size=16, device="cpu", **settings)
     return config, search(config, out, resume=RunDirectory(out).config_path.exists(), progress=False)

@@ -33,6 +33,7 @@ from common import emit, environment  # noqa: E402
 
 from ecad.search import Evaluation, RunDirectory  # noqa: E402
 from ecad.search.racing import on_every_row  # noqa: E402
+from ecad.search.run import archive_front  # noqa: E402
 
 
 def generations(run: Path) -> list[list[Evaluation]] | None:
@@ -52,10 +53,11 @@ def generations(run: Path) -> list[list[Evaluation]] | None:
 
 
 def front(evaluations: list[Evaluation]) -> list[Evaluation]:
-    """The full-set evaluations no other full-set evaluation dominates (higher quality, lower cost)."""
-    complete = [e for e in evaluations if on_every_row(e)]
-    return [e for e in complete if not any(o.quality >= e.quality and o.cost <= e.cost
-                                           and (o.quality > e.quality or o.cost < e.cost) for o in complete)]
+    """The run's archive front over ``evaluations`` (``archive_front``: full-set scores only, objectives -quality
+    and cost)."""
+    by_key = {e.key: e for e in evaluations}
+    archive = {k: (None, np.array([-e.quality, e.cost]), on_every_row(e)) for k, e in by_key.items()}
+    return [by_key[k] for k in archive_front(archive)]
 
 
 def second_rung(chunks: list[list[Evaluation]], rows: int) -> dict[str, float]:
