@@ -45,7 +45,6 @@ import ecad  # noqa: E402
 from ecad.generation import Calibration, CalibrationGenerator  # noqa: E402
 from ecad.loading import load_pipeline  # noqa: E402
 from ecad.metrics import get_metric  # noqa: E402
-from ecad.prompts import load_prompts  # noqa: E402
 from ecad.schedule_io import write_json  # noqa: E402
 from ecad.search import (  # noqa: E402
     Evaluation, EvaluationStore, schedule_from_key, schedule_key)
@@ -200,7 +199,7 @@ def main() -> None:
     captions = all_captions("heldout")[:: args.heldout_every]
     generator = CalibrationGenerator(pipe, Calibration(tuple(captions), num_steps=STEPS, guidance_scale=GUIDANCE_SCALE,
                                                        batch_size=16, seed=0))
-    calibration = CalibrationGenerator(pipe, Calibration(tuple(load_prompts("tiny-shapes", limit=args.prompts)),
+    calibration = CalibrationGenerator(pipe, Calibration(tuple(runs[seeds[0], strategies[0]]["config"].prompts),
                                                          num_steps=STEPS, guidance_scale=GUIDANCE_SCALE))
     table = calibration.cost_table()
     metric = get_metric("tiny-reward")
