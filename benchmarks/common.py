@@ -196,16 +196,21 @@ def cost_models(pipe: Any, size: int, images: int, guidance: float, latency: boo
     return table, measure_latency(pipe, size, size, images=images, guidance_scale=guidance) if latency else None
 
 
-def tiny_search(out: Path | str, prompts: int, **settings: Any) -> tuple[Any, Any]:
-    """The benchmarks' search: tiny-shapes scored by tiny-reward on the first ``prompts`` captions of the tiny-shapes
-    prompt set (more than its 16: an evenly spread subset of that many training captions), on the CPU, run in
-    ``out`` (resumed if a run is there); ``settings`` are the rest of its ``SearchConfig``. Returns the config and
-    the search's result."""
+def calibration_captions(prompts: int) -> list[str]:
+    """The benchmarks' calibration captions: the first ``prompts`` of the tiny-shapes prompt set (more than its 16:
+    an evenly spread subset of that many training captions)."""
     from ecad.prompts import load_prompts, tiny_shapes_captions
-    from ecad.search import RunDirectory, SearchConfig, search
 
     builtin = load_prompts("tiny-shapes")
-    captions = builtin[:prompts] if prompts <= len(builtin) else tiny_shapes_captions("train", prompts)
-    config = SearchConfig(model="tiny-shapes", prompts=captions,
+    return builtin[:prompts] if prompts <= len(builtin) else tiny_shapes_captions("train", prompts)
+
+
+def tiny_search(out: Path | str, prompts: int, **settings: Any) -> tuple[Any, Any]:
+    """The benchmarks' search: tiny-shapes scored by tiny-reward on ``calibration_captions(prompts)``, on the CPU,
+    run in ``out`` (resumed if a run is there); ``settings`` are the rest of its ``SearchConfig``. Returns the config
+    and the search's result."""
+    from ecad.search import RunDirectory, SearchConfig, search
+
+    config = SearchConfig(model="tiny-shapes", prompts=calibration_captions(prompts),
                           metric="tiny-reward", batch_size=16, device="cpu", **settings)
     return config, search(config, out, resume=RunDirectory(out).config_path.exists(), progress=False)

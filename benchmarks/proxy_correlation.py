@@ -39,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from common import RESULTS, emit, environment, front_schedules  # noqa: E402
+from common import RESULTS, calibration_captions, emit, environment, front_schedules  # noqa: E402
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting  # noqa: E402
 from scipy.stats import rankdata, spearmanr  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
@@ -48,7 +49,6 @@ from ecad import heuristics  # noqa: E402
 from ecad.generation import Calibration, CalibrationGenerator  # noqa: E402
 from ecad.loading import load_pipeline  # noqa: E402
 from ecad.metrics import get_metric  # noqa: E402
-from ecad.prompts import load_prompts, tiny_shapes_captions  # noqa: E402
 from ecad.tiny_shapes import GUIDANCE_SCALE  # noqa: E402
 
 
@@ -107,9 +107,9 @@ def race_replay(cost: np.ndarray, full: np.ndarray, first: np.ndarray, rows: int
     n = len(cost)
     rejected = wrong = entering = 0
     for c in range(n):
-        others = [i for i in range(n) if i != c]
-        front = [i for i in others if not any(cost[j] <= cost[i] and full[j] >= full[i]
-                                              and (cost[j] < cost[i] or full[j] > full[i]) for j in others)]
+        others = np.array([i for i in range(n) if i != c])
+        front = others[NonDominatedSorting().do(np.stack([cost[others], -full[others]], axis=1),
+                                                only_non_dominated_front=True)]
         cheaper = [f for f in front if cost[f] <= cost[c]]
         enters = not any(full[f] >= full[c] for f in cheaper)
         beaten = any(first[f] > first[c] for f in cheaper)
@@ -124,8 +124,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=16, help="calibration captions (as benchmarks' tiny_search)")
     parser.add_argument("--images-per-prompt", type=int, default=2)
-    parser.add_argument("--population", type=int, default=40, help="initial-population schedules (seed 0)")
-    parser.add_argument("--fronts", nargs="*", default=sorted(str(p) for p in (RESULTS / "fronts").glob("*/[0-9]*.json")))
+    parser.add_argument("--population", type=int, default=72, help="initial-population schedules (seed 0)")
+    parser.add_argument("--fronts", nargs="*",
+                        default=sorted(str(p) for p in (RESULTS / "fronts").glob("*/[0-9]*.json")))
     parser.add_argument("--rows", type=int, nargs="*", default=[2, 4, 8], help="first-stage row counts k")
     parser.add_argument("--at-steps", type=int, nargs="*", default=[4, 9, 14], help="early steps s (0-based)")
     parser.add_argument("--steps", type=int, default=20)
@@ -135,8 +136,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    builtin = load_prompts("tiny-shapes")
-    captions = builtin[:args.prompts] if args.prompts <= len(builtin) else tiny_shapes_captions("train", args.prompts)
+    captions = calibration_captions(args.prompts)
     pipe = load_pipeline("tiny-shapes", device="cpu")
     generator = CalibrationGenerator(pipe, Calibration(tuple(captions), images_per_prompt=args.images_per_prompt,
                                                       num_steps=args.steps, guidance_scale=args.guidance,
@@ -173,15 +173,14 @@ def main() -> None:
     results = {"cost": {"spearman": float(spearmanr(cost, target).statistic)}}
     replay = {}
     for k in args.rows:
-        rest = quality[:, k:].mean(axis=1)
-        results[f"metric@{k}"] = {"vs_all_rows": correlate(quality[:, :k].mean(axis=1), target),
-                                  "vs_other_rows": correlate(quality[:, :k].mean(axis=1), rest)}
-        replay[f"metric@{k}"] = race_replay(cost, target, quality[:, :k].mean(axis=1), quality.shape[1], k)
-        replay[f"latent@{k},{args.steps - 1}"] = race_replay(cost, target, -error[:, -1, :k].mean(axis=1),
-                                                             quality.shape[1], k)
+        rest, first = quality[:, k:].mean(axis=1), quality[:, :k].mean(axis=1)
+        results[f"metric@{k}"] = {"vs_all_rows": correlate(first, target), "vs_other_rows": correlate(first, rest)}
+        replay[f"metric@{k}"] = race_replay(cost, target, first, quality.shape[1], k)
         for s in [*args.at_steps, args.steps - 1]:
             proxy = -error[:, s, :k].mean(axis=1)
-            results[f"latent@{k},{s}"] = {"vs_all_rows": correlate(proxy, target), "vs_other_rows": correlate(proxy, rest)}
+            results[f"latent@{k},{s}"] = {"vs_all_rows": correlate(proxy, target),
+                                          "vs_other_rows": correlate(proxy, rest)}
+        replay[f"latent@{k},{args.steps - 1}"] = race_replay(cost, target, proxy, quality.shape[1], k)
     all_rows = -error[:, -1, :].mean(axis=1)
     results[f"latent@{quality.shape[1]},{args.steps - 1}"] = {"vs_all_rows": correlate(all_rows, target)}
     emit("proxy_correlation", {
