@@ -33,7 +33,7 @@ from common import emit, environment  # noqa: E402
 
 from ecad.search import Evaluation, RunDirectory  # noqa: E402
 from ecad.search.racing import on_every_row  # noqa: E402
-from ecad.search.run import archive_front  # noqa: E402
+from ecad.search.records import archive_front  # noqa: E402
 
 
 def generations(run: Path) -> list[list[Evaluation]] | None:

@@ -50,7 +50,7 @@ from ecad.search import (  # noqa: E402
     Evaluation, EvaluationStore, schedule_from_key, schedule_key)
 from ecad.search.prefix import prefix_plan, runtime_table  # noqa: E402
 from ecad.search.racing import REJECTED, QualityRace, first_rows, on_every_row  # noqa: E402
-from ecad.search.run import archive_front  # noqa: E402
+from ecad.search.records import archive_front  # noqa: E402
 from ecad.tiny_shapes import GUIDANCE_SCALE  # noqa: E402
 from ecad.tiny_shapes.scenes import all_captions  # noqa: E402
 

@@ -81,19 +81,19 @@ def test_every_subcommand_shows_its_defaults():
 
 
 def test_the_option_names_match_what_implements_them():
-    from ecad.loading import DTYPES
-    from ecad.macs import CONVENTIONS
+    """Registries the parser cannot import (they load torch) against the names it offers; the conventions, costs and
+    dtypes are taken from ecad.names by the modules that implement them."""
+    from ecad.macs import COUNTED
     from ecad.metrics import METRICS
     from ecad.peers import PEERS
     from ecad.prompts import BUILTIN
     from ecad.search import EXECUTORS
-    from ecad.search.run import COSTS
 
     assert set(names.METRIC_NAMES) == set(METRICS)
-    assert tuple(DTYPES) == names.DTYPE_NAMES and tuple(CONVENTIONS) == names.CONVENTIONS
-    assert tuple(COSTS) == names.COSTS and tuple(EXECUTORS) == names.EXECUTOR_NAMES
+    assert tuple(EXECUTORS) == names.EXECUTOR_NAMES
     assert tuple(BUILTIN) == names.PROMPT_SETS
     assert tuple(PEERS) == names.PEER_NAMES
+    assert set(names.CONVENTIONS) <= set(COUNTED)  # each convention says what it counts
 
 
 def test_a_closed_pipe_ends_quietly(tiny_run):

@@ -204,7 +204,8 @@ def test_plot_labels_never_overlap_and_generation_ticks_are_whole(tiny_run, tmp_
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ecad.report.plots import place_labels, plot_front, plot_hypervolume
+    from ecad.report.html import plot_run_front, plot_run_hypervolume
+    from ecad.report.plots import place_labels
 
     fig, ax = plt.subplots()
     ax.set_xlim(0, 10)
@@ -218,9 +219,9 @@ def test_plot_labels_never_overlap_and_generation_ticks_are_whole(tiny_run, tmp_
     plt.close(fig)
 
     run = load_run(tiny_run)
-    labels = plot_front(run, tmp_path / "front.png")
+    labels = plot_run_front(run, tmp_path / "front.png")
     assert sorted(label.get_text() for label in labels) == sorted(run.points[k].name for k in run.baselines)
-    ticks = plot_hypervolume(run, tmp_path / "hypervolume.png")
+    ticks = plot_run_hypervolume(run, tmp_path / "hypervolume.png")
     assert ticks and all(t == int(t) for t in ticks) and {0.0, 2.0} <= set(ticks)
 
 

@@ -42,6 +42,8 @@ def __getattr__(name: str) -> Any:
         return importlib.import_module(f".{name}", __name__)
     if name not in _EXPORTS:
         raise AttributeError(f"module 'ecad' has no attribute {name!r}")
+    if _EXPORTS[name] == "schedule":  # with the model families' names for their paper files registered
+        importlib.import_module(".adapters", __name__)
     value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     globals()[name] = value
     return value

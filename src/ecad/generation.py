@@ -7,7 +7,6 @@ Every candidate schedule of a search is judged on exactly the same inputs: each 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +16,7 @@ from tqdm.auto import tqdm
 from .adapters import get_adapter
 from .hooks import enable_cache
 from .loading import check_image_size, default_size, progress_bar_off
+from .macs import count_calls, count_macs
 from .observe import TransformerCall, observe_calls
 from .schedule import CacheSchedule
 
@@ -106,8 +106,6 @@ class CalibrationGenerator:
 
     def cost_table(self, convention: str = "full") -> Any:
         """The MAC cost table of one image generated the way this generator generates (:mod:`ecad.macs`)."""
-        from .macs import count_calls, count_macs
-
         if convention == "paper":
             return count_macs(self.pipe.transformer, self.height, self.width, convention="paper")
         return count_calls(self.pipe.transformer, self.observe(), self.height, self.width)
@@ -133,8 +131,3 @@ class CalibrationGenerator:
             self.handle.disable()
             self.handle = None
 
-
-def generate_rows(pipe: Any, prompts: Sequence[str], **calibration: Any) -> Generated:
-    """Convenience: one calibration pass, uncached."""
-    generator = CalibrationGenerator(pipe, Calibration(tuple(prompts), **calibration))
-    return generator(None)

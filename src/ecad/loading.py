@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
 import json
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,13 +13,12 @@ from typing import Any
 
 import torch
 
-from .adapters import ADAPTERS, UnsupportedModelError, get_adapter
+from .adapters import UnsupportedModelError, adapter_for_config, get_adapter, presets
+from .names import TINY_SHAPES
+from .pretrained import from_pretrained, resolve_dtype
 from .validation import device as check_device
-from .names import DTYPE_NAMES, TINY_SHAPES
 
 logger = logging.getLogger(__name__)
-
-DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -45,63 +42,48 @@ def resolve_device(device: str = "auto") -> torch.device:
     return parsed
 
 
-def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}.")
-    return DTYPES[dtype]
-
-
 def model_source(model: str) -> str:
     """Map ``tiny-shapes`` to the embedded model's folder and a preset name to its hub id; folders and hub ids
     pass through."""
     if model == TINY_SHAPES:
-        from .tiny_shapes import PIPELINE_DIR
+        from .tiny_shapes import PIPELINE_DIR  # here, not above: tiny-shapes' pipeline class loads diffusers' pipelines
 
         return str(PIPELINE_DIR)
-    for adapter in ADAPTERS:
-        preset = adapter.presets.get(model)
-        if preset is not None and preset.hub_id:
-            return preset.hub_id
-    return model
+    _, preset = presets().get(model, (None, None))
+    return preset.hub_id if preset is not None and preset.hub_id else model
 
 
-def _dtype_keyword() -> str:
-    """diffusers renamed ``torch_dtype`` to ``dtype`` (the old name warns); older releases know only the old one."""
-    from diffusers.utils import deprecation_utils
+def local_folder(model: str) -> Path | None:
+    """The local folder ``model`` names (``tiny-shapes`` included), ``None`` for a hub id; else a clear error."""
+    path = Path(model_source(model)).expanduser()
+    if path.exists():
+        return path
+    if model.startswith((".", "/", "~")):
+        raise FileNotFoundError(f"model folder not found: {model}")
+    if model.count("/") != 1:
+        raise UnsupportedModelError(
+            f"{model!r} is neither an architecture preset ({', '.join(sorted(presets()))}), a model folder, "
+            "nor a hub id of the form 'org/name'."
+        )
+    return None
 
-    return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
 
+def read_transformer_config(path_or_hub_id: str) -> dict[str, Any]:
+    """The transformer config of a pipeline folder, a transformer folder, or a hub id (downloads only the config)."""
+    path = local_folder(path_or_hub_id)
+    if path is not None:
+        for candidate in (path / "transformer" / "config.json", path / "config.json"):
+            if candidate.is_file():
+                return json.loads(candidate.read_text())
+        raise FileNotFoundError(f"{path} has no transformer/config.json or config.json; is it a diffusers model folder?")
+    from huggingface_hub import hf_hub_download
 
-@contextmanager
-def _loading_bars_off() -> Iterator[None]:
-    """diffusers' "Loading pipeline components" and transformers' "Loading weights" bars, off while loading."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    states = [(lib, lib.is_progress_bar_enabled()) for lib in (diffusers_logging, transformers_logging)]
-    for lib, _ in states:
-        lib.disable_progress_bar()
     try:
-        yield
-    finally:
-        for lib, enabled in states:
-            if enabled:
-                lib.enable_progress_bar()
-
-
-def from_pretrained(cls: Any, source: str | Path, dtype: str | torch.dtype = "float32") -> Any:
-    """``cls.from_pretrained(source)`` that prints nothing of its own: the dtype under its current keyword, the
-    low-memory path only where accelerate is installed (diffusers otherwise warns that it is missing), no loading
-    bars (ecad logs the load and its time instead)."""
-    start = time.perf_counter()
-    kwargs = {_dtype_keyword(): resolve_dtype(dtype),
-              "low_cpu_mem_usage": importlib.util.find_spec("accelerate") is not None}
-    with _loading_bars_off():
-        pipe = cls.from_pretrained(source, **kwargs)
-    logger.debug("loaded %s in %.1f s", source, time.perf_counter() - start)
-    return pipe
+        return json.loads(Path(hf_hub_download(path_or_hub_id, "config.json", subfolder="transformer")).read_text())
+    except Exception as err:  # the hub client raises many types; all mean "could not get the config"
+        raise FileNotFoundError(
+            f"cannot read the transformer config of {path_or_hub_id!r}: {str(err).splitlines()[0]}"
+        ) from None
 
 
 @contextmanager
@@ -122,7 +104,7 @@ def load_pipeline(model: str, device: str = "auto", dtype: str | torch.dtype = "
     ``tiny-shapes`` gives :class:`ecad.tiny_shapes.TinyShapesPipeline` (the shipped model with its call defaults).
     """
     if model == TINY_SHAPES:
-        from .tiny_shapes import load_pipeline as load_tiny_shapes
+        from .tiny_shapes import load_pipeline as load_tiny_shapes  # see model_source
 
         logger.info("loading pipeline %s", model)
         return load_tiny_shapes(device=resolve_device(device), dtype=resolve_dtype(dtype))
@@ -147,12 +129,11 @@ def load_pipeline(model: str, device: str = "auto", dtype: str | torch.dtype = "
 
 def _config_on_disk(model: str) -> dict[str, Any] | None:
     """The transformer config of a model name when it is on disk (a folder, tiny-shapes or a preset), else None."""
-    for adapter in ADAPTERS:
-        if model in adapter.presets:
-            return adapter.presets[model].config
-    path = Path(model_source(model)).expanduser() / "transformer" / "config.json"
+    if model in presets():
+        return presets()[model][1].config
     try:
-        return json.loads(path.read_text()) if path.is_file() else None
+        path = local_folder(model)
+        return read_transformer_config(str(path)) if path is not None else None
     except (OSError, ValueError):
         return None  # loading the model reports it
 
@@ -162,7 +143,7 @@ def check_image_size(model: Any, height: int | None, width: int | None) -> None:
     config is on disk; a hub id is checked once loaded) or a loaded pipeline."""
     if isinstance(model, str):
         config = _config_on_disk(model) or {}
-        adapter = next((a for a in ADAPTERS if config.get("_class_name") in a.transformer_classes), None)
+        adapter = adapter_for_config(config)
         label = model
     else:
         config, adapter, label = dict(model.transformer.config), get_adapter(model.transformer), "the model"

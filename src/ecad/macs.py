@@ -30,7 +30,6 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import diffusers
@@ -39,11 +38,11 @@ from diffusers.utils.torch_utils import unwrap_module
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .adapters import ADAPTERS, ModelAdapter, UnsupportedModelError, find_preset, get_adapter
+from .adapters import ModelAdapter, UnsupportedModelError, adapter_for_config, find_preset, get_adapter, presets
+from .loading import local_folder, pipeline_without_weights, read_transformer_config
+from .names import CONVENTIONS
 from .observe import TransformerCall, observe_calls, probe_call
 from .schedule import CacheSchedule
-
-CONVENTIONS = ("full", "paper")
 
 # On the meta device scaled-dot-product attention decomposes into these two batched products: the attention core.
 _ATTENTION_CORE_OPS = (torch.ops.aten.bmm, torch.ops.aten.baddbmm)
@@ -305,50 +304,6 @@ def count_pipeline_macs(
                        arch=arch or type(pipe).__name__)
 
 
-def _local_folder(model: str) -> Path | None:
-    """The local folder ``model`` names (``tiny-shapes`` included), ``None`` for a hub id; else a clear error."""
-    from .loading import model_source
-
-    path = Path(model_source(model)).expanduser()
-    if path.exists():
-        return path
-    if model.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"model folder not found: {model}")
-    if model.count("/") != 1:
-        known = sorted(p for a in ADAPTERS for p in a.presets)
-        raise UnsupportedModelError(
-            f"{model!r} is neither an architecture preset ({', '.join(known)}), a model folder, "
-            "nor a hub id of the form 'org/name'."
-        )
-    return None
-
-
-def read_transformer_config(path_or_hub_id: str) -> dict[str, Any]:
-    """The transformer config of a pipeline folder, a transformer folder, or a hub id (downloads only the config)."""
-    path = _local_folder(path_or_hub_id)
-    if path is not None:
-        for candidate in (path / "transformer" / "config.json", path / "config.json"):
-            if candidate.is_file():
-                return json.loads(candidate.read_text())
-        raise FileNotFoundError(f"{path} has no transformer/config.json or config.json; is it a diffusers model folder?")
-    from huggingface_hub import hf_hub_download
-
-    try:
-        return json.loads(Path(hf_hub_download(path_or_hub_id, "config.json", subfolder="transformer")).read_text())
-    except Exception as err:  # the hub client raises many types; all mean "could not get the config"
-        raise FileNotFoundError(
-            f"cannot read the transformer config of {path_or_hub_id!r}: {str(err).splitlines()[0]}"
-        ) from None
-
-
-def _adapter_for_config(config: dict[str, Any]) -> ModelAdapter:
-    name = config.get("_class_name")
-    for adapter in ADAPTERS:
-        if name in adapter.transformer_classes:
-            return adapter
-    raise UnsupportedModelError(f"ecad has no adapter for transformer class {name!r}.")
-
-
 def _assumed_signature(adapter: ModelAdapter, config: dict[str, Any], batch_size: int, height: int, width: int,
                        text_len: int) -> str:
     return TransformerCall((), adapter.dummy_inputs(config, batch_size, height, width, text_len, "meta")).signature()
@@ -361,9 +316,9 @@ def observes_pipeline(model: Any) -> bool:
         return False
     if not isinstance(model, str):
         return True
-    if any(model in a.presets for a in ADAPTERS):
+    if model in presets():
         return False
-    local = _local_folder(model)
+    local = local_folder(model)
     return local is None or (local / "model_index.json").is_file()
 
 
@@ -404,8 +359,6 @@ def count_macs(
             raise ValueError("batch_size and text_len are observed from the pipeline call; give images= and "
                              "guidance_scale= instead (or count a preset or a transformer).")
         if isinstance(model, str):
-            from .loading import pipeline_without_weights
-
             return count_pipeline_macs(pipeline_without_weights(model), height, width, guidance_scale=guidance_scale,
                                        images=images, arch=model, adapter=adapter)
         return count_pipeline_macs(model, height, width, guidance_scale=guidance_scale, images=images,
@@ -417,12 +370,14 @@ def count_macs(
         model = unwrap_module(model)
         adapter = get_adapter(model, adapter)
         config, arch = {**model.config, "_class_name": type(model).__name__}, type(model).__name__
-    elif any(model in a.presets for a in ADAPTERS):
+    elif model in presets():
         adapter, preset = find_preset(model)
         config, arch = preset.config, model
     else:
         config, arch = read_transformer_config(str(model)), str(model)
-        adapter = adapter or _adapter_for_config(config)
+        adapter = adapter or adapter_for_config(config)
+        if adapter is None:
+            raise UnsupportedModelError(f"ecad has no adapter for transformer class {config.get('_class_name')!r}.")
     if text_len is None:
         text_len = adapter.default_text_len
         if preset is not None:

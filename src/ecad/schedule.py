@@ -20,23 +20,27 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import schedule_io
+from .pruning import prune_dead
+from .schedule_io import (
+    ACTION_CHARS, FORECAST, FORECAST_ORDERS, RECOMPUTE, PaperNaming, ScheduleError, actions_of,
+)
 from .validation import whole
 
-__all__ = ["ACTION_CHARS", "FORECAST_ORDERS", "CacheSchedule", "ScheduleError"]
+__all__ = ["ACTION_CHARS", "FORECAST_ORDERS", "CacheSchedule", "ScheduleError", "register_paper_naming", "schedule_key"]
 
-# The characters of the three actions, indexed by their code in ``CacheSchedule.actions``.
-ACTION_CHARS = ("0", "1", "f")
-REUSE, RECOMPUTE, FORECAST = 0, 1, 2
-FORECAST_ORDERS = (1, 2)
-
+# How the model families' paper files name components: each family's adapter hands its naming in when
+# ``ecad.adapters`` is imported (as ``from ecad import CacheSchedule`` does), so files know no model.
+PAPER_NAMINGS: list[PaperNaming] = []
 
 # Metadata that describes particular bits and becomes false when the bits change (the generation ``settings`` a
 # schedule was found under stay: they still say what it is meant to run with).
 _BIT_DEPENDENT_METADATA = ("macs", "name", "paper", "source_format", "resampled_from_steps", "score", "measured")
 
 
-class ScheduleError(ValueError):
-    """A schedule is malformed or does not fit the model or call it is used with."""
+def register_paper_naming(naming: PaperNaming) -> None:
+    """Read and write paper files whose components are named as ``naming`` says (the latest registered first)."""
+    PAPER_NAMINGS.insert(0, naming)
 
 
 def _as_bool_tensor(array: Any) -> torch.Tensor:
@@ -202,7 +206,7 @@ class CacheSchedule:
     @property
     def actions(self) -> torch.Tensor:
         """uint8 ``[steps, blocks, components]``: ``0`` reuse, ``1`` recompute, ``2`` forecast (as stored)."""
-        return self.recompute.to(torch.uint8) + FORECAST * self.forecast.to(torch.uint8)
+        return actions_of(self.recompute, self.forecast)
 
     @property
     def forecasts(self) -> bool:
@@ -247,7 +251,7 @@ class CacheSchedule:
 
     def effective_actions(self) -> torch.Tensor:
         """:attr:`actions` of what runs: step 0 computes, forecasts without two computed outputs reuse."""
-        return self.effective().to(torch.uint8) + FORECAST * self.effective_forecast().to(torch.uint8)
+        return actions_of(self.effective(), self.effective_forecast())
 
     def history_needed(self) -> torch.Tensor:
         """bool ``[blocks, components]``: the components some step forecasts, whose older outputs must be kept."""
@@ -284,8 +288,6 @@ class CacheSchedule:
     def live(self, feeds: Sequence[tuple[int, int, int]]) -> torch.Tensor:
         """What the runtime computes: the effective bits less the recomputes nobody reads (``feeds``: a layout's "X
         only feeds Y" pairs, see :mod:`ecad.pruning`), keeping those a later forecast reads."""
-        from .pruning import prune_dead
-
         return prune_dead(self.effective(), feeds, self.history_needed()) if feeds else self.effective()
 
     def stats(self) -> dict[str, Any]:
@@ -315,42 +317,40 @@ class CacheSchedule:
 
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict[str, Any]:
-        from .schedule_io import schedule_to_dict
-
-        return schedule_to_dict(self)
+        return schedule_io.schedule_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CacheSchedule:
-        from .schedule_io import schedule_from_dict
-
-        return schedule_from_dict(data)
+        return cls(**schedule_io.schedule_from_dict(data))
 
     def save(self, path: str) -> None:
         """Write this schedule in ecad's own JSON format (``ecad.schedule/1``; ``/2`` if it forecasts)."""
-        from .schedule_io import save_schedule
-
-        save_schedule(self, path)
+        schedule_io.save_schedule(self, path)
 
     @classmethod
     def load(cls, path: str) -> CacheSchedule:
         """Read a schedule file: ecad's own format or the ECAD paper's published format (auto-detected)."""
-        from .schedule_io import load_schedule
-
-        return load_schedule(path)
+        return schedule_io.load_schedule(path, cls, PAPER_NAMINGS)
 
     def to_paper_dict(self) -> dict[str, Any]:
         """The schedule in the ECAD paper's JSON format (keeps the paper fields it was imported with)."""
-        from .schedule_io import schedule_to_paper_dict
-
-        return schedule_to_paper_dict(self)
+        return schedule_io.schedule_to_paper_dict(self, PAPER_NAMINGS)
 
     def export_paper(self, path: str) -> None:
-        from .schedule_io import write_json
-
-        write_json(self.to_paper_dict(), path)
+        schedule_io.write_json(self.to_paper_dict(), path)
 
     def render(self, on: str = "█", off: str = "·", forecast: str = "f") -> str:
         """A text picture: one row per existing component x block, one column per step (actions as stored)."""
-        from .schedule_io import render_schedule
+        return schedule_io.render_schedule(self, on=on, off=off, forecast=forecast)
 
-        return render_schedule(self, on=on, off=off, forecast=forecast)
+
+def _packed(bits: torch.Tensor) -> str:
+    return np.packbits(bits.numpy().reshape(-1)).tobytes().hex()
+
+
+def schedule_key(schedule: CacheSchedule) -> str:
+    """A stable identity for what a schedule runs: its effective bits, packed as hex (``steps:recompute``); a
+    schedule that really forecasts appends ``:f<order>:<forecast bits>``."""
+    key = f"{schedule.num_steps}:" + _packed(schedule.effective())
+    forecast = schedule.effective_forecast()
+    return key + (f":f{schedule.forecast_order}:" + _packed(forecast) if bool(forecast.any()) else "")

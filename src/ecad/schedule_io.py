@@ -16,9 +16,12 @@ A schedule that forecasts is written as ``"format": "ecad.schedule/2"``: the sam
 
 The paper's format (``{"cache_schedule": {"schedule": {"000": {"0": {"attn1": true, ...}}}}, "config", "metrics"}``)
 is read as is; its other fields are kept in ``metadata["paper"]`` so an export writes them back unchanged. Where a
-family's paper files name components differently from its adapter (FLUX: ``full_attn``, ``single_proj_out``...), the
-adapter declares the paper names and both directions map through them, so a paper FLUX file loads with the live
-FLUX model's layout.
+family's paper files name components differently from its adapter (FLUX: ``full_attn``, ``single_proj_out``...), both
+directions map through a :class:`PaperNaming` the caller passes in (:class:`ecad.schedule.CacheSchedule` passes those
+the adapters registered), so a paper FLUX file loads with the live FLUX model's layout.
+
+This module knows no model and no schedule class: readers return a schedule's fields (the keyword arguments of
+:class:`ecad.schedule.CacheSchedule`), writers read them from any object that has them (:class:`ScheduleFields`).
 """
 
 from __future__ import annotations
@@ -26,14 +29,14 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
 
-from .adapters import ADAPTERS, ModelAdapter, adapter_for_paper_components
-from .schedule import ACTION_CHARS, FORECAST_ORDERS, CacheSchedule, ScheduleError
 from .validation import read_json, schema_problem
 
 FORMAT = "ecad.schedule/1"
@@ -42,6 +45,50 @@ FORMATS = (FORMAT, FORMAT_V2)
 PAPER_KEY = "paper"
 # Most steps x blocks x components one schedule may hold (a 20-step FLUX.1 schedule has 6,840).
 MAX_BITS = 1 << 26
+# The characters of the three actions, indexed by their code (0 reuse, 1 recompute, 2 forecast).
+ACTION_CHARS = ("0", "1", "f")
+RECOMPUTE, FORECAST = 1, 2
+FORECAST_ORDERS = (1, 2)
+T = TypeVar("T")
+
+
+class ScheduleError(ValueError):
+    """A schedule is malformed or does not fit the model or call it is used with."""
+
+
+class ScheduleFields(Protocol):
+    """What the writers read of a schedule (:class:`ecad.schedule.CacheSchedule` has these fields)."""
+
+    recompute: torch.Tensor
+    forecast: torch.Tensor
+    exists: torch.Tensor
+    block_names: tuple[str, ...]
+    component_names: tuple[str, ...]
+    metadata: dict[str, Any]
+    forecast_order: int
+
+
+@dataclass(frozen=True)
+class PaperNaming:
+    """How one model family's paper files name its components, where they differ from ecad's (FLUX: ``full_attn``).
+
+    Args:
+        family: the family's name, recorded as the loaded schedule's ``metadata["model"]``.
+        component_names: ecad's component axis for the family.
+        paper_names: every component name the family's paper files use.
+        pairs: a block's name -> its ``(ecad name, paper name)`` pairs, in the paper's order; raises
+            :class:`ScheduleError` for a name that is not one of the family's blocks.
+    """
+
+    family: str
+    component_names: tuple[str, ...]
+    paper_names: frozenset[str]
+    pairs: Callable[[str], tuple[tuple[str, str], ...]]
+
+
+def actions_of(recompute: torch.Tensor, forecast: torch.Tensor) -> torch.Tensor:
+    """uint8 action codes from the two masks: ``0`` reuse, ``1`` recompute, ``2`` forecast."""
+    return recompute.to(torch.uint8) + FORECAST * forecast.to(torch.uint8)
 
 # Schemas: the shape of both formats. What they cannot say (bit strings as long as num_steps, the same components
 # in every step of a paper file) is checked by the parsers below.
@@ -120,8 +167,9 @@ def write_json(data: dict[str, Any], path: str | os.PathLike, text: str | None =
 
 
 # ---------------------------------------------------------------------- ecad's own format
-def schedule_to_dict(schedule: CacheSchedule) -> dict[str, Any]:
-    actions = schedule.actions.numpy()
+def schedule_to_dict(schedule: ScheduleFields) -> dict[str, Any]:
+    actions = actions_of(schedule.recompute, schedule.forecast).numpy()
+    forecasts = bool(schedule.forecast.any())
     blocks = {}
     for b, block in enumerate(schedule.block_names):
         blocks[block] = {
@@ -129,10 +177,10 @@ def schedule_to_dict(schedule: CacheSchedule) -> dict[str, Any]:
             for c, comp in enumerate(schedule.component_names)
             if schedule.exists[b, c]
         }
-    forecast = {"forecast_order": schedule.forecast_order} if schedule.forecasts else {}
+    forecast = {"forecast_order": schedule.forecast_order} if forecasts else {}
     return {
-        "format": FORMAT_V2 if schedule.forecasts else FORMAT,
-        "num_steps": schedule.num_steps,
+        "format": FORMAT_V2 if forecasts else FORMAT,
+        "num_steps": actions.shape[0],
         "components": list(schedule.component_names),
         **forecast,
         "blocks": blocks,
@@ -167,8 +215,9 @@ def _check_size(source: str, steps: int, blocks: int, components: int) -> None:
                             f"{MAX_BITS:,} bits ecad holds in one schedule; is it a schedule file?")
 
 
-def schedule_from_dict(data: Any, source: str = "the schedule") -> CacheSchedule:
-    """Parse ecad's own format; every problem is a :class:`ScheduleError` naming ``source`` and the field."""
+def schedule_from_dict(data: Any, source: str = "the schedule") -> dict[str, Any]:
+    """Parse ecad's own format into a schedule's fields; every problem is a :class:`ScheduleError` naming ``source``
+    and the field."""
     if not isinstance(data, dict) or data.get("format") not in FORMATS:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise ScheduleError(f"{source} is not an ecad schedule: format is {found!r}, expected one of {FORMATS}.")
@@ -199,21 +248,24 @@ def schedule_from_dict(data: Any, source: str = "the schedule") -> CacheSchedule
         c = components.index(comp)
         exists[b, c] = True
         actions[:, b, c] = _actions_of(row)
-    return CacheSchedule(actions == 1, tuple(blocks), tuple(components), exists, dict(data.get("metadata") or {}),
-                         actions == 2, int(data.get("forecast_order", 1)))
+    return {"recompute": actions == 1, "block_names": tuple(blocks), "component_names": tuple(components),
+            "exists": exists, "metadata": dict(data.get("metadata") or {}), "forecast": actions == FORECAST,
+            "forecast_order": int(data.get("forecast_order", 1))}
 
 
 def _preview(row: str) -> str:
     return repr(row) if len(row) <= 40 else f"{len(row)} characters starting {row[:20]!r}"
 
 
-def save_schedule(schedule: CacheSchedule, path: str | os.PathLike) -> None:
+def save_schedule(schedule: ScheduleFields, path: str | os.PathLike) -> None:
     write_json({}, path, text=_dumps_compact(schedule_to_dict(schedule)))
 
 
 # ---------------------------------------------------------------------- the paper's format
-def schedule_from_paper_dict(data: Any, source: str = "the schedule") -> CacheSchedule:
-    """Parse the paper's format: every step lists the same blocks and, per block, the same components, as booleans."""
+def schedule_from_paper_dict(data: Any, source: str = "the schedule",
+                             namings: Sequence[PaperNaming] = ()) -> dict[str, Any]:
+    """Parse the paper's format into a schedule's fields: every step lists the same blocks and, per block, the same
+    components, as booleans. Components named as one of ``namings`` names them get that family's names."""
     problem = schema_problem(data, PAPER_SCHEMA)
     if problem:
         raise ScheduleError(f"{source} is not a valid ECAD paper schedule: {problem}.")
@@ -259,9 +311,10 @@ def schedule_from_paper_dict(data: Any, source: str = "the schedule") -> CacheSc
     metadata: dict[str, Any] = {"source_format": "ecad-paper", "name": cache_schedule.get("name"), PAPER_KEY: paper}
     if "total_macs" in data.get("metrics", {}):
         metadata["macs"] = {"total_macs": data["metrics"]["total_macs"], "convention": "paper"}
-    schedule = CacheSchedule(recompute, tuple(block_names), tuple(components), exists, metadata)
-    adapter = adapter_for_paper_components(components)
-    return schedule if adapter is None else _from_paper_names(schedule, adapter)
+    fields = {"recompute": recompute, "block_names": tuple(block_names), "component_names": tuple(components),
+              "exists": exists, "metadata": metadata}
+    naming = next((n for n in namings if n.paper_names and set(components) <= n.paper_names), None)
+    return fields if naming is None else _from_paper_names(fields, naming)
 
 
 def _check_head(source: str, head: dict[str, Any], steps: int, blocks: int) -> None:
@@ -275,54 +328,56 @@ def _check_head(source: str, head: dict[str, Any], steps: int, blocks: int) -> N
                             f"{blocks}; fix one of them.")
 
 
-def _from_paper_names(schedule: CacheSchedule, adapter: ModelAdapter) -> CacheSchedule:
-    """Rename the paper's components to the adapter's, on the adapter's component axis."""
-    names = adapter.component_names
-    recompute = torch.zeros(schedule.num_steps, schedule.num_blocks, len(names), dtype=torch.bool)
-    exists = torch.zeros(schedule.num_blocks, len(names), dtype=torch.bool)
-    for b, block in enumerate(schedule.block_names):
-        for c, paper_name in enumerate(schedule.component_names):
-            if schedule.exists[b, c]:
-                ours = names.index(adapter.from_paper_name(block, paper_name))
-                exists[b, ours] = True
-                recompute[:, b, ours] = schedule.recompute[:, b, c]
-    metadata = {**schedule.metadata, "model": adapter.family}
-    return CacheSchedule(recompute, schedule.block_names, names, exists, metadata)
+def _from_paper_names(fields: dict[str, Any], naming: PaperNaming) -> dict[str, Any]:
+    """Rename the paper's components to the family's, on the family's component axis."""
+    names, blocks, paper = naming.component_names, fields["block_names"], fields["component_names"]
+    steps = fields["recompute"].shape[0]
+    recompute = torch.zeros(steps, len(blocks), len(names), dtype=torch.bool)
+    exists = torch.zeros(len(blocks), len(names), dtype=torch.bool)
+    for b, block in enumerate(blocks):
+        ours = {paper_name: name for name, paper_name in naming.pairs(block)}
+        for c, paper_name in enumerate(paper):
+            if fields["exists"][b, c]:
+                if paper_name not in ours:
+                    raise ScheduleError(f"{naming.family} block {block!r} has no paper component {paper_name!r}.")
+                exists[b, names.index(ours[paper_name])] = True
+                recompute[:, b, names.index(ours[paper_name])] = fields["recompute"][:, b, c]
+    metadata = {**fields["metadata"], "model": naming.family}
+    return {**fields, "recompute": recompute, "component_names": names, "exists": exists, "metadata": metadata}
 
 
-def _paper_names(schedule: CacheSchedule) -> list[list[tuple[int, str]]]:
+def _paper_names(schedule: ScheduleFields, namings: Sequence[PaperNaming]) -> list[list[tuple[int, str]]]:
     """For every block, ``(component index, paper name)`` of its existing components, in the paper's order."""
-    adapter = next((a for a in ADAPTERS if a.paper_component_names and a.component_names == schedule.component_names),
-                   None)
+    names = schedule.component_names
+    naming = next((n for n in namings if n.paper_names and n.component_names == names), None)
     out = []
     for b, block in enumerate(schedule.block_names):
-        existing = [c for c in range(schedule.num_components) if schedule.exists[b, c]]
-        if adapter is None:
-            out.append([(c, schedule.component_names[c]) for c in existing])
+        existing = [c for c in range(len(names)) if schedule.exists[b, c]]
+        if naming is None:
+            out.append([(c, names[c]) for c in existing])
             continue
-        group = adapter.group_of(block)
-        order = [schedule.component_names.index(name) for name in group.components]
-        out.append([(c, group.paper_name(schedule.component_names[c])) for c in order if c in existing])
+        out.append([(names.index(name), paper) for name, paper in naming.pairs(block) if names.index(name) in existing])
     return out
 
 
-def schedule_to_paper_dict(schedule: CacheSchedule) -> dict[str, Any]:
-    if schedule.forecasts:
+def schedule_to_paper_dict(schedule: ScheduleFields, namings: Sequence[PaperNaming] = ()) -> dict[str, Any]:
+    """The schedule in the paper's format, its components named as the ``namings`` of its family name them."""
+    if bool(schedule.forecast.any()):
         raise ScheduleError("the ECAD paper's format holds only recompute/reuse; this schedule forecasts, so save it "
                             "in ecad's own format (`schedule.save(path)`, ecad.schedule/2).")
     paper = schedule.metadata.get(PAPER_KEY) or {}
     head = dict(paper.get("cache_schedule") or {})
-    head.setdefault("num_blocks", schedule.num_blocks)
-    head.setdefault("num_inference_steps", schedule.num_steps)
-    head.setdefault("name", schedule.metadata.get("name") or "ecad")
     bits = schedule.recompute
-    names = _paper_names(schedule)
+    head.setdefault("num_blocks", len(schedule.block_names))
+    head.setdefault("num_inference_steps", bits.shape[0])
+    head.setdefault("name", schedule.metadata.get("name") or "ecad")
+    names = _paper_names(schedule, namings)
     head["schedule"] = {
         f"{s:03d}": {
             block: {paper_name: bool(bits[s, b, c]) for c, paper_name in names[b]}
             for b, block in enumerate(schedule.block_names)
         }
-        for s in range(schedule.num_steps)
+        for s in range(bits.shape[0])
     }
     out = {"cache_schedule": head}
     out.update({k: v for k, v in paper.items() if k != "cache_schedule"})
@@ -332,7 +387,9 @@ def schedule_to_paper_dict(schedule: CacheSchedule) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- loading
-def load_schedule(path: str | os.PathLike) -> CacheSchedule:
+def load_schedule(path: str | os.PathLike, build: Callable[..., T], namings: Sequence[PaperNaming] = ()) -> T:
+    """``build(**fields)`` of a schedule file in ecad's own format or the paper's (auto-detected; ``namings`` as
+    :func:`schedule_from_paper_dict` takes them); every problem, ``build``'s included, names the file."""
     path = Path(path)
     if not path.is_file():
         raise ScheduleError(f"schedule file not found: {path}")
@@ -342,11 +399,12 @@ def load_schedule(path: str | os.PathLike) -> CacheSchedule:
     version = data.get("format")
     if isinstance(version, str) and version.startswith("ecad.schedule/") and version not in FORMATS:
         raise ScheduleError(f"{path} has format {version!r}; this ecad reads {' and '.join(FORMATS)} (upgrade ecad?).")
-    parse = schedule_from_dict if version in FORMATS else schedule_from_paper_dict if "cache_schedule" in data else None
-    if parse is not None:
+    if version in FORMATS or "cache_schedule" in data:
         try:
-            return parse(data, str(path))
-        except ScheduleError as err:  # from the schedule's own checks or an adapter's names: say which file
+            if version in FORMATS:
+                return build(**schedule_from_dict(data, str(path)))
+            return build(**schedule_from_paper_dict(data, str(path), namings))
+        except ScheduleError as err:  # from the schedule's own checks or a family's names: say which file
             if str(path) in str(err):
                 raise
             raise ScheduleError(f"{path}: {err}") from None
@@ -356,16 +414,17 @@ def load_schedule(path: str | os.PathLike) -> CacheSchedule:
 
 
 # ---------------------------------------------------------------------- picture
-def render_schedule(schedule: CacheSchedule, on: str = "█", off: str = "·", forecast: str = "f") -> str:
+def render_schedule(schedule: ScheduleFields, on: str = "█", off: str = "·", forecast: str = "f") -> str:
+    steps = schedule.recompute.shape[0]
     width = max(len(f"{c} {b}") for c in schedule.component_names for b in schedule.block_names)
-    ruler = "".join(str(s % 10) for s in range(schedule.num_steps))
+    ruler = "".join(str(s % 10) for s in range(steps))
     lines = [f"{'step':>{width}} {ruler}"]
-    actions = schedule.actions.tolist()
+    actions = actions_of(schedule.recompute, schedule.forecast).tolist()
     symbols = (off, on, forecast)
     for c, comp in enumerate(schedule.component_names):
         for b, block in enumerate(schedule.block_names):
             if not schedule.exists[b, c]:
                 continue
-            row = "".join(symbols[actions[s][b][c]] for s in range(schedule.num_steps))
+            row = "".join(symbols[actions[s][b][c]] for s in range(steps))
             lines.append(f"{comp + ' ' + block:>{width}} {row}")
     return "\n".join(lines)

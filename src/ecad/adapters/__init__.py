@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from typing import Any
 
 from diffusers.utils.torch_utils import unwrap_module
 from torch import nn
 
+from ..schedule import register_paper_naming
 from .base import ArchPreset, BlockGroup, ModelAdapter, ModelLayout, UnsupportedModelError
 from .flux import FluxAdapter
 from .generic import GenericAdapter
@@ -18,14 +19,25 @@ ADAPTERS: list[ModelAdapter] = [PixArtAdapter(), FluxAdapter(), SD3Adapter(), Sa
 
 __all__ = [
     "ADAPTERS", "ArchPreset", "BlockGroup", "GenericAdapter", "ModelAdapter", "ModelLayout", "UnsupportedModelError",
-    "adapter_for_paper_components", "find_preset", "get_adapter", "register_adapter",
+    "adapter_for_config", "find_preset", "get_adapter", "presets", "register_adapter",
 ]
 
 
 def register_adapter(adapter: ModelAdapter) -> ModelAdapter:
-    """Make ecad support another model family (see the README, 'Adding a model')."""
+    """Make ecad support another model family (see the README, 'Adding a model'); its paper files' component names,
+    if it declares them, are read and written by :class:`ecad.CacheSchedule` from now on."""
     ADAPTERS.insert(0, adapter)
+    _register_paper_naming(adapter)
     return adapter
+
+
+def _register_paper_naming(adapter: ModelAdapter) -> None:
+    if adapter.paper_naming is not None:
+        register_paper_naming(adapter.paper_naming)
+
+
+for _adapter in reversed(ADAPTERS):  # the first listed ends first among the namings, as among the adapters
+    _register_paper_naming(_adapter)
 
 
 def get_adapter(transformer: nn.Module, adapter: ModelAdapter | None = None) -> ModelAdapter:
@@ -50,18 +62,22 @@ def get_adapter(transformer: nn.Module, adapter: ModelAdapter | None = None) -> 
     )
 
 
-def adapter_for_paper_components(names: Iterable[str]) -> ModelAdapter | None:
-    """The registered adapter whose paper files use these (renamed) component names, if any."""
-    wanted = set(names)
+def adapter_for_config(config: dict[str, Any]) -> ModelAdapter | None:
+    """The registered adapter for a transformer config (its ``_class_name``), or ``None``."""
+    return next((a for a in ADAPTERS if config.get("_class_name") in a.transformer_classes), None)
+
+
+def presets() -> dict[str, tuple[ModelAdapter, ArchPreset]]:
+    """Every registered architecture preset by name, with its adapter (the first registered wins a name)."""
+    found: dict[str, tuple[ModelAdapter, ArchPreset]] = {}
     for adapter in ADAPTERS:
-        if adapter.paper_component_names and wanted <= adapter.paper_component_names:
-            return adapter
-    return None
+        for name, preset in adapter.presets.items():
+            found.setdefault(name, (adapter, preset))
+    return found
 
 
 def find_preset(name: str) -> tuple[ModelAdapter, ArchPreset]:
-    for adapter in ADAPTERS:
-        if name in adapter.presets:
-            return adapter, adapter.presets[name]
-    known = sorted(p for a in ADAPTERS for p in a.presets)
-    raise UnsupportedModelError(f"unknown architecture preset {name!r}; known presets: {', '.join(known)}.")
+    found = presets()
+    if name not in found:
+        raise UnsupportedModelError(f"unknown architecture preset {name!r}; known presets: {', '.join(sorted(found))}.")
+    return found[name]

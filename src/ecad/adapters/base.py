@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..schedule import CacheSchedule, ScheduleError
+from ..schedule_io import PaperNaming
 from .skip import BlockSkip
 
 
@@ -202,9 +203,14 @@ class ModelAdapter:
 
     # ---------------------------------------------------------------- the paper's component names
     @property
-    def paper_component_names(self) -> frozenset[str]:
-        """Component names this family's paper files use, if they differ from ecad's (empty otherwise)."""
-        return frozenset(name for group in self.groups for name in group.paper_names)
+    def paper_naming(self) -> PaperNaming | None:
+        """How this family's paper files name its components, where they differ from ecad's (else ``None``)."""
+        names = frozenset(name for group in self.groups for name in group.paper_names)
+        return PaperNaming(self.family, self.component_names, names, self._paper_pairs) if names else None
+
+    def _paper_pairs(self, block_name: str) -> tuple[tuple[str, str], ...]:
+        group = self.group_of(block_name)
+        return tuple((name, group.paper_name(name)) for name in group.components)
 
     def group_of(self, block_name: str) -> BlockGroup:
         """The block group a block name belongs to: the longest prefix followed by an index."""
@@ -212,13 +218,6 @@ class ModelAdapter:
         if not candidates:
             raise ScheduleError(f"block {block_name!r} is not a {self.family} block name.")
         return max(candidates, key=lambda g: len(g.prefix))
-
-    def from_paper_name(self, block_name: str, paper_name: str) -> str:
-        group = self.group_of(block_name)
-        names = group.paper_names or group.components
-        if paper_name not in names:
-            raise ScheduleError(f"{self.family} block {block_name!r} has no paper component {paper_name!r}.")
-        return group.components[names.index(paper_name)]
 
     def pipeline_kwargs(self, pipe: Any) -> dict[str, Any]:
         """Keyword arguments ecad passes to every call of this family's pipelines (exact size, text length)."""

@@ -31,14 +31,12 @@ from tqdm.auto import tqdm
 from ..generation import Calibration, CalibrationGenerator
 from ..heuristics import no_cache
 from ..hooks import enable_cache, model_layout
-from ..loading import DTYPES, call_default, check_image_size, load_pipeline, pipeline_call_kwargs
-from ..macs import CONVENTIONS
+from ..loading import call_default, check_image_size, load_pipeline, pipeline_call_kwargs
 from ..metrics import QualityMetric, get_metric
-from ..names import metric_columns
+from ..names import CONVENTIONS, DTYPE_NAMES, metric_columns
 from ..peers import Peer, check_baseline, resolve_baseline
 from ..provenance import GenerationSettings, annotate, mac_record, score_record, warn_differences
-from ..schedule import CacheSchedule, ScheduleError
-from ..search.store import schedule_key
+from ..schedule import CacheSchedule, ScheduleError, schedule_key
 from ..validation import check_fields, checked, device, each, flag, one_of, optional, pixels, real, text, texts, whole
 from .executed import ExecutionCounter
 from .images import ImageStore, safe_name
@@ -84,7 +82,7 @@ class EvalConfig:
     # images per timed call; None: the first scored batch (batch_size rows), since dynamic methods decide per batch
     latency_batch: int | None = checked(optional(whole(1)), default=None)
     device: str = checked(device, default="auto")
-    dtype: str = checked(one_of(DTYPES), default="float32")
+    dtype: str = checked(one_of(DTYPE_NAMES), default="float32")
 
     def __post_init__(self) -> None:
         check_fields(self)

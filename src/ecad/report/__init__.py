@@ -1,7 +1,21 @@
-"""The run report: a self-contained interactive HTML page of a search's fronts, plus PNG plots."""
+"""The run report: a self-contained interactive HTML page of a search's fronts, plus PNG plots.
 
-from .data import RunData, load_run, pareto_front
-from .html import build_report
-from .pictures import schedule_image
+The names below are imported on first use (PEP 562): a running search draws its front with :mod:`.plots`, which must
+not import the modules that read search runs (they import the search).
+"""
 
-__all__ = ["RunData", "build_report", "load_run", "pareto_front", "schedule_image"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {"RunData": "data", "load_run": "data", "pareto_front": "data", "build_report": "html",
+            "schedule_image": "pictures"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -15,10 +15,9 @@ from typing import Any
 from PIL import Image
 
 from ..evaluation import ImageStore, read_results
-from ..search import RunDirectory
 from ..names import metric_columns
 from ..schedule import CacheSchedule
-from ..search import speedup_label
+from ..search import RunDirectory, speedup_label
 from ..search.suggest import DEFAULT_MAX_LOSS, calibration_note, generate_command, suggest
 from .data import RunData, load_run, shown_generations
 from .pictures import data_uri, schedule_image
@@ -134,6 +133,21 @@ def _page_data(run: RunData, max_generations: int, samples: dict[str, list[dict[
     }
 
 
+def plot_run_front(run: RunData, path: Path) -> list[Any]:
+    """The run's last front with every evaluated schedule and the baselines (:func:`.plots.plot_front`)."""
+    last, speedup = run.generations[-1], {k: 1 / p.cost_fraction for k, p in run.points.items()}
+    return plot_front(path, [(speedup[k], p.quality) for k, p in run.points.items()],
+                      [(speedup[k], run.points[k].quality) for k in last.front], speedup=speedup_label(run.config.cost),
+                      metric=run.config.metric, generation=last.index,
+                      baselines=[(speedup[k], run.points[k].quality, run.points[k].name) for k in run.baselines])
+
+
+def plot_run_hypervolume(run: RunData, path: Path) -> list[float]:
+    """The run's hypervolume per generation (:func:`.plots.plot_hypervolume`)."""
+    return plot_hypervolume(path, [(g.index, g.summary["hypervolume"]) for g in run.generations
+                                   if "hypervolume" in g.summary])
+
+
 def build_report(run_dir: str | Path, out: str | Path, eval_dir: str | Path | None = None, samples: int = 3,
                  max_generations: int = 60) -> list[Path]:
     """Write ``out`` (HTML) with ``front.png`` and ``hypervolume.png`` (and, with ``eval_dir``, ``eval.png``) beside
@@ -145,8 +159,8 @@ def build_report(run_dir: str | Path, out: str | Path, eval_dir: str | Path | No
     evaluation, images = (_eval_section(Path(eval_dir), samples) if eval_dir else (None, {}))  # read before writing
     out.parent.mkdir(parents=True, exist_ok=True)
     front_png, hypervolume_png = out.with_name("front.png"), out.with_name("hypervolume.png")
-    plot_front(run, front_png)
-    plot_hypervolume(run, hypervolume_png)
+    plot_run_front(run, front_png)
+    plot_run_hypervolume(run, hypervolume_png)
     eval_png = out.with_name("eval.png")
     if evaluation is not None:
         plot_eval(evaluation.pop("report"), eval_png)

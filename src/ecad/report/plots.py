@@ -1,13 +1,15 @@
-"""Static PNG plots (matplotlib): a run's final front with every evaluated schedule and the baselines, the
-hypervolume per generation, and an evaluation's rows by family (ecad's schedules, heuristics, other libraries)."""
+"""Static PNG plots (matplotlib): a run's front with every evaluated schedule and the baselines, the hypervolume per
+generation, and an evaluation's rows by family (ecad's schedules, heuristics, other libraries).
+
+They take plain points, not a run: a running search draws its ``front.png`` with :func:`plot_front` each generation,
+and the report draws its own from the finished run.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from ..search import speedup_label
-from .data import RunData
 
 
 def _pyplot():
@@ -46,37 +48,40 @@ def place_labels(ax: Any, points: list[tuple[float, float, str]], step: float = 
     return placed
 
 
-def plot_front(run: RunData, path: Path) -> list[Any]:
-    """Write the front plot; returns the baseline labels (placed so that none overlaps another)."""
+def plot_front(path: Path, evaluated: Sequence[tuple[float, float]], front: Sequence[tuple[float, float]], *,
+               speedup: str, metric: str, generation: int,
+               baselines: Sequence[tuple[float, float, str]] = ()) -> list[Any]:
+    """Write the front plot: ``(speedup, quality)`` of every evaluated schedule, of the front after ``generation``
+    and, named, of the baselines (``speedup`` names its kind); written whole or not at all, so a search can redraw
+    it every generation. Returns the baseline labels (placed so that none overlaps another)."""
     plt = _pyplot()
-    points = list(run.points.values())
-    front = [run.points[k] for k in run.generations[-1].front]
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    ax.scatter([1 / p.cost_fraction for p in points], [p.quality for p in points], s=8, c="0.7", label="evaluated")
-    ax.plot([1 / p.cost_fraction for p in front], [p.quality for p in front], "o-", c="tab:red", ms=4,
-            label=f"front after generation {run.generations[-1].index}")
-    baselines = [run.points[k] for k in run.baselines]
-    ax.scatter([1 / p.cost_fraction for p in baselines], [p.quality for p in baselines], marker="D", s=28,
-               c="goldenrod", edgecolors="saddlebrown", label="baselines", zorder=3)
-    ax.set_xlabel(f"{speedup_label(run.config.cost)} (cost model; no caching = 1)")
-    ax.set_ylabel(f"quality ({run.config.metric})")
+    ax.scatter([x for x, _ in evaluated], [y for _, y in evaluated], s=8, c="0.7", label="evaluated")
+    ax.plot([x for x, _ in front], [y for _, y in front], "o-", c="tab:red", ms=4,
+            label=f"front after generation {generation}")
+    if baselines:
+        ax.scatter([x for x, _, _ in baselines], [y for _, y, _ in baselines], marker="D", s=28, c="goldenrod",
+                   edgecolors="saddlebrown", label="baselines", zorder=3)
+    ax.set_xlabel(f"{speedup} (cost model; no caching = 1)")
+    ax.set_ylabel(f"quality ({metric})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    labels = place_labels(ax, [(1 / p.cost_fraction, p.quality, p.name) for p in baselines])
-    fig.savefig(path)
+    labels = place_labels(ax, list(baselines))
+    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp)
     plt.close(fig)
+    tmp.replace(path)
     return labels
 
 
-def plot_hypervolume(run: RunData, path: Path) -> list[float]:
-    """Write the hypervolume plot; returns its generation ticks (whole generations only)."""
+def plot_hypervolume(path: Path, hypervolumes: Sequence[tuple[int, float]]) -> list[float]:
+    """Write the plot of ``(generation, hypervolume)``; returns its generation ticks (whole generations only)."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
-    generations = [g for g in run.generations if "hypervolume" in g.summary]
     fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=120)
-    ax.plot([g.index for g in generations], [g.summary["hypervolume"] for g in generations], ".-", c="tab:blue")
+    ax.plot([g for g, _ in hypervolumes], [hv for _, hv in hypervolumes], ".-", c="tab:blue")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("generation")
     ax.set_ylabel("hypervolume")

@@ -8,10 +8,13 @@ from typing import Any
 
 from ..loading import check_image_size, resolve_device
 from ..metrics import QualityMetric
+from ..schedule import schedule_key
 from .evaluator import CandidateEvaluator, build_evaluator
 from .executors import EXECUTORS, LocalExecutor, make_executor
-from .run import RunDirectory, SearchConfig, SearchResult, run_search, speedup_label
-from .store import CorruptRunError, Evaluation, EvaluationStore, schedule_from_key, schedule_key
+from .config import SearchConfig, speedup_label
+from .run import SearchResult, run_search
+from .rundir import RunDirectory
+from .store import CorruptRunError, Evaluation, EvaluationStore, schedule_from_key
 
 __all__ = [
     "EXECUTORS", "CandidateEvaluator", "CorruptRunError", "Evaluation", "EvaluationStore", "LocalExecutor",

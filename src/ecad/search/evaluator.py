@@ -17,12 +17,12 @@ from ..latency import LatencyTable, measure_call_latency
 from ..loading import load_pipeline
 from ..macs import CostTable
 from ..metrics import QualityMetric, RowMetric, get_metric
-from ..schedule import CacheSchedule
+from ..schedule import CacheSchedule, schedule_key
 from ..schedule_io import write_json
 from .prefix import apply_prefix_replay, prefix_plan, remove_prefix_replay, runtime_table
-from .run import SearchConfig
+from .config import SearchConfig
 from .samples import SampleStore
-from .store import CorruptRunError, Evaluation, schedule_key
+from .store import CorruptRunError, Evaluation
 
 logger = logging.getLogger(__name__)
 

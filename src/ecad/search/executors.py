@@ -15,7 +15,7 @@ from ..adapters import ModelLayout
 from ..metrics import QualityMetric
 from ..schedule import CacheSchedule
 from .evaluator import build_evaluator
-from .run import SearchConfig
+from .config import SearchConfig
 from .store import Evaluation
 
 logger = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ import torch
 from pymoo.core.problem import Problem
 
 from ..adapters import ModelLayout
-from ..schedule import CacheSchedule
+from ..schedule import CacheSchedule, schedule_key
 from .budget import ComputeBudget
 from .racing import PENDING, QualityRace
-from .store import Evaluation, EvaluationStore, schedule_key
+from .store import Evaluation, EvaluationStore
 
 
 class ScheduleEncoding:

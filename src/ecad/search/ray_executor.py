@@ -20,7 +20,7 @@ from typing import Any
 from ..adapters import ModelLayout
 from ..metrics import QualityMetric
 from ..schedule import CacheSchedule
-from .run import SearchConfig
+from .config import SearchConfig
 from .store import Evaluation
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..adapters import ModelLayout
 from ..schedule import CacheSchedule, ScheduleError
@@ -37,18 +36,6 @@ class Evaluation:
     quality: float
     cost: float
     metrics: dict[str, Any]
-
-
-def _packed(bits: torch.Tensor) -> str:
-    return np.packbits(bits.numpy().reshape(-1)).tobytes().hex()
-
-
-def schedule_key(schedule: CacheSchedule) -> str:
-    """A stable identity for what a schedule runs: its effective bits, packed as hex (``steps:recompute``); a
-    schedule that really forecasts appends ``:f<order>:<forecast bits>``."""
-    key = f"{schedule.num_steps}:" + _packed(schedule.effective())
-    forecast = schedule.effective_forecast()
-    return key + (f":f{schedule.forecast_order}:" + _packed(forecast) if bool(forecast.any()) else "")
 
 
 def _unpacked(packed: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -147,6 +134,10 @@ class EvaluationStore:
     def evaluations(self) -> list[Evaluation]:
         return [Evaluation(key, quality, cost, json.loads(metrics))
                 for key, quality, cost, metrics in self.db.execute("SELECT key, quality, cost, metrics FROM evaluations")]
+
+    def objectives(self) -> list[tuple[float, float]]:
+        """``(quality, cost)`` of every evaluation (its metrics left unread)."""
+        return self.db.execute("SELECT quality, cost FROM evaluations").fetchall()
 
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]

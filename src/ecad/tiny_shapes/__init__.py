@@ -20,6 +20,7 @@ import torch
 from diffusers import PixArtAlphaPipeline
 
 from ..names import TINY_SHAPES
+from ..pretrained import from_pretrained
 from .build import IMAGE_SIZE, MAX_SEQUENCE_LENGTH
 from .reward import RewardModel, shape_fid
 
@@ -51,8 +52,6 @@ def load_pipeline(
 ) -> TinyShapesPipeline:
     """The shipped pipeline (or another tiny-shapes folder at ``path``) through the ordinary
     ``from_pretrained(local_dir)`` path; works offline and prints nothing."""
-    from ..loading import from_pretrained
-
     return from_pretrained(TinyShapesPipeline, path, dtype).to(device)
 
 

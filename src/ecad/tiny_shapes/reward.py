@@ -78,7 +78,7 @@ class RewardModel(nn.Module):
         save_file({k: v.contiguous() for k, v in self.state_dict().items()}, directory / "model.safetensors")
 
     @classmethod
-    def load(cls, directory: str | Path) -> "RewardModel":
+    def load(cls, directory: str | Path) -> RewardModel:
         directory = Path(directory)
         raw = json.loads((directory / "config.json").read_text())
         model = cls(RewardConfig(channels=tuple(raw["channels"]), feature_dim=raw["feature_dim"]))
