@@ -30,7 +30,7 @@ def output_numel(pipe, call) -> int:
     adapter = ecad.get_adapter(pipe.transformer)
     handles = []
     for _, _, _, module in adapter.components(pipe.transformer):
-        def record(_m, _i, out, key=id(module)):
+        def record(_m, _i, out, key=id(module)):  # noqa: B008 (binds this module's id now, not the loop's last)
             tensors = out if isinstance(out, tuple) else (out,)
             sizes[key] = sum(t.numel() for t in tensors if isinstance(t, torch.Tensor))
         handles.append(module.register_forward_hook(record))
