@@ -41,6 +41,7 @@ def test_help_imports_neither_torch_nor_diffusers():
     assert done.stdout.strip().endswith("HEAVY []"), done.stdout[-500:]
 
 
+@pytest.mark.slow
 def test_help_and_show_print_no_third_party_warning(tmp_path):
     from ecad.heuristics import fora
     from ecad.adapters import ModelLayout
@@ -54,6 +55,7 @@ def test_help_and_show_print_no_third_party_warning(tmp_path):
     assert "fora-2: 6 steps x 2 blocks" in done.stdout
 
 
+@pytest.mark.slow
 def test_a_tiny_generate_prints_only_ecads_own_lines(tmp_path):
     done = ecad("generate", "--model", "tiny-shapes", "--steps", "2", "--device", "cpu",
                 "--prompt", "a small red circle above a large blue square", "--out", tmp_path / "x.png")
@@ -96,6 +98,7 @@ def test_the_option_names_match_what_implements_them():
     assert set(names.CONVENTIONS) <= set(COUNTED)  # each convention says what it counts
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_ends_quietly(tiny_run):
     """`ecad front RUN --json | head`: the reader goes away; no "Broken pipe" error, exit 0."""
     read, write = os.pipe()

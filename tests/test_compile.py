@@ -11,6 +11,8 @@ from tiny_pipelines import tiny_pixart_pipeline
 import ecad
 from ecad.macs import count_macs
 
+pytestmark = pytest.mark.compile
+
 
 def generate(pipe):
     return pipe(["a w1"], num_inference_steps=6, height=16, width=16, generator=torch.Generator().manual_seed(0),

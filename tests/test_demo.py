@@ -3,10 +3,13 @@
 import json
 import re
 
+import pytest
+
 from ecad.cli import main
 from ecad.schedule import CacheSchedule
 
 
+@pytest.mark.slow
 def test_demo_writes_front_plot_report_and_suggests_a_sensible_schedule(tmp_path, capsys, monkeypatch):
     def no_second_load(*args, **kwargs):
         raise AssertionError("the report loaded the model again instead of using the search's images")

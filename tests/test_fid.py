@@ -32,6 +32,7 @@ def image_set(seed):
     return Generated(torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2), None, [""] * RESULT["images"])
 
 
+@pytest.mark.slow
 def test_fid_through_the_inception_port_gives_torch_fidelitys_features_and_fid(torch_hub):
     metric = get_metric("fid", device="cpu", batch_size=4)
     real, fake = image_set(RESULT["real_seed"]), image_set(RESULT["fake_seed"])

@@ -51,6 +51,7 @@ def recorded_inputs():
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2), prompts
 
 
+@pytest.mark.slow
 def test_full_size_port_gives_the_original_packages_scores(checkpoint_in_hub_cache):
     metric = get_metric("image-reward", cache_dir=checkpoint_in_hub_cache, local_files_only=True, device="cpu",
                         batch_size=4)

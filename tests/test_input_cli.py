@@ -330,6 +330,7 @@ def test_ctrl_c_while_the_command_line_imports_prints_one_line():
     assert returncode == 130 and err.strip() == "ecad macs: interrupted", (returncode, err)
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_a_search_starts_prints_one_line_and_leaves_no_run(tmp_path):
     out = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-m", "ecad", "search", "--model", "tiny-shapes", "--prompts",

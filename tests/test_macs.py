@@ -136,6 +136,7 @@ def test_layout_of_a_live_model_matches_the_cost_table():
     assert layout.block_names == table.block_names and torch.equal(layout.exists, table.exists)
 
 
+@pytest.mark.slow
 def test_paper_convention_reproduces_every_flux_file_at_its_own_resolution(paper_schedules):
     files = sorted(p for p in paper_schedules.glob("flux*/*.json"))
     assert len(files) == 4
@@ -154,6 +155,7 @@ def test_paper_convention_reproduces_every_flux_file_at_its_own_resolution(paper
 
 
 @pytest.mark.parametrize("arch", ["flux-dev", "flux-schnell", "sd3-medium", "sd3.5-medium", "sd3.5-large", "sana-1600m"])
+@pytest.mark.slow
 def test_presets_count_at_any_resolution(arch):
     small, wide = count_macs(arch, 256, 256), count_macs(arch, 256, 512)
     assert 0 < small.outside_macs < small.full_step_macs < wide.full_step_macs

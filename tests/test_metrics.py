@@ -139,6 +139,7 @@ def test_pickscore_score_and_processor_with_a_small_clip(tmp_path):
     assert type(metric.processor.image_processor).__name__ == "CLIPImageProcessorPil"
 
 
+@pytest.mark.slow
 def test_pickscore_at_full_clip_h_size_through_the_hub_loading_path(tmp_path):
     """CLIP ViT-H/14 as PickScore_v1 uses it, random weights (3.9 GB) saved as yuvalkirstain/PickScore_v1 in a
     local hub cache, loaded by the metric's ``from_pretrained`` and run on two images (the score's formula is

@@ -15,6 +15,7 @@ from tiny_pipelines import tiny_pixart_pipeline
 from ecad.search import SearchConfig, schedule_key, search
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ecad[ray]')")
+pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")

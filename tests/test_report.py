@@ -106,6 +106,7 @@ def test_report_without_a_loadable_model_says_why_images_are_missing(tiny_run, t
     assert "--samples N" in data["missing_samples"] and "cannot load the run's model" in caplog.text
 
 
+@pytest.mark.browser
 def test_report_in_headless_chromium(tiny_run, eval_dir, tmp_path):
     from cdp import Browser, find_browser
 

@@ -8,6 +8,8 @@ from diffusers import PixArtAlphaPipeline, PixArtTransformer2DModel
 from ecad.prompts import load_prompts
 from ecad.tiny_shapes import GUIDANCE_SCALE, PIPELINE_KWARGS, load_pipeline, load_reward_model
 
+pytestmark = pytest.mark.slow
+
 # The first 24 of the built-in held-out set: measured 16 of 24 judged matching (66.7%), margin 0.69 over the wrong
 # captions (README: 82.3% on all 496 held-out captions); the random-weight copy: 0 of 24.
 CAPTIONS = 24
