@@ -17,6 +17,9 @@ from typing import Any
 
 import torch
 
+from .adapters import get_adapter
+from .hooks import active_cache
+
 __all__ = ["TransformerCall", "observe_calls", "probe_call"]
 
 PROBE_PROMPT = "a small red circle above a large blue square"
@@ -101,8 +104,6 @@ def observe_calls(pipe: Any, call: Callable[[], Any]) -> list[TransformerCall]:
     The pipeline is stopped at its first ``scheduler.step``; an ecad cache enabled on it is reset afterwards (the
     stopped call leaves no half generation behind).
     """
-    from .hooks import active_cache
-
     calls: list[TransformerCall] = []
     handle = pipe.transformer.register_forward_pre_hook(
         lambda _module, args, kwargs: calls.append(TransformerCall.of(args, kwargs)), with_kwargs=True)
@@ -132,8 +133,6 @@ def probe_call(pipe: Any, height: int, width: int, guidance_scale: float | None 
     """A pipeline call of ``images`` copies of a probe prompt at this size, with ecad's usual keyword arguments for
     the family (:meth:`ecad.adapters.ModelAdapter.pipeline_kwargs`); ``guidance_scale=None`` keeps the pipeline's
     default."""
-    from .adapters import get_adapter
-
     kwargs = {**get_adapter(pipe.transformer, adapter).pipeline_kwargs(pipe), **call_kwargs}
     if guidance_scale is not None:
         kwargs["guidance_scale"] = guidance_scale

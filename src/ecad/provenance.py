@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .loading import model_source
 from .schedule import CacheSchedule
 
 logger = logging.getLogger(__name__)
@@ -84,8 +85,6 @@ def _show(value: Any) -> str:
 
 def _same_model(a: str, b: str) -> bool:
     """Names, preset names, hub ids and folders that load the same pipeline are the same model."""
-    from .loading import model_source
-
     a, b = model_source(str(a)), model_source(str(b))
     if Path(a).exists() and Path(b).exists():
         return Path(a).resolve() == Path(b).resolve()
