@@ -95,6 +95,14 @@ def files(tmp_path) -> dict[str, str]:
     db.commit()
     db.close()
     list_config = _fake_run(t / "list_config", config=[])
+    wal_store = _fake_run(t / "wal_store")  # an ecad store (WAL journal) of another schema: read-only SQLite
+    db = sqlite3.connect(wal_store / "evaluations.sqlite")  # opens leave -shm/-wal files unless told it is immutable
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE evaluations (key TEXT PRIMARY KEY, quality REAL, cost REAL, metrics TEXT, created REAL)")
+    db.execute("CREATE TABLE info (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO info VALUES ('schema', '9')")
+    db.commit()
+    db.close()
     (t / "bad_index").mkdir()
     (t / "bad_index" / "index.json").write_text("[]")
     steps = {f"{i:03d}": {"0": {"attn1": True}} for i in range(3)}
@@ -123,7 +131,7 @@ def files(tmp_path) -> dict[str, str]:
     out = {p.stem: str(p) for p in t.iterdir()}
     out.update(run=str(_fake_run(t / "run")), no_population=str(_fake_run(t / "no_pop", generation={"generation": 0})),
                empty_front=str(_fake_run(t / "empty_front", front={})), eval_png=str(_fake_eval(t / "eval_png")),
-               sqlite_run=str(sqlite), list_config=str(list_config), new=str(t / "new" / "run"), tmp=str(t),
+               sqlite_run=str(sqlite), list_config=str(list_config), wal_store=str(wal_store), new=str(t / "new" / "run"), tmp=str(t),
                missing=str(t / "missing"))
     return out
 
@@ -204,6 +212,8 @@ ROWS = [
     ("search --model tiny-shapes --prompts {prompts} --out {run} --resume --seed 3", "seed: 0 -> 3", ("run",)),
     ("search --model tiny-shapes --prompts {prompts} --resume --out {sqlite_run}",
      "evaluations.sqlite is an SQLite database of something else (tables ['people'])", ("sqlite_run",)),
+    ("search --model tiny-shapes --prompts {prompts} --resume --out {wal_store}", "has store schema 9, this ecad reads 1",
+     ("wal_store",)),
     ("search --model tiny-shapes --resume --out {list_config}", "is not an ecad search config (format 'list'",
      ("list_config",)),
     # front
@@ -299,6 +309,19 @@ def test_foreign_sqlite_file_is_not_written(files, no_model, capsys):
     assert db.read_bytes() == before
     tables = sqlite3.connect(db).execute("SELECT name FROM sqlite_master").fetchall()
     assert tables == [("people",)]
+
+
+def test_resume_after_a_failed_start_starts_the_run(files, tiny_model_dir, capsys):
+    """A typo in --model is refused and leaves nothing behind; the retry with --resume finds no run yet: it starts
+    one, and says so."""
+    search = (f"search --model {{model}} --prompts {{prompts}} --out {{new}} --population 2 --generations 1 "
+              "--steps 2 --height 16 --width 16 --device cpu --resume")
+    assert main(_argv(search, {**files, "model": files["missing"]})) == 1
+    assert not Path(files["new"]).exists()
+    capsys.readouterr()
+    assert main(_argv(search, {**files, "model": str(tiny_model_dir)})) == 0
+    assert f"there is no search run in {files['new']} yet; starting it" in capsys.readouterr().out
+    assert (Path(files["new"]) / "front.json").is_file()
 
 
 def _run(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:

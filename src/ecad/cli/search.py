@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..names import ACTIONS, COSTS, CONVENTIONS, DTYPE_NAMES, EXECUTOR_NAMES, METRIC_NAMES, PROMPT_SETS, STRATEGIES
@@ -86,7 +87,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     from ..prompts import load_prompts
     from ..search import RunDirectory, SearchConfig
 
-    stored = RunDirectory(args.out).load_config() if args.resume else None
+    stored = RunDirectory(args.out).load_config() if _resumes(args) else None
     if stored is not None and args.prompts is None:
         prompts = stored.prompts
     elif args.prompts is None:
@@ -105,9 +106,20 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     )
 
 
+def _resumes(args: argparse.Namespace) -> bool:
+    """Whether there is a run to resume: ``--resume`` with no ``config.json`` in ``--out`` (nothing yet, e.g. after a
+    first start that failed and cleaned up) starts the run as a command without it would."""
+    from ..search import RunDirectory
+
+    return args.resume and RunDirectory(args.out).config_path.exists()
+
+
 def run(args: argparse.Namespace) -> int:
     from ..search import search
 
+    out = Path(args.out)
+    if args.resume and not _resumes(args) and not (out.is_dir() and any(out.iterdir())):  # else refused as foreign
+        print(f"--resume: there is no search run in {args.out} yet; starting it")
     options = {}
     if args.executor == "ray":
         options = dict(address=args.ray_address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
