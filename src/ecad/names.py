@@ -24,6 +24,11 @@ PROMPT_SETS = ("tiny-shapes", "tiny-shapes-heldout")
 TINY_SHAPES = "tiny-shapes"  # the embedded model's name, accepted wherever a model is taken
 
 
+def default_metric(model: str) -> str:
+    """The metric ``ecad eval`` scores with when none is named: tiny-shapes' own reward model, else fidelity."""
+    return "tiny-reward" if model == TINY_SHAPES else "fidelity"
+
+
 def metric_columns(metric: str, scores: dict[str, float]) -> dict[str, float]:
     """A metric's numbers under the names every table, report and file shows: the metric's own number under the
     metric's name (``tiny-reward``, ``shape-fid``, ``fid``), every other one as ``metric.number``
