@@ -186,6 +186,8 @@ ROWS = [
     ("generate --model tiny-shapes --prompt ' ' --out {tmp}/x.png", "argument --prompt: must be non-empty text", ()),
     ("generate --model tiny-shapes --prompt hi --out {tmp}/x.xyz", "has no image suffix PIL can write", ()),
     ("generate --model {missing} --prompt hi --out {tmp}/x.png", "model folder not found", ()),
+    ("generate --model {missing} --prompt hi --out {tmp}/x.png", "; give a folder saved with save_pretrained (it holds "
+     "model_index.json), a hub id, a preset name or tiny-shapes", ()),
     # search
     (SEARCH + " --generations 0", "argument --generations: must be a whole number >= 1, got 0", ()),
     (SEARCH + " --generations -1", "argument --generations: must be a whole number >= 1, got -1", ()),
@@ -201,6 +203,8 @@ ROWS = [
     (SEARCH + " --cpus-per-worker 0", "argument --cpus-per-worker: must be a finite number > 0", ()),
     (SEARCH + " --device nonsense", "argument --device", ()),
     (SEARCH + " --metric sharpness", "argument --metric: invalid choice: 'sharpness'", ()),
+    (SEARCH + " --metric fidelty", "invalid choice: 'fidelty' (choose from 'clip', 'fid', 'fidelity', 'image-reward', "
+     "'pickscore', 'shape-fid', 'tiny-reward') (did you mean fidelity?)", ()),
     (SEARCH + " --height 72", "height 72 is not a multiple of 16, which tiny-shapes needs", ()),
     ("search --model tiny-shapes --prompts {missing} --out {new}", "prompt file not found", ()),
     ("search --model tiny-shapes --prompts {null} --out {new}", "item 0: 'prompt' is null", ()),
@@ -234,6 +238,9 @@ ROWS = [
     (EVAL + " --baselines fbcache:x", "baseline 'fbcache:x': its settings must be numbers", ()),
     (EVAL + " --baselines fora:2,dbcache:1,0", "dbcache takes 3 to 4 settings", ()),
     (EVAL + " --metrics fidelity,sharpness", "unknown metric 'sharpness'", ()),
+    (EVAL + " --metrics fidelity,tiny-reword", "unknown metric 'tiny-reword' (did you mean tiny-reward?)", ()),
+    (EVAL + " --baselines froa:2", "unknown baseline 'froa:2' (did you mean fora?)", ()),
+    (EVAL + " --baselines fbcahce", "unknown baseline 'fbcahce' (did you mean fbcache?)", ()),
     (EVAL + " --metrics fid --fid-reference {missing}", "--fid-reference: no such folder", ()),
     (EVAL + " --fid-reference {refdir}", "fid is not in --metrics", ()),
     (EVAL + " --height 72", "height 72 is not a multiple of 16", ()),
@@ -326,6 +333,21 @@ def test_resume_after_a_failed_start_starts_the_run(files, tiny_model_dir, capsy
 
 def _run(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ecad", *argv], capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_mistyped_hub_id_offline_is_one_line_with_the_fix(tmp_path):
+    """Not a folder, not cached, the hub not reachable: one error line that names the nearest known model and what to
+    do, without the hub library's and diffusers' lines (diffusers' message points at a stack trace ecad does not
+    print)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    result = subprocess.run([sys.executable, "-m", "ecad", "generate", "--model", "PixArt-alpa/PixArt-XL-2-256x256",
+                             "--prompt", "hi", "--out", str(tmp_path / "x.png"), "--device", "cpu"],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("INFO ecad")]
+    assert len(lines) == 1 and lines[0].startswith("ecad generate: error: cannot load model"), result.stderr
+    assert "(did you mean PixArt-alpha/PixArt-XL-2-256x256?)" in lines[0] and "`hf download ID`" in lines[0]
+    assert "stacktrace" not in lines[0]
 
 
 def test_bad_argument_in_a_real_process(files):

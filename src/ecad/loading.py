@@ -7,6 +7,7 @@ import importlib.util
 import inspect
 import json
 import logging
+import logging.handlers
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ import torch
 
 from .adapters import ADAPTERS, UnsupportedModelError, get_adapter
 from .validation import device as check_device
-from .names import DTYPE_NAMES, TINY_SHAPES
+from .names import DTYPE_NAMES, TINY_SHAPES, did_you_mean
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +117,37 @@ def progress_bar_off(pipe: Any) -> Iterator[None]:
         pipe.set_progress_bar_config(**saved)
 
 
+MODEL_FIX = ("give a folder saved with save_pretrained (it holds model_index.json), a hub id, a preset name or "
+             "tiny-shapes")
+
+
+def _not_loaded(model: str, err: Exception) -> str:
+    """One line for a model diffusers did not load. When the hub could not be asked (offline, unreachable, no such
+    repository), diffusers' message points at "the stacktrace above", which ecad does not print: say what to do."""
+    if err.__cause__ is None:
+        return f"cannot load model {model!r}: {str(err).splitlines()[0]}"
+    known = [TINY_SHAPES, *(name for a in ADAPTERS for name in a.presets),
+             *(p.hub_id for a in ADAPTERS for p in a.presets.values() if p.hub_id)]
+    return (f"cannot load model {model!r}{did_you_mean(model, known)}: not a folder here nor in the hub cache, and "
+            f"the hub did not give it ({str(err.__cause__).splitlines()[0].rstrip('.')}); check the name, or download "
+            "the model once with network access (`hf download ID`).")
+
+
+@contextmanager
+def _logs_held_unless_loaded() -> Iterator[None]:
+    """diffusers' log records while a pipeline loads, shown once it has loaded: a failed load is one error line, and
+    diffusers' "Couldn't connect to the Hub ... Will try to load from local cache" before it is noise."""
+    root = logging.getLogger("diffusers")
+    handlers, held = root.handlers[:], logging.handlers.BufferingHandler(capacity=10**6)
+    root.handlers = [held]
+    try:
+        yield
+    finally:
+        root.handlers = handlers
+    for record in held.buffer:  # loaded: as diffusers would have shown them
+        root.handle(record)
+
+
 def load_pipeline(model: str, device: str = "auto", dtype: str | torch.dtype = "float32") -> Any:
     """``DiffusionPipeline.from_pretrained`` of a folder, hub id or preset name, checked to be supported by ecad.
 
@@ -132,12 +164,13 @@ def load_pipeline(model: str, device: str = "auto", dtype: str | torch.dtype = "
     source = model_source(model)
     looks_local = source.startswith((".", "/", "~")) or Path(source).exists()
     if looks_local and not Path(source).expanduser().is_dir():
-        raise FileNotFoundError(f"model folder not found: {source}")
+        raise FileNotFoundError(f"model folder not found: {source}; {MODEL_FIX}.")
     logger.info("loading pipeline %s", source)
     try:
-        pipe = from_pretrained(DiffusionPipeline, str(Path(source).expanduser()) if looks_local else source, dtype)
+        with _logs_held_unless_loaded():
+            pipe = from_pretrained(DiffusionPipeline, str(Path(source).expanduser()) if looks_local else source, dtype)
     except (OSError, ValueError) as err:
-        raise FileNotFoundError(f"cannot load model {model!r}: {str(err).splitlines()[0]}") from None
+        raise FileNotFoundError(_not_loaded(model, err)) from None
     transformer = getattr(pipe, "transformer", None)
     if transformer is None:
         raise UnsupportedModelError(f"{model!r} is a {type(pipe).__name__} without a `transformer`; ecad caches DiTs.")

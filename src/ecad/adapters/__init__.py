@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from diffusers.utils.torch_utils import unwrap_module
 from torch import nn
 
+from ..names import did_you_mean
 from .base import ArchPreset, BlockGroup, ModelAdapter, ModelLayout, UnsupportedModelError
 from .flux import FluxAdapter
 from .generic import GenericAdapter
@@ -64,4 +65,4 @@ def find_preset(name: str) -> tuple[ModelAdapter, ArchPreset]:
         if name in adapter.presets:
             return adapter, adapter.presets[name]
     known = sorted(p for a in ADAPTERS for p in a.presets)
-    raise UnsupportedModelError(f"unknown architecture preset {name!r}; known presets: {', '.join(known)}.")
+    raise UnsupportedModelError(f"unknown architecture preset {name!r}{did_you_mean(name, known)}; known presets: {', '.join(known)}.")
