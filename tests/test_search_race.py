@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from test_search_strategy import run_files, summaries
+from test_search_strategy import SHAPES_PROMPTS, assert_margin, run_files, stored, summaries
 
 from ecad.cli import main
 from ecad.generation import Generated
@@ -16,37 +16,17 @@ from ecad.search.racing import PENDING, REJECTED, QualityRace, first_rows, on_ev
 from ecad.search.store import Evaluation, EvaluationStore
 
 RACE_ROWS = 4  # 2 prompts x 2 images: the first 2 rows are scored first, 2 are raced for
-# Racing decides on quality differences, so the fixture is the trained tiny-shapes model (on a random-weight model
-# every schedule scores SSIM 1.0000 and float noise decides): its runs' distinct qualities are more than MARGIN apart
-# (5.7e-5 the closest pair, most 1e-3), over 100 times the 1e-7 that floats differ by between machines, thread
-# counts and CPU kernels.
-MARGIN = 1e-5
-PROMPTS = ["a small red circle in the center", "a small magenta triangle below a large red circle"]
 
 
 def race_config(strategy="race", **changes):
     """A tiny-shapes search at 32 px (population 4, 3 generations, 6 steps, 2 prompts x 2 images), in batches of the
     first stage's 2 rows; race with the t bound (confidence 0.95) and the first generation in full unless
-    ``changes`` say otherwise."""
-    return SearchConfig(model="tiny-shapes", prompts=PROMPTS, population=4, generations=3, images_per_prompt=2,
+    ``changes`` say otherwise. Racing decides on quality differences: tiny-shapes' are far above float noise (see
+    ``assert_margin``)."""
+    return SearchConfig(model="tiny-shapes", prompts=SHAPES_PROMPTS, population=4, generations=3, images_per_prompt=2,
                         num_steps=6, height=32, width=32, guidance_scale=3.0, batch_size=2, device="cpu",
                         strategy=strategy, **({"race_confidence": 0.95, "race_first_generation": False} | changes
                                               if strategy == "race" else changes))
-
-
-def assert_margin(out):
-    """The run's decisions stand above float noise: its distinct qualities are at least ``MARGIN`` apart."""
-    qualities = sorted({e.quality for e in stored(out).values()})
-    gap = min(b - a for a, b in zip(qualities, qualities[1:]))
-    assert gap > MARGIN, f"the fixture lost its margin: two qualities are {gap:.2g} apart"
-
-
-def stored(out):
-    store = EvaluationStore(out / "evaluations.sqlite")
-    try:
-        return {e.key: e for e in store.evaluations()}
-    finally:
-        store.close()
 
 
 @pytest.fixture(scope="module")
