@@ -10,7 +10,7 @@ import logging
 import logging.handlers
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -106,15 +106,20 @@ def from_pretrained(cls: Any, source: str | Path, dtype: str | torch.dtype = "fl
 
 
 @contextmanager
-def progress_bar_off(pipe: Any) -> Iterator[None]:
-    """The pipeline's own per-step bar off for ecad's loops (a search's thousands of calls, timed calls), which
-    show their own progress; the pipeline's setting comes back afterwards."""
+def progress_bar_set(pipe: Any, **config: Any) -> Iterator[None]:
+    """The pipeline's own per-step bar with ``config`` (tqdm's arguments) changed; its setting comes back afterwards."""
     saved = dict(getattr(pipe, "_progress_bar_config", {}))
-    pipe.set_progress_bar_config(**{**saved, "disable": True})
+    pipe.set_progress_bar_config(**{**saved, **config})
     try:
         yield
     finally:
         pipe.set_progress_bar_config(**saved)
+
+
+def progress_bar_off(pipe: Any) -> AbstractContextManager[None]:
+    """The pipeline's own per-step bar off for ecad's loops (a search's thousands of calls, timed calls), which
+    show their own progress."""
+    return progress_bar_set(pipe, disable=True)
 
 
 MODEL_FIX = ("give a folder saved with save_pretrained (it holds model_index.json), a hub id, a preset name or "
