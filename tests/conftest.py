@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -5,8 +6,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-# Tiny models are overhead-bound: one thread is as fast, and steady when the machine is busy.
-torch.set_num_threads(1)
+# Tiny models are overhead-bound: one thread is as fast, and steady when the machine is busy. OMP_NUM_THREADS
+# chooses another count (CI runs the tests that make decisions under a second one: they must not depend on it).
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PAPER_SCHEDULES = SHARED / "paper" / "schedules"

@@ -95,6 +95,14 @@ def files(tmp_path) -> dict[str, str]:
     db.commit()
     db.close()
     list_config = _fake_run(t / "list_config", config=[])
+    wal_store = _fake_run(t / "wal_store")  # an ecad store (WAL journal) of another schema: read-only SQLite
+    db = sqlite3.connect(wal_store / "evaluations.sqlite")  # opens leave -shm/-wal files unless told it is immutable
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE evaluations (key TEXT PRIMARY KEY, quality REAL, cost REAL, metrics TEXT, created REAL)")
+    db.execute("CREATE TABLE info (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO info VALUES ('schema', '9')")
+    db.commit()
+    db.close()
     (t / "bad_index").mkdir()
     (t / "bad_index" / "index.json").write_text("[]")
     steps = {f"{i:03d}": {"0": {"attn1": True}} for i in range(3)}
@@ -123,7 +131,7 @@ def files(tmp_path) -> dict[str, str]:
     out = {p.stem: str(p) for p in t.iterdir()}
     out.update(run=str(_fake_run(t / "run")), no_population=str(_fake_run(t / "no_pop", generation={"generation": 0})),
                empty_front=str(_fake_run(t / "empty_front", front={})), eval_png=str(_fake_eval(t / "eval_png")),
-               sqlite_run=str(sqlite), list_config=str(list_config), new=str(t / "new" / "run"), tmp=str(t),
+               sqlite_run=str(sqlite), list_config=str(list_config), wal_store=str(wal_store), new=str(t / "new" / "run"), tmp=str(t),
                missing=str(t / "missing"))
     return out
 
@@ -178,6 +186,8 @@ ROWS = [
     ("generate --model tiny-shapes --prompt ' ' --out {tmp}/x.png", "argument --prompt: must be non-empty text", ()),
     ("generate --model tiny-shapes --prompt hi --out {tmp}/x.xyz", "has no image suffix PIL can write", ()),
     ("generate --model {missing} --prompt hi --out {tmp}/x.png", "model folder not found", ()),
+    ("generate --model {missing} --prompt hi --out {tmp}/x.png", "; give a folder saved with save_pretrained (it holds "
+     "model_index.json), a hub id, a preset name or tiny-shapes", ()),
     # search
     (SEARCH + " --generations 0", "argument --generations: must be a whole number >= 1, got 0", ()),
     (SEARCH + " --generations -1", "argument --generations: must be a whole number >= 1, got -1", ()),
@@ -193,6 +203,8 @@ ROWS = [
     (SEARCH + " --cpus-per-worker 0", "argument --cpus-per-worker: must be a finite number > 0", ()),
     (SEARCH + " --device nonsense", "argument --device", ()),
     (SEARCH + " --metric sharpness", "argument --metric: invalid choice: 'sharpness'", ()),
+    (SEARCH + " --metric fidelty", "invalid choice: 'fidelty' (choose from 'clip', 'fid', 'fidelity', 'image-reward', "
+     "'pickscore', 'shape-fid', 'tiny-reward') (did you mean fidelity?)", ()),
     (SEARCH + " --height 72", "height 72 is not a multiple of 16, which tiny-shapes needs", ()),
     ("search --model tiny-shapes --prompts {missing} --out {new}", "prompt file not found", ()),
     ("search --model tiny-shapes --prompts {null} --out {new}", "item 0: 'prompt' is null", ()),
@@ -204,6 +216,8 @@ ROWS = [
     ("search --model tiny-shapes --prompts {prompts} --out {run} --resume --seed 3", "seed: 0 -> 3", ("run",)),
     ("search --model tiny-shapes --prompts {prompts} --resume --out {sqlite_run}",
      "evaluations.sqlite is an SQLite database of something else (tables ['people'])", ("sqlite_run",)),
+    ("search --model tiny-shapes --prompts {prompts} --resume --out {wal_store}", "has store schema 9, this ecad reads 1",
+     ("wal_store",)),
     ("search --model tiny-shapes --resume --out {list_config}", "is not an ecad search config (format 'list'",
      ("list_config",)),
     # front
@@ -224,6 +238,9 @@ ROWS = [
     (EVAL + " --baselines fbcache:x", "baseline 'fbcache:x': its settings must be numbers", ()),
     (EVAL + " --baselines fora:2,dbcache:1,0", "dbcache takes 3 to 4 settings", ()),
     (EVAL + " --metrics fidelity,sharpness", "unknown metric 'sharpness'", ()),
+    (EVAL + " --metrics fidelity,tiny-reword", "unknown metric 'tiny-reword' (did you mean tiny-reward?)", ()),
+    (EVAL + " --baselines froa:2", "unknown baseline 'froa:2' (did you mean fora?)", ()),
+    (EVAL + " --baselines fbcahce", "unknown baseline 'fbcahce' (did you mean fbcache?)", ()),
     (EVAL + " --metrics fid --fid-reference {missing}", "--fid-reference: no such folder", ()),
     (EVAL + " --fid-reference {refdir}", "fid is not in --metrics", ()),
     (EVAL + " --height 72", "height 72 is not a multiple of 16", ()),
@@ -301,8 +318,36 @@ def test_foreign_sqlite_file_is_not_written(files, no_model, capsys):
     assert tables == [("people",)]
 
 
+def test_resume_after_a_failed_start_starts_the_run(files, tiny_model_dir, capsys):
+    """A typo in --model is refused and leaves nothing behind; the retry with --resume finds no run yet: it starts
+    one, and says so."""
+    search = ("search --model {model} --prompts {prompts} --out {new} --population 2 --generations 1 "
+              "--steps 2 --height 16 --width 16 --device cpu --resume")
+    assert main(_argv(search, {**files, "model": files["missing"]})) == 1
+    assert not Path(files["new"]).exists()
+    capsys.readouterr()
+    assert main(_argv(search, {**files, "model": str(tiny_model_dir)})) == 0
+    assert f"there is no search run in {files['new']} yet; starting it" in capsys.readouterr().out
+    assert (Path(files["new"]) / "front.json").is_file()
+
+
 def _run(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ecad", *argv], capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_mistyped_hub_id_offline_is_one_line_with_the_fix(tmp_path):
+    """Not a folder, not cached, the hub not reachable: one error line that names the nearest known model and what to
+    do, without the hub library's and diffusers' lines (diffusers' message points at a stack trace ecad does not
+    print)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    result = subprocess.run([sys.executable, "-m", "ecad", "generate", "--model", "PixArt-alpa/PixArt-XL-2-256x256",
+                             "--prompt", "hi", "--out", str(tmp_path / "x.png"), "--device", "cpu"],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("INFO ecad")]
+    assert len(lines) == 1 and lines[0].startswith("ecad generate: error: cannot load model"), result.stderr
+    assert "(did you mean PixArt-alpha/PixArt-XL-2-256x256?)" in lines[0] and "`hf download ID`" in lines[0]
+    assert "stacktrace" not in lines[0]
 
 
 def test_bad_argument_in_a_real_process(files):

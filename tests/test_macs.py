@@ -267,3 +267,25 @@ def test_tiny_shapes_cost_is_counted_at_its_real_shapes(capsys):
     block = table.component_macs[0]
     assert 0.17 < float(block[1] / block.sum()) < 0.18
     assert report["full_macs"] == 20 * table.full_step_macs
+
+
+def test_a_schedule_file_is_counted_at_its_recorded_settings(tmp_path, capsys):
+    """Like generate and eval, macs takes size and guidance from the file (a 64 px tiny-shapes schedule counted at
+    the default 256 px gave another speedup), says so, and prints MACs in the unit their size reads in."""
+    from ecad.provenance import GenerationSettings, annotate
+
+    table = count_macs("tiny-shapes", 64, 64, guidance_scale=GUIDANCE_SCALE)
+    full = table.full_schedule(6)
+    bits = full.recompute.clone()
+    bits[1::2, 2:] = False  # every other step replays the later blocks
+    schedule = annotate(full.like(bits), settings=GenerationSettings("tiny-shapes", 6, GUIDANCE_SCALE, 64, 64))
+    schedule.save(tmp_path / "s.json")
+    assert main(["macs", "--model", "tiny-shapes", "--schedule", str(tmp_path / "s.json")]) == 0
+    printed = capsys.readouterr().out
+    expected = table.report(schedule)
+    assert "using the schedule's settings: height 64, width 64, guidance 3" in printed
+    assert f"-> MAC speedup {expected['mac_speedup']:.2f}x" in printed and "64x64" in printed
+    assert expected["mac_speedup"] != count_macs("tiny-shapes", 256, 256).report(schedule)["mac_speedup"]
+    assert "TMAC" not in printed and " GMAC of " in printed and "per step (MMAC)" in printed
+    assert main(["macs", "--model", "tiny-shapes", "--schedule", str(tmp_path / "s.json"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == expected

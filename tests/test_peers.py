@@ -147,13 +147,18 @@ def test_fastercache_is_counted_at_the_batch_it_really_runs(pipe):
 
 def test_magcache_calibrates_once_per_model_and_settings(pipe, monkeypatch):
     (peer,) = parse_peer("magcache:0.1")
-    calls = []
-    original = type(pipe).__call__
+    calls, bars = [], []
+    original, bar = type(pipe).__call__, type(pipe).progress_bar
     monkeypatch.setattr(type(pipe), "__call__", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    monkeypatch.setattr(type(pipe), "progress_bar",
+                        lambda self, *a, **k: bars.append(dict(self._progress_bar_config)) or bar(self, *a, **k))
+    before = dict(pipe._progress_bar_config)
     for _ in range(2):
         with peer.apply(pipe, CALL):
             pass
     assert len(calls) == 1  # the calibration run, not repeated
+    assert bars == [{**before, "desc": "magcache:0.1 calibration", "leave": False}]  # its bar says what it is
+    assert pipe._progress_bar_config == before
     ratios = peer.settings()["mag_ratios"]
     assert len(ratios) == STEPS and ratios[0] == 1.0 and all(r > 0 for r in ratios)
 

@@ -146,6 +146,17 @@ def test_report_in_headless_chromium(tiny_run, eval_dir, tmp_path):
         assert len(labels) == len(load_run(tiny_run).baselines)
         assert not any(ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
                        for i, (ax, ay, aw, ah) in enumerate(labels) for bx, by, bw, bh in labels[i + 1:])
+        # each label has a leader line from its own diamond's centre to the label
+        leaders = browser.evaluate("[...document.querySelectorAll('#plot .base-leader')].map(l => "
+                                   "['x1', 'y1', 'x2', 'y2'].map(a => +l.getAttribute(a)))")
+        diamonds = browser.evaluate("[...document.querySelectorAll('#plot .pt.base')].map(d => { "
+                                    "const b = d.getBBox(); return [b.x + b.width / 2, b.y + b.height / 2]; })")
+        assert len(leaders) == len(labels)
+        assert sorted((round(x1, 2), round(y1, 2)) for x1, y1, _, _ in leaders) == sorted(
+            (round(x, 2), round(y, 2)) for x, y in diamonds)
+        for _, _, x2, y2 in leaders:  # ends at the middle of a label's left or right edge
+            assert any(y2 == pytest.approx(ly + lh / 2) and x2 in (pytest.approx(lx), pytest.approx(lx + lw))
+                       for lx, ly, lw, lh in labels)
         screenshot = tmp_path / "report.png"
         browser.screenshot(screenshot)
         assert browser.errors() == []
@@ -186,6 +197,13 @@ def test_report_names_each_front_file_with_a_command_and_the_suggestion(tiny_run
     assert "calibration rows" not in notes  # fidelity: no cached schedule beats no caching (SSIM 1)
 
 
+def test_report_prints_the_paths_of_what_it_writes(tiny_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", str(tiny_run), "-o", "report.html", "--samples", "0"]) == 0
+    assert capsys.readouterr().out.splitlines() == [str(tmp_path / n) for n in ("report.html", "front.png",
+                                                                                "hypervolume.png")]
+
+
 def test_report_warns_when_cached_schedules_beat_no_caching_on_few_rows(tiny_run, tmp_path):
     import shutil
 
@@ -205,6 +223,8 @@ def test_plot_labels_never_overlap_and_generation_ticks_are_whole(tiny_run, tmp_
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from matplotlib.text import Text
+
     from ecad.report.html import plot_run_front, plot_run_hypervolume
     from ecad.report.plots import place_labels
 
@@ -214,9 +234,15 @@ def test_plot_labels_never_overlap_and_generation_ticks_are_whole(tiny_run, tmp_
     crowded = [(7.06, 0.001, "fora-20"), (6.82, 0.002, "fora-10"), (6.9, 0.0, "fora-7"), (1.0, 0.8, "no-cache")]
     labels = place_labels(ax, crowded)
     renderer = fig.canvas.get_renderer()
-    boxes = [label.get_window_extent(renderer) for label in labels]
+    boxes = [Text.get_window_extent(label, renderer) for label in labels]  # the text, not its leader line (placed)
     assert len(boxes) == 4
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    # each label has a leader line to its own point, and sits near it: within 3 label heights
+    for label, (x, y, text) in zip(sorted(labels, key=lambda label: label.get_text()), sorted(crowded, key=lambda p: p[2])):
+        assert label.get_text() == text and label.xy == (x, y) and label.arrow_patch is not None
+        point = ax.transData.transform((x, y))
+        box = Text.get_window_extent(label, renderer)
+        assert abs((box.y0 + box.y1) / 2 - point[1]) < 3 * box.height
     plt.close(fig)
 
     run = load_run(tiny_run)

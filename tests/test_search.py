@@ -5,10 +5,10 @@ import multiprocessing
 import os
 import signal
 import sqlite3
-import threading
 import time
 
 import pytest
+import torch
 from tiny_pipelines import tiny_pixart_pipeline
 
 import ecad
@@ -73,19 +73,17 @@ def run_counted(args, log):
         return main(args)
 
 
-def run_killable(args, log):
-    """``run_counted`` in a forked child: with a tqdm lock of its own, as tqdm's default one is a semaphore shared
-    across fork, that a child killed while drawing a bar would leave taken for this process."""
-    from tqdm.auto import tqdm
-
-    tqdm.set_lock(threading.RLock())
+def run_killable(args, log, threads):
+    """``run_counted`` in a child process, at the parent's thread count: identical arithmetic to the in-process
+    runs."""
+    torch.set_num_threads(threads)
     run_counted(args, log)
 
 
 def start_counted(args, log):
-    """``run_counted`` in a process of its own, to be killed: forked from this one (torch and ecad already imported,
-    one thread as here: identical arithmetic to the in-process runs)."""
-    process = multiprocessing.get_context("fork").Process(target=run_killable, args=(args, log))
+    """``run_counted`` in a process of its own, to be killed. Spawned, not forked: a child forked from a process whose
+    OpenMP pool has started (more than one thread) hangs at its first parallel region."""
+    process = multiprocessing.get_context("spawn").Process(target=run_killable, args=(args, log, torch.get_num_threads()))
     process.start()
     return process
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from test_search_strategy import run_files, summaries
+from test_search_strategy import SHAPES_PROMPTS, assert_margin, run_files, stored, summaries
 
 from ecad.cli import main
 from ecad.generation import Generated
@@ -18,27 +18,22 @@ from ecad.search.store import Evaluation, EvaluationStore
 RACE_ROWS = 4  # 2 prompts x 2 images: the first 2 rows are scored first, 2 are raced for
 
 
-def race_config(model_dir, strategy="race", **changes):
-    """The conftest ``tiny_run``'s settings with 2 images per prompt, in batches of the first stage's 2 rows; race
-    with the t bound (confidence 0.95) and the first generation in full unless ``changes`` say otherwise."""
-    return SearchConfig(model=str(model_dir), prompts=["a w1 w2", "w3 w4"], population=4, generations=3,
-                        images_per_prompt=2, num_steps=6, height=16, width=16, batch_size=2, device="cpu",
+def race_config(strategy="race", **changes):
+    """A tiny-shapes search at 32 px (population 4, 3 generations, 6 steps, 2 prompts x 2 images), in batches of the
+    first stage's 2 rows; race with the t bound (confidence 0.95) and the first generation in full unless
+    ``changes`` say otherwise. Racing decides on quality differences: tiny-shapes' are far above float noise (see
+    ``assert_margin``)."""
+    return SearchConfig(model="tiny-shapes", prompts=SHAPES_PROMPTS, population=4, generations=3, images_per_prompt=2,
+                        num_steps=6, height=32, width=32, guidance_scale=3.0, batch_size=2, device="cpu",
                         strategy=strategy, **({"race_confidence": 0.95, "race_first_generation": False} | changes
                                               if strategy == "race" else changes))
 
 
-def stored(out):
-    store = EvaluationStore(out / "evaluations.sqlite")
-    try:
-        return {e.key: e for e in store.evaluations()}
-    finally:
-        store.close()
-
-
 @pytest.fixture(scope="module")
-def race_run(tiny_model_dir, tmp_path_factory):
+def race_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("race") / "run"
-    search(race_config(tiny_model_dir), out, progress=False)
+    search(race_config(), out, progress=False)
+    assert_margin(out)
     return out
 
 
@@ -110,11 +105,12 @@ def test_race_fronts_hold_only_full_set_scores(race_run, capsys):
     assert not any(e.key in listing for e in rejected) and "strategy race" in listing
 
 
-def test_race_counts_only_the_rows_it_generates(race_run, tiny_model_dir, tmp_path):
+def test_race_counts_only_the_rows_it_generates(race_run, tmp_path):
     """Full-set scores are the fast strategy's (the rows come in the same batches); a rejected candidate spends at
     most its MACs on the rows it was scored on; the generation files count everything stored."""
     fast = tmp_path / "fast"
-    search(race_config(tiny_model_dir, strategy="fast"), fast, progress=False)
+    search(race_config(strategy="fast"), fast, progress=False)
+    assert_margin(fast)
     raced, exact = stored(race_run), stored(fast)
     common = [k for k in raced if k in exact and on_every_row(raced[k])]
     assert len(common) >= 4 and all(raced[k].quality == exact[k].quality for k in common)
@@ -129,12 +125,12 @@ class Interrupted(Exception):
     pass
 
 
-def test_race_resumes_to_the_uninterrupted_front(race_run, tiny_model_dir, tmp_path, monkeypatch):
+def test_race_resumes_to_the_uninterrupted_front(race_run, tmp_path, monkeypatch):
     """Stopped by the budget in generation 1's first stage, then interrupted (an exception from the store) with
     candidates pending their second stage, and resumed: the same decisions, front and generation files."""
     out = tmp_path / "run"
     first = summaries(race_run)[0]["compute_spent"]
-    result = search(race_config(tiny_model_dir, budget=first + 0.1), out, progress=False)
+    result = search(race_config(budget=first + 0.1), out, progress=False)
     assert result.stopped and [p.name for p in (out / "generations").iterdir()] == ["0000.json"]
 
     original = EvaluationStore.put
@@ -146,21 +142,21 @@ def test_race_resumes_to_the_uninterrupted_front(race_run, tiny_model_dir, tmp_p
 
     monkeypatch.setattr(EvaluationStore, "put", put_then_fail)
     with pytest.raises(Interrupted):
-        search(race_config(tiny_model_dir), out, resume=True, progress=False)
+        search(race_config(), out, resume=True, progress=False)
     monkeypatch.setattr(EvaluationStore, "put", original)
     assert any(e.metrics.get("race") == PENDING for e in stored(out).values())
 
-    search(race_config(tiny_model_dir), out, resume=True, progress=False)
+    search(race_config(), out, resume=True, progress=False)
     assert run_files(out) == run_files(race_run)
     assert stored(out).keys() == stored(race_run).keys()
     assert {k: e.metrics.get("race") for k, e in stored(out).items()} == {
         k: e.metrics.get("race") for k, e in stored(race_run).items()}
 
 
-def test_race_needs_a_per_row_metric(tiny_model_dir, tmp_path):
+def test_race_needs_a_per_row_metric(tmp_path):
     out = tmp_path / "fid"
     with pytest.raises(ValueError, match="not a mean of per-row scores.*--strategy fast"):
-        search(race_config(tiny_model_dir), out, metric=FidMetric(feature=torch.nn.Flatten()), progress=False)
+        search(race_config(), out, metric=FidMetric(feature=torch.nn.Flatten()), progress=False)
     assert not out.exists()
 
 
@@ -193,13 +189,14 @@ def test_a_first_generation_raced_against_itself_keeps_its_first_stage_pareto_se
 
 
 def test_a_raced_first_generation_spends_less_and_resumes_to_the_uninterrupted_front(
-        race_run, tiny_model_dir, tmp_path, monkeypatch):
+        race_run, tmp_path, monkeypatch):
     """``race_first_generation``: generation 0 rejects candidates after their first rows (no caching is scored in
     full), spends less than the unraced start, and an interruption between its first stages and its decisions
     resumes to the uninterrupted run's front, decisions and generation files."""
-    config = race_config(tiny_model_dir, race_confidence=0.5, race_first_generation=True)
+    config = race_config(race_confidence=0.5, race_first_generation=True)
     whole = tmp_path / "whole"
     search(config, whole, progress=False)
+    assert_margin(whole)
     evaluations = stored(whole)
     first = summaries(whole)[0]
     assert first["rejected"] > 0 and first["compute_spent"] < summaries(race_run)[0]["compute_spent"]

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from .adapters import ModelLayout
+from .names import did_you_mean
 from .schedule import FORECAST_ORDERS, CacheSchedule
 
 
@@ -143,7 +144,7 @@ def parse_baseline(spec: str) -> tuple[str, list[int]]:
     name, colon, rest = spec.partition(":")
     args = rest.split(":") if colon else []
     if name not in BASELINES:
-        raise ValueError(f"unknown baseline {spec!r}; use one of no-cache, fora:N, taylorseer:N[:ORDER], "
+        raise ValueError(f"unknown baseline {spec!r}{did_you_mean(name, BASELINES)}; use one of no-cache, fora:N, taylorseer:N[:ORDER], "
                          "tgate[:STEP], delta-dit[:N].")
     if name in ("fora", "taylorseer") and not args:
         raise ValueError(f"{name} needs its interval, e.g. {name}:3.")

@@ -6,15 +6,16 @@ import importlib
 import inspect
 import json
 import logging
+import logging.handlers
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .adapters import UnsupportedModelError, adapter_for_config, get_adapter, presets
-from .names import TINY_SHAPES
+from .names import TINY_SHAPES, did_you_mean
 from .pretrained import from_pretrained, resolve_dtype
 from .validation import device as check_device
 
@@ -87,15 +88,50 @@ def read_transformer_config(path_or_hub_id: str) -> dict[str, Any]:
 
 
 @contextmanager
-def progress_bar_off(pipe: Any) -> Iterator[None]:
-    """The pipeline's own per-step bar off for ecad's loops (a search's thousands of calls, timed calls), which
-    show their own progress; the pipeline's setting comes back afterwards."""
+def progress_bar_set(pipe: Any, **config: Any) -> Iterator[None]:
+    """The pipeline's own per-step bar with ``config`` (tqdm's arguments) changed; its setting comes back afterwards."""
     saved = dict(getattr(pipe, "_progress_bar_config", {}))
-    pipe.set_progress_bar_config(**{**saved, "disable": True})
+    pipe.set_progress_bar_config(**{**saved, **config})
     try:
         yield
     finally:
         pipe.set_progress_bar_config(**saved)
+
+
+def progress_bar_off(pipe: Any) -> AbstractContextManager[None]:
+    """The pipeline's own per-step bar off for ecad's loops (a search's thousands of calls, timed calls), which
+    show their own progress."""
+    return progress_bar_set(pipe, disable=True)
+
+
+MODEL_FIX = ("give a folder saved with save_pretrained (it holds model_index.json), a hub id, a preset name or "
+             "tiny-shapes")
+
+
+def _not_loaded(model: str, err: Exception) -> str:
+    """One line for a model diffusers did not load. When the hub could not be asked (offline, unreachable, no such
+    repository), diffusers' message points at "the stacktrace above", which ecad does not print: say what to do."""
+    if err.__cause__ is None:
+        return f"cannot load model {model!r}: {str(err).splitlines()[0]}"
+    known = [TINY_SHAPES, *presets(), *(p.hub_id for _, p in presets().values() if p.hub_id)]
+    return (f"cannot load model {model!r}{did_you_mean(model, known)}: not a folder here nor in the hub cache, and "
+            f"the hub did not give it ({str(err.__cause__).splitlines()[0].rstrip('.')}); check the name, or download "
+            "the model once with network access (`hf download ID`).")
+
+
+@contextmanager
+def _logs_held_unless_loaded() -> Iterator[None]:
+    """diffusers' log records while a pipeline loads, shown once it has loaded: a failed load is one error line, and
+    diffusers' "Couldn't connect to the Hub ... Will try to load from local cache" before it is noise."""
+    root = logging.getLogger("diffusers")
+    handlers, held = root.handlers[:], logging.handlers.BufferingHandler(capacity=10**6)
+    root.handlers = [held]
+    try:
+        yield
+    finally:
+        root.handlers = handlers
+    for record in held.buffer:  # loaded: as diffusers would have shown them
+        root.handle(record)
 
 
 def load_pipeline(model: str, device: str = "auto", dtype: str | torch.dtype = "float32") -> Any:
@@ -114,12 +150,13 @@ def load_pipeline(model: str, device: str = "auto", dtype: str | torch.dtype = "
     source = model_source(model)
     looks_local = source.startswith((".", "/", "~")) or Path(source).exists()
     if looks_local and not Path(source).expanduser().is_dir():
-        raise FileNotFoundError(f"model folder not found: {source}")
+        raise FileNotFoundError(f"model folder not found: {source}; {MODEL_FIX}.")
     logger.info("loading pipeline %s", source)
     try:
-        pipe = from_pretrained(DiffusionPipeline, str(Path(source).expanduser()) if looks_local else source, dtype)
+        with _logs_held_unless_loaded():
+            pipe = from_pretrained(DiffusionPipeline, str(Path(source).expanduser()) if looks_local else source, dtype)
     except (OSError, ValueError) as err:
-        raise FileNotFoundError(f"cannot load model {model!r}: {str(err).splitlines()[0]}") from None
+        raise FileNotFoundError(_not_loaded(model, err)) from None
     transformer = getattr(pipe, "transformer", None)
     if transformer is None:
         raise UnsupportedModelError(f"{model!r} is a {type(pipe).__name__} without a `transformer`; ecad caches DiTs.")

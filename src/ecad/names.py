@@ -6,6 +6,9 @@ modules that implement each choice take their names from here, so the two cannot
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 DTYPE_NAMES = ("float32", "float16", "bfloat16")
 CONVENTIONS = ("full", "paper")  # MAC counting: attention core included, or the ECAD paper's numbers
 COSTS = ("macs", "latency")  # the search's cost objective
@@ -24,6 +27,11 @@ PROMPT_SETS = ("tiny-shapes", "tiny-shapes-heldout")
 TINY_SHAPES = "tiny-shapes"  # the embedded model's name, accepted wherever a model is taken
 
 
+def default_metric(model: str) -> str:
+    """The metric ``ecad eval`` scores with when none is named: tiny-shapes' own reward model, else fidelity."""
+    return "tiny-reward" if model == TINY_SHAPES else "fidelity"
+
+
 def metric_columns(metric: str, scores: dict[str, float]) -> dict[str, float]:
     """A metric's numbers under the names every table, report and file shows: the metric's own number under the
     metric's name (``tiny-reward``, ``shape-fid``, ``fid``), every other one as ``metric.number``
@@ -36,3 +44,14 @@ def metric_columns(metric: str, scores: dict[str, float]) -> dict[str, float]:
         return {metric: scores["quality"]}
     own = metric.replace("-", "_")
     return {metric if key == own else f"{metric}.{key}": value for key, value in named.items()}
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean X?)`` with the known name nearest to a mistyped one (difflib's closest match), else ``""``.
+
+    Example:
+        >>> did_you_mean("tiny-reword", METRIC_NAMES)
+        ' (did you mean tiny-reward?)'
+    """
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""

@@ -23,6 +23,7 @@ from typing import Any
 
 from .loading import model_source
 from .schedule import CacheSchedule
+from .units import format_macs
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def describe_metadata(schedule: CacheSchedule) -> list[str]:
     macs = schedule.metadata.get(MACS)
     if isinstance(macs, dict) and "total_macs" in macs:
         speedup = f", {macs['mac_speedup']:.2f}x MAC speedup" if "mac_speedup" in macs else ""
-        lines.append(f"MACs ({macs.get('convention', '?')} convention): {macs['total_macs'] / 1e12:.4f} T{speedup}")
+        lines.append(f"MACs ({macs.get('convention', '?')} convention): {format_macs(macs['total_macs'])}{speedup}")
     measured = schedule.metadata.get(MEASURED)
     if isinstance(measured, dict) and "speedup" in measured:
         lines.append(f"measured speedup {measured['speedup']:.2f}x ({measured.get('median_s', 0):.4g} s per call on "

@@ -7,6 +7,7 @@ from typing import Any
 from diffusers.utils.torch_utils import unwrap_module
 from torch import nn
 
+from ..names import did_you_mean
 from ..schedule import register_paper_naming
 from .base import ArchPreset, BlockGroup, ModelAdapter, ModelLayout, UnsupportedModelError
 from .flux import FluxAdapter
@@ -79,5 +80,8 @@ def presets() -> dict[str, tuple[ModelAdapter, ArchPreset]]:
 def find_preset(name: str) -> tuple[ModelAdapter, ArchPreset]:
     found = presets()
     if name not in found:
-        raise UnsupportedModelError(f"unknown architecture preset {name!r}; known presets: {', '.join(sorted(found))}.")
+        known = sorted(found)
+        raise UnsupportedModelError(
+            f"unknown architecture preset {name!r}{did_you_mean(name, known)}; known presets: {', '.join(known)}."
+        )
     return found[name]

@@ -16,7 +16,9 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import Any
 
+from ..names import did_you_mean
 from . import demo, evaluate, front, generate, macs, report, search, show
 
 COMMANDS = (demo, show, macs, generate, search, front, evaluate, report)
@@ -52,6 +54,17 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(self.prog, message)
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """argparse's check of a ``choices`` option (and of the command name), with the nearest choice suggested
+        (what Python 3.14's ``suggest_on_error`` adds)."""
+        try:
+            super()._check_value(action, value)  # type: ignore[misc]
+        except argparse.ArgumentError as err:
+            hint = did_you_mean(str(value), map(str, action.choices or ()))
+            if not hint:
+                raise
+            raise argparse.ArgumentError(action, f"{err.message}{hint}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

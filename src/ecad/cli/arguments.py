@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import validation
+from ..names import did_you_mean
 from ..validation import Check, whole
 
 _PARSED_AS = {int: "a whole number", float: "a number", str: "text"}
@@ -53,7 +54,8 @@ def names(known: Iterable[str] | None = None, check: Check | None = None, what: 
         items = split(value)
         for item in items:
             if options is not None and item not in options:
-                raise argparse.ArgumentTypeError(f"unknown {what} {item!r}; choose from {', '.join(options)}")
+                raise argparse.ArgumentTypeError(f"unknown {what} {item!r}{did_you_mean(item, options)}; choose from "
+                                                 f"{', '.join(options)}")
             if check is not None:
                 try:
                     check(item)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..names import CONVENTIONS, DTYPE_NAMES, METRIC_NAMES, PEER_NAMES
+from ..names import CONVENTIONS, DTYPE_NAMES, METRIC_NAMES, PEER_NAMES, default_metric
 from . import arguments
 from .search import PROMPTS_HELP
+
+if TYPE_CHECKING:
+    from ..evaluation import EvalConfig
 
 
 def _baseline(name: str) -> object:
@@ -51,8 +55,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "fbcache:0.1, dbcache:1,0,0.08 (no caching is always included)")
     parser.add_argument("--prompts", required=True, help=PROMPTS_HELP)
     parser.add_argument("--limit", type=arguments.positive, help="use only the first N prompts")
-    parser.add_argument("--metrics", type=arguments.names(METRIC_NAMES, what="metric"), default=["fidelity"],
-                        help=f"comma-separated metric names: {', '.join(METRIC_NAMES)}")
+    parser.add_argument("--metrics", type=arguments.names(METRIC_NAMES, what="metric"),
+                        help=f"comma-separated metric names: {', '.join(METRIC_NAMES)} (default: tiny-reward on "
+                             "tiny-shapes, else fidelity)")
     parser.add_argument("--fid-reference", help="folder of reference images for fid (default: the uncached images)")
     parser.add_argument("--images-per-prompt", type=arguments.positive, default=1,
                         help="seeds SEED..SEED+K-1 for every prompt")
@@ -77,23 +82,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..evaluation import EvalConfig, evaluate
-    from ..metrics import get_metric
+def config_from_args(args: argparse.Namespace) -> EvalConfig:
+    from ..evaluation import EvalConfig
     from ..prompts import load_prompts
 
-    if args.fid_reference and "fid" not in args.metrics:
+    metric_names = args.metrics or [default_metric(args.model)]
+    if args.fid_reference and "fid" not in metric_names:
         raise ValueError("--fid-reference is given but fid is not in --metrics.")
     if args.fid_reference and not Path(args.fid_reference).is_dir():
         raise FileNotFoundError(f"--fid-reference: no such folder: {args.fid_reference}")
-    config = EvalConfig(
+    return EvalConfig(
         model=args.model, prompts=load_prompts(args.prompts, args.limit), schedules=args.schedules,
-        baselines=args.baselines, metrics=args.metrics, images_per_prompt=args.images_per_prompt,
+        baselines=args.baselines, metrics=metric_names, images_per_prompt=args.images_per_prompt,
         num_steps=args.steps, height=args.height, width=args.width, guidance_scale=args.guidance,
         batch_size=args.batch_size, seed=args.seed, resample=args.resample, convention=args.convention,
         warmup=args.warmup, repeats=args.repeats, latency_batch=args.latency_batch, device=args.device,
         dtype=args.dtype,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluation import evaluate
+    from ..metrics import get_metric
+
+    config = config_from_args(args)
     metrics = {"fid": get_metric("fid", reference=args.fid_reference)} if args.fid_reference else None
     evaluate(config, args.out, metrics=metrics)
     print((Path(args.out) / "results.md").read_text(), end="")

@@ -29,5 +29,5 @@ def run(args: argparse.Namespace) -> int:
     if args.max_generations < 2:
         raise ValueError("--max-generations must be at least 2 (the first and the last generation).")
     for path in build_report(args.run_dir, args.out, args.eval_dir, args.samples, args.max_generations):
-        print(path)
+        print(path.absolute())  # where it is, also for the PNGs written beside a report in the current folder
     return 0

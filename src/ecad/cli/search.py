@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..names import ACTIONS, COSTS, CONVENTIONS, DTYPE_NAMES, EXECUTOR_NAMES, METRIC_NAMES, PROMPT_SETS, STRATEGIES
+from ..names import (
+    ACTIONS, COSTS, CONVENTIONS, DTYPE_NAMES, EXECUTOR_NAMES, METRIC_NAMES, PROMPT_SETS, STRATEGIES, TINY_SHAPES,
+)
 from ..validation import real, whole
 from . import arguments
 
@@ -34,8 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=arguments.typed(whole(2)), default=20, help="denoising steps")
     parser.add_argument("--height", type=arguments.pixels, help="default: the model's")
     parser.add_argument("--width", type=arguments.pixels, help="default: the model's")
-    parser.add_argument("--guidance", type=arguments.guidance, default=4.5,
-                        help="classifier-free guidance (tiny-shapes: use 3)")
+    parser.add_argument("--guidance", type=arguments.guidance,
+                        help="classifier-free guidance (default: 3 on tiny-shapes, else 4.5; --resume keeps the run's)")
     parser.add_argument("--batch-size", type=arguments.positive, default=8, help="images generated per pipeline call")
     parser.add_argument("--seed", type=arguments.count, default=0, help="seeds of the calibration noise and of NSGA-II")
     parser.add_argument("--cost", choices=COSTS, default="macs",
@@ -85,8 +88,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
     from ..prompts import load_prompts
     from ..search import RunDirectory, SearchConfig
+    from ..tiny_shapes import GUIDANCE_SCALE as TINY_SHAPES_GUIDANCE
 
-    stored = RunDirectory(args.out).load_config() if args.resume else None
+    stored = RunDirectory(args.out).load_config() if _resumes(args) else None
     if stored is not None and args.prompts is None:
         prompts = stored.prompts
     elif args.prompts is None:
@@ -94,20 +98,34 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     else:
         prompts = load_prompts(args.prompts, args.limit)
     strategy = args.strategy or (stored.strategy if stored is not None else None)  # None: the config's default
+    guidance = args.guidance if args.guidance is not None else (
+        stored.guidance_scale if stored is not None else TINY_SHAPES_GUIDANCE if args.model == TINY_SHAPES else None)
     kept = {name: getattr(stored, name) for name in STRATEGY_SETTINGS} if stored else {}
     given = {name: value for name in STRATEGY_SETTINGS if (value := getattr(args, name)) is not None}
     return SearchConfig(
         model=args.model, prompts=prompts, metric=args.metric, population=args.population,
         generations=args.generations, images_per_prompt=args.images_per_prompt, num_steps=args.steps,
-        height=args.height, width=args.width, guidance_scale=args.guidance, batch_size=args.batch_size,
+        height=args.height, width=args.width, batch_size=args.batch_size,
         seed=args.seed, cost=args.cost, convention=args.convention, device=args.device, dtype=args.dtype,
         strategy=strategy, budget=args.budget, actions=args.actions, **(kept | given),
+        **({} if guidance is None else {"guidance_scale": guidance}),  # None: the config's default
     )
+
+
+def _resumes(args: argparse.Namespace) -> bool:
+    """Whether there is a run to resume: ``--resume`` with no ``config.json`` in ``--out`` (nothing yet, e.g. after a
+    first start that failed and cleaned up) starts the run as a command without it would."""
+    from ..search import RunDirectory
+
+    return args.resume and RunDirectory(args.out).config_path.exists()
 
 
 def run(args: argparse.Namespace) -> int:
     from ..search import search
 
+    out = Path(args.out)
+    if args.resume and not _resumes(args) and not (out.is_dir() and any(out.iterdir())):  # else refused as foreign
+        print(f"--resume: there is no search run in {args.out} yet; starting it")
     options = {}
     if args.executor == "ray":
         options = dict(address=args.ray_address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,

@@ -9,10 +9,11 @@ from typing import Any
 
 from ..names import metric_columns
 from ..schedule_io import write_json
+from ..units import format_macs
 from ..validation import read_json
 
-
 LATENCY_COLUMNS = ("median_s", "q1_s", "q3_s", "min_s", "max_s", "per_image_s", "transformer_median_s")
+NOISE_MARK = " (noise)"  # after a measured speedup above the MAC speedup, explained under the table
 
 
 def flat_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -61,21 +62,30 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines.append("Latency not measured (--repeats 0).")
     metric_names = [column for name, scores in report["results"][0]["metrics"].items()
                     for column in metric_columns(name, scores)]
-    header = ["schedule", "family", "recompute", "TMACs", "MAC speedup", "latency s [IQR]", "measured speedup",
+    header = ["schedule", "family", "recompute", "MACs", "MAC speedup", "latency s [IQR]", "measured speedup",
               *metric_names]
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in report["results"]:
         flat = flat_row(row)
         latency = row.get("latency")
         cells = [
-            row["name"], row.get("family", "–"), f"{row['recompute_fraction']:.1%}", f"{row['macs'] / 1e12:.4g}",
+            row["name"], row.get("family", "–"), f"{row['recompute_fraction']:.1%}", format_macs(row["macs"]),
             f"{row['macs_speedup']:.2f}x",
             f"{latency['median_s']:.4g} [{latency['q1_s']:.4g}, {latency['q3_s']:.4g}]" if latency else "–",
-            f"{row['speedup']:.2f}x" if "speedup" in row else "–",
+            f"{row['speedup']:.2f}x" + (NOISE_MARK if above_macs(row) else "") if "speedup" in row else "–",
             *(_number(flat[m]) for m in metric_names),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    if any(above_macs(row) for row in report["results"]):
+        lines += ["", "(noise): measured above the MAC speedup, which skipped work rarely beats: most likely timing "
+                      "noise; more --repeats narrow it."]
     return "\n".join(lines) + "\n"
+
+
+def above_macs(row: dict[str, Any]) -> bool:
+    """A measured speedup above the MAC speedup: skipped work saves about its share of the MACs in time, so the
+    excess is most likely timing noise."""
+    return "speedup" in row and row["speedup"] > row["macs_speedup"]
 
 
 def write_results(report: dict[str, Any], out: Path) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from functools import partial
@@ -223,6 +224,16 @@ def _metric_instances(config: EvalConfig, metrics: dict[str, QualityMetric] | No
     return {name: given.pop(name) if name in given else get_metric(name) for name in config.metrics} | given
 
 
+def _announce_timing(methods: int, config: EvalConfig, batch: int, seconds_per_image: float | None) -> None:
+    """Before latency timing: what it costs (it can take longer than generating the images) and how to skip it."""
+    calls = methods * (config.warmup + config.repeats)
+    cost = (f"{calls} pipeline calls of {batch} image(s) ({methods} methods x {config.warmup} warm-up + "
+            f"{config.repeats} timed rounds)")
+    if seconds_per_image is not None:
+        cost += f", about {calls * batch * seconds_per_image / 60:.1f} min at this run's generation speed"
+    logger.info("latency: %s; --repeats 0 skips timing (and keeps latencies an earlier run of --out measured)", cost)
+
+
 def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetric] | None = None,
              progress: bool = True, max_new: int | None = None) -> dict[str, Any] | None:
     """Run the evaluation into ``out``; ``metrics`` may supply configured instances (e.g. FID with a feature module).
@@ -251,7 +262,7 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
         warn_differences(schedule, settings, f"ecad eval {file}")
     store = ImageStore(out)
     store.open(config.generation_settings(steps, generator.height, generator.width), calibration.rows)
-    new = 0
+    new, generating = 0, 0.0  # rows generated now, and the seconds they took (for the latency estimate)
     with ExecutionCounter(pipe, steps) as counter:
         for candidate in tqdm(candidates, desc="schedules", disable=not progress):
             if store.has(candidate.name, candidate.key):
@@ -264,7 +275,9 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
             logger.info("%s: generating %d images", candidate.name, len(calibration.rows))
             with candidate.apply(pipe, call):
                 counter.start()  # after applying: a method's calibration run is not part of its cost
+                start = time.perf_counter()
                 generated = generator(None, progress=progress)
+                generating += time.perf_counter() - start
             store.save(candidate.name, candidate.key, candidate.record(), generated, counter.result(len(generated.images)))
 
     for metric in instances.values():
@@ -286,6 +299,8 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
     env = {**environment(pipe.device), "latency_batch_size": latency_batch, "warmup": config.warmup,
            "repeats": config.repeats}
     if config.repeats > 0:
+        rate = generating / (new * len(calibration.rows)) if new else None  # seconds per image
+        _announce_timing(len(candidates), config, latency_batch, rate)
         timings = time_methods(pipe, call, {c.name: partial(c.apply, pipe, call) for c in candidates}, seeds=seeds,
                                warmup=config.warmup, repeats=config.repeats, progress=progress)
         for row in results:

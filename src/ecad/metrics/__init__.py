@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..names import did_you_mean
 from .base import QualityMetric, RowMetric
 from .clip import ClipMetric
 from .fid import FidMetric
@@ -31,5 +32,5 @@ __all__ = [
 
 def get_metric(name: str, **options: Any) -> QualityMetric:
     if name not in METRICS:
-        raise ValueError(f"unknown metric {name!r}; available: {', '.join(sorted(METRICS))}.")
+        raise ValueError(f"unknown metric {name!r}{did_you_mean(name, METRICS)}; available: {', '.join(sorted(METRICS))}.")
     return METRICS[name](**options)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from ..adapters import ModelLayout
 from ..heuristics import BASELINES, baseline, parse_baseline
+from ..names import did_you_mean
 from ..schedule import CacheSchedule
 from . import cache_dit, diffusers_caches
 from .base import Peer, PeerError, PipelineState, restored
@@ -42,7 +43,7 @@ def parse_peer(spec: str) -> list[Peer]:
     name, _, args = spec.partition(":")
     cls = PEERS.get(name)
     if cls is None:
-        raise ValueError(f"unknown peer method {name!r}; known: {', '.join(PEERS)}.")
+        raise ValueError(f"unknown peer method {name!r}{did_you_mean(name, PEERS)}; known: {', '.join(PEERS)}.")
     if not args:
         return [cls(_numbers(spec, setting)) for setting in cls.sweep]
     values = _numbers(spec, args)
@@ -62,7 +63,7 @@ def check_baseline(spec: str) -> list[Peer] | None:
         return None
     if name in PEERS:
         return parse_peer(spec)
-    raise ValueError(f"unknown baseline {spec!r}; use ecad's no-cache, fora:N, taylorseer:N[:ORDER], tgate[:STEP], "
+    raise ValueError(f"unknown baseline {spec!r}{did_you_mean(name, [*BASELINES, *PEERS])}; use ecad's no-cache, fora:N, taylorseer:N[:ORDER], tgate[:STEP], "
                      f"delta-dit[:N] or a peer method: {', '.join(PEERS)} (name alone = its default sweep, name:ARGS = "
                      "one setting).")
 

@@ -28,6 +28,7 @@ from diffusers.models.cache_utils import CacheMixin
 from torch import nn
 
 from ..adapters import get_adapter
+from ..loading import progress_bar_set
 from ..steps import StepClock, call_argument, scalar
 from .base import Peer, restored
 
@@ -209,7 +210,8 @@ class MagCache(DiffusersPeer):
             prompt = call["prompt"][:1] if isinstance(call["prompt"], list) else [call["prompt"]]
             config = MagCacheConfig(calibrate=True, num_inference_steps=steps)
             with _captured_log("diffusers.hooks.mag_cache") as records, contextlib.redirect_stdout(io.StringIO()), \
-                    restored(pipe), diffusers_cache(pipe, lambda _: config, apply_mag_cache), torch.inference_mode():
+                    restored(pipe), diffusers_cache(pipe, lambda _: config, apply_mag_cache), torch.inference_mode(), \
+                    progress_bar_set(pipe, desc=f"{self.spec} calibration", leave=False):
                 pipe(**{**call, "prompt": prompt}, generator=torch.Generator("cpu").manual_seed(0))
             found = [r.getMessage() for r in records if r.getMessage().startswith("MagCache Calibration Results:")]
             if not found:

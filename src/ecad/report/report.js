@@ -103,21 +103,29 @@
     frontTable(gen);
   }
 
-  // Baseline labels beside their diamonds, each moved up until it overlaps no label placed before it.
+  // Baseline labels beside their diamonds, each with a leader line to its own: a label that would overlap a diamond, a
+  // front point or a label placed before it moves away in steps, alternately above and below, as near its diamond as
+  // the others allow.
   function placeLabels(labels) {
-    const boxes = [];
+    const boxes = [...plot.querySelectorAll(".pt.base, .pt.front")].map((node) => node.getBBox());
     const overlaps = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+    const inside = (b) => b.y >= M.top && b.y + b.height <= H - M.bottom;
     labels.sort((a, b) => b.y - a.y || a.x - b.x).forEach((l) => {
+      const leader = svg("line", { class: "base-leader", x1: l.x, y1: l.y, x2: l.x, y2: l.y }, plot);
       const node = svg("text", { class: "base-label", x: l.x + 8, y: l.y - 6, text: l.text }, plot);
       if (node.getBBox().x + node.getBBox().width > W - M.right) {  // past the plot's right edge: on the left
         node.setAttribute("x", l.x - 8);
         node.setAttribute("text-anchor", "end");
       }
-      for (let i = 0, y = l.y - 6; i < 40; i++, y -= 11) {
-        node.setAttribute("y", y);
+      for (let i = 0; i < 80; i++) {
+        node.setAttribute("y", l.y - 6 - 11 * Math.ceil(i / 2) * (i % 2 ? -1 : 1));
         const box = node.getBBox();
-        if (!boxes.some((b) => overlaps(box, b))) { boxes.push(box); break; }
+        if (inside(box) && !boxes.some((b) => overlaps(box, b))) break;
       }
+      const box = node.getBBox();
+      boxes.push(box);
+      leader.setAttribute("x2", node.getAttribute("text-anchor") === "end" ? box.x + box.width : box.x);
+      leader.setAttribute("y2", box.y + box.height / 2);
     });
   }
 

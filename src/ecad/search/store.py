@@ -63,6 +63,14 @@ def schedule_from_key(key: str, layout: ModelLayout) -> CacheSchedule:
                               "schedule of this run.") from None
 
 
+def _read_only(path: Path) -> sqlite3.Connection:
+    """``path`` opened to be read, leaving its folder as it was: SQLite opens a WAL database (an ecad store) read-only
+    by creating its -shm and -wal files, unless told the file is immutable, which holds while no -wal file beside it
+    has commits to read (a running search keeps one)."""
+    immutable = "" if path.with_name(path.name + "-wal").exists() else "&immutable=1"
+    return sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro{immutable}", uri=True)
+
+
 class EvaluationStore:
     """The SQLite store of a run; a database that is not ecad's is refused before anything is written into it."""
 
@@ -88,7 +96,7 @@ class EvaluationStore:
             return False
         fix = "move it away or use another --out; ecad does not write into it"
         try:
-            db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+            db = _read_only(path)
             try:
                 tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
                 if tables != {"evaluations", "info"}:
@@ -113,7 +121,7 @@ class EvaluationStore:
         """Evaluations in the store at ``path`` (0 when there is none), read only."""
         if not cls.check(path):
             return 0
-        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        db = _read_only(path)
         try:
             return db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
         finally:
