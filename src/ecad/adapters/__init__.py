@@ -23,7 +23,7 @@ __all__ = [
 
 
 def register_adapter(adapter: ModelAdapter) -> ModelAdapter:
-    """Make ecad support another model family (see the README, 'Adding a model')."""
+    """Make ecad support another model family (see docs/guides/adding-a-model.md)."""
     ADAPTERS.insert(0, adapter)
     return adapter
 
@@ -46,7 +46,7 @@ def get_adapter(transformer: nn.Module, adapter: ModelAdapter | None = None) -> 
     raise UnsupportedModelError(
         f"ecad has no adapter for {type(transformer).__name__}; supported transformers: {', '.join(supported)}. "
         "Pass `adapter=ecad.GenericAdapter(block_list, components)` or register one with "
-        "`ecad.register_adapter` (README: 'Adding a model')."
+        "`ecad.register_adapter` (see docs/guides/adding-a-model.md)."
     )
 
 
