@@ -350,9 +350,10 @@ def newest(name: str) -> Record:
     return json.loads((RESULTS / f"{name}.jsonl").read_text().splitlines()[-1])
 
 
-def headline_table() -> str:
+def headline_table(pages: str) -> str:
     """The README's one results table: a searched schedule against no caching, FORA and the best other cache that
-    keeps no caching's quality, each number labelled, from the newest search_dominance and peers records."""
+    keeps no caching's quality, each number labelled, from the newest search_dominance and peers records; ``pages``
+    is where the benchmark pages are, relative to the page the table is on."""
     dominance, peers = newest("search_dominance"), newest("peers")
     rows = {r["schedule"]: r for r in dominance["rows"]}
     best = dominance["best_at_75_percent"]
@@ -366,7 +367,7 @@ def headline_table() -> str:
 
     def line(name: str, row: Record, record: Record, page: str) -> str:
         return (f"| {name} | {pct(row['heldout_matching'])} | {x(row['mac_speedup'])} | "
-                f"{x(row['measured_end_to_end_speedup'])} | [{run(record)}](docs/benchmarks/{page}.md) |")
+                f"{x(row['measured_end_to_end_speedup'])} | [{run(record)}]({pages}/{page}.md) |")
 
     lines = [
         "| schedule on tiny-shapes (20 steps, 64 px, batch 8) | held-out quality: share judged matching | MAC "
@@ -377,15 +378,16 @@ def headline_table() -> str:
         line("FORA N=3", rows["fora-3"], dominance, "search_dominance"),
         f"| fastest other library's cache within no caching's interval (`{peer['name']}`; its no caching: "
         f"{pct(uncached['match_rate'])}) | {pct(peer['match_rate'])} | {x(peer['macs_speedup'])} | "
-        f"{x(peer['speedup'])} | [{run(peers)}](docs/benchmarks/peers.md) |",
+        f"{x(peer['speedup'])} | [{run(peers)}]({pages}/peers.md) |",
     ]
     return "\n".join(lines)
 
 
-def readme() -> bytes:
-    text = (ROOT / "README.md").read_text()
+def with_headline(path: Path, pages: str) -> bytes:
+    """``path`` with the headline table between its markers generated again."""
+    text = path.read_text()
     start, end = text.index(HEADLINE[0]) + len(HEADLINE[0]), text.index(HEADLINE[1])
-    return (text[:start] + "\n" + headline_table() + "\n" + text[end:]).encode()
+    return (text[:start] + "\n" + headline_table(pages) + "\n" + text[end:]).encode()
 
 
 # ----------------------------------------------------------------------------------------------------------- CLI
@@ -414,7 +416,9 @@ def cli_page() -> bytes:
 
 
 def pages() -> dict[Path, bytes]:
-    return {ROOT / "README.md": readme(), DOCS / "reference" / "cli.md": cli_page(), **benchmark_pages()}
+    return {ROOT / "README.md": with_headline(ROOT / "README.md", "docs/benchmarks"),
+            DOCS / "index.md": with_headline(DOCS / "index.md", "benchmarks"),
+            DOCS / "reference" / "cli.md": cli_page(), **benchmark_pages()}
 
 
 def main() -> int:
