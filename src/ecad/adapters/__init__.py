@@ -23,7 +23,19 @@ __all__ = [
 
 
 def register_adapter(adapter: ModelAdapter) -> ModelAdapter:
-    """Make ecad support another model family (see docs/guides/adding-a-model.md)."""
+    """Make ecad support another model family (see docs/guides/adding-a-model.md).
+
+    Args:
+        adapter: the adapter; it takes precedence over the ones registered before it.
+
+    Returns:
+        The same adapter.
+
+    Example:
+        ```python
+        ecad.register_adapter(ecad.GenericAdapter("blocks", "attn|mlp", transformer_classes=("MyDiT",)))
+        ```
+    """
     ADAPTERS.insert(0, adapter)
     return adapter
 
