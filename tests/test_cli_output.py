@@ -110,6 +110,14 @@ def test_a_closed_pipe_ends_quietly(tiny_run):
     assert done.returncode == 0 and done.stderr == "", done.stderr
 
 
+def test_front_suggested_prints_only_the_suggested_path(tiny_run):
+    from ecad.cli.front import front_lines
+
+    _, rows = front_lines(tiny_run, 5.0)
+    done = ecad("front", tiny_run, "--suggested")
+    assert done.returncode == 0 and done.stdout == next(r["path"] for r in rows if r["suggested"]) + "\n"
+
+
 @pytest.mark.parametrize("command", ["front", "demo"])
 def test_front_listing_names_files_order_and_the_command(tiny_run, command, capsys):
     from ecad.cli.front import front_lines

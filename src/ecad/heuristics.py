@@ -158,7 +158,20 @@ def parse_baseline(spec: str) -> tuple[str, list[int]]:
 
 
 def baseline(layout: ModelLayout, num_steps: int, spec: str) -> CacheSchedule:
-    """A baseline by name: ``no-cache``, ``fora:N``, ``taylorseer:N[:ORDER]``, ``tgate[:GATE_STEP]``,
-    ``delta-dit[:N]``."""
+    """A heuristic schedule by the name ``ecad eval --baselines`` takes.
+
+    Args:
+        layout: the model's axes, ``ecad.model_layout(pipe)``.
+        num_steps: denoising steps.
+        spec: ``no-cache``, ``fora:N``, ``taylorseer:N[:ORDER]``, ``tgate[:GATE_STEP]`` or ``delta-dit[:N]``.
+
+    Returns:
+        The ``CacheSchedule``, named after the spec in its metadata.
+
+    Example:
+        ```python
+        schedule = ecad.heuristics.baseline(ecad.model_layout(pipe), 20, "fora:2")  # recompute every 2nd step
+        ```
+    """
     name, args = parse_baseline(spec)
     return BASELINES[name](layout, num_steps, *args)

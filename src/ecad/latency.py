@@ -234,6 +234,21 @@ def measure_latency(
     pipe: Any, height: int, width: int, *, images: int = 1, guidance_scale: float | None = None, warmup: int = 2,
     repeats: int = 5, forecasts: bool = False, **call_kwargs: Any,
 ) -> LatencyTable:
-    """Time ``pipe``'s transformer at the calls a real call of ``images`` images at this size makes."""
+    """Measure the latency cost model of ``pipe`` on its device: what ``ecad search --cost latency`` uses.
+
+    Args:
+        pipe: the pipeline; one real call of it is observed to get the transformer's inputs.
+        height: image height in pixels.
+        width: image width in pixels.
+        images: images per call.
+        guidance_scale: the call's guidance (``None``: the pipeline's default).
+        warmup: untimed calls before timing.
+        repeats: timed calls per plan.
+        forecasts: also time the forecast plans (for three-action searches).
+        **call_kwargs: passed to the observed pipeline call.
+
+    Returns:
+        A ``LatencyTable``: seconds per block plan and outside the blocks, which prices any schedule.
+    """
     calls = observe_calls(pipe, probe_call(pipe, height, width, guidance_scale, images, **call_kwargs))
     return measure_call_latency(pipe, calls, height, width, warmup=warmup, repeats=repeats, forecasts=forecasts)

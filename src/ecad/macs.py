@@ -346,11 +346,23 @@ def count_macs(
               length, ``batch_size`` rows);
             - a transformer module or a transformer-only folder: inputs assumed from its config the same way.
         convention: ``"full"`` (what the runtime runs) or ``"paper"`` (the ECAD paper's convention).
-        batch_size, text_len: transformer batch (default 2: one image with classifier-free guidance) and text tokens
-            (default: the preset's) where inputs are assumed; a pipeline's are observed.
-        guidance_scale, images: the observed call's guidance (``None``: the pipeline's default) and images.
+        batch_size: transformer batch where inputs are assumed (default 2: one image with classifier-free
+            guidance); a pipeline's is observed.
+        text_len: text tokens where inputs are assumed (default: the preset's); a pipeline's are observed.
         adapter: for a model no registered adapter knows (it must implement ``dummy_inputs`` where inputs are
             assumed).
+        guidance_scale: the observed call's guidance (``None``: the pipeline's default).
+        images: images per observed call.
+
+    Returns:
+        A ``CostTable``: ``table.schedule_macs(schedule)``, ``table.step_macs(schedule)`` and
+        ``table.report(schedule)`` price any schedule of the model.
+
+    Example:
+        ```python
+        table = ecad.macs.count_macs("pixart-alpha", 256, 256, convention="paper")
+        table.report(ecad.CacheSchedule.load("ours_fast.json"))["mac_speedup"]
+        ```
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown MAC convention {convention!r}; use one of {CONVENTIONS}.")

@@ -36,7 +36,20 @@ BUILTIN = {
 
 
 def load_prompts(source: str, limit: int | None = None) -> list[str]:
-    """Prompts from a file or a built-in set name; errors name the file and what is wrong with it."""
+    """Prompts from a file or a built-in set.
+
+    Args:
+        source: a text file (one prompt per line), a JSON list (of strings or of objects with a ``prompt`` field),
+            a TSV/CSV file with a ``prompt`` column, or a built-in set name (``tiny-shapes``,
+            ``tiny-shapes-heldout``).
+        limit: keep only the first ``limit`` prompts.
+
+    Returns:
+        The prompts, stripped, empty lines left out.
+
+    Raises:
+        PromptError: the file is missing, unreadable or holds no prompts; the message names it and the fix.
+    """
     try:
         limit = optional(whole(1))(limit)
     except ValueError as err:

@@ -166,8 +166,16 @@ class CacheSchedule:
 
     def like(self, recompute: torch.Tensor | np.ndarray, forecast: torch.Tensor | np.ndarray | None = None,
              **metadata: Any) -> CacheSchedule:
-        """A schedule with this one's layout, forecast order and new bits (non-existing pairs are cleared);
-        ``forecast`` (default: none) marks where it forecasts."""
+        """A schedule with this one's layout and forecast order and new bits (what a search does per candidate).
+
+        Args:
+            recompute: bool ``[steps, blocks, components]``; pairs a block lacks are cleared.
+            forecast: where to forecast instead of reuse (default: nowhere).
+            **metadata: added to the recorded settings, which are kept (scores and MACs are dropped).
+
+        Returns:
+            The new ``CacheSchedule``.
+        """
         bits = _as_bool_tensor(recompute) & self.exists
         forecasts = None if forecast is None else _as_bool_tensor(forecast) & self.exists & ~bits
         kept = {k: v for k, v in self.metadata.items() if k not in _BIT_DEPENDENT_METADATA}
@@ -263,6 +271,17 @@ class CacheSchedule:
         Rule: target step ``t`` of ``T`` copies source step ``round(t * (S - 1) / (T - 1))`` of ``S``: the source
         step at the same fraction of the denoising trajectory (nearest neighbour in normalised time, first step to
         first, last to last). ``T == S`` is the identity, and resampling up then back down gives the original.
+
+        Args:
+            num_steps: the target step count.
+
+        Returns:
+            A new schedule (recorded settings kept, scores dropped, ``resampled_from_steps`` noted).
+
+        Example:
+            ```python
+            schedule_28 = ecad.CacheSchedule.load("my_schedule.json").resample(28)
+            ```
         """
         num_steps = _step_count(num_steps)
         source = self.num_steps
@@ -324,12 +343,32 @@ class CacheSchedule:
         return cls(**schedule_io.schedule_from_dict(data))
 
     def save(self, path: str) -> None:
-        """Write this schedule in ecad's own JSON format (``ecad.schedule/1``; ``/2`` if it forecasts)."""
+        """Write this schedule in ecad's own JSON format (``ecad.schedule/1``; ``/2`` if it forecasts).
+
+        Args:
+            path: the file to write.
+        """
         schedule_io.save_schedule(self, path)
 
     @classmethod
     def load(cls, path: str) -> CacheSchedule:
-        """Read a schedule file: ecad's own format or the ECAD paper's published format (auto-detected)."""
+        """Read a schedule file: ecad's own format or the ECAD paper's published format (auto-detected).
+
+        Args:
+            path: a JSON schedule file.
+
+        Returns:
+            The schedule, with the metadata the file records (settings, score, MACs).
+
+        Raises:
+            ScheduleError: the file is missing, not strict JSON, or not a valid schedule; the message says which.
+
+        Example:
+            ```python
+            with ecad.enable_cache(pipe, ecad.CacheSchedule.load("my_schedule.json")):
+                image = pipe("a red fox in the snow").images[0]
+            ```
+        """
         return schedule_io.load_schedule(path, cls, PAPER_NAMINGS)
 
     def to_paper_dict(self) -> dict[str, Any]:

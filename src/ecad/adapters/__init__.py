@@ -25,8 +25,20 @@ __all__ = [
 
 
 def register_adapter(adapter: ModelAdapter) -> ModelAdapter:
-    """Make ecad support another model family (see the README, 'Adding a model'); its paper files' component names,
-    if it declares them, are read and written by :class:`ecad.CacheSchedule` from now on."""
+    """Make ecad support another model family (see docs/guides/adding-a-model.md); its paper files' component names,
+    if it declares them, are read and written by :class:`ecad.CacheSchedule` from now on.
+
+    Args:
+        adapter: the adapter; it takes precedence over the ones registered before it.
+
+    Returns:
+        The same adapter.
+
+    Example:
+        ```python
+        ecad.register_adapter(ecad.GenericAdapter("blocks", "attn|mlp", transformer_classes=("MyDiT",)))
+        ```
+    """
     ADAPTERS.insert(0, adapter)
     _register_paper_naming(adapter)
     return adapter
@@ -59,7 +71,7 @@ def get_adapter(transformer: nn.Module, adapter: ModelAdapter | None = None) -> 
     raise UnsupportedModelError(
         f"ecad has no adapter for {type(transformer).__name__}; supported transformers: {', '.join(supported)}. "
         "Pass `adapter=ecad.GenericAdapter(block_list, components)` or register one with "
-        "`ecad.register_adapter` (README: 'Adding a model')."
+        "`ecad.register_adapter` (see docs/guides/adding-a-model.md)."
     )
 
 

@@ -27,7 +27,9 @@ class GenericAdapter(ModelAdapter):
         block_list: dotted attribute of the ``ModuleList`` of blocks (``"transformer_blocks"``).
         components: component attribute names, or a pattern such as ``"attn*|ff"``.
         transformer_classes: class names it applies to when registered (default: any model with ``block_list``).
-        timestep_arg, sample_arg: names of the transformer's timestep and latent arguments.
+        timestep_arg: name of the transformer's timestep argument.
+        sample_arg: name of the transformer's latent argument.
+        family: a name for messages (default: ``generic(<block_list>)``).
     """
 
     def __init__(

@@ -24,6 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("run_dir", help="search run directory (ecad search --out, ecad demo --out)")
     parser.add_argument("--json", action="store_true",
                         help="print the front as a JSON list (each row with its path, command and whether suggested)")
+    parser.add_argument("--suggested", action="store_true",
+                        help="print only the suggested schedule's path, for scripts: cp \"$(ecad front RUN "
+                             "--suggested)\" my_schedule.json")
     add_max_loss(parser)
     parser.set_defaults(run=run)
 
@@ -65,6 +68,12 @@ def front_lines(run_dir: str | Path, max_loss: float) -> tuple[list[str], list[d
 
 def run(args: argparse.Namespace) -> int:
     lines, rows = front_lines(args.run_dir, args.max_loss)
+    if args.suggested:
+        chosen = next((row["path"] for row in rows if row["suggested"]), None)
+        if chosen is None:
+            raise ValueError(f"{args.run_dir} has no front schedule to suggest yet; run or resume the search first.")
+        print(chosen)
+        return 0
     if args.json:
         print(json.dumps(rows))
         return 0

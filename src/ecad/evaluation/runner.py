@@ -236,10 +236,25 @@ def _announce_timing(methods: int, config: EvalConfig, batch: int, seconds_per_i
 
 def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetric] | None = None,
              progress: bool = True, max_new: int | None = None) -> dict[str, Any] | None:
-    """Run the evaluation into ``out``; ``metrics`` may supply configured instances (e.g. FID with a feature module).
+    """Evaluate schedules, baselines and no caching on the same rows: what ``ecad eval`` runs.
 
-    Returns what ``results.json`` holds. With ``max_new``, stops after generating that many rows and returns None
-    (a long evaluation on a shared machine then runs in pieces; the next call continues).
+    Args:
+        config: what to evaluate and how (model, schedules, baselines, prompts, metrics, timing).
+        out: the eval directory; an existing one of the same settings is continued (only missing rows generated).
+        metrics: configured metric instances by name, replacing the defaults (e.g. FID with a feature module).
+        progress: show progress bars.
+        max_new: stop after generating that many new rows (a long evaluation then runs in pieces).
+
+    Returns:
+        What ``results.json`` holds (one row per schedule: metrics, executed MACs, latency, speedups), or None
+        when ``max_new`` stopped it early.
+
+    Example:
+        ```python
+        config = EvalConfig(model="tiny-shapes", schedules=["my_schedule.json"], baselines=["fora:2"],
+                            prompts=load_prompts("tiny-shapes-heldout", limit=8), metrics=["tiny-reward"])
+        results = evaluate(config, "my-eval")
+        ```
     """
     files = [(file, CacheSchedule.load(file)) for file in config.schedules]
     instances = _metric_instances(config, metrics)

@@ -31,6 +31,16 @@ __all__ = [
 
 
 def get_metric(name: str, **options: Any) -> QualityMetric:
+    """A quality metric by the name ``--metric`` takes.
+
+    Args:
+        name: one of ``METRICS`` (``image-reward``, ``pickscore``, ``clip``, ``fid``, ``fidelity``,
+            ``tiny-reward``, ``shape-fid``).
+        **options: passed to the metric's class (e.g. ``device``, ``batch_size``).
+
+    Returns:
+        The ``QualityMetric``; model-based ones load their weights on first use.
+    """
     if name not in METRICS:
         raise ValueError(f"unknown metric {name!r}{did_you_mean(name, METRICS)}; available: {', '.join(sorted(METRICS))}.")
     return METRICS[name](**options)

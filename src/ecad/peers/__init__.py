@@ -39,7 +39,15 @@ def _numbers(spec: str, text: str) -> tuple[float, ...]:
 
 
 def parse_peer(spec: str) -> list[Peer]:
-    """The peers a spec names: one setting (``fbcache:0.1``) or the family's default sweep (``fbcache``)."""
+    """Other libraries' caches as ``ecad eval`` runs them.
+
+    Args:
+        spec: one setting (``fbcache:0.1``) or a method's name alone for its default sweep (``fbcache``).
+
+    Returns:
+        The ``Peer`` objects; ``with peer.apply(pipe, call): pipe(...)`` runs one through its library's API and
+        restores the pipeline exactly on exit.
+    """
     name, _, args = spec.partition(":")
     cls = PEERS.get(name)
     if cls is None:

@@ -31,10 +31,27 @@ def search(
 ) -> SearchResult:
     """Run (or, with ``resume``, continue) a search described by ``config`` into the run directory ``out``.
 
-    ``executor="ray"`` spreads candidate evaluations over Ray actors (options: ``address``, ``workers``,
-    ``gpus_per_worker``, ``cpus_per_worker``); the result is the same as with the default in-process executor.
     Everything that can be checked without the model is checked first; a new run that fails or is interrupted
     before its first evaluation is stored leaves no directory behind, so the corrected command works as it is.
+
+    Args:
+        config: the search: model, calibration prompts, metric, cost, NSGA-II settings, strategy, budget.
+        out: the run directory (config, evaluation store, generations, front files).
+        resume: continue the run in ``out``; only ``generations``, ``budget`` and ``device`` may differ.
+        metric: a configured metric instance instead of ``config.metric``'s default.
+        progress: show progress bars and one summary line per generation.
+        executor: ``"local"`` (in this process) or ``"ray"`` (Ray actors; the front is the same).
+        **executor_options: for Ray: ``address``, ``workers``, ``gpus_per_worker``, ``cpus_per_worker``.
+
+    Returns:
+        A ``SearchResult`` with the front; the run directory holds ``front.json`` and ``front/NNN.json``.
+
+    Example:
+        ```python
+        config = SearchConfig(model="tiny-shapes", prompts=load_prompts("tiny-shapes", limit=4),
+                              metric="tiny-reward", guidance_scale=3.0, population=8, generations=2)
+        result = search(config, "runs/tiny")
+        ```
     """
     if executor == "local":
         resolve_device(config.device)  # a Ray worker may have the device its driver lacks

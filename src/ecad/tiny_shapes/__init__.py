@@ -50,12 +50,36 @@ class TinyShapesPipeline(PixArtAlphaPipeline):
 def load_pipeline(
     device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, path: str | Path = PIPELINE_DIR
 ) -> TinyShapesPipeline:
-    """The shipped pipeline (or another tiny-shapes folder at ``path``) through the ordinary
-    ``from_pretrained(local_dir)`` path; works offline and prints nothing."""
+    """Load the embedded tiny-shapes text-to-image model: no download, works offline, prints nothing.
+
+    Args:
+        device: where to put the pipeline.
+        dtype: weights and compute dtype.
+        path: another tiny-shapes pipeline folder (default: the one shipped in the package).
+
+    Returns:
+        A ``TinyShapesPipeline`` (a ``PixArtAlphaPipeline`` whose call defaults are this model's: 64x64 px,
+        20 steps, guidance 3, 16 text tokens), loaded through the ordinary ``from_pretrained(local_dir)``.
+
+    Example:
+        ```python
+        pipe = ecad.tiny_shapes.load_pipeline()
+        image = pipe("a small red circle above a large blue square").images[0]
+        ```
+    """
     return from_pretrained(TinyShapesPipeline, path, dtype).to(device)
 
 
 def load_reward_model(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> RewardModel:
+    """Load the embedded reward model behind the ``tiny-reward`` and ``shape-fid`` metrics.
+
+    Args:
+        device: where to put the model.
+        dtype: weights and compute dtype.
+
+    Returns:
+        A ``RewardModel``: ``score(images, captions)`` is the probability that each image shows its caption.
+    """
     return RewardModel.load(REWARD_DIR).to(device, dtype)
 
 
