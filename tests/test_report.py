@@ -221,7 +221,6 @@ def test_plot_labels_never_overlap_and_generation_ticks_are_whole(tiny_run, tmp_
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from matplotlib.text import Text
 
     from ecad.report.plots import place_labels, plot_front, plot_hypervolume
