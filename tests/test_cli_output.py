@@ -77,7 +77,7 @@ def test_every_subcommand_shows_its_defaults():
     assert "(default: 72)" in search and "(default: fidelity)" in search and "(default: None)" not in search
     assert all(prompt_set in search for prompt_set in names.PROMPT_SETS)
     evaluate = help_of("eval")
-    assert "(default: fidelity)" in evaluate and "['fidelity']" not in evaluate
+    assert "(default: tiny-reward on tiny-shapes, else fidelity)" in evaluate and "['fidelity']" not in evaluate
     demo = help_of("demo")
     assert "--prompts N" in demo and "a count, not a file" in demo
 

@@ -60,6 +60,8 @@ def test_show_prints_what_the_file_records(tiny_run, capsys):
     out = capsys.readouterr().out
     assert "found under:" in out and "6 steps, guidance 4.5, 16x16 px" in out
     assert "scored by ecad search: fidelity" in out and "on 2 calibration rows" in out and "MAC speedup" in out
+    macs = CacheSchedule.load(tiny_run / "front" / "000.json").metadata["macs"]["total_macs"]
+    assert f"MACs (full convention): {macs / 1e6:.4g} MMAC, " in out  # in the unit its size reads in, not 0.0000 T
 
 
 def test_generate_takes_the_schedules_settings_and_warns_when_told_otherwise(tiny_run, tiny_model_dir, tmp_path,

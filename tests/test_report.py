@@ -222,7 +222,6 @@ def test_plot_labels_never_overlap_and_generation_ticks_are_whole(tiny_run, tmp_
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from matplotlib.text import Text
 
     from ecad.report.html import plot_run_front, plot_run_hypervolume

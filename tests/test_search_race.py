@@ -6,7 +6,13 @@ import json
 
 import pytest
 import torch
-from test_search_strategy import SHAPES_PROMPTS, assert_margin, run_files, stored, summaries
+from test_search_strategy import (
+    SHAPES_PROMPTS,
+    assert_margin,
+    run_files,
+    stored,
+    summaries,
+)
 
 from ecad.cli import main
 from ecad.generation import Generated

@@ -1,6 +1,7 @@
 """Search strategies and the compute budget: ``paper`` reproduces the recorded front bit for bit, ``fast`` finds
 the same front with less compute, ``--budget`` stops cleanly and resumes to the same front."""
 
+import itertools
 import json
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def stored(out):
 def assert_margin(out):
     """The run's decisions stand above float noise: its distinct qualities are more than ``MARGIN`` apart."""
     qualities = sorted({e.quality for e in stored(out).values()})
-    gap = min(b - a for a, b in zip(qualities, qualities[1:]))
+    gap = min(b - a for a, b in itertools.pairwise(qualities))
     assert gap > MARGIN, f"the fixture lost its margin: two qualities are {gap:.2g} apart"
 
 

@@ -77,8 +77,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     if any(above_macs(row) for row in report["results"]):
-        lines += ["", "(noise): measured above the MAC speedup, which skipped work rarely beats: most likely timing "
-                      "noise; more --repeats narrow it."]
+        lines += ["", ("(noise): measured above the MAC speedup, which skipped work rarely beats: most likely timing "
+                       "noise; more --repeats narrow it.")]
     return "\n".join(lines) + "\n"
 
 
