@@ -8,10 +8,9 @@ component's input only when the component runs. When every component of a block 
 step's modulation, the gates applied to the replayed outputs and the residual adds.
 
 The runtime (:class:`ecad.hooks.BlockSkipHook`) calls it only at steps where some component of the block replays; the
-cost model counts it the same way (:mod:`ecad.macs`). The small functions below hold the tensor arithmetic, so that
-under ``torch.compile`` each is compiled once whatever the step's decisions are (the decisions are taken in the
-block forward, which runs outside the graph). A shared piece that asks the step itself is marked :func:`decides`:
-traced, it would guard on the step number and the cache's contents and recompile at every step.
+cost model counts it the same way (:mod:`ecad.macs`). The ``step`` it asks is a plan fixed for the step
+(:mod:`ecad.plans`), so under ``torch.compile`` a skip forward traces into one graph per distinct plan, with no
+graph break; the small functions below hold the tensor arithmetic the block forwards share.
 """
 
 from __future__ import annotations
@@ -47,12 +46,6 @@ class BlockSkip:
 
     forward: Callable[..., Any]
     supports: Callable[[nn.Module], bool]
-
-
-def decides(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Keep a piece that reads the step's decisions out of any compiled graph (the tensor work it calls is still
-    compiled): the same rule as for the block forward itself."""
-    return torch.compiler.disable(function, recursive=False)
 
 
 def class_is(*names: str) -> Callable[[nn.Module], bool]:
@@ -95,7 +88,6 @@ def add_into(own: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     return own + other if torch.is_grad_enabled() else own.add_(other)
 
 
-@decides
 def cross_attention(
     block: nn.Module, step: BlockStep, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None,
     mask: torch.Tensor | None, **kwargs: Any,
@@ -108,7 +100,6 @@ def cross_attention(
     return add_into(hidden_states, output)
 
 
-@decides
 def context_feed_forward(block: nn.Module, step: BlockStep, encoder_hidden_states: torch.Tensor,
                          context_attn_output: torch.Tensor, gate_msa: torch.Tensor, shift_mlp: torch.Tensor,
                          scale_mlp: torch.Tensor, gate_mlp: torch.Tensor) -> torch.Tensor:
