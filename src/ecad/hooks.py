@@ -13,10 +13,11 @@ block, :func:`ecad.compile_transformer`) traces no decision and breaks no graph:
   (:class:`ecad.steps.StepClock`: a new timestep = next step; the same one = another pass; a larger one, a new batch
   size or ``handle.reset()`` = a new generation). That reads the timestep's value: under ``torch.compile`` it is one
   graph break per call, and ``fullgraph=True`` needs a pipeline.
-- :class:`BlockSkipHook` on every block whose adapter declares a skip forward (:mod:`ecad.adapters.skip`): at a step
-  where some of the block's components do not run, it runs that forward, which leaves out the norms and modulations
-  feeding only them. :class:`ComponentCacheHook` on every component module (PixArt: ``attn1``, ``attn2``, ``ff``)
-  runs the module and keeps its raw output (a tensor or, for FLUX/SD3 joint attention, a tuple, kept as is), or
+- :class:`BlockSkipHook` on every block whose adapter declares a skip forward (:mod:`ecad.adapters.skip`): one
+  decision per block and step. It runs that forward, which computes (and keeps) the components that run and leaves
+  out the norms and modulations feeding only those that do not. :class:`ComponentCacheHook`, on the component
+  modules of other blocks (or all, with ``prune=False``; PixArt: ``attn1``, ``attn2``, ``ff``), runs the module and
+  keeps its raw output (a tensor or, for FLUX/SD3 joint attention, a tuple, kept as is), or
   returns the kept output, which the block then gates and adds exactly as if it had been computed; at a forecast
   step, the extrapolation of its last computed outputs.
 
@@ -49,6 +50,7 @@ from .schedule import CacheSchedule, ScheduleError
 from .steps import NEW, STEP, StepClock, argument_position, call_argument, scalar
 
 FORECAST_UNITS = ("step", "timestep")
+MIN_PASSES = 4  # cached output slots made up front: true CFG uses two passes, SD3's skip-layer guidance three
 
 logger = logging.getLogger(__name__)
 
@@ -94,14 +96,16 @@ class OutputCache:
         self.shape = (num_blocks, num_components)
         self.passes: list[list[list[Any]]] = []
         self.depth = [[1] * num_components for _ in range(num_blocks)]
+        self.slots(0)
 
     def set_history(self, history: torch.Tensor, order: int) -> None:
         """Keep ``order + 1`` outputs of the components marked in ``history`` (bool ``[blocks, components]``)."""
         self.depth = history_depth(history, order)
 
     def slots(self, pass_index: int) -> list[list[Any]]:
-        """The kept outputs of one pass, by block (made empty for a pass not seen before)."""
-        while len(self.passes) <= pass_index:
+        """The kept outputs of one pass, by block; room is made for the pass after it too, outside any traced call
+        (a compiled graph guards on the number of passes held)."""
+        while len(self.passes) <= max(pass_index + 1, MIN_PASSES - 1):
             self.passes.append([[None] * self.shape[1] for _ in range(self.shape[0])])
         return self.passes[pass_index]
 
@@ -168,6 +172,11 @@ class BlockCache:
 
     def replay(self, component: str) -> Any:
         return self.output(self.names[component])
+
+    def compute(self, component: str, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        output = module(*args, **kwargs)
+        self.keep(self.names[component], output)
+        return output
 
     def output(self, component: int) -> Any:
         """The output of a component that does not run now: its last kept output, or its forecast."""
@@ -273,7 +282,7 @@ class CacheState:
         plan = self.pass_plans[p] if p < len(self.pass_plans) else self.book.fresh
         if self.forecasting and self.forecast_unit == "timestep":
             self.time = timestep.reshape(-1)[0].to(torch.float64)
-        for block, block_plan, slot in zip(self.blocks, plan.blocks, self.outputs.slots(p)):
+        for block, block_plan, slot in zip(self.blocks, plan.blocks, self.outputs.passes[p]):
             block.plan = block_plan
             block.slot = slot
 
@@ -329,6 +338,7 @@ class CacheState:
         self.checked = True
         for p in range(self.calls):
             self.tally(self.pass_plans[p] if p < len(self.pass_plans) else self.book.fresh)
+        self.outputs.slots(self.calls)
         self.next_step()
 
     def place(self, timestep: float, batch_size: int, sample: Any) -> None:
@@ -342,6 +352,7 @@ class CacheState:
                 self.call_check.on_generation(self.schedule, sample)
         elif kind == STEP:
             self.next_step()
+        self.outputs.slots(self.calls)
         self.tally(self.call_plan())
 
     def _first_step(self) -> int:
@@ -455,7 +466,8 @@ class StepTrackerHook(ModelHook):
 
 
 class ComponentCacheHook(ModelHook):
-    """On one component module: compute and keep its raw output, or replay (or forecast) the kept one."""
+    """On one component module of a block without a skip forward (or with ``prune=False``): compute and keep its raw
+    output, or replay (or forecast) the kept one."""
 
     def __init__(self, cache: BlockCache, component: int) -> None:
         super().__init__()
@@ -472,8 +484,9 @@ class ComponentCacheHook(ModelHook):
 
 
 class BlockSkipHook(ModelHook):
-    """On one block: where some of its components do not run at this step, run the adapter's skip forward, which
-    leaves out the work that only feeds them; elsewhere the block's own forward."""
+    """On one block whose adapter declares a skip forward: runs it at every step, so the block's one decision per
+    step is its plan (the skip forward equals the block's own forward where everything runs, and leaves out the work
+    that only feeds components that do not run elsewhere); it keeps the outputs of the components it computes."""
 
     def __init__(self, cache: BlockCache, skip: BlockSkip) -> None:
         super().__init__()
@@ -481,9 +494,7 @@ class BlockSkipHook(ModelHook):
         self.skip_forward = skip.forward
 
     def new_forward(self, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
-        if self.cache.plan.partial:
-            return self.skip_forward(module, self.cache, *args, **kwargs)
-        return self.fn_ref.original_forward(*args, **kwargs)
+        return self.skip_forward(module, self.cache, *args, **kwargs)
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:
@@ -682,8 +693,9 @@ def enable_cache(
     registry = HookRegistry.check_if_exists_or_initialize(transformer)
     registry.register_hook(StepTrackerHook(state, adapter.timestep_arg, adapter.sample_arg), _STEP_HOOK)
     for block, component, _, module in adapter.components(transformer):
-        HookRegistry.check_if_exists_or_initialize(module).register_hook(
-            ComponentCacheHook(state.blocks[block], component), _COMPONENT_HOOK)
+        if block not in skipping:
+            HookRegistry.check_if_exists_or_initialize(module).register_hook(
+                ComponentCacheHook(state.blocks[block], component), _COMPONENT_HOOK)
     for block, module, skip, _ in skips:
         HookRegistry.check_if_exists_or_initialize(module).register_hook(
             BlockSkipHook(state.blocks[block], skip), _BLOCK_HOOK)

@@ -29,11 +29,9 @@ class BlockPlan:
             ``count`` kept ones, in a history of ``keep`` (``keep == 1``: the output alone); ``FORECAST`` extrapolates
             from the last ``count`` kept outputs; ``REPLAY`` returns the last one. Components the block lacks hold
             ``(RUN, 1, 0)`` and are never asked.
-        partial: whether some existing component does not run (the block's skip forward is worth calling).
     """
 
     actions: tuple[tuple[int, int, int], ...]
-    partial: bool
 
 
 @dataclass(frozen=True)
@@ -108,8 +106,7 @@ class PlanBook:
                     counts[actions[source][0]] -= 1  # left out by the skip forward: never read
             for c, exists in enumerate(present):
                 counts[actions[c][0]] += exists
-            partial = any(exists and action[0] != RUN for exists, action in zip(present, actions))
-            blocks.append(self._intern(BlockPlan(tuple(actions), partial)))
+            blocks.append(self._intern(BlockPlan(tuple(actions))))
         key = tuple(blocks)
         if key not in self._steps:
             self._steps[key] = StepPlan(key, counts[RUN], counts[REPLAY], counts[FORECAST])

@@ -32,6 +32,9 @@ class BlockStep(Protocol):
     def replay(self, component: str) -> Any:
         """The cached raw output of ``component`` (only for components that do not run)."""
 
+    def compute(self, component: str, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        """Run ``module`` (the component ``component``, only where it runs) and keep its output."""
+
 
 @dataclass(frozen=True)
 class BlockSkip:
@@ -39,7 +42,9 @@ class BlockSkip:
 
     Args:
         forward: ``forward(block, step, *args, **kwargs)`` with the block forward's own arguments after ``step``
-            (a :class:`BlockStep`); calls a component module only when ``step.runs(name)``.
+            (a :class:`BlockStep`); calls a component module, through ``step.compute(name, module, ...)``, only
+            when ``step.runs(name)``. Where every component runs it must equal the block's own forward bit for bit:
+            the runtime calls it at every step.
         supports: whether a block instance has the configuration ``forward`` was written for (others run their
             own forward at every step, without skipping).
     """
@@ -95,7 +100,8 @@ def cross_attention(
     """PixArt's and Sana's ungated cross-attention on the residual stream: ``attn2(h, ...) + h``."""
     if block.attn2 is None:
         return hidden_states
-    output = (block.attn2(hidden_states, encoder_hidden_states=encoder_hidden_states, attention_mask=mask, **kwargs)
+    output = (step.compute("attn2", block.attn2, hidden_states, encoder_hidden_states=encoder_hidden_states,
+                           attention_mask=mask, **kwargs)
               if step.runs("attn2") else step.replay("attn2"))
     return add_into(hidden_states, output)
 
@@ -107,7 +113,8 @@ def context_feed_forward(block: nn.Module, step: BlockStep, encoder_hidden_state
     ``ff_context`` on the modulated ``norm2_context``, gated."""
     encoder_hidden_states = gated_add_tokens(gate_msa, context_attn_output, encoder_hidden_states)
     if step.runs("ff_context"):
-        output = block.ff_context(modulate_tokens(block.norm2_context(encoder_hidden_states), scale_mlp, shift_mlp))
+        output = step.compute("ff_context", block.ff_context,
+                              modulate_tokens(block.norm2_context(encoder_hidden_states), scale_mlp, shift_mlp))
     else:
         output = step.replay("ff_context")
     return gated_add_tokens(gate_mlp, output, encoder_hidden_states)
