@@ -263,7 +263,7 @@ class CacheState:
         self.outputs.clear()
         self.position, self.calls, self.pass_index, self.pending = start, 0, 0, False
         self.pass_starts: list[int] = []
-        self.pass_plans: list[StepPlan] = []
+        self.pass_plans = self._plans()
         self.checked = False
         self._set_time()
 
@@ -279,16 +279,12 @@ class CacheState:
         p = self.calls
         self.calls = p + 1
         self.pass_index = p
-        plan = self.pass_plans[p] if p < len(self.pass_plans) else self.book.fresh
+        plan = self.pass_plans[p]
         if self.forecasting and self.forecast_unit == "timestep":
             self.time = timestep.reshape(-1)[0].to(torch.float64)
         for block, block_plan, slot in zip(self.blocks, plan.blocks, self.outputs.passes[p]):
             block.plan = block_plan
             block.slot = slot
-
-    def call_plan(self) -> StepPlan:
-        """The plan the next call of this step runs (outside traced code)."""
-        return self.pass_plans[self.calls] if self.calls < len(self.pass_plans) else self.book.fresh
 
     def tally(self, plan: StepPlan) -> None:
         self.computed += plan.computed
@@ -309,8 +305,14 @@ class CacheState:
                 f"the generation runs more denoising steps than the schedule's {self.book.num_steps}; call with "
                 f"num_inference_steps={self.book.num_steps}, or use `schedule.resample(N)` for N steps."
             )
-        self.pass_plans = [self.book.trajectory(start)[self.position] for start in self.pass_starts]
+        self.pass_plans = self._plans()
         self._set_time()
+
+    def _plans(self) -> list[StepPlan]:
+        """Each pass's plan at this row; passes not started yet start fresh. As long as the kept outputs' passes (a
+        compiled graph guards on the length, never on whether a pass started)."""
+        started = [self.book.trajectory(start)[self.position] for start in self.pass_starts]
+        return started + [self.book.fresh] * (len(self.outputs.passes) - len(started))
 
     def _set_time(self) -> None:
         if self.forecasting and self.forecast_unit == "step":
@@ -337,8 +339,7 @@ class CacheState:
             self.call_check.on_generation(self.schedule, sample)
         self.checked = True
         for p in range(self.calls):
-            self.tally(self.pass_plans[p] if p < len(self.pass_plans) else self.book.fresh)
-        self.outputs.slots(self.calls)
+            self.tally(self.pass_plans[p])
         self.next_step()
 
     def place(self, timestep: float, batch_size: int, sample: Any) -> None:
@@ -352,8 +353,10 @@ class CacheState:
                 self.call_check.on_generation(self.schedule, sample)
         elif kind == STEP:
             self.next_step()
-        self.outputs.slots(self.calls)
-        self.tally(self.call_plan())
+        if self.calls + 1 >= len(self.pass_plans):  # room for this pass and the next
+            self.outputs.slots(self.calls + 1)
+            self.pass_plans = self._plans()
+        self.tally(self.pass_plans[self.calls])
 
     def _first_step(self) -> int:
         """The schedule row a new generation starts at: 0, or the scheduler's begin index (img2img skips the first
