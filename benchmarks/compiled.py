@@ -16,6 +16,7 @@ drives ecad's step clock, as in a pipeline call), timed without text encoding an
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
@@ -121,35 +122,46 @@ class Loop:
 def compile_mode(transformer: torch.nn.Module, mode: str) -> None:
     for module in transformer.modules():
         module._compiled_call_impl = None
-    torch._dynamo.reset()
     if mode != "eager":
         ecad.compile_transformer(transformer, mode, fullgraph=True)
 
 
-def run_mode(loop: Loop, mode: str, named: dict[str, Any], rounds: int) -> dict[str, dict[str, Any]]:
-    """Warm up (compile) every schedule, then ``rounds`` interleaved rounds."""
-    compile_mode(loop.transformer, mode)
+def run_mode(loops: tuple[Loop, Loop], mode: str, named: dict[str, Any], rounds: int) -> dict[str, dict[str, Any]]:
+    """Compile (warm-up: two generations of each schedule), then ``rounds`` interleaved rounds. The uncached model is
+    a copy of the transformer without hooks; the cached one keeps one ecad cache and switches schedules with
+    ``set_schedule`` (a new cache would be new hooks: dynamo guards on them and would compile again)."""
+    plain, cached = loops
+    torch._dynamo.reset()
+    compile_mode(plain.transformer, mode)
+    compile_mode(cached.transformer, mode)
+    first = next(s for s in named.values() if s is not None)
+    handle = ecad.enable_cache(cached.target, first)
+
+    def generation(name: str) -> list[float]:
+        if named[name] is None:
+            return plain.run()
+        handle.set_schedule(named[name])
+        return cached.run()
+
     stats: dict[str, dict[str, Any]] = {}
-    for name, schedule in named.items():
-        counters.clear()
-        handle = ecad.enable_cache(loop.target, schedule) if schedule is not None else None
-        first = sum(loop.run())
-        graphs = counters["stats"]["unique_graphs"]
-        second = sum(loop.run())
-        stats[name] = {"graph_breaks": sum(counters["graph_break"].values()), "graphs_new": graphs,
-                       "recompiles_second_generation": counters["stats"]["unique_graphs"] - graphs,
-                       "compile_s": max(first - second, 0.0), "generation_s": [], "replay_call_s": []}
-        if handle is not None:
-            handle.disable()
-    for _ in range(rounds):
-        for name, schedule in named.items():
-            handle = ecad.enable_cache(loop.target, schedule) if schedule is not None else None
-            calls = loop.run()
-            stats[name]["generation_s"].append(sum(calls))
-            stats[name]["replay_call_s"].append(median(calls[1:]))
-            if handle is not None:
-                handle.disable()
-    compile_mode(loop.transformer, "eager")
+    try:
+        for name in named:
+            counters.clear()
+            first_s = sum(generation(name))
+            graphs = counters["stats"]["unique_graphs"]
+            second_s = sum(generation(name))
+            stats[name] = {"graph_breaks": sum(counters["graph_break"].values()), "graphs_new": graphs,
+                           "recompiles_second_generation": counters["stats"]["unique_graphs"] - graphs,
+                           "compile_s": max(first_s - second_s, 0.0), "generation_s": [], "replay_call_s": []}
+        for _ in range(rounds):
+            for name in named:
+                calls = generation(name)
+                stats[name]["generation_s"].append(sum(calls))
+                stats[name]["replay_call_s"].append(median(calls[1:]))
+    finally:
+        handle.disable()
+        compile_mode(plain.transformer, "eager")
+        compile_mode(cached.transformer, "eager")
     return stats
 
 
@@ -196,12 +208,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     transformer, scheduler, inputs, height, width = build(args)
     loop = Loop(transformer, scheduler, inputs, args.steps)
+    loops = (Loop(copy.deepcopy(transformer), copy.deepcopy(scheduler), inputs, args.steps), loop)
     named = schedules(args, transformer)
     table = count_macs(transformer, height, width, text_len=inputs[get_adapter(transformer).text_arg].shape[1])
     full_macs = table.schedule_macs(table.full_schedule(args.steps))
     results = {}
     for mode in args.modes.split(","):
-        stats = run_mode(loop, mode, named, args.rounds)
+        stats = run_mode(loops, mode, named, args.rounds)
         base = median(stats["no-cache"]["generation_s"]) if "no-cache" in stats else None
         for name, entry in stats.items():
             schedule = named[name]

@@ -44,7 +44,9 @@ from torch import nn
 from .adapters import ModelAdapter, ModelLayout, get_adapter
 from .cache_arguments import as_cache_dtype, as_flag, as_schedule, check_enabled, check_not_nested
 from .adapters.skip import BlockSkip
-from .plans import FORECAST, RUN, BlockPlan, PlanBook, StepPlan, history_depth
+from .plans import (
+    FORECAST, RUN, SEEN_BLOCK_PLANS, SEEN_STEP_PLANS, BlockPlan, PlanBook, StepPlan, history_depth,
+)
 from .provenance import CallCheck
 from .schedule import CacheSchedule, ScheduleError
 from .steps import NEW, STEP, StepClock, argument_position, call_argument, scalar
@@ -715,14 +717,14 @@ def _device(transformer: nn.Module) -> torch.device:
 
 
 def allow_recompiles(book: PlanBook) -> None:
-    """Raise dynamo's recompile limit (per code object, 8 by default) to what compiling under this schedule needs:
-    one graph per distinct step plan (whole model) or block plan (regional), with room for true CFG's second pass
-    and a later start row; past the limit, dynamo would silently run the rest eagerly."""
+    """Raise dynamo's recompile limit (per code object, 8 by default) to what compiling under the schedules run so far
+    needs: one graph per distinct step plan (whole model) or block plan (regional), with room for true CFG's second
+    pass and later start rows. Past the limit dynamo would run the rest eagerly (or fail, with ``fullgraph=True``)."""
     config = torch._dynamo.config
-    steps, blocks = book.distinct()
-    needed = 2 * max(steps, blocks) + 8
+    book.distinct()
+    needed = 2 * max(len(SEEN_STEP_PLANS), len(SEEN_BLOCK_PLANS)) + 8
     if config.recompile_limit < needed:
-        logger.info("ecad: torch._dynamo.config.recompile_limit raised from %d to %d for this schedule's plans",
+        logger.info("ecad: torch._dynamo.config.recompile_limit raised from %d to %d for the schedules' plans",
                     config.recompile_limit, needed)
         config.recompile_limit = needed
     config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, 4 * needed)

@@ -19,6 +19,10 @@ import torch
 
 RUN, REPLAY, FORECAST = 0, 1, 2
 
+# Every distinct plan built in this process: compiled graphs of all schedules run so far share dynamo's recompile limit.
+SEEN_STEP_PLANS: set[StepPlan] = set()
+SEEN_BLOCK_PLANS: set[BlockPlan] = set()
+
 
 @dataclass(frozen=True)
 class BlockPlan:
@@ -110,9 +114,11 @@ class PlanBook:
         key = tuple(blocks)
         if key not in self._steps:
             self._steps[key] = StepPlan(key, counts[RUN], counts[REPLAY], counts[FORECAST])
+            SEEN_STEP_PLANS.add(self._steps[key])
         return self._steps[key]
 
     def _intern(self, plan: BlockPlan) -> BlockPlan:
+        SEEN_BLOCK_PLANS.add(plan)
         return self._blocks.setdefault(plan, plan)
 
 
