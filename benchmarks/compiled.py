@@ -133,9 +133,9 @@ def compile_mode(transformer: torch.nn.Module, mode: str, backend: str = "induct
     for module in transformer.modules():
         module._compiled_call_impl = None
     if mode != "eager":
-        how, _, compile_mode_name = mode.partition(":")
-        options = {"mode": compile_mode_name} if compile_mode_name else {}
-        ecad.compile_transformer(transformer, how, fullgraph=True, backend=backend, **options)
+        scope, _, torch_mode = mode.partition(":")
+        options = {"mode": torch_mode} if torch_mode else {}
+        ecad.compile_transformer(transformer, scope, fullgraph=True, backend=backend, **options)
 
 
 def run_mode(loops: tuple[Loop, Loop], mode: str, named: dict[str, Any], rounds: int, backend: str
