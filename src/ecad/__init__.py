@@ -19,7 +19,7 @@ _EXPORTS = {
     "register_adapter": "adapters",
     "CacheConfig": "hooks", "CacheHandle": "hooks", "active_cache": "hooks", "disable_cache": "hooks",
     "enable_cache": "hooks", "full_schedule": "hooks", "model_layout": "hooks",
-    "CacheSchedule": "schedule", "ScheduleError": "schedule",
+    "CacheSchedule": "schedule", "ScheduleError": "schedule", "compile_transformer": "compilation",
 }
 
 # Submodules reachable as attributes after a plain ``import ecad`` (``ecad.tiny_shapes.load_pipeline()``).
@@ -28,11 +28,13 @@ _SUBMODULES = ("evaluation", "generation", "heuristics", "loading", "macs", "met
 
 __all__ = [
     "CacheConfig", "CacheHandle", "CacheSchedule", "GenericAdapter", "ScheduleError", "UnsupportedModelError",
-    "active_cache", "disable_cache", "enable_cache", "full_schedule", "get_adapter", "model_layout", "register_adapter",
+    "active_cache", "compile_transformer", "disable_cache", "enable_cache", "full_schedule", "get_adapter",
+    "model_layout", "register_adapter",
 ]
 
 if TYPE_CHECKING:
     from .adapters import GenericAdapter, UnsupportedModelError, get_adapter, register_adapter
+    from .compilation import compile_transformer
     from .hooks import CacheConfig, CacheHandle, active_cache, disable_cache, enable_cache, full_schedule, model_layout
     from .schedule import CacheSchedule, ScheduleError
 

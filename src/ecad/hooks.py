@@ -1,38 +1,38 @@
-"""The caching runtime: diffusers ``ModelHook``s that make each component recompute or replay per the schedule.
+"""The caching runtime: diffusers ``ModelHook``s that make each component recompute, replay or forecast per the schedule.
 
-One :class:`CacheState` per transformer holds where the denoising loop is, the decision table and every kept output
-(:class:`OutputCache`); three kinds of hook read it:
+Everything a schedule decides is known before the first call (:mod:`ecad.plans`): per step, a :class:`BlockPlan` for
+every block. :class:`CacheState` holds the position in the denoising loop, those plans and every kept output
+(:class:`OutputCache`). The position moves outside the transformer, so that a compiled transformer (whole or block by
+block, :func:`ecad.compile_transformer`) traces no decision and breaks no graph:
 
-- :class:`StepTrackerHook` on the transformer reads the timestep of every call and works out the denoising step
-  (a new timestep = next step; the same timestep again = another pass of the same step, e.g. true CFG; a larger
-  timestep, a new batch size or an explicit reset = a new generation, which empties the caches).
-- :class:`CallStartHook` on a pipeline's scheduler: every diffusers pipeline call sets its scheduler's timesteps
-  before its first denoising step, so each call starts a new generation, even one that begins at a lower timestep
-  than the last one seen (img2img with ``strength < 1``, or any call after an aborted one). The new generation
-  starts at the scheduler's begin index: an img2img call runs the schedule's last steps. With a bare transformer
-  the timestep rule above is the only signal (call ``handle.reset()`` after aborting a hand-written loop).
-- :class:`ComponentCacheHook` on every component module (PixArt: ``attn1``, ``attn2``, ``ff``) either runs the
-  module and keeps its raw output (a tensor or, for FLUX/SD3 joint attention, a tuple, kept as is), or returns the
-  output it kept, which the block then gates and adds to the residual exactly as if it had been computed. Each pass
-  of a step has its own cache slot (true CFG: the conditional and unconditional passes never see each other's).
-  At a forecast step it returns, instead of the kept output, its extrapolation from the component's last computed
-  outputs (:meth:`OutputCache.forecast`); only components some step forecasts keep more than their last output.
-- :class:`BlockSkipHook` on every block whose adapter declares a skip forward (:mod:`ecad.adapters.skip`): at a
-  step where some of the block's components replay, it runs that forward, which leaves out the norms and
-  modulations feeding only replayed components.
+- :class:`SchedulerClock` on a pipeline's scheduler: ``set_timesteps`` starts a generation (and checks its step
+  count), ``set_begin_index`` seats an img2img generation at the schedule's later row (it runs the last steps, the
+  first one computing in full), ``step`` moves to the next row once the step's transformer passes have run.
+- :class:`StepTrackerHook` on the transformer counts the passes of a step (true CFG: each pass has its own cached
+  outputs) and hands every block its plan. A bare transformer has no scheduler: each call is placed by its timestep
+  (:class:`ecad.steps.StepClock`: a new timestep = next step; the same one = another pass; a larger one, a new batch
+  size or ``handle.reset()`` = a new generation). That reads the timestep's value: under ``torch.compile`` it is one
+  graph break per call, and ``fullgraph=True`` needs a pipeline.
+- :class:`BlockSkipHook` on every block whose adapter declares a skip forward (:mod:`ecad.adapters.skip`): one
+  decision per block and step. It runs that forward, which computes (and keeps) the components that run and leaves
+  out the norms and modulations feeding only those that do not. :class:`ComponentCacheHook`, on the component
+  modules of other blocks (or all, with ``prune=False``; PixArt: ``attn1``, ``attn2``, ``ff``), runs the module and
+  keeps its raw output (a tensor or, for FLUX/SD3 joint attention, a tuple, kept as is), or
+  returns the kept output, which the block then gates and adds exactly as if it had been computed; at a forecast
+  step, the extrapolation of its last computed outputs.
+
+Hooks read a block's plan and kept outputs from its :class:`BlockCache`, never the block's index, so under regional
+compilation the blocks with equal plans share one graph; whole-model compilation compiles one graph per distinct
+step plan (the recompile limit is raised to fit the schedule). Forecast times are tensors, so they never recompile.
 
 With ``prune=True`` (default) the runtime skips all work whose result nothing reads: recomputes whose output is never
 read (:mod:`ecad.pruning`) and the inputs of replayed components. No output bit changes.
-
-The schedule is turned into nested lists of Python bools once, so a component call costs three list look-ups.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,10 +44,15 @@ from torch import nn
 from .adapters import ModelAdapter, ModelLayout, get_adapter
 from .cache_arguments import as_cache_dtype, as_flag, as_schedule, check_enabled, check_not_nested
 from .adapters.skip import BlockSkip
+from .plans import (
+    FORECAST, RUN, SEEN_BLOCK_PLANS, SEEN_STEP_PLANS, BlockPlan, PlanBook, StepPlan, history_depth,
+)
 from .provenance import CallCheck
 from .schedule import CacheSchedule, ScheduleError
+from .steps import NEW, STEP, StepClock, argument_position, call_argument, scalar
 
 FORECAST_UNITS = ("step", "timestep")
+MIN_PASSES = 4  # cached output slots made up front: true CFG uses two passes, SD3's skip-layer guidance three
 
 logger = logging.getLogger(__name__)
 
@@ -80,71 +85,53 @@ class CacheConfig:
 
 
 class OutputCache:
-    """Every kept raw output, by ``(pass, block, component)``: the one place that holds what is cached.
+    """Every kept raw output, as ``passes[pass][block][component]``: the one place that holds what is cached.
 
-    A key keeps its last output; a component that some step forecasts (``history``) keeps its last ``order + 1``
-    computed outputs with the time each was computed at. ``dtype`` keeps floating outputs in a lower precision;
-    :meth:`get` and :meth:`forecast` cast them back to the dtype they had, so a forecast is computed in the model's
-    own precision.
+    An entry is the component's last output, or, for a component that keeps a history (some step forecasts it),
+    a tuple of its last computed ``(time, output)`` pairs, oldest first. ``dtype`` keeps floating outputs in a lower
+    precision. The nested lists keep their identity for the cache's life (the hooks hold them), so :meth:`clear` and
+    :meth:`restore` change them in place.
     """
 
-    def __init__(self, dtype: torch.dtype | None = None) -> None:
+    def __init__(self, num_blocks: int, num_components: int, dtype: torch.dtype | None = None) -> None:
         self.dtype = dtype
-        self._outputs: dict[tuple[int, int, int], list[tuple[float, Any]]] = {}
-        self._dtypes: dict[tuple[int, int, int], torch.dtype] = {}
-        self._depth: list[list[int]] | None = None  # [block][component]: outputs kept; None: one everywhere
+        self.shape = (num_blocks, num_components)
+        self.passes: list[list[list[Any]]] = []
+        self.depth = [[1] * num_components for _ in range(num_blocks)]
+        self.slots(0)
 
     def set_history(self, history: torch.Tensor, order: int) -> None:
         """Keep ``order + 1`` outputs of the components marked in ``history`` (bool ``[blocks, components]``)."""
-        self._depth = (1 + order * history.to(torch.int64)).tolist() if bool(history.any()) else None
+        self.depth = history_depth(history, order)
 
-    def __contains__(self, key: tuple[int, int, int]) -> bool:
-        return key in self._outputs
-
-    def __len__(self) -> int:
-        return len(self._outputs)
-
-    def put(self, key: tuple[int, int, int], output: Any, time: float = 0.0) -> None:
-        if self.dtype is not None:
-            self._dtypes[key] = _first_tensor(output).dtype
-            output = _cast(output, self.dtype)
-        depth = 1 if self._depth is None else self._depth[key[1]][key[2]]
-        kept = self._outputs.get(key) if depth > 1 else None
-        self._outputs[key] = [(time, output)] if kept is None else (kept + [(time, output)])[-depth:]
-
-    def get(self, key: tuple[int, int, int]) -> Any:
-        return self._restore(key, self._outputs[key][-1][1])
-
-    @torch.compiler.disable  # the weights change every step: traced, each would be a new graph
-    def forecast(self, key: tuple[int, int, int], time: float) -> Any:
-        """The output extrapolated to ``time``: the polynomial through the kept outputs (Lagrange form, weights in
-        float64, e.g. order 1: ``y1 * (1 + w) + y0 * (-w)`` with ``w = (time - t1) / (t1 - t0)``); with one kept
-        output, that output."""
-        kept = self._outputs[key]
-        if len(kept) < 2:
-            return self.get(key)
-        times = [t for t, _ in kept]
-        weights = [math.prod((time - times[m]) / (times[j] - times[m]) for m in range(len(times)) if m != j)
-                   for j in range(len(times))]
-        return _combine([self._restore(key, output) for _, output in kept], weights)
-
-    def _restore(self, key: tuple[int, int, int], output: Any) -> Any:
-        return output if self.dtype is None else _cast(output, self._dtypes[key])
+    def slots(self, pass_index: int) -> list[list[Any]]:
+        """The kept outputs of one pass, by block; room is made for the pass after it too, outside any traced call
+        (a compiled graph guards on the number of passes held)."""
+        while len(self.passes) <= max(pass_index + 1, MIN_PASSES - 1):
+            self.passes.append([[None] * self.shape[1] for _ in range(self.shape[0])])
+        return self.passes[pass_index]
 
     def clear(self) -> None:
-        self._outputs.clear()
-        self._dtypes.clear()
+        for blocks in self.passes:
+            for entries in blocks:
+                entries[:] = [None] * len(entries)
 
-    def snapshot(self) -> tuple[dict[tuple[int, int, int], Any], dict[tuple[int, int, int], torch.dtype]]:
+    def snapshot(self) -> list[list[list[Any]]]:
         """What is kept now, to :meth:`restore` later (a shallow copy: a kept output is replaced by the next one, never
         changed in place, so the tensors can be shared)."""
-        return dict(self._outputs), dict(self._dtypes)
+        return [[list(entries) for entries in blocks] for blocks in self.passes]
 
-    def restore(self, snapshot: tuple[dict[tuple[int, int, int], Any], dict[tuple[int, int, int], torch.dtype]]) -> None:
-        self._outputs, self._dtypes = dict(snapshot[0]), dict(snapshot[1])
+    def restore(self, snapshot: list[list[list[Any]]]) -> None:
+        self.clear()
+        for p, blocks in enumerate(snapshot):
+            for entries, saved in zip(self.slots(p), blocks):
+                entries[:] = saved
+
     def kept(self) -> list[Any]:
         """The kept outputs as stored (in ``dtype`` when one is set), forecast histories included."""
-        return [value for kept in self._outputs.values() for _, value in kept]
+        return [value for blocks in self.passes for b, entries in enumerate(blocks)
+                for c, entry in enumerate(entries) if entry is not None
+                for value in ((entry,) if self.depth[b][c] == 1 else tuple(v for _, v in entry))]
 
     def nbytes(self) -> int:
         """Memory the kept outputs hold: bytes of the distinct storages behind them."""
@@ -163,22 +150,92 @@ def runtime_bits(schedule: CacheSchedule, layout: ModelLayout, prune: bool = Tru
     return schedule.live(layout.feeds) if prune else schedule.effective()
 
 
-class CacheState:
-    """Where the denoising loop is, what to compute there, and what is kept: shared by all hooks of one transformer."""
+class BlockCache:
+    """One block's plan for the call in progress and its kept outputs: all its hooks read (the :class:`BlockStep` a
+    skip forward asks). It holds no block index, so that under ``torch.compile`` blocks with equal plans share one
+    graph: a compiled block is a function of its inputs, the tensors it reads here and the plan's values.
 
-    def __init__(self, config: CacheConfig, scheduler: Any | None, layout: ModelLayout) -> None:
+    Args:
+        clock: the cache state (its ``time`` tensor is the time forecasts extrapolate to).
+        names: the block's component names to their schedule index.
+        dtype: the precision kept outputs are stored in (None: as computed).
+    """
+
+    def __init__(self, clock: CacheState, names: dict[str, int], dtype: torch.dtype | None) -> None:
+        self.clock = clock
+        self.names = names
+        self.dtype = dtype
+        self.plan: BlockPlan | None = None
+        self.slot: list[Any] = []
+        self.dtypes: list[torch.dtype | None] = [None] * (max(names.values(), default=-1) + 1)
+
+    def runs(self, component: str) -> bool:
+        return self.plan.actions[self.names[component]][0] == RUN
+
+    def replay(self, component: str) -> Any:
+        return self.output(self.names[component])
+
+    def compute(self, component: str, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        output = module(*args, **kwargs)
+        self.keep(self.names[component], output)
+        return output
+
+    def output(self, component: int) -> Any:
+        """The output of a component that does not run now: its last kept output, or its forecast."""
+        action, keep, count = self.plan.actions[component]
+        entry = self.slot[component]
+        if keep == 1:
+            return self._restore(component, entry)
+        if action == FORECAST:
+            kept = entry[len(entry) - count:]
+            return _combine([self._restore(component, value) for _, value in kept],
+                            _lagrange([time for time, _ in kept], self.clock.time))
+        return self._restore(component, entry[-1][1])
+
+    def keep(self, component: int, output: Any) -> None:
+        """Keep a computed output (after the ones the plan carries over, for a component with a history)."""
+        _, keep, count = self.plan.actions[component]
+        if self.dtype is not None:
+            self.dtypes[component] = _first_tensor(output).dtype
+            output = _cast(output, self.dtype)
+        if keep == 1:
+            self.slot[component] = output
+        else:
+            entry = self.slot[component]
+            carried = entry[len(entry) - count:] if count else ()
+            self.slot[component] = carried + ((self.clock.time, output),)
+
+    def _restore(self, component: int, value: Any) -> Any:
+        return value if self.dtype is None else _cast(value, self.dtypes[component])
+
+
+class CacheState:
+    """Where the denoising loop is, the plans of the schedule that runs, and what is kept: shared by all hooks of one
+    transformer.
+
+    The step advances outside any traced code: on the pipeline's ``scheduler.step`` (:class:`SchedulerClock`), or,
+    for a bare transformer, from the timestep of each call (:class:`ecad.steps.StepClock`: a graph break under
+    ``torch.compile``). Each call then only counts its pass and hands every block its plan (:meth:`start_call`).
+    """
+
+    def __init__(self, config: CacheConfig, scheduler: Any | None, layout: ModelLayout,
+                 names: list[dict[str, int]], unread: tuple[tuple[int, int, int], ...], device: Any) -> None:
         self.scheduler = scheduler
         self.resample = config.resample
         self.prune = config.prune
         self.layout = layout
-        self.call_start: CallStartHook | None = None
-        self.outputs = OutputCache(config.cache_dtype)
+        self.unread = unread
+        self.device = device  # where the parameters are: step times are made there
+        self.clock_hook: SchedulerClock | None = None
+        self.outputs = OutputCache(*layout.exists.shape, config.cache_dtype)
+        self.blocks = [BlockCache(self, block_names, config.cache_dtype) for block_names in names]
         self.call_check: CallCheck | None = None  # warns when a call differs from the schedule's recorded settings
         self.forecast_unit = config.forecast_unit
         self.computed = 0
         self.reused = 0
         self.forecasted = 0
         self.enabled, self.entered = True, False  # see ecad.cache_arguments
+        self.clock = StepClock()
         self.set_schedule(config.schedule)
         self.reset()
 
@@ -187,63 +244,121 @@ class CacheState:
         self._activate(schedule)
 
     def _activate(self, schedule: CacheSchedule) -> None:
-        """Turn the schedule that runs into the decision tables the hooks read: ``table[step][block][component]``
-        (recompute?), ``forecast[step][block][component]`` (forecast rather than reuse?) and ``partial[step][block]``
-        (does some existing component of the block replay or forecast?)."""
+        """Turn the schedule that runs into its plans (:class:`ecad.plans.PlanBook`) and the tables
+        ``table[step][block][component]`` (recompute?) and ``forecast[step][block][component]`` that others read."""
         self.active = schedule
-        bits = runtime_bits(schedule, self.layout, self.prune)
-        history = schedule.history_needed()
-        self.table: list[list[list[bool]]] = bits.tolist()
+        self.table: list[list[list[bool]]] = runtime_bits(schedule, self.layout, self.prune).tolist()
         self.forecast: list[list[list[bool]]] = schedule.effective_forecast().tolist()
-        self.partial: list[list[bool]] = (~bits & self.layout.exists).any(dim=2).tolist()
-        self.outputs.set_history(history, schedule.forecast_order)
+        self.outputs.set_history(schedule.history_needed(), schedule.forecast_order)
+        self.book = PlanBook(self.table, self.forecast, self.outputs.depth, self.layout.exists.tolist(), self.unread)
+        self.forecasting = any(d > 1 for row in self.outputs.depth for d in row)
 
     def reset(self) -> None:
-        """Forget the denoising position and every kept output: the next call starts a new generation."""
-        self.step = 0
-        self.pass_index = 0
-        self.last_timestep: float | None = None
-        self.batch_size: int | None = None
+        """Forget the denoising position and every kept output: the next call starts a new generation (by the
+        timestep rule, unless the pipeline's scheduler starts one first)."""
+        self.driven = False
+        self.clock.reset()
+        self._begin(0)
+
+    def _begin(self, start: int) -> None:
+        """A generation whose first call runs schedule row ``start``; nothing is kept yet."""
         self.outputs.clear()
+        self.position, self.calls, self.pass_index, self.pending = start, 0, 0, False
+        self.pass_starts: list[int] = []
+        self.pass_plans = self._plans()
+        self.checked = False
+        self._set_time()
 
-    def computes(self, block: int, component: int) -> bool:
-        """Whether the component runs now: its bit says so, or this pass has nothing kept for it yet."""
-        return self.table[self.step][block][component] or (self.pass_index, block, component) not in self.outputs
+    @property
+    def step(self) -> int:
+        """The schedule row of the call in progress (or of the last call)."""
+        return self.position - self.pending
 
-    def keep(self, block: int, component: int, output: Any) -> None:
-        self.outputs.put((self.pass_index, block, component), output, self._time())
-        self.computed += 1
+    def start_call(self, timestep: Any) -> None:
+        """Count this call's pass and hand each block its plan and its pass's kept outputs. Runs inside a compiled
+        transformer: it reads only the pass count, the plans (constants of the step) and tensors."""
+        self.pending = False
+        p = self.calls
+        self.calls = p + 1
+        self.pass_index = p
+        plan = self.pass_plans[p]
+        if self.forecasting and self.forecast_unit == "timestep":
+            self.time = timestep.reshape(-1)[0].to(torch.float64)
+        for block, block_plan, slot in zip(self.blocks, plan.blocks, self.outputs.passes[p]):
+            block.plan = block_plan
+            block.slot = slot
 
-    def replay(self, block: int, component: int) -> Any:
-        """The output of a component that does not run now: its kept output, or at a forecast step its forecast."""
-        key = (self.pass_index, block, component)
-        if self.forecast[self.step][block][component]:
-            self.forecasted += 1
-            return self.outputs.forecast(key, self._time())
-        self.reused += 1
-        return self.outputs.get(key)
+    def tally(self, plan: StepPlan) -> None:
+        self.computed += plan.computed
+        self.reused += plan.reused
+        self.forecasted += plan.forecasted
 
-    def _time(self) -> float:
-        return float(self.step) if self.forecast_unit == "step" else float(self.last_timestep)
+    def next_step(self) -> None:
+        """Close the step in progress and move to the next row: the passes seen for the first time started at this
+        step (their trajectory does); in a driven generation, the last row ends the generation."""
+        self.pass_starts += [self.position] * (self.calls - len(self.pass_starts))
+        self.position, self.calls, self.pending = self.position + 1, 0, True
+        if self.position >= self.book.num_steps:
+            if self.driven:  # the pipeline's loop is over: a call without a new scheduler start is a new generation
+                self.driven = False
+                self.clock.reset()
+                return
+            raise ScheduleError(
+                f"the generation runs more denoising steps than the schedule's {self.book.num_steps}; call with "
+                f"num_inference_steps={self.book.num_steps}, or use `schedule.resample(N)` for N steps."
+            )
+        self.pass_plans = self._plans()
+        self._set_time()
 
-    def advance(self, timestep: float, batch_size: int) -> None:
-        """Place the transformer call that is about to run."""
-        if self.last_timestep is None or timestep > self.last_timestep or batch_size != self.batch_size:
-            self.reset()
+    def _plans(self) -> list[StepPlan]:
+        """Each pass's plan at this row; passes not started yet start fresh. As long as the kept outputs' passes (a
+        compiled graph guards on the length, never on whether a pass started)."""
+        started = [self.book.trajectory(start)[self.position] for start in self.pass_starts]
+        return started + [self.book.fresh] * (len(self.outputs.passes) - len(started))
+
+    def _set_time(self) -> None:
+        if self.forecasting and self.forecast_unit == "step":
+            self.time = torch.tensor(float(self.position), dtype=torch.float64, device=self.device())
+
+    # ---------------------------------------------------------------- the two clocks
+    def start_generation(self) -> None:
+        """A pipeline call starts (its scheduler's ``set_timesteps``): check its step count, then follow its
+        scheduler."""
+        self.reset()
+        self._check_call_steps()
+        self.driven = True
+
+    def seat(self, begin_index: int) -> None:
+        """The pipeline starts at a later timestep (img2img): the generation starts at that row, computing all."""
+        if self.driven and self.calls == 0 and not self.pass_starts:
+            self._begin(begin_index // getattr(self.scheduler, "order", 1))
+
+    def scheduler_step(self, sample: Any) -> None:
+        """The pipeline's scheduler stepped: every pass of this step has run."""
+        if not self.driven or self.calls == 0:
+            return
+        if not self.checked and self.call_check is not None:
+            self.call_check.on_generation(self.schedule, sample)
+        self.checked = True
+        for p in range(self.calls):
+            self.tally(self.pass_plans[p])
+        self.next_step()
+
+    def place(self, timestep: float, batch_size: int, sample: Any) -> None:
+        """A bare transformer's call: place it by its timestep (:class:`ecad.steps.StepClock`)."""
+        kind = self.clock.place(timestep, batch_size)
+        if kind == NEW:
+            self._begin(0)
             self._check_call_steps()
-            self.step = self._first_step()
-        elif timestep == self.last_timestep:
-            self.pass_index += 1
-        else:
-            self.step += 1
-            self.pass_index = 0
-            if self.step >= len(self.table):
-                raise ScheduleError(
-                    f"the generation runs more denoising steps than the schedule's {len(self.table)}; call with "
-                    f"num_inference_steps={len(self.table)}, or use `schedule.resample(N)` for N steps."
-                )
-        self.last_timestep = timestep
-        self.batch_size = batch_size
+            self._begin(self._first_step())
+            if self.call_check is not None:
+                self.call_check.on_generation(self.schedule, sample)
+        elif kind == STEP:
+            self.next_step()
+        if self.calls + 1 >= len(self.pass_plans):  # room for this pass and the next
+            self.outputs.slots(self.calls + 1)
+            self.pass_plans = self._plans()
+        self.tally(self.pass_plans[self.calls])
 
     def _first_step(self) -> int:
         """The schedule row a new generation starts at: 0, or the scheduler's begin index (img2img skips the first
@@ -269,34 +384,52 @@ class CacheState:
             )
 
 
-class CallStartHook:
-    """On a pipeline's scheduler: wraps ``set_timesteps``, which every diffusers pipeline calls at the start of a
-    call, so that each call starts a new generation. (Schedulers are not modules, so this is not a ``ModelHook``.)"""
+class SchedulerClock:
+    """On a pipeline's scheduler (not a module, so not a ``ModelHook``): wraps ``set_timesteps`` (every diffusers
+    pipeline call starts with it: a new generation), ``set_begin_index`` (img2img starts at a later row) and ``step``
+    (called once per denoising step, after its transformer passes: the next row). All three run in the pipeline's
+    loop, outside the transformer and so outside any compiled graph."""
+
+    METHODS = ("set_timesteps", "set_begin_index", "step")
 
     def __init__(self, scheduler: Any, state: CacheState) -> None:
         self.scheduler = scheduler
-        self.previous = scheduler.__dict__.get("set_timesteps")
-        original = scheduler.set_timesteps
-
-        @functools.wraps(original)  # pipelines inspect its signature (custom timesteps, sigmas)
-        def set_timesteps(*args: Any, **kwargs: Any) -> Any:
-            state.reset()
-            return original(*args, **kwargs)
-
-        self.wrapper = set_timesteps
-        scheduler.set_timesteps = set_timesteps
+        self.previous = {name: scheduler.__dict__.get(name) for name in self.METHODS}
+        self.wrappers: dict[str, Any] = {}
+        after = {
+            "set_timesteps": lambda args, kwargs: state.start_generation(),
+            "set_begin_index": lambda args, kwargs: state.seat(int(kwargs.get("begin_index", args[0] if args else 0))),
+            "step": lambda args, kwargs: state.scheduler_step(kwargs.get("sample", args[2] if len(args) > 2 else None)),
+        }
+        for name in self.METHODS:
+            original = getattr(scheduler, name, None)
+            if callable(original):
+                self.wrappers[name] = _wrap(original, after[name])
+                setattr(scheduler, name, self.wrappers[name])
 
     def remove(self) -> None:
-        if self.scheduler.__dict__.get("set_timesteps") is not self.wrapper:
-            return  # replaced since: leave what is there
-        if self.previous is None:
-            del self.scheduler.__dict__["set_timesteps"]
-        else:
-            self.scheduler.set_timesteps = self.previous
+        for name, wrapper in self.wrappers.items():
+            if self.scheduler.__dict__.get(name) is not wrapper:
+                continue  # replaced since: leave what is there
+            if self.previous[name] is None:
+                del self.scheduler.__dict__[name]
+            else:
+                setattr(self.scheduler, name, self.previous[name])
+
+
+def _wrap(original: Any, after: Any) -> Any:
+    @functools.wraps(original)  # pipelines inspect its signature (custom timesteps, sigmas)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        after(args, kwargs)
+        return result
+
+    return wrapper
 
 
 class StepTrackerHook(ModelHook):
-    """On the transformer: turns each call's timestep into (step, pass) for the component hooks."""
+    """On the transformer: starts each call (its pass, every block's plan); for a bare transformer, first places the
+    call by its timestep."""
 
     _is_stateful = True
 
@@ -304,31 +437,32 @@ class StepTrackerHook(ModelHook):
         super().__init__()
         self.state = state
         self.names = (timestep_arg, sample_arg)
-        self.positions: dict[str, int] = {}
 
     def initialize_hook(self, module: nn.Module) -> nn.Module:
-        params = list(inspect.signature(module.forward).parameters)
-        self.positions = {name: params.index(name) for name in self.names if name in params}
+        for name in self.names:
+            argument_position(type(module), name)  # looked up now, not inside a traced call
         return module
 
-    def _argument(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if kwargs.get(name) is not None:
-            return kwargs[name]
-        position = self.positions.get(name)
-        if position is None or position >= len(args) or args[position] is None:
+    def _argument(self, module: nn.Module, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            value = call_argument(module, name, args, kwargs)
+        except TypeError:
+            value = None
+        if value is None:
             raise ScheduleError(f"ecad needs the transformer's {name!r} argument to know the denoising step.")
-        return args[position]
+        return value
 
-    @torch.compiler.disable(recursive=False)
+    @torch.compiler.disable(recursive=False)  # reads the timestep's value: a graph break, for bare transformers only
+    def _place(self, module: nn.Module, timestep: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        sample = self._argument(module, self.names[1], args, kwargs)
+        self.state.place(scalar(timestep), int(sample.shape[0]), sample)
+
     def pre_forward(self, module: nn.Module, *args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        timestep_arg, sample_arg = self.names
-        timestep = self._argument(timestep_arg, args, kwargs)
-        value = float(timestep.reshape(-1)[0]) if isinstance(timestep, torch.Tensor) else float(timestep)
-        sample = self._argument(sample_arg, args, kwargs)
         state = self.state
-        state.advance(value, int(sample.shape[0]))
-        if state.call_check is not None and state.step == 0 and state.pass_index == 0:
-            state.call_check.on_generation(state.schedule, sample)
+        timestep = self._argument(module, self.names[0], args, kwargs)
+        if not state.driven:
+            self._place(module, timestep, args, kwargs)
+        state.start_call(timestep)
         return args, kwargs
 
     def reset_state(self, module: nn.Module) -> nn.Module:
@@ -337,60 +471,35 @@ class StepTrackerHook(ModelHook):
 
 
 class ComponentCacheHook(ModelHook):
-    """On one component module: compute and keep its raw output, or replay the kept one."""
+    """On one component module of a block without a skip forward (or with ``prune=False``): compute and keep its raw
+    output, or replay (or forecast) the kept one."""
 
-    def __init__(self, state: CacheState, block: int, component: int) -> None:
+    def __init__(self, cache: BlockCache, component: int) -> None:
         super().__init__()
-        self.state = state
-        self.block = block
+        self.cache = cache
         self.component = component
 
-    @torch.compiler.disable(recursive=False)
     def new_forward(self, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
-        state = self.state
-        if state.computes(self.block, self.component):
+        cache = self.cache
+        if cache.plan.actions[self.component][0] == RUN:
             output = self.fn_ref.original_forward(*args, **kwargs)
-            state.keep(self.block, self.component, output)
+            cache.keep(self.component, output)
             return output
-        return state.replay(self.block, self.component)
-
-
-class _RuntimeBlockStep:
-    """The :class:`ecad.adapters.skip.BlockStep` of one block, read from the cache state at call time (never traced:
-    the step number, the cache's contents and the counters it reads change at every call)."""
-
-    def __init__(self, state: CacheState, block: int, components: dict[str, int]) -> None:
-        self.state = state
-        self.block = block
-        self.components = components
-
-    @torch.compiler.disable(recursive=False)
-    def runs(self, component: str) -> bool:
-        return self.state.computes(self.block, self.components[component])
-
-    @torch.compiler.disable(recursive=False)
-    def replay(self, component: str) -> Any:
-        return self.state.replay(self.block, self.components[component])
+        return cache.output(self.component)
 
 
 class BlockSkipHook(ModelHook):
-    """On one block: where some of its components replay at this step, run the adapter's skip forward, which leaves
-    out the work that only feeds them; elsewhere the block's own forward."""
+    """On one block whose adapter declares a skip forward: runs it at every step, so the block's one decision per
+    step is its plan (the skip forward equals the block's own forward where everything runs, and leaves out the work
+    that only feeds components that do not run elsewhere); it keeps the outputs of the components it computes."""
 
-    def __init__(self, state: CacheState, block: int, skip: BlockSkip, components: dict[str, int]) -> None:
+    def __init__(self, cache: BlockCache, skip: BlockSkip) -> None:
         super().__init__()
-        self.state = state
-        self.block = block
-        self.step = _RuntimeBlockStep(state, block, components)
-        # Its decisions stay out of any compiled graph; the tensor work it calls is compiled piece by piece.
-        self.skip_forward = torch.compiler.disable(skip.forward, recursive=False)
+        self.cache = cache
+        self.skip_forward = skip.forward
 
-    @torch.compiler.disable(recursive=False)
     def new_forward(self, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
-        state = self.state
-        if state.partial[state.step][self.block]:
-            return self.skip_forward(module, self.step, *args, **kwargs)
-        return self.fn_ref.original_forward(*args, **kwargs)
+        return self.skip_forward(module, self.cache, *args, **kwargs)
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:
@@ -408,7 +517,23 @@ def _first_tensor(value: Any) -> torch.Tensor:
     return tensors[0]
 
 
-def _combine(outputs: list[Any], weights: list[float]) -> Any:
+def _lagrange(times: list[torch.Tensor], time: torch.Tensor) -> list[Any]:
+    """Weights of the polynomial through the kept outputs at ``time`` (Lagrange form, in float64, e.g. order 1:
+    ``y1 * (1 + w) + y0 * (-w)`` with ``w = (time - t1) / (t1 - t0)``). Eager, Python floats (what the hand formula
+    and ``add_``'s alpha take); compiled, float64 tensors, so that new times never recompile."""
+    if not torch.compiler.is_compiling():
+        times, time = [float(t) for t in times], float(time)
+    weights = []
+    for j, tj in enumerate(times):
+        weight: Any = 1
+        for m, tm in enumerate(times):
+            if m != j:
+                weight = weight * ((time - tm) / (tj - tm))
+        weights.append(weight)
+    return weights
+
+
+def _combine(outputs: list[Any], weights: list[Any]) -> Any:
     """``sum(w * y)`` over outputs of the same structure (tensors, nested tuples); non-floating parts: the last's."""
     last = outputs[-1]
     if isinstance(last, torch.Tensor):
@@ -416,7 +541,7 @@ def _combine(outputs: list[Any], weights: list[float]) -> Any:
             return last
         total = last * weights[-1]
         for output, weight in zip(outputs[:-1], weights[:-1]):
-            total.add_(output, alpha=weight)
+            total = total + output * weight if isinstance(weight, torch.Tensor) else total.add_(output, alpha=weight)
         return total
     if isinstance(last, tuple):
         return tuple(_combine([o[i] for o in outputs], weights) for i in range(len(last)))
@@ -475,6 +600,7 @@ class CacheHandle:
         self.state.layout.check(schedule, type(self.transformer).__name__)
         self.state.set_schedule(schedule)
         self.state.reset()
+        allow_recompiles(self.state.book)
 
     def reset(self) -> None:
         self.state.reset()
@@ -515,19 +641,36 @@ def enable_cache(
     """Run ``target`` (a diffusers pipeline or its transformer) under a cache schedule.
 
     Replaces an ecad cache enabled on the model by a plain call (its handle is then disabled); inside a ``with
-    ecad.enable_cache(...)`` block on the same model it is refused (use ``handle.set_schedule``). ``schedule`` may be
-    a path; ``cache_dtype`` must be a floating-point dtype. With a pipeline, every call's step count is checked
-    against the schedule before any compute (``resample=True`` maps the schedule to the call's step count instead
-    and logs it). ``prune=False`` computes what nothing reads, as the paper's code did: recomputes whose output is
-    never read and the inputs of replayed components (same images, more compute).
-    ``forecast_unit`` (``"step"`` or ``"timestep"``) is the time axis a forecasting schedule extrapolates along.
-    ``adapter`` serves models no registered adapter knows (``ecad.GenericAdapter(...)``). A schedule file that records
+    ecad.enable_cache(...)`` block on the same model it is refused (use ``handle.set_schedule``). With a pipeline,
+    every call's step count is checked against the schedule before any compute, and the denoising step follows the
+    pipeline's scheduler, so ``torch.compile`` (whole model or :func:`ecad.compile_transformer`'s regional
+    compilation) traces no decision: ``fullgraph=True`` works, one graph per distinct plan. A bare transformer is
+    placed by the timestep of each call instead (one graph break per call when compiled). A schedule file that records
     the settings it was found under is checked against the pipeline and each generation (:mod:`ecad.provenance`):
-    differences are logged as warnings. Use the returned handle,
-    or :func:`disable_cache`, to restore the model's own behaviour exactly::
+    differences are logged as warnings.
 
-        with ecad.enable_cache(pipe, ecad.CacheSchedule.load("fast.json")):
-            image = pipe("a red circle above a blue square", num_inference_steps=20).images[0]
+    Args:
+        target: a diffusers pipeline with a ``transformer`` (and a ``scheduler``), or the transformer itself; a
+            ``torch.compile`` wrapper is looked through.
+        schedule: a :class:`CacheSchedule`, the path of a schedule file, or a :class:`CacheConfig` (then the other
+            settings come from it).
+        resample: map the schedule to a call's step count when it differs (logged) instead of refusing the call.
+        prune: skip work whose result nothing reads (same images, less compute); ``False`` computes it, as the
+            paper's code did: recomputes whose output is never read and the inputs of replayed components.
+        cache_dtype: a floating-point dtype to keep outputs in (less memory; replayed outputs are cast back).
+        adapter: serves models no registered adapter knows (``ecad.GenericAdapter(...)``).
+        forecast_unit: the time axis a forecasting schedule extrapolates along, ``"step"`` or ``"timestep"``.
+
+    Returns:
+        A :class:`CacheHandle`: swap schedules, read counts, or disable the cache (also as a context manager), which
+        restores the model's own behaviour exactly.
+
+    Example:
+
+    ```python
+    with ecad.enable_cache(pipe, ecad.CacheSchedule.load("fast.json")):
+        image = pipe("a red circle above a blue square", num_inference_steps=20).images[0]
+    ```
     """
     config = (
         schedule if isinstance(schedule, CacheConfig)
@@ -540,23 +683,51 @@ def enable_cache(
     check_not_nested(_installed_state(transformer))
     disable_cache(transformer)
 
-    state = CacheState(config, scheduler, layout)
+    names: list[dict[str, int]] = [{} for _ in layout.block_names]
+    for block, component, _, _ in adapter.components(transformer):
+        names[block][layout.component_names[component]] = component
+    shared: dict[tuple[tuple[str, int], ...], dict[str, int]] = {}
+    names = [shared.setdefault(tuple(n.items()), n) for n in names]  # one dict per block kind
+    skips = adapter.block_skips(transformer) if config.prune else []
+    skipping = {block for block, *_ in skips}
+    unread = tuple(feed for feed in layout.feeds if feed[0] in skipping)
+    state = CacheState(config, scheduler, layout, names, unread, functools.partial(_device, transformer))
     if not isinstance(target, nn.Module):
         state.call_check = CallCheck(target)
         state.call_check.on_enable(config.schedule)
     registry = HookRegistry.check_if_exists_or_initialize(transformer)
     registry.register_hook(StepTrackerHook(state, adapter.timestep_arg, adapter.sample_arg), _STEP_HOOK)
     for block, component, _, module in adapter.components(transformer):
-        HookRegistry.check_if_exists_or_initialize(module).register_hook(
-            ComponentCacheHook(state, block, component), _COMPONENT_HOOK)
-    if config.prune:
-        for block, module, skip, components in adapter.block_skips(transformer):
+        if block not in skipping:
             HookRegistry.check_if_exists_or_initialize(module).register_hook(
-                BlockSkipHook(state, block, skip, components), _BLOCK_HOOK)
+                ComponentCacheHook(state.blocks[block], component), _COMPONENT_HOOK)
+    for block, module, skip, _ in skips:
+        HookRegistry.check_if_exists_or_initialize(module).register_hook(
+            BlockSkipHook(state.blocks[block], skip), _BLOCK_HOOK)
     registry.invalidate_child_registries_cache()
     if scheduler is not None and callable(getattr(scheduler, "set_timesteps", None)):
-        state.call_start = CallStartHook(scheduler, state)
+        state.clock_hook = SchedulerClock(scheduler, state)
+    allow_recompiles(state.book)
     return CacheHandle(transformer, state)
+
+
+def _device(transformer: nn.Module) -> torch.device:
+    parameter = next(transformer.parameters(), None)
+    return torch.device("cpu") if parameter is None else parameter.device
+
+
+def allow_recompiles(book: PlanBook) -> None:
+    """Raise dynamo's recompile limit (per code object, 8 by default) to what compiling under the schedules run so far
+    needs: one graph per distinct step plan (whole model) or block plan (regional), with room for true CFG's second
+    pass and later start rows. Past the limit dynamo would run the rest eagerly (or fail, with ``fullgraph=True``)."""
+    config = torch._dynamo.config
+    book.distinct()
+    needed = 2 * max(len(SEEN_STEP_PLANS), len(SEEN_BLOCK_PLANS)) + 8
+    if config.recompile_limit < needed:
+        logger.info("ecad: torch._dynamo.config.recompile_limit raised from %d to %d for the schedules' plans",
+                    config.recompile_limit, needed)
+        config.recompile_limit = needed
+    config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, 4 * needed)
 
 
 def disable_cache(target: Any) -> None:
@@ -565,8 +736,8 @@ def disable_cache(target: Any) -> None:
     state = _installed_state(transformer)
     if state is not None:
         state.enabled = False
-        if state.call_start is not None:
-            state.call_start.remove()
+        if state.clock_hook is not None:
+            state.clock_hook.remove()
     for module in transformer.modules():
         remove_hooks(module, (_STEP_HOOK, _COMPONENT_HOOK, _BLOCK_HOOK))
 

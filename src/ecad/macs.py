@@ -177,6 +177,9 @@ class _Plan:
     def replay(self, component: str) -> Any:
         return self._outputs[component]
 
+    def compute(self, component: str, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        return module(*args, **kwargs)
+
 
 def _macs(mapping: dict[Any, Any], fn: Any, *args: Any, **kwargs: Any) -> tuple[int, dict[str, dict[Any, int]]]:
     with FlopCounterMode(display=False, depth=None, custom_mapping=mapping) as counter:

@@ -50,7 +50,8 @@ def _double_forward(
     c_shift_msa, c_scale_msa, c_gate_msa, c_shift_mlp, c_scale_mlp, c_gate_mlp = linear_modulation(
         block.norm1_context, temb, 6)
     if step.runs("attn"):
-        outputs = block.attn(
+        outputs = step.compute(
+            "attn", block.attn,
             hidden_states=modulate_tokens(block.norm1.norm(hidden_states), scale_msa, shift_msa),
             encoder_hidden_states=modulate_tokens(block.norm1_context.norm(encoder_hidden_states), c_scale_msa,
                                                   c_shift_msa),
@@ -60,8 +61,8 @@ def _double_forward(
         outputs = step.replay("attn")
     attn_output, context_attn_output, *ip_output = outputs
     hidden_states = gated_add_tokens(gate_msa, attn_output, hidden_states)
-    ff_output = (block.ff(modulate_tokens(block.norm2(hidden_states), scale_mlp, shift_mlp)) if step.runs("ff")
-                 else step.replay("ff"))
+    ff_output = (step.compute("ff", block.ff, modulate_tokens(block.norm2(hidden_states), scale_mlp, shift_mlp))
+                 if step.runs("ff") else step.replay("ff"))
     hidden_states = gated_add_tokens(gate_mlp, ff_output, hidden_states)
     if ip_output:
         hidden_states = add_into(hidden_states, ip_output[0])
@@ -81,13 +82,13 @@ def _single_forward(
     runs_attn, runs_mlp, runs_out = step.runs("attn"), step.runs("proj_mlp"), step.runs("proj_out")
     if runs_attn or runs_mlp:
         normed = modulate_tokens(block.norm.norm(residual), scale_msa, shift_msa)
-    mlp = block.proj_mlp(normed) if runs_mlp else None
-    attn = block.attn(hidden_states=normed, image_rotary_emb=image_rotary_emb,
+    mlp = step.compute("proj_mlp", block.proj_mlp, normed) if runs_mlp else None
+    attn = step.compute("attn", block.attn, hidden_states=normed, image_rotary_emb=image_rotary_emb,
                       **(joint_attention_kwargs or {})) if runs_attn else None
     if runs_out:
         mlp = block.act_mlp(mlp if runs_mlp else step.replay("proj_mlp"))
         attn = attn if runs_attn else step.replay("attn")
-        output = block.proj_out(torch.cat([attn, mlp], dim=2))
+        output = step.compute("proj_out", block.proj_out, torch.cat([attn, mlp], dim=2))
     else:
         output = step.replay("proj_out")
     hidden_states = _clip_half(gated_add_tokens(gate, output, residual))

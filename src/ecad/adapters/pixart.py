@@ -63,13 +63,14 @@ def _forward(
         block.scale_shift_table, timestep, hidden_states.shape[0])
     if step.runs("attn1"):
         attn_input = modulate(block.norm1(hidden_states), scale_msa, shift_msa)
-        output = block.attn1(attn_input, encoder_hidden_states=None, attention_mask=attention_mask, **kwargs)
+        output = step.compute("attn1", block.attn1, attn_input, encoder_hidden_states=None,
+                              attention_mask=attention_mask, **kwargs)
     else:
         output = step.replay("attn1")
     hidden_states = _gated_residual(gate_msa, output, hidden_states)
     hidden_states = cross_attention(block, step, hidden_states, encoder_hidden_states, encoder_attention_mask, **kwargs)
-    output = (block.ff(modulate(block.norm2(hidden_states), scale_mlp, shift_mlp)) if step.runs("ff")
-              else step.replay("ff"))
+    output = (step.compute("ff", block.ff, modulate(block.norm2(hidden_states), scale_mlp, shift_mlp))
+              if step.runs("ff") else step.replay("ff"))
     return _gated_residual(gate_mlp, output, hidden_states)
 
 

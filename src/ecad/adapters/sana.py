@@ -33,14 +33,15 @@ def _forward(
     shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = table_modulation(
         block.scale_shift_table, timestep, hidden_states.shape[0])
     if step.runs("attn1"):
-        output = block.attn1(modulate(block.norm1(hidden_states), scale_msa, shift_msa).to(hidden_states.dtype))
+        attn_input = modulate(block.norm1(hidden_states), scale_msa, shift_msa).to(hidden_states.dtype)
+        output = step.compute("attn1", block.attn1, attn_input)
     else:
         output = step.replay("attn1")
     hidden_states = gated_add(gate_msa, output, hidden_states)
     hidden_states = cross_attention(block, step, hidden_states, encoder_hidden_states, encoder_attention_mask)
     if step.runs("ff"):
         ff_input = modulate(block.norm2(hidden_states), scale_mlp, shift_mlp)
-        output = block.ff(ff_input.unflatten(1, (height, width)).permute(0, 3, 1, 2))
+        output = step.compute("ff", block.ff, ff_input.unflatten(1, (height, width)).permute(0, 3, 1, 2))
     else:
         output = step.replay("ff")
     return gated_add(gate_mlp, output.flatten(2, 3).permute(0, 2, 1), hidden_states)

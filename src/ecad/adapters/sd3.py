@@ -69,17 +69,18 @@ def _forward(
             context_input = block.norm1_context(encoder_hidden_states, temb)
         else:
             context_input = modulate_tokens(block.norm1_context.norm(encoder_hidden_states), c_scale_msa, c_shift_msa)
-        attn_output, context_attn_output = block.attn(
+        attn_output, context_attn_output = step.compute(
+            "attn", block.attn,
             hidden_states=modulate_tokens(normed, scale_msa, shift_msa), encoder_hidden_states=context_input, **kwargs)
     else:
         attn_output, context_attn_output = step.replay("attn")
     hidden_states = gated_add_tokens(gate_msa, attn_output, hidden_states)
     if dual:
-        output = (block.attn2(hidden_states=modulate_tokens(normed, scale_msa2, shift_msa2), **kwargs) if runs_attn2
-                  else step.replay("attn2"))
+        output = (step.compute("attn2", block.attn2, hidden_states=modulate_tokens(normed, scale_msa2, shift_msa2),
+                               **kwargs) if runs_attn2 else step.replay("attn2"))
         hidden_states = gated_add_tokens(gate_msa2, output, hidden_states)
-    ff_output = (block.ff(modulate_tokens(block.norm2(hidden_states), scale_mlp, shift_mlp)) if step.runs("ff")
-                 else step.replay("ff"))
+    ff_output = (step.compute("ff", block.ff, modulate_tokens(block.norm2(hidden_states), scale_mlp, shift_mlp))
+                 if step.runs("ff") else step.replay("ff"))
     hidden_states = gated_add_tokens(gate_mlp, ff_output, hidden_states)
     if block.context_pre_only:
         return None, hidden_states

@@ -8,10 +8,9 @@ component's input only when the component runs. When every component of a block 
 step's modulation, the gates applied to the replayed outputs and the residual adds.
 
 The runtime (:class:`ecad.hooks.BlockSkipHook`) calls it only at steps where some component of the block replays; the
-cost model counts it the same way (:mod:`ecad.macs`). The small functions below hold the tensor arithmetic, so that
-under ``torch.compile`` each is compiled once whatever the step's decisions are (the decisions are taken in the
-block forward, which runs outside the graph). A shared piece that asks the step itself is marked :func:`decides`:
-traced, it would guard on the step number and the cache's contents and recompile at every step.
+cost model counts it the same way (:mod:`ecad.macs`). The ``step`` it asks is a plan fixed for the step
+(:mod:`ecad.plans`), so under ``torch.compile`` a skip forward traces into one graph per distinct plan, with no
+graph break; the small functions below hold the tensor arithmetic the block forwards share.
 """
 
 from __future__ import annotations
@@ -33,6 +32,9 @@ class BlockStep(Protocol):
     def replay(self, component: str) -> Any:
         """The cached raw output of ``component`` (only for components that do not run)."""
 
+    def compute(self, component: str, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        """Run ``module`` (the component ``component``, only where it runs) and keep its output."""
+
 
 @dataclass(frozen=True)
 class BlockSkip:
@@ -40,19 +42,15 @@ class BlockSkip:
 
     Args:
         forward: ``forward(block, step, *args, **kwargs)`` with the block forward's own arguments after ``step``
-            (a :class:`BlockStep`); calls a component module only when ``step.runs(name)``.
+            (a :class:`BlockStep`); calls a component module, through ``step.compute(name, module, ...)``, only
+            when ``step.runs(name)``. Where every component runs it must equal the block's own forward bit for bit:
+            the runtime calls it at every step.
         supports: whether a block instance has the configuration ``forward`` was written for (others run their
             own forward at every step, without skipping).
     """
 
     forward: Callable[..., Any]
     supports: Callable[[nn.Module], bool]
-
-
-def decides(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Keep a piece that reads the step's decisions out of any compiled graph (the tensor work it calls is still
-    compiled): the same rule as for the block forward itself."""
-    return torch.compiler.disable(function, recursive=False)
 
 
 def class_is(*names: str) -> Callable[[nn.Module], bool]:
@@ -95,7 +93,6 @@ def add_into(own: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     return own + other if torch.is_grad_enabled() else own.add_(other)
 
 
-@decides
 def cross_attention(
     block: nn.Module, step: BlockStep, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None,
     mask: torch.Tensor | None, **kwargs: Any,
@@ -103,12 +100,12 @@ def cross_attention(
     """PixArt's and Sana's ungated cross-attention on the residual stream: ``attn2(h, ...) + h``."""
     if block.attn2 is None:
         return hidden_states
-    output = (block.attn2(hidden_states, encoder_hidden_states=encoder_hidden_states, attention_mask=mask, **kwargs)
+    output = (step.compute("attn2", block.attn2, hidden_states, encoder_hidden_states=encoder_hidden_states,
+                           attention_mask=mask, **kwargs)
               if step.runs("attn2") else step.replay("attn2"))
     return add_into(hidden_states, output)
 
 
-@decides
 def context_feed_forward(block: nn.Module, step: BlockStep, encoder_hidden_states: torch.Tensor,
                          context_attn_output: torch.Tensor, gate_msa: torch.Tensor, shift_mlp: torch.Tensor,
                          scale_mlp: torch.Tensor, gate_mlp: torch.Tensor) -> torch.Tensor:
@@ -116,7 +113,8 @@ def context_feed_forward(block: nn.Module, step: BlockStep, encoder_hidden_state
     ``ff_context`` on the modulated ``norm2_context``, gated."""
     encoder_hidden_states = gated_add_tokens(gate_msa, context_attn_output, encoder_hidden_states)
     if step.runs("ff_context"):
-        output = block.ff_context(modulate_tokens(block.norm2_context(encoder_hidden_states), scale_mlp, shift_mlp))
+        output = step.compute("ff_context", block.ff_context,
+                              modulate_tokens(block.norm2_context(encoder_hidden_states), scale_mlp, shift_mlp))
     else:
         output = step.replay("ff_context")
     return gated_add_tokens(gate_mlp, output, encoder_hidden_states)

@@ -1,0 +1,251 @@
+"""Compiled ecad as users run it: eager, compiled whole and compiled regional transformers under cache schedules.
+
+For each mode and schedule: graph breaks, new graphs, recompiles in a second generation, compile seconds, transformer
+seconds per generation (median of interleaved rounds, with the spread), the measured speedup against the same mode's
+uncached model, and delivery (measured / MAC speedup). The transformer runs in a pipeline's loop (its scheduler
+drives ecad's step clock, as in a pipeline call), timed without text encoding and decoding.
+
+    python benchmarks/compiled.py --model stand-in --schedules no-cache,all-replay --save
+    python benchmarks/compiled.py --model tiny-shapes --save
+    python benchmarks/compiled.py --model pixart-alpha --size 256 --paper ../shared/paper/schedules/pixart_alpha_256
+
+``stand-in``: a 28-block PixArt with tiny tensors, where the host is the limit (as on a GPU at small batch).
+``--layers`` shrinks a preset (a reduced configuration, recorded as such); ``--modes eager`` runs on any ecad.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import torch  # noqa: E402
+from common import emit, environment, median  # noqa: E402
+from torch._dynamo.utils import counters  # noqa: E402
+
+import ecad  # noqa: E402
+from ecad.adapters import find_preset, get_adapter  # noqa: E402
+from ecad.heuristics import fora  # noqa: E402
+from ecad.macs import count_macs  # noqa: E402
+
+STAND_IN = dict(num_layers=28, num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8,
+                sample_size=8, patch_size=2, cross_attention_dim=16, caption_channels=32, norm_type="ada_norm_single",
+                norm_elementwise_affine=False, norm_eps=1e-6, use_additional_conditions=False)
+
+
+def build(args: Any) -> tuple[torch.nn.Module, Any, dict[str, Any], int, int]:
+    """``(transformer, scheduler, inputs without the timestep, height, width)``; random inputs, seed 0."""
+    from diffusers import DPMSolverMultistepScheduler, PixArtTransformer2DModel
+
+    torch.manual_seed(0)
+    text_len = 8
+    if args.model == "stand-in":
+        transformer, scheduler, size = PixArtTransformer2DModel(**STAND_IN), DPMSolverMultistepScheduler(), 64
+    elif args.model == "tiny-shapes":
+        from ecad.loading import default_size, load_pipeline
+
+        pipe = load_pipeline("tiny-shapes", device="cpu", dtype="float32")
+        transformer, scheduler, size = pipe.transformer, pipe.scheduler, default_size(pipe)
+        text_len = 16
+    else:
+        adapter, preset = find_preset(args.model)
+        config = {k: v for k, v in preset.config.items() if not k.startswith("_")}
+        if args.layers:
+            config["num_layers"] = args.layers
+        import diffusers
+
+        transformer = getattr(diffusers, preset.config["_class_name"]).from_config(config)
+        scheduler, size, text_len = DPMSolverMultistepScheduler(), args.size or 256, preset.text_len
+    transformer.eval().requires_grad_(False)
+    size = args.size or size
+    adapter = get_adapter(transformer)
+    inputs = adapter.dummy_inputs(transformer.config, 2, size, size, text_len, "cpu")
+    inputs = {k: _random(v) for k, v in inputs.items() if k != adapter.timestep_arg}
+    return transformer, scheduler, inputs, size, size
+
+
+def _random(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return torch.randn(value.shape)
+    if isinstance(value, dict):
+        return {k: _random(v) for k, v in value.items()}
+    return value
+
+
+def schedules(args: Any, transformer: torch.nn.Module) -> dict[str, Any]:
+    layout = ecad.model_layout(transformer)
+    out: dict[str, Any] = {}
+    for name in args.schedules.split(","):
+        if name == "no-cache":
+            out[name] = None
+        elif name == "all-recompute":
+            out[name] = layout.full_schedule(args.steps)
+        elif name == "all-replay":  # step 0 computes, every later step replays everything
+            out[name] = fora(layout, args.steps, args.steps)
+        elif name.startswith("fora:"):
+            out[name] = fora(layout, args.steps, int(name[5:]))
+        else:
+            raise SystemExit(f"unknown schedule {name!r}: use no-cache, all-recompute, all-replay or fora:N")
+    for path in sorted(Path(args.paper).glob("*.json")) if args.paper else []:
+        out[f"paper/{path.stem}"] = ecad.CacheSchedule.load(path)
+    return out
+
+
+class Loop:
+    """The denoising loop of a pipeline, transformer only: per-call seconds of one generation."""
+
+    def __init__(self, transformer: torch.nn.Module, scheduler: Any, inputs: dict[str, Any], steps: int) -> None:
+        self.target = SimpleNamespace(transformer=transformer, scheduler=scheduler)
+        self.transformer, self.scheduler, self.inputs, self.steps = transformer, scheduler, inputs, steps
+        self.sample_arg = get_adapter(transformer).sample_arg
+
+    @torch.no_grad()
+    def run(self) -> list[float]:
+        self.scheduler.set_timesteps(self.steps)
+        inputs = dict(self.inputs)
+        sample = inputs.pop(self.sample_arg)
+        seconds = []
+        for t in self.scheduler.timesteps:
+            start = time.perf_counter()
+            out = self.transformer(sample, timestep=t.expand(sample.shape[0]), return_dict=False, **inputs)[0]
+            seconds.append(time.perf_counter() - start)
+            sample = self.scheduler.step(out[:, :sample.shape[1]], t, sample, return_dict=False)[0]
+        return seconds
+
+
+def compile_mode(transformer: torch.nn.Module, mode: str) -> None:
+    for module in transformer.modules():
+        module._compiled_call_impl = None
+    if mode != "eager":
+        ecad.compile_transformer(transformer, mode, fullgraph=True)
+
+
+def run_mode(loops: tuple[Loop, Loop], mode: str, named: dict[str, Any], rounds: int) -> dict[str, dict[str, Any]]:
+    """Compile (warm-up: two generations of each schedule), then ``rounds`` interleaved rounds. The uncached model is
+    a copy of the transformer without hooks; the cached one keeps one ecad cache and switches schedules with
+    ``set_schedule`` (a new cache would be new hooks: dynamo guards on them and would compile again)."""
+    plain, cached = loops
+    torch._dynamo.reset()
+    compile_mode(plain.transformer, mode)
+    compile_mode(cached.transformer, mode)
+    first = next(s for s in named.values() if s is not None)
+    handle = ecad.enable_cache(cached.target, first)
+
+    def generation(name: str) -> list[float]:
+        if named[name] is None:
+            return plain.run()
+        handle.set_schedule(named[name])
+        return cached.run()
+
+    stats: dict[str, dict[str, Any]] = {}
+    try:
+        for name in named:
+            counters.clear()
+            first_s = sum(generation(name))
+            graphs = counters["stats"]["unique_graphs"]
+            second_s = sum(generation(name))
+            stats[name] = {"graph_breaks": sum(counters["graph_break"].values()), "graphs_new": graphs,
+                           "recompiles_second_generation": counters["stats"]["unique_graphs"] - graphs,
+                           "compile_s": max(first_s - second_s, 0.0), "generation_s": [], "replay_call_s": []}
+        for _ in range(rounds):
+            for name in named:
+                calls = generation(name)
+                stats[name]["generation_s"].append(sum(calls))
+                stats[name]["replay_call_s"].append(median(calls[1:]))
+    finally:
+        handle.disable()
+        compile_mode(plain.transformer, "eager")
+        compile_mode(cached.transformer, "eager")
+    return stats
+
+
+def python_calls_per_step(loop: Loop, schedule: Any) -> dict[str, int]:
+    """What ecad's runtime runs in Python during the last call of an all-replay generation (eager), counted by a
+    profile hook: hook invocations (``pre_forward``/``new_forward``) and calls of functions in ``ecad/hooks.py``."""
+    counted = {"on": False, "hooks": 0, "runtime": 0}
+
+    def profile(frame: Any, event: str, _: Any) -> None:
+        if counted["on"] and event == "call" and frame.f_code.co_filename.endswith("ecad/hooks.py"):
+            counted["runtime"] += 1
+            counted["hooks"] += frame.f_code.co_name in ("pre_forward", "new_forward")
+
+    def last_call(*_: Any) -> None:
+        counted.update(on=True, hooks=0, runtime=0)
+
+    handle = ecad.enable_cache(loop.target, schedule)
+    watch = loop.transformer.register_forward_pre_hook(last_call)
+    done = loop.transformer.register_forward_hook(lambda *_: counted.__setitem__("on", False))
+    sys.setprofile(profile)
+    try:
+        loop.run()
+    finally:
+        sys.setprofile(None)
+        watch.remove()
+        done.remove()
+        handle.disable()
+    return {"hook_invocations": counted["hooks"], "runtime_python_calls": counted["runtime"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="stand-in", help="stand-in, tiny-shapes or an architecture preset")
+    parser.add_argument("--schedules", default="no-cache,all-recompute,fora:2,fora:3,fora:4,fora:5")
+    parser.add_argument("--paper", help="a folder of the paper's schedule files for this model (added)")
+    parser.add_argument("--modes", default="eager,whole,regional")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--size", type=int, help="image size in pixels (default: the model's)")
+    parser.add_argument("--layers", type=int, help="a preset with fewer blocks: a reduced configuration")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--save", action="store_true", help="append to benchmarks/results/compiled.jsonl")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    transformer, scheduler, inputs, height, width = build(args)
+    loop = Loop(transformer, scheduler, inputs, args.steps)
+    loops = (Loop(copy.deepcopy(transformer), copy.deepcopy(scheduler), inputs, args.steps), loop)
+    named = schedules(args, transformer)
+    table = count_macs(transformer, height, width, text_len=inputs[get_adapter(transformer).text_arg].shape[1])
+    full_macs = table.schedule_macs(table.full_schedule(args.steps))
+    results = {}
+    for mode in args.modes.split(","):
+        stats = run_mode(loops, mode, named, args.rounds)
+        base = median(stats["no-cache"]["generation_s"]) if "no-cache" in stats else None
+        for name, entry in stats.items():
+            schedule = named[name]
+            seconds = median(entry["generation_s"])
+            mac = full_macs / table.schedule_macs(schedule) if schedule is not None else 1.0
+            measured = base / seconds if base else None
+            entry.update({
+                "median_generation_s": seconds,
+                "spread_generation_s": [min(entry["generation_s"]), max(entry["generation_s"])],
+                "median_replay_call_us": 1e6 * median(entry["replay_call_s"]),
+                "mac_speedup": mac, "measured_speedup_vs_same_mode_uncached": measured,
+                "delivery_measured_over_mac": measured / mac if measured else None,
+            })
+        results[mode] = stats
+    record = {
+        "benchmark": "compiled", **environment("cpu"), "model": args.model, "steps": args.steps,
+        "size": [height, width], "layers": args.layers or transformer.config.num_layers,
+        "reduced": bool(args.layers), "rounds": args.rounds, "inductor_fullgraph": True,
+        "transformer_only": True, "results": results,
+    }
+    record["python_per_call"] = {name: python_calls_per_step(loop, named[name])
+                                 for name in ("all-replay", "all-recompute") if name in named}
+    emit("compiled", record, args.save)
+    for mode, stats in results.items():
+        for name, entry in stats.items():
+            print(f"{mode:9s} {name:22s} {entry['median_generation_s']:8.3f}s  replay call "
+                  f"{entry['median_replay_call_us']:9.0f}us  speedup {entry['measured_speedup_vs_same_mode_uncached'] or 0:5.2f}x "
+                  f"(MAC {entry['mac_speedup']:5.2f}x)  breaks {entry['graph_breaks']} graphs {entry['graphs_new']} "
+                  f"recompiles {entry['recompiles_second_generation']}  compile {entry['compile_s']:.1f}s",
+                  file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
