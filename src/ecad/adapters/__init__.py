@@ -10,12 +10,21 @@ from torch import nn
 from ..schedule import register_paper_naming
 from .base import ArchPreset, BlockGroup, ModelAdapter, ModelLayout, UnsupportedModelError
 from .flux import FluxAdapter
+from .flux2 import Flux2Adapter
 from .generic import GenericAdapter
+from .hunyuan_video import HunyuanVideo15Adapter
+from .ltx2 import LTX2Adapter
 from .pixart import PixArtAdapter
+from .qwen_image import QwenImageAdapter
 from .sana import SanaAdapter
 from .sd3 import SD3Adapter
+from .wan import WanAdapter
+from .z_image import ZImageAdapter
 
-ADAPTERS: list[ModelAdapter] = [PixArtAdapter(), FluxAdapter(), SD3Adapter(), SanaAdapter()]
+ADAPTERS: list[ModelAdapter] = [
+    PixArtAdapter(), FluxAdapter(), SD3Adapter(), SanaAdapter(), WanAdapter(), QwenImageAdapter(), Flux2Adapter(),
+    HunyuanVideo15Adapter(), LTX2Adapter(), ZImageAdapter(),
+]
 
 __all__ = [
     "ADAPTERS", "ArchPreset", "BlockGroup", "GenericAdapter", "ModelAdapter", "ModelLayout", "UnsupportedModelError",

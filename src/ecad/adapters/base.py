@@ -134,6 +134,8 @@ class ModelAdapter:
     # What the transformer's timestep runs up to (PixArt/SD3: 1000 train steps; FLUX passes t/1000).
     timestep_scale: float = 1000.0
     default_text_len: int = 120
+    # Video models: the frames counted by default (``dummy_inputs`` then takes ``frames=``); ``None``: an image model.
+    default_frames: int | None = None
     # Components that attend to the text only (TGATE-style heuristics stop recomputing them late in denoising).
     cross_attention: tuple[str, ...] = ()
     call_kwargs: dict[str, Any] = {}
@@ -246,5 +248,6 @@ class ModelAdapter:
         self, config: Any, batch_size: int, height: int, width: int, text_len: int, device: torch.device | str
     ) -> dict[str, Any]:
         """Keyword inputs of one transformer call at this resolution, assumed for counting an architecture preset or a
-        bare transformer (a pipeline's real call is observed instead, :mod:`ecad.observe`)."""
+        bare transformer (a pipeline's real call is observed instead, :mod:`ecad.observe`). Video adapters
+        (``default_frames`` set) take a further ``frames=`` keyword: the video's frames in pixel space."""
         raise NotImplementedError(f"the {self.family} adapter does not support MAC counting")
