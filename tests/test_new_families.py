@@ -1,0 +1,127 @@
+"""The video and new image families on tiny bare transformers: the cost table at the real call's shapes, a short
+NSGA-II search over each family's layout and cost, presets at their usual sizes. (Exactness, refusal of a foreign
+schedule and the skip forwards for every plan run in tests/test_adapters.py over the same tiny models.)"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from tiny_pipelines import NEW_FAMILIES, TEXT
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+import ecad
+from ecad.cli import main
+from ecad.macs import count_macs
+from ecad.schedule import schedule_key
+from ecad.search import RunDirectory, SearchConfig
+from ecad.search.run import run_search
+from ecad.search.store import Evaluation
+
+# HunyuanVideo 1.5's transformer reorders the text tokens by the values of their masks (boolean indexing), which the
+# meta device cannot run: its MACs are counted only where a real call is observed.
+COUNTED_ON_META = [name for name in NEW_FAMILIES if name != "hunyuan-video-1.5"]
+
+
+def _build(name):
+    build, timestep_arg, timesteps, size, frames = NEW_FAMILIES[name]
+    torch.manual_seed(0)
+    model, inputs = build()
+    return model, inputs, timestep_arg, timesteps, size, frames
+
+
+def _real_macs(model, inputs) -> int:
+    mapping = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu:
+               lambda q, k, v, *args, out_shape=None, **kwargs: sdpa_flop_count(q, k, v)}
+    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        model(**inputs)
+    return sum(counter.get_flop_counts()["Global"].values()) // 2
+
+
+@pytest.mark.parametrize("name", COUNTED_ON_META)
+def test_full_step_macs_equal_flop_counter_over_one_real_call(name):
+    model, inputs, timestep_arg, timesteps, size, frames = _build(name)
+    table = count_macs(model, size, size, batch_size=2, text_len=TEXT, frames=frames)
+    real = _real_macs(model, {**inputs, timestep_arg: torch.full((2,), timesteps[0]), "return_dict": False})
+    assert table.full_step_macs == real
+    assert bool((table.component_macs[table.exists] > 0).all())
+
+
+def test_hunyuan_video_cannot_be_counted_on_the_meta_device_and_says_why():
+    with pytest.raises(RuntimeError, match="meta"):
+        count_macs("hunyuanvideo-1.5", 720, 1280)
+
+
+class _BareExecutor:
+    """Scores a candidate on a tiny bare transformer: relative error of every step's output against the uncached
+    run (quality: its negative), cost: the cost table's MACs of the schedule."""
+
+    def __init__(self, name: str) -> None:
+        model, inputs, timestep_arg, timesteps, size, frames = _build(name)
+        self.model, self.table = model, count_macs(model, size, size, batch_size=2, text_len=TEXT, frames=frames)
+        self.calls = [{**inputs, timestep_arg: torch.full((2,), t), "return_dict": False} for t in timesteps]
+        self.layout = ecad.model_layout(model)
+        self.reference = self._run()
+
+    @torch.no_grad()
+    def _run(self) -> torch.Tensor:
+        outputs = [self.model(**call)[0] for call in self.calls]
+        return torch.cat([(o if isinstance(o, torch.Tensor) else torch.stack(o)).flatten() for o in outputs])
+
+    def describe(self):
+        return self.layout, float(self.table.full_step_macs * len(self.calls))
+
+    def image_size(self):
+        return self.table.height, self.table.width
+
+    def map(self, schedules, rows=None):
+        for schedule in schedules:
+            with ecad.enable_cache(self.model, schedule):
+                output = self._run()
+            error = float((output - self.reference).norm() / self.reference.norm())
+            macs = self.table.schedule_macs(schedule)
+            yield Evaluation(schedule_key(schedule), -error, float(macs),
+                             {"quality": -error, "macs": macs,
+                              "compute": macs / (self.table.full_step_macs * len(self.calls))})
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("name", COUNTED_ON_META)
+def test_a_short_search_over_the_family_layout(name, tmp_path):
+    executor = _BareExecutor(name)
+    config = SearchConfig(model=name, prompts=["a"], metric="fidelity", population=4, generations=2, num_steps=4,
+                          strategy="paper")
+    run_dir = RunDirectory(tmp_path / "run")
+    run_dir.open(config, resume=False)
+    run_dir.commit(config)
+    layout, full_cost = executor.describe()
+    result = run_search(config, run_dir, layout, executor, full_cost, progress=False, image_size=executor.image_size())
+    assert result.evaluations >= 4
+    assert result.front and min(row["cost"] for row in result.front) < full_cost  # cheaper than no caching
+    cheapest = min(result.front, key=lambda row: row["cost"])
+    schedule = ecad.CacheSchedule.load(run_dir.path / cheapest["file"])
+    with ecad.enable_cache(executor.model, schedule) as handle:  # the saved schedule runs on the model
+        executor._run()
+    assert handle.counts["reused"] > 0
+
+
+NEW_PRESETS = ["wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.2-t2v-a14b", "qwen-image", "flux2-dev", "ltx-2",
+               "z-image-turbo"]
+
+
+@pytest.mark.slow  # building a real-size architecture on the meta device takes seconds
+@pytest.mark.parametrize("arch", NEW_PRESETS)
+def test_macs_cli_counts_every_new_preset(arch, capsys):
+    video = arch.startswith(("wan", "ltx"))
+    assert main(["macs", "--arch", arch, "--height", "256", "--width", "256", "--json"]
+                + (["--frames", "9"] if video else [])) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["frames"] == (9 if video else 1) and report["full_macs"] > 0
+
+
+def test_frames_are_refused_for_an_image_model(capsys):
+    assert main(["macs", "--arch", "qwen-image", "--frames", "9"]) != 0
+    assert "video models only" in capsys.readouterr().err
