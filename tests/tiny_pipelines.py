@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 from diffusers import (
-    AutoencoderDC, AutoencoderKL, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, Flux2Transformer2DModel,
+    AutoencoderDC, AutoencoderKL, AutoencoderKLWan, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, Flux2Transformer2DModel,
     FluxPipeline, FluxTransformer2DModel, HunyuanVideo15Transformer3DModel, LTX2VideoTransformer3DModel,
     PixArtAlphaPipeline, PixArtTransformer2DModel, QwenImageTransformer2DModel, SanaPipeline, SanaTransformer2DModel,
-    SD3Transformer2DModel, StableDiffusion3Pipeline, WanTransformer3DModel, ZImageTransformer2DModel,
+    SD3Transformer2DModel, StableDiffusion3Pipeline, WanPipeline, WanTransformer3DModel, ZImageTransformer2DModel,
 )
 from transformers import (
     CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, Gemma2Config, Gemma2Model,
@@ -231,3 +231,23 @@ NEW_FAMILIES = {
     # a falling t for the bare transformer's step clock (ZImagePipeline's own t rises: see docs/models.md)
     "z-image": (tiny_z_image, "t", (0.75, 0.5, 0.25, 0.0), 64, None),
 }
+
+
+def tiny_wan_pipeline(two_experts: bool = True, seed: int = 0) -> WanPipeline:
+    """WanPipeline from tiny parts; with two experts, Wan 2.2 A14B's layout: ``transformer`` for the high-noise steps
+    and ``transformer_2`` below ``boundary_ratio``."""
+    torch.manual_seed(seed)
+    tokenizer, text_encoder = tiny_t5()
+
+    def expert() -> WanTransformer3DModel:
+        return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8,
+                                     in_channels=4, out_channels=4, text_dim=32, freq_dim=16, ffn_dim=32,
+                                     num_layers=2, rope_max_seq_len=32).eval()
+
+    vae = AutoencoderKLWan(base_dim=4, z_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True], latents_mean=[0.0] * 4,
+                           latents_std=[1.0] * 4).eval()
+    return WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, transformer=expert(), vae=vae,
+                       scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+                       transformer_2=expert() if two_experts else None,
+                       boundary_ratio=0.6 if two_experts else None)
