@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from diffusers.utils.torch_utils import unwrap_module
 from torch import nn
 
 from ..schedule import register_paper_naming
+from .auto import AutoAdapter, discover_adapter
 from .base import ArchPreset, BlockGroup, ModelAdapter, ModelLayout, UnsupportedModelError
 from .flux import FluxAdapter
 from .flux2 import Flux2Adapter
@@ -27,9 +29,13 @@ ADAPTERS: list[ModelAdapter] = [
 ]
 
 __all__ = [
-    "ADAPTERS", "ArchPreset", "BlockGroup", "GenericAdapter", "ModelAdapter", "ModelLayout", "UnsupportedModelError",
-    "adapter_for_config", "find_preset", "get_adapter", "presets", "register_adapter",
+    "ADAPTERS", "ArchPreset", "AutoAdapter", "BlockGroup", "GenericAdapter", "ModelAdapter", "ModelLayout", "UnsupportedModelError",
+    "adapter_for_config", "discover_adapter", "find_preset", "get_adapter", "presets", "register_adapter",
 ]
+
+
+logger = logging.getLogger(__name__)
+_LOGGED: set[str] = set()  # transformer classes whose found layout was logged
 
 
 def register_adapter(adapter: ModelAdapter) -> ModelAdapter:
@@ -63,12 +69,22 @@ def get_adapter(transformer: nn.Module, adapter: ModelAdapter | None = None) -> 
     for candidate in ADAPTERS:
         if candidate.matches(transformer):
             return candidate.bind(transformer)
-    supported = sorted({cls for a in ADAPTERS for cls in a.transformer_classes})
-    raise UnsupportedModelError(
-        f"ecad has no adapter for {type(transformer).__name__}; supported transformers: {', '.join(supported)}. "
-        "Pass `adapter=ecad.GenericAdapter(block_list, components)` or register one with "
-        "`ecad.register_adapter` (README: 'Adding a model')."
-    )
+    try:
+        found = discover_adapter(transformer)
+    except UnsupportedModelError:
+        supported = sorted({cls for a in ADAPTERS for cls in a.transformer_classes})
+        raise UnsupportedModelError(
+            f"ecad has no adapter for {type(transformer).__name__} and found no repeated blocks in it; supported "
+            f"transformers: {', '.join(supported)}. Pass `adapter=ecad.GenericAdapter(block_list, components)` or "
+            "register one with `ecad.register_adapter` (README: 'Adding a model')."
+        ) from None
+    if type(transformer).__name__ not in _LOGGED:
+        _LOGGED.add(type(transformer).__name__)
+        logger.warning("ecad has no adapter for %s and uses the layout it found:\n%s\nCheck it once; keep it with "
+                       "`ecad.adapters.discover_adapter(transformer).save(path)` and pass "
+                       "`adapter=ecad.adapters.AutoAdapter.load(path)`, or name it with `ecad.GenericAdapter`.",
+                       type(transformer).__name__, found.describe())
+    return found
 
 
 def adapter_for_config(config: dict[str, Any]) -> ModelAdapter | None:
