@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 import torch  # noqa: E402
-from common import emit, environment, median  # noqa: E402
+from common import emit, environment, median, synchronize  # noqa: E402
 from torch._dynamo.utils import counters  # noqa: E402
 
 import ecad  # noqa: E402
@@ -41,7 +41,7 @@ STAND_IN = dict(num_layers=28, num_attention_heads=2, attention_head_dim=8, in_c
 
 def build(args: Any) -> tuple[torch.nn.Module, Any, dict[str, Any], int, int]:
     """``(transformer, scheduler, inputs without the timestep, height, width)``; random inputs, seed 0."""
-    from diffusers import DPMSolverMultistepScheduler, PixArtTransformer2DModel
+    from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, PixArtTransformer2DModel
 
     torch.manual_seed(0)
     text_len = 8
@@ -56,25 +56,29 @@ def build(args: Any) -> tuple[torch.nn.Module, Any, dict[str, Any], int, int]:
     else:
         adapter, preset = find_preset(args.model)
         config = {k: v for k, v in preset.config.items() if not k.startswith("_")}
-        if args.layers:
-            config["num_layers"] = args.layers
+        if args.layers:  # a reduced configuration: every block list shortened
+            config |= {k: args.layers for k in ("num_layers", "num_single_layers") if k in config}
         import diffusers
 
         transformer = getattr(diffusers, preset.config["_class_name"]).from_config(config)
-        scheduler, size, text_len = DPMSolverMultistepScheduler(), args.size or 256, preset.text_len
-    transformer.eval().requires_grad_(False)
+        scheduler = (FlowMatchEulerDiscreteScheduler() if adapter.family == "flux" else DPMSolverMultistepScheduler())
+        size, text_len = args.size or 256, preset.text_len
     size = args.size or size
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    transformer.eval().requires_grad_(False).to(device, dtype)
     adapter = get_adapter(transformer)
-    inputs = adapter.dummy_inputs(transformer.config, 2, size, size, text_len, "cpu")
-    inputs = {k: _random(v) for k, v in inputs.items() if k != adapter.timestep_arg}
+    inputs = adapter.dummy_inputs(transformer.config, 2, size, size, text_len, device)
+    inputs = {k: _random(v, dtype) for k, v in inputs.items() if k != adapter.timestep_arg}
     return transformer, scheduler, inputs, size, size
 
 
-def _random(value: Any) -> Any:
+def _random(value: Any, dtype: torch.dtype) -> Any:
+    """Random inputs; FLUX's position ids (``[tokens, 3]``) and 1-D conditioning (guidance) stay zeros."""
     if isinstance(value, torch.Tensor):
-        return torch.randn(value.shape)
+        ids = value.ndim < 2 or value.shape[-1] == 3
+        return (torch.zeros if ids else torch.randn)(value.shape, device=value.device, dtype=dtype)
     if isinstance(value, dict):
-        return {k: _random(v) for k, v in value.items()}
+        return {k: _random(v, dtype) for k, v in value.items()}
     return value
 
 
@@ -103,7 +107,9 @@ class Loop:
     def __init__(self, transformer: torch.nn.Module, scheduler: Any, inputs: dict[str, Any], steps: int) -> None:
         self.target = SimpleNamespace(transformer=transformer, scheduler=scheduler)
         self.transformer, self.scheduler, self.inputs, self.steps = transformer, scheduler, inputs, steps
-        self.sample_arg = get_adapter(transformer).sample_arg
+        adapter = get_adapter(transformer)
+        self.sample_arg, self.scale = adapter.sample_arg, adapter.timestep_scale / 1000.0
+        self.device = next(transformer.parameters()).device
 
     @torch.no_grad()
     def run(self) -> list[float]:
@@ -112,28 +118,35 @@ class Loop:
         sample = inputs.pop(self.sample_arg)
         seconds = []
         for t in self.scheduler.timesteps:
+            timestep = (t * self.scale).to(self.device, sample.dtype).expand(sample.shape[0])
+            synchronize(self.device)
             start = time.perf_counter()
-            out = self.transformer(sample, timestep=t.expand(sample.shape[0]), return_dict=False, **inputs)[0]
+            out = self.transformer(sample, timestep=timestep, return_dict=False, **inputs)[0]
+            synchronize(self.device)
             seconds.append(time.perf_counter() - start)
             sample = self.scheduler.step(out[:, :sample.shape[1]], t, sample, return_dict=False)[0]
         return seconds
 
 
-def compile_mode(transformer: torch.nn.Module, mode: str) -> None:
+def compile_mode(transformer: torch.nn.Module, mode: str, backend: str = "inductor") -> None:
+    """``eager``, ``whole``, ``regional``, or either with a ``torch.compile`` mode: ``whole:reduce-overhead``."""
     for module in transformer.modules():
         module._compiled_call_impl = None
     if mode != "eager":
-        ecad.compile_transformer(transformer, mode, fullgraph=True)
+        scope, _, torch_mode = mode.partition(":")
+        options = {"mode": torch_mode} if torch_mode else {}
+        ecad.compile_transformer(transformer, scope, fullgraph=True, backend=backend, **options)
 
 
-def run_mode(loops: tuple[Loop, Loop], mode: str, named: dict[str, Any], rounds: int) -> dict[str, dict[str, Any]]:
+def run_mode(loops: tuple[Loop, Loop], mode: str, named: dict[str, Any], rounds: int, backend: str
+             ) -> dict[str, dict[str, Any]]:
     """Compile (warm-up: two generations of each schedule), then ``rounds`` interleaved rounds. The uncached model is
     a copy of the transformer without hooks; the cached one keeps one ecad cache and switches schedules with
     ``set_schedule`` (a new cache would be new hooks: dynamo guards on them and would compile again)."""
     plain, cached = loops
     torch._dynamo.reset()
-    compile_mode(plain.transformer, mode)
-    compile_mode(cached.transformer, mode)
+    compile_mode(plain.transformer, mode, backend)
+    compile_mode(cached.transformer, mode, backend)
     first = next(s for s in named.values() if s is not None)
     handle = ecad.enable_cache(cached.target, first)
 
@@ -203,7 +216,11 @@ def main() -> None:
     parser.add_argument("--layers", type=int, help="a preset with fewer blocks: a reduced configuration")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--save", action="store_true", help="append to benchmarks/results/compiled.jsonl")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--backend", default="inductor", help="torch.compile backend (eager: a quick dry run)")
+    parser.add_argument("--save", action="store_true", help="append the result to --results")
+    parser.add_argument("--results", default="compiled", help="results file name under benchmarks/results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     transformer, scheduler, inputs, height, width = build(args)
@@ -214,7 +231,7 @@ def main() -> None:
     full_macs = table.schedule_macs(table.full_schedule(args.steps))
     results = {}
     for mode in args.modes.split(","):
-        stats = run_mode(loops, mode, named, args.rounds)
+        stats = run_mode(loops, mode, named, args.rounds, args.backend)
         base = median(stats["no-cache"]["generation_s"]) if "no-cache" in stats else None
         for name, entry in stats.items():
             schedule = named[name]
@@ -230,14 +247,15 @@ def main() -> None:
             })
         results[mode] = stats
     record = {
-        "benchmark": "compiled", **environment("cpu"), "model": args.model, "steps": args.steps,
+        "benchmark": "compiled", **environment(args.device), "dtype": args.dtype, "backend": args.backend,
+        "model": args.model, "steps": args.steps,
         "size": [height, width], "layers": args.layers or transformer.config.num_layers,
         "reduced": bool(args.layers), "rounds": args.rounds, "inductor_fullgraph": True,
         "transformer_only": True, "results": results,
     }
     record["python_per_call"] = {name: python_calls_per_step(loop, named[name])
                                  for name in ("all-replay", "all-recompute") if name in named}
-    emit("compiled", record, args.save)
+    emit(args.results, record, args.save)
     for mode, stats in results.items():
         for name, entry in stats.items():
             print(f"{mode:9s} {name:22s} {entry['median_generation_s']:8.3f}s  replay call "

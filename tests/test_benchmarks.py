@@ -39,3 +39,29 @@ def test_unknown_random_preset_is_a_clear_error():
         random_pipelines.build("random:sd3-medium", torch.float32, "meta")
     with pytest.raises(ValueError, match="unknown preset"):
         random_pipelines.build("random:nope", torch.float32, "meta")
+
+
+def test_gpu_script_dry_run_on_the_cpu(tmp_path):
+    """benchmarks/gpu.sh's code path on the CPU: the 28-block stand-in instead of the presets, dynamo's eager backend
+    instead of Inductor, every mode the GPU run times (CUDA graphs' mode is passed, the eager backend ignores it).
+    One record; no graph break and no recompile anywhere; every speedup measured against the same mode."""
+    import json
+    import os
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.sh"
+    env = {**os.environ, "CONFIGS": "stand-in 64 no-cache,fora:3", "DEVICE": "cpu", "DTYPE": "float32",
+           "BACKEND": "eager", "MODES": "eager,regional,whole:reduce-overhead", "STEPS": "3", "ROUNDS": "1",
+           "OUT": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    subprocess.run(["bash", str(script)], env=env, check=True, capture_output=True, timeout=600)
+    records = [json.loads(line) for line in (tmp_path / "gpu.jsonl").read_text().splitlines()]
+    assert len(records) == 1 and records[0]["model"] == "stand-in" and records[0]["backend"] == "eager"
+    results = records[0]["results"]
+    assert set(results) == {"eager", "regional", "whole:reduce-overhead"}
+    for mode, stats in results.items():
+        assert set(stats) == {"no-cache", "fora:3"}, mode
+        for name, entry in stats.items():
+            assert entry["graph_breaks"] == 0 and entry["recompiles_second_generation"] == 0, (mode, name)
+            assert (entry["graphs_new"] > 0) == (mode != "eager"), (mode, name)
+        assert stats["no-cache"]["measured_speedup_vs_same_mode_uncached"] == 1.0
+        assert stats["fora:3"]["mac_speedup"] > 2

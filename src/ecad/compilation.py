@@ -19,18 +19,18 @@ from torch import nn
 from .adapters import ModelAdapter, get_adapter
 from .hooks import _split_target
 
-MODES = ("regional", "whole")
+SCOPES = ("regional", "whole")
 
 
-def compile_transformer(target: Any, mode: str = "regional", *, adapter: ModelAdapter | None = None,
+def compile_transformer(target: Any, scope: str = "regional", *, adapter: ModelAdapter | None = None,
                         **compile_kwargs: Any) -> nn.Module:
     """Compile the transformer of ``target`` in place, with or without an ecad cache enabled (before or after).
 
     Args:
         target: a diffusers pipeline or its transformer.
-        mode: ``"regional"`` (each block) or ``"whole"`` (the transformer's call).
-        adapter: for models no registered adapter knows (regional mode needs the block lists).
-        **compile_kwargs: passed to ``torch.compile`` (``fullgraph=True``, ``mode="max-autotune"``, ``backend``...).
+        scope: ``"regional"`` (each block) or ``"whole"`` (the transformer's call).
+        adapter: for models no registered adapter knows (regional compilation needs the block lists).
+        **compile_kwargs: passed to ``torch.compile`` (``fullgraph=True``, ``mode="reduce-overhead"``, ``backend``...).
 
     Returns:
         The transformer (compiled in place: the pipeline keeps using the same module).
@@ -39,14 +39,14 @@ def compile_transformer(target: Any, mode: str = "regional", *, adapter: ModelAd
 
     ```python
     handle = ecad.enable_cache(pipe, "fast.json")
-    ecad.compile_transformer(pipe, "regional", fullgraph=True)
+    ecad.compile_transformer(pipe, "regional", fullgraph=True)  # or "whole", mode="reduce-overhead"
     image = pipe("a red circle above a blue square", num_inference_steps=20).images[0]  # compiles on first use
     ```
     """
-    if mode not in MODES:
-        raise ValueError(f"compile mode must be one of {MODES}, got {mode!r}.")
+    if scope not in SCOPES:
+        raise ValueError(f"compile scope must be one of {SCOPES}, got {scope!r}.")
     transformer, _ = _split_target(target)
-    if mode == "whole":
+    if scope == "whole":
         transformer.compile(**compile_kwargs)
     elif getattr(transformer, "_repeated_blocks", None):
         transformer.compile_repeated_blocks(**compile_kwargs)
@@ -54,13 +54,3 @@ def compile_transformer(target: Any, mode: str = "regional", *, adapter: ModelAd
         for _, _, block, _ in get_adapter(transformer, adapter).blocks(transformer):
             block.compile(**compile_kwargs)
     return transformer
-
-
-def is_compiled(target: Any) -> str | None:
-    """How the transformer of ``target`` is compiled: ``"whole"``, ``"regional"`` or None."""
-    transformer, _ = _split_target(target)
-    if getattr(transformer, "_compiled_call_impl", None) is not None:
-        return "whole"
-    if any(getattr(module, "_compiled_call_impl", None) is not None for module in transformer.modules()):
-        return "regional"
-    return None
