@@ -309,5 +309,5 @@ def test_dead_work_skipping_is_bit_exact(case):
     adapter = ecad.get_adapter(case.transformer, case.adapter)
     if adapter.block_skips(case.transformer):
         assert norms[True] < norms[False]
-    else:  # no skip forward (the generic adapter, LTX-2): every block runs its own forward
+    else:  # no skip forward (the generic and automatic adapters): every block runs its own forward
         assert norms[True] == norms[False]
