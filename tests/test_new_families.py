@@ -125,3 +125,41 @@ def test_macs_cli_counts_every_new_preset(arch, capsys):
 def test_frames_are_refused_for_an_image_model(capsys):
     assert main(["macs", "--arch", "qwen-image", "--frames", "9"]) != 0
     assert "video models only" in capsys.readouterr().err
+
+
+def _tensors(value) -> list[torch.Tensor]:
+    return [value] if isinstance(value, torch.Tensor) else [t for item in value for t in _tensors(item)]
+
+
+@pytest.mark.compile
+@pytest.mark.parametrize("name", list(NEW_FAMILIES))
+def test_regional_fullgraph_compilation_gives_the_eager_result(name):
+    """Each block compiled with ``fullgraph=True`` (dynamo's graphs run eagerly: ``CompileCounter``) under a random
+    schedule: the eager cached output bit for bit, no graph break, caching at work."""
+    from torch._dynamo.testing import CompileCounter
+    from torch._dynamo.utils import counters
+
+    model, inputs, timestep_arg, timesteps, *_ = _build(name)
+    calls = [{**inputs, timestep_arg: torch.full((2,), t), "return_dict": False} for t in timesteps]
+
+    @torch.no_grad()
+    def run():
+        return [model(**call)[0] for call in calls]
+
+    full = ecad.full_schedule(model, len(calls))
+    schedule = full.like(torch.rand(full.shape, generator=torch.Generator().manual_seed(0)) < 0.5)
+    with ecad.enable_cache(model, schedule):
+        eager = run()
+    torch._dynamo.reset()
+    counters.clear()
+    counter = CompileCounter()
+    with ecad.enable_cache(model, schedule) as handle:
+        ecad.compile_transformer(model, "regional", backend=counter, fullgraph=True)
+        try:
+            compiled = run()
+        finally:
+            for module in model.modules():
+                module._compiled_call_impl = None
+    assert all(torch.equal(a, b) for a, b in zip(_tensors(eager), _tensors(compiled), strict=True))
+    assert counter.frame_count > 0 and not counters["graph_break"]
+    assert handle.counts["reused"] > 0
