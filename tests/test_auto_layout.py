@@ -81,3 +81,21 @@ def test_the_found_layout_equals_the_hand_written_one(build):
     paths = [{path for *_, path, _ in adapter.components(model)}
              for adapter in (discover_adapter(model), ecad.get_adapter(model))]
     assert paths[0] == paths[1]  # the same modules (block names may differ: 'single_0' vs 'single_transformer_blocks.0')
+
+
+def test_an_observed_call_is_counted_through_the_found_layout(auraflow):
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+    from ecad.macs import count_calls
+    from ecad.observe import TransformerCall
+
+    model, _ = auraflow
+    inputs = {"hidden_states": torch.randn(2, 4, 8, 8), "encoder_hidden_states": torch.randn(2, 5, 16),
+              "timestep": torch.full((2,), 500.0)}
+    table = count_calls(model, [TransformerCall.of((), inputs)], 16, 16)
+    mapping = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu:
+               lambda q, k, v, *args, out_shape=None, **kwargs: sdpa_flop_count(q, k, v)}
+    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        model(**inputs)
+    assert table.full_step_macs == sum(counter.get_flop_counts()["Global"].values()) // 2
+    assert bool((table.component_macs[table.exists] > 0).all())
