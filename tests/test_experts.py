@@ -92,3 +92,26 @@ def test_a_pipeline_with_one_transformer_is_sent_to_enable_cache():
     single = tiny_wan_pipeline(two_experts=False)
     with pytest.raises(ValueError, match="enable_cache"):
         ecad.enable_cache_experts(single, ecad.full_schedule(single, STEPS))
+
+
+def test_a_short_search_sees_both_experts(pipe, tmp_path):
+    """The search encodes the whole trajectory; each candidate runs through both experts and is costed by both."""
+    from search_support import FunctionExecutor, short_search
+
+    table = count_macs(pipe.transformer, 16, 16, batch_size=2, text_len=8, frames=5)
+    experts = expert_steps(pipe, STEPS)
+    runs: list[int] = []
+
+    def run(schedule):
+        if schedule is None:
+            return frames(pipe)
+        with ecad.enable_cache_experts(pipe, schedule) as handle:
+            output = frames(pipe)
+        runs.append(handle.counts["computed"] + handle.counts["reused"])
+        return output
+
+    executor = FunctionExecutor(ecad.model_layout(pipe), float(table.full_step_macs * STEPS), run,
+                                lambda s: sum(experts_step_macs(table, s, experts)), (16, 16))
+    result = short_search(executor, tmp_path / "run", STEPS, "wan2.2-tiny")
+    assert result.evaluations >= 4 and set(runs) == {2 * 6 * STEPS}  # every step of both experts decided each run
+    assert min(row["cost"] for row in result.front) < executor.full_cost

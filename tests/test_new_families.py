@@ -4,24 +4,26 @@ schedule and the skip forwards for every plan run in tests/test_adapters.py over
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
 import torch
+from search_support import FunctionExecutor, short_search
 from tiny_pipelines import NEW_FAMILIES, TEXT
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 import ecad
 from ecad.cli import main
 from ecad.macs import count_macs
-from ecad.schedule import schedule_key
-from ecad.search import RunDirectory, SearchConfig
-from ecad.search.run import run_search
-from ecad.search.store import Evaluation
 
 # HunyuanVideo 1.5's transformer reorders the text tokens by the values of their masks (boolean indexing), which the
 # meta device cannot run: its MACs are counted only where a real call is observed.
 COUNTED_ON_META = [name for name in NEW_FAMILIES if name != "hunyuan-video-1.5"]
+
+
+def _tensors(value) -> list[torch.Tensor]:
+    return [value] if isinstance(value, torch.Tensor) else [t for item in value for t in _tensors(item)]
 
 
 def _build(name):
@@ -53,58 +55,32 @@ def test_hunyuan_video_cannot_be_counted_on_the_meta_device_and_says_why():
         count_macs("hunyuanvideo-1.5", 720, 1280)
 
 
-class _BareExecutor:
-    """Scores a candidate on a tiny bare transformer: relative error of every step's output against the uncached
-    run (quality: its negative), cost: the cost table's MACs of the schedule."""
-
-    def __init__(self, name: str) -> None:
-        model, inputs, timestep_arg, timesteps, size, frames = _build(name)
-        self.model, self.table = model, count_macs(model, size, size, batch_size=2, text_len=TEXT, frames=frames)
-        self.calls = [{**inputs, timestep_arg: torch.full((2,), t), "return_dict": False} for t in timesteps]
-        self.layout = ecad.model_layout(model)
-        self.reference = self._run()
+def _bare_executor(name: str) -> tuple[FunctionExecutor, torch.nn.Module]:
+    """The family's tiny transformer over a 4-step loop, costed by its cost table."""
+    model, inputs, timestep_arg, timesteps, size, frames = _build(name)
+    table = count_macs(model, size, size, batch_size=2, text_len=TEXT, frames=frames)
+    calls = [{**inputs, timestep_arg: torch.full((2,), t), "return_dict": False} for t in timesteps]
 
     @torch.no_grad()
-    def _run(self) -> torch.Tensor:
-        outputs = [self.model(**call)[0] for call in self.calls]
-        return torch.cat([(o if isinstance(o, torch.Tensor) else torch.stack(o)).flatten() for o in outputs])
+    def run(schedule):
+        with ecad.enable_cache(model, schedule) if schedule is not None else contextlib.nullcontext():
+            return torch.cat([t.flatten() for call in calls for t in _tensors(model(**call)[0])])
 
-    def describe(self):
-        return self.layout, float(self.table.full_step_macs * len(self.calls))
-
-    def image_size(self):
-        return self.table.height, self.table.width
-
-    def map(self, schedules, rows=None):
-        for schedule in schedules:
-            with ecad.enable_cache(self.model, schedule):
-                output = self._run()
-            error = float((output - self.reference).norm() / self.reference.norm())
-            macs = self.table.schedule_macs(schedule)
-            yield Evaluation(schedule_key(schedule), -error, float(macs),
-                             {"quality": -error, "macs": macs,
-                              "compute": macs / (self.table.full_step_macs * len(self.calls))})
-
-    def close(self):
-        pass
+    executor = FunctionExecutor(ecad.model_layout(model), float(table.full_step_macs * len(calls)), run,
+                                table.schedule_macs, (size, size))
+    return executor, model
 
 
 @pytest.mark.parametrize("name", COUNTED_ON_META)
 def test_a_short_search_over_the_family_layout(name, tmp_path):
-    executor = _BareExecutor(name)
-    config = SearchConfig(model=name, prompts=["a"], metric="fidelity", population=4, generations=2, num_steps=4,
-                          strategy="paper")
-    run_dir = RunDirectory(tmp_path / "run")
-    run_dir.open(config, resume=False)
-    run_dir.commit(config)
-    layout, full_cost = executor.describe()
-    result = run_search(config, run_dir, layout, executor, full_cost, progress=False, image_size=executor.image_size())
+    executor, model = _bare_executor(name)
+    result = short_search(executor, tmp_path / "run", 4, name)
     assert result.evaluations >= 4
-    assert result.front and min(row["cost"] for row in result.front) < full_cost  # cheaper than no caching
+    assert result.front and min(row["cost"] for row in result.front) < executor.full_cost  # cheaper than no caching
     cheapest = min(result.front, key=lambda row: row["cost"])
-    schedule = ecad.CacheSchedule.load(run_dir.path / cheapest["file"])
-    with ecad.enable_cache(executor.model, schedule) as handle:  # the saved schedule runs on the model
-        executor._run()
+    schedule = ecad.CacheSchedule.load(tmp_path / "run" / cheapest["file"])
+    with ecad.enable_cache(model, schedule) as handle:  # the saved schedule runs on the model
+        executor.run(None)
     assert handle.counts["reused"] > 0
 
 
@@ -125,10 +101,6 @@ def test_macs_cli_counts_every_new_preset(arch, capsys):
 def test_frames_are_refused_for_an_image_model(capsys):
     assert main(["macs", "--arch", "qwen-image", "--frames", "9"]) != 0
     assert "video models only" in capsys.readouterr().err
-
-
-def _tensors(value) -> list[torch.Tensor]:
-    return [value] if isinstance(value, torch.Tensor) else [t for item in value for t in _tensors(item)]
 
 
 @pytest.mark.compile
