@@ -17,7 +17,9 @@ import torch
 from torch import nn
 
 from .base import ArchPreset, BlockGroup, ModelAdapter
-from .skip import BlockSkip, BlockStep, class_is, linear_modulation, modulate_tokens
+from .skip import (
+    BlockSkip, BlockStep, context_feed_forward, gated_add_tokens, joint_adaln_zero, linear_modulation, modulate_tokens,
+)
 from .wan import latent_frames
 
 # hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-720p_t2v, transformer/config.json: written by
@@ -32,13 +34,6 @@ _HUNYUAN_VIDEO_15 = {
 }
 _BYT5_TOKENS = 256  # HunyuanVideo15Pipeline's glyph (ByT5) text length
 _IMAGE_TOKENS = 729  # the SigLIP image tokens the pipeline passes (zeros for text-to-video)
-
-
-def _ff(block: nn.Module, step: BlockStep, name: str, norm: nn.Module, states: torch.Tensor, shift: torch.Tensor,
-        scale: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-    output = (step.compute(name, getattr(block, name), modulate_tokens(norm(states), scale, shift))
-              if step.runs(name) else step.replay(name))
-    return states + gate.unsqueeze(1) * output
 
 
 def _forward(
@@ -57,23 +52,19 @@ def _forward(
             attention_mask=attention_mask, image_rotary_emb=freqs_cis)
     else:
         attn_output, context_attn_output = step.replay("attn")
-    hidden_states = hidden_states + attn_output * gate_msa.unsqueeze(1)
-    encoder_hidden_states = encoder_hidden_states + context_attn_output * c_gate_msa.unsqueeze(1)
-    hidden_states = _ff(block, step, "ff", block.norm2, hidden_states, shift_mlp, scale_mlp, gate_mlp)
-    encoder_hidden_states = _ff(block, step, "ff_context", block.norm2_context, encoder_hidden_states, c_shift_mlp,
-                                c_scale_mlp, c_gate_mlp)
-    return hidden_states, encoder_hidden_states
-
-
-def _supports(block: nn.Module) -> bool:
-    return (type(block).__name__ == "HunyuanVideo15TransformerBlock" and class_is("AdaLayerNormZero")(block.norm1)
-            and block.norm1.emb is None and block.norm1_context.emb is None)
+    hidden_states = gated_add_tokens(gate_msa, attn_output, hidden_states)
+    output = (step.compute("ff", block.ff, modulate_tokens(block.norm2(hidden_states), scale_mlp, shift_mlp))
+              if step.runs("ff") else step.replay("ff"))
+    hidden_states = gated_add_tokens(gate_mlp, output, hidden_states)
+    return hidden_states, context_feed_forward(block, step, encoder_hidden_states, context_attn_output, c_gate_msa,
+                                               c_shift_mlp, c_scale_mlp, c_gate_mlp)
 
 
 class HunyuanVideo15Adapter(ModelAdapter):
     family = "hunyuan-video-1.5"
     transformer_classes = ("HunyuanVideo15Transformer3DModel",)
-    groups = (BlockGroup("transformer_blocks", ("attn", "ff", "ff_context"), skip=BlockSkip(_forward, _supports)),)
+    groups = (BlockGroup("transformer_blocks", ("attn", "ff", "ff_context"),
+                         skip=BlockSkip(_forward, joint_adaln_zero("HunyuanVideo15TransformerBlock"))),)
     default_text_len = 1000  # HunyuanVideo15Pipeline's tokenizer_max_length (the Qwen2.5-VL prompt tokens)
     default_frames = 121
     presets = {"hunyuanvideo-1.5": ArchPreset("hunyuanvideo-1.5", _HUNYUAN_VIDEO_15, 1000,
