@@ -99,6 +99,7 @@ def _single_forward(
 class FluxAdapter(ModelAdapter):
     family = "flux"
     transformer_classes = ("FluxTransformer2DModel",)
+    vae_factor = 16
     groups = (
         BlockGroup("transformer_blocks", ("attn", "ff", "ff_context"),
                    paper_names=("full_attn", "full_ff", "full_ff_context"),
@@ -116,9 +117,6 @@ class FluxAdapter(ModelAdapter):
         "flux-schnell": ArchPreset("flux-schnell", {**_FLUX_1, "guidance_embeds": False}, 256,
                                    "black-forest-labs/FLUX.1-schnell", paper_text_len=512),
     }
-
-    def pixel_multiple(self, config: dict[str, Any]) -> int:
-        return 16 * int(config.get("patch_size") or 1)
 
     def dummy_inputs(
         self, config: Any, batch_size: int, height: int, width: int, text_len: int, device: torch.device | str

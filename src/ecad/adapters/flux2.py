@@ -90,6 +90,7 @@ def _single_forward(
 class Flux2Adapter(ModelAdapter):
     family = "flux2"
     transformer_classes = ("Flux2Transformer2DModel",)
+    vae_factor = 16
     groups = (
         BlockGroup("transformer_blocks", ("attn", "ff", "ff_context"),
                    skip=BlockSkip(_double_forward, class_is("Flux2TransformerBlock"))),
@@ -99,9 +100,6 @@ class Flux2Adapter(ModelAdapter):
     default_text_len = 512  # Flux2Pipeline's max_sequence_length
     timestep_scale = 1.0
     presets = {"flux2-dev": ArchPreset("flux2-dev", _FLUX_2_DEV, 512, "black-forest-labs/FLUX.2-dev")}
-
-    def pixel_multiple(self, config: dict[str, Any]) -> int:
-        return 16 * int(config.get("patch_size") or 1)
 
     def dummy_inputs(
         self, config: Any, batch_size: int, height: int, width: int, text_len: int, device: torch.device | str

@@ -63,15 +63,13 @@ def _forward(
 class HunyuanVideo15Adapter(ModelAdapter):
     family = "hunyuan-video-1.5"
     transformer_classes = ("HunyuanVideo15Transformer3DModel",)
+    vae_factor = 16
     groups = (BlockGroup("transformer_blocks", ("attn", "ff", "ff_context"),
                          skip=BlockSkip(_forward, joint_adaln_zero("HunyuanVideo15TransformerBlock"))),)
     default_text_len = 1000  # HunyuanVideo15Pipeline's tokenizer_max_length (the Qwen2.5-VL prompt tokens)
     default_frames = 121
     presets = {"hunyuanvideo-1.5": ArchPreset("hunyuanvideo-1.5", _HUNYUAN_VIDEO_15, 1000,
                                               "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-720p_t2v")}
-
-    def pixel_multiple(self, config: dict[str, Any]) -> int:
-        return 16 * int(config.get("patch_size") or 1)
 
     def dummy_inputs(
         self, config: Any, batch_size: int, height: int, width: int, text_len: int, device: torch.device | str,

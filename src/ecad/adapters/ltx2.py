@@ -130,6 +130,7 @@ def _supports(block: nn.Module) -> bool:
 class LTX2Adapter(ModelAdapter):
     family = "ltx2"
     transformer_classes = ("LTX2VideoTransformer3DModel",)
+    vae_factor = 32
     groups = (BlockGroup("transformer_blocks", ("attn1", "audio_attn1", "attn2", "audio_attn2", "audio_to_video_attn",
                                                 "video_to_audio_attn", "ff", "audio_ff"),
                          skip=BlockSkip(_forward, _supports)),)
@@ -137,9 +138,6 @@ class LTX2Adapter(ModelAdapter):
     default_text_len = 1024  # LTX2Pipeline's max_sequence_length
     default_frames = 121
     presets = {"ltx-2": ArchPreset("ltx-2", _LTX_2, 1024, "Lightricks/LTX-2")}
-
-    def pixel_multiple(self, config: dict[str, Any]) -> int:
-        return 32 * int(config.get("patch_size") or 1)
 
     def dummy_inputs(
         self, config: Any, batch_size: int, height: int, width: int, text_len: int, device: torch.device | str,

@@ -85,9 +85,6 @@ class QwenImageAdapter(ModelAdapter):
     timestep_scale = 1.0
     presets = {"qwen-image": ArchPreset("qwen-image", _QWEN_IMAGE, 512, "Qwen/Qwen-Image")}
 
-    def pixel_multiple(self, config: dict[str, Any]) -> int:
-        return 8 * int(config.get("patch_size") or 1)
-
     def dummy_inputs(
         self, config: Any, batch_size: int, height: int, width: int, text_len: int, device: torch.device | str
     ) -> dict[str, Any]:
