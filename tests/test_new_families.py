@@ -50,6 +50,21 @@ def test_full_step_macs_equal_flop_counter_over_one_real_call(name):
     assert bool((table.component_macs[table.exists] > 0).all())
 
 
+@pytest.mark.parametrize("name", COUNTED_ON_META)
+def test_predicted_step_macs_equal_what_the_runtime_runs(name):
+    """Under a random schedule, the cost table's MACs of each step (replayed components' inputs left out by the skip
+    forwards) equal FlopCounterMode over the call the runtime really makes at that step."""
+    model, inputs, timestep_arg, timesteps, size, frames = _build(name)
+    table = count_macs(model, size, size, batch_size=2, text_len=TEXT, frames=frames)
+    full = ecad.full_schedule(model, len(timesteps))
+    schedule = full.like(torch.rand(full.shape, generator=torch.Generator().manual_seed(7)) < 0.4)
+    with ecad.enable_cache(model, schedule):
+        measured = [_real_macs(model, {**inputs, timestep_arg: torch.full((2,), t), "return_dict": False})
+                    for t in timesteps]
+    assert measured == table.step_macs(schedule)
+    assert sum(measured) < table.full_step_macs * len(timesteps)
+
+
 def test_hunyuan_video_cannot_be_counted_on_the_meta_device_and_says_why():
     with pytest.raises(RuntimeError, match="meta"):
         count_macs("hunyuanvideo-1.5", 720, 1280)
