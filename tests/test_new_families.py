@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 from search_support import FunctionExecutor, short_search
-from tiny_pipelines import NEW_FAMILIES, TEXT
+from tiny_pipelines import NEW_FAMILIES, TEXT, tiny_z_image_pipeline
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 import ecad
@@ -97,6 +97,26 @@ def test_a_short_search_over_the_family_layout(name, tmp_path):
     with ecad.enable_cache(model, schedule) as handle:  # the saved schedule runs on the model
         executor.run(None)
     assert handle.counts["reused"] > 0
+
+
+def test_z_image_in_its_pipeline_follows_the_scheduler_while_its_timestep_rises():
+    pipe = tiny_z_image_pipeline()
+
+    def run():
+        return pipe(prompt_embeds=[torch.ones(TEXT, 16)], negative_prompt_embeds=[torch.zeros(TEXT, 16)],
+                    guidance_scale=3.0, height=32, width=32, num_inference_steps=4,
+                    generator=torch.Generator().manual_seed(0), output_type="pt").images
+
+    reference = run()
+    full = ecad.full_schedule(pipe, 4)
+    with ecad.enable_cache(pipe, full) as handle:
+        assert torch.equal(run(), reference)
+    assert handle.counts["computed"] == 4 * 4  # 2 blocks x 2 components x 4 steps, CFG in one batch
+    bits = full.recompute.clone()
+    bits[1:] = False
+    with ecad.enable_cache(pipe, full.like(bits)) as handle:
+        assert not torch.equal(run(), reference)
+    assert handle.counts == {"computed": 4, "reused": 12, "forecast": 0}
 
 
 NEW_PRESETS = ["wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.2-t2v-a14b", "qwen-image", "flux2-dev", "ltx-2",

@@ -7,7 +7,8 @@ from diffusers import (
     AutoencoderDC, AutoencoderKL, AutoencoderKLWan, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, Flux2Transformer2DModel,
     FluxPipeline, FluxTransformer2DModel, HunyuanVideo15Transformer3DModel, LTX2VideoTransformer3DModel,
     PixArtAlphaPipeline, PixArtTransformer2DModel, QwenImageTransformer2DModel, SanaPipeline, SanaTransformer2DModel,
-    SD3Transformer2DModel, StableDiffusion3Pipeline, WanPipeline, WanTransformer3DModel, ZImageTransformer2DModel,
+    SD3Transformer2DModel, StableDiffusion3Pipeline, WanPipeline, WanTransformer3DModel, ZImagePipeline,
+    ZImageTransformer2DModel,
 )
 from transformers import (
     CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, Gemma2Config, Gemma2Model,
@@ -251,3 +252,10 @@ def tiny_wan_pipeline(two_experts: bool = True, seed: int = 0) -> WanPipeline:
                        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
                        transformer_2=expert() if two_experts else None,
                        boundary_ratio=0.6 if two_experts else None)
+
+
+def tiny_z_image_pipeline() -> ZImagePipeline:
+    """ZImagePipeline around the tiny Z-Image transformer, called with prompt embeddings (no text encoder)."""
+    torch.manual_seed(0)
+    return ZImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=tiny_vae(shift_factor=0.0),
+                          text_encoder=None, tokenizer=None, transformer=tiny_z_image()[0])
