@@ -92,6 +92,15 @@ def test_a_pipeline_with_one_transformer_is_sent_to_enable_cache():
     single = tiny_wan_pipeline(two_experts=False)
     with pytest.raises(ValueError, match="enable_cache"):
         ecad.enable_cache_experts(single, ecad.full_schedule(single, STEPS))
+    reference = frames(single)  # Wan 2.1: one transformer, cached through its pipeline's scheduler
+    full = ecad.full_schedule(single, STEPS)
+    with ecad.enable_cache(single, full):
+        assert torch.equal(frames(single), reference)
+    bits = full.recompute.clone()
+    bits[1::2] = False
+    with ecad.enable_cache(single, full.like(bits)) as handle:
+        assert not torch.equal(frames(single), reference)
+    assert handle.counts["reused"] == 2 * 6 * (STEPS // 2)  # two passes x 6 components x the odd steps
 
 
 def test_a_short_search_sees_both_experts(pipe, tmp_path):
