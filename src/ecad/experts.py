@@ -12,7 +12,6 @@ Each expert places its calls by their timesteps (a bare transformer to :func:`ec
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from .hooks import CacheHandle, enable_cache
@@ -32,7 +31,7 @@ def expert_steps(pipe: Any, num_steps: int) -> list[int]:
     """The expert (0: ``transformer``, 1: ``transformer_2``) that runs each of ``num_steps`` steps of ``pipe``."""
     if not has_experts(pipe):
         return [0] * num_steps
-    scheduler = copy.deepcopy(pipe.scheduler)
+    scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)  # a fresh one: the pipeline's may be hooked
     scheduler.set_timesteps(num_steps, device="cpu")
     boundary = pipe.config.boundary_ratio * scheduler.config.num_train_timesteps
     return [0 if float(t) >= boundary else 1 for t in scheduler.timesteps[:num_steps]]
