@@ -52,7 +52,7 @@ from .schedule import CacheSchedule, ScheduleError
 from .steps import NEW, STEP, StepClock, argument_position, call_argument, scalar
 
 FORECAST_UNITS = ("step", "timestep")
-MIN_PASSES = 4  # cached output slots made up front: true CFG uses two passes, SD3's skip-layer guidance three
+MIN_PASSES = 4  # passes' output slots made up front (true CFG uses two, SD3's skip-layer guidance three)
 
 logger = logging.getLogger(__name__)
 
@@ -281,6 +281,9 @@ class CacheState:
         p = self.calls
         self.calls = p + 1
         self.pass_index = p
+        if p >= len(self.pass_plans):  # more passes than kept slots: made now (a compiled call compiles again once)
+            self.outputs.slots(p)
+            self.pass_plans = self._plans()
         plan = self.pass_plans[p]
         if self.forecasting and self.forecast_unit == "timestep":
             self.time = timestep.reshape(-1)[0].to(torch.float64)
