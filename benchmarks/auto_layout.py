@@ -48,6 +48,22 @@ REVIEWED: dict[str, tuple[bool, str]] = {
     "CogView4Transformer2DModel": (True, "attn1 (joint), ff"),
     "SanaVideoTransformer3DModel": (True, "attn1, attn2, ff (a GLU temporal conv, found by its name)"),
     "DiTTransformer2DModel": (True, "attn1, ff (class-conditional DiT, no cross-attention)"),
+    "BriaTransformer2DModel": (True, "FLUX's layout"),
+    "HunyuanImageTransformer2DModel": (True, "FLUX's layout"),
+    "LongCatImageTransformer2DModel": (True, "FLUX's layout"),
+    "CosmosTransformer3DModel": (True, "attn1, attn2, ff"),
+    "Kandinsky5Transformer3DModel": (True, "text blocks self_attention/feed_forward, visual blocks also "
+                                     "cross_attention"),
+    "JoyImageEditTransformer3DModel": (True, "Qwen-Image's layout: attn (joint), img_mlp, txt_mlp"),
+    "NucleusMoEImageTransformer2DModel": (True, "attn, img_mlp (the text enters through a projection)"),
+    "QwenImage21Transformer2DModel": (True, "attn, img_mlp"),
+    "PRXTransformer2DModel": (False, "the MLP is three bare Linear children (gate_proj, up_proj, down_proj) inside "
+                              "the block, not a module of its own: only the attention is found"),
+    "ErnieImageTransformer2DModel": (True, "self_attention, mlp"),
+    "Flux3Transformer2DModel": (True, "mode and single blocks, each attn and ff"),
+    "GlmImageTransformer2DModel": (True, "attn1 (joint), ff"),
+    "MiniMaxH3Transformer3DModel": (True, "attn, ff"),
+    "Cosmos3OmniTransformer": (True, "self_attn and both MLP paths (mlp, mlp_moe_gen)"),
 }
 
 
