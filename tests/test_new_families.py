@@ -170,3 +170,27 @@ def test_regional_fullgraph_compilation_gives_the_eager_result(name):
     assert all(torch.equal(a, b) for a, b in zip(_tensors(eager), _tensors(compiled), strict=True))
     assert counter.frame_count > 0 and not counters["graph_break"]
     assert handle.counts["reused"] > 0
+
+
+class _RunsAll:
+    """A block step where every component runs."""
+
+    def runs(self, component):
+        return True
+
+    def compute(self, component, module, *args, **kwargs):
+        return module(*args, **kwargs)
+
+
+@pytest.mark.parametrize("per_token", [False, True])
+def test_z_image_skip_forward_equals_the_block_with_both_modulations(per_token):
+    """Z-Image Omni modulates noisy and clean tokens apart (``noise_mask``); the skip forward follows both ways."""
+    from ecad.adapters.z_image import _forward
+
+    model, *_ = _build("z-image")
+    block = model.layers[0]
+    x, conditioning = torch.randn(2, 6, 32), torch.randn(2, 32)
+    kwargs = ({"noise_mask": torch.tensor([[1, 1, 0, 0, 1, 0]] * 2), "adaln_noisy": conditioning,
+               "adaln_clean": torch.randn(2, 32)} if per_token else {"adaln_input": conditioning})
+    with torch.no_grad():
+        assert torch.equal(_forward(block, _RunsAll(), x, None, None, **kwargs), block(x, None, None, **kwargs))

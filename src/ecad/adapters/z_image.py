@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from diffusers.models.transformers.transformer_z_image import select_per_token
 from torch import nn
 
 from .base import ArchPreset, BlockGroup, ModelAdapter
@@ -28,14 +29,24 @@ _Z_IMAGE_TURBO = {
 }
 
 
+def _modulation(chunks: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """(scale_msa, gate_msa, scale_mlp, gate_mlp) from the block's four chunks: gates through tanh, scales plus 1."""
+    scale_msa, gate_msa, scale_mlp, gate_mlp = chunks
+    return 1.0 + scale_msa, gate_msa.tanh(), 1.0 + scale_mlp, gate_mlp.tanh()
+
+
 def _forward(
     block: nn.Module, step: BlockStep, x: torch.Tensor, attn_mask: torch.Tensor, freqs_cis: torch.Tensor,
     adaln_input: torch.Tensor | None = None, noise_mask: Any = None, adaln_noisy: Any = None, adaln_clean: Any = None,
 ) -> torch.Tensor:
-    """``ZImageTransformerBlock.forward`` (global modulation) computing each component's input only if it runs."""
-    scale_msa, gate_msa, scale_mlp, gate_mlp = block.adaLN_modulation(adaln_input).unsqueeze(1).chunk(4, dim=2)
-    gate_msa, gate_mlp = gate_msa.tanh(), gate_mlp.tanh()
-    scale_msa, scale_mlp = 1.0 + scale_msa, 1.0 + scale_mlp
+    """``ZImageTransformerBlock.forward`` (modulated blocks) computing each component's input only if it runs."""
+    if noise_mask is not None:  # per-token modulation of noisy and clean tokens (Z-Image Omni)
+        noisy, clean = (_modulation(block.adaLN_modulation(a).chunk(4, dim=1)) for a in (adaln_noisy, adaln_clean))
+        scale_msa, gate_msa, scale_mlp, gate_mlp = (select_per_token(n, c, noise_mask, x.shape[1])
+                                                    for n, c in zip(noisy, clean))
+    else:
+        scale_msa, gate_msa, scale_mlp, gate_mlp = _modulation(
+            block.adaLN_modulation(adaln_input).unsqueeze(1).chunk(4, dim=2))
     output = (step.compute("attention", block.attention, block.attention_norm1(x) * scale_msa, attention_mask=attn_mask,
                            freqs_cis=freqs_cis)
               if step.runs("attention") else step.replay("attention"))
@@ -46,7 +57,7 @@ def _forward(
 
 
 def _supports(block: nn.Module) -> bool:
-    """Main layers with one modulation for every token (not the per-token noisy/clean modulation of Omni)."""
+    """Blocks with adaLN modulation, as Z-Image's main layers (its context refiner has none)."""
     return type(block).__name__ == "ZImageTransformerBlock" and block.modulation
 
 
