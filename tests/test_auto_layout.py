@@ -99,3 +99,23 @@ def test_an_observed_call_is_counted_through_the_found_layout(auraflow):
         model(**inputs)
     assert table.full_step_macs == sum(counter.get_flop_counts()["Global"].values()) // 2
     assert bool((table.component_macs[table.exists] > 0).all())
+
+
+@pytest.mark.slow  # builds every diffusers transformer class on the meta device (about 15 s)
+def test_the_committed_reach_is_what_the_benchmark_finds_now():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import diffusers
+
+    root = Path(__file__).resolve().parents[1]
+    committed = json.loads((root / "benchmarks" / "results" / "auto_layout.jsonl").read_text().splitlines()[-1])
+    if committed["diffusers"] != diffusers.__version__:
+        pytest.skip(f"the committed reach is for diffusers {committed['diffusers']}")
+    run = subprocess.run([sys.executable, str(root / "benchmarks" / "auto_layout.py")], capture_output=True, text=True,
+                         check=True)
+    now = json.loads(run.stdout.splitlines()[-1])
+    keys = ("summary", "failures", "unchecked", "not_built")
+    assert {k: now[k] for k in keys} == {k: committed[k] for k in keys}
