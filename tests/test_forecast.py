@@ -107,7 +107,7 @@ def test_forecast_equals_the_hand_computed_extrapolation(case, unit):
     seen: dict[tuple[int, int], list[tuple[torch.Tensor, ...]]] = {}
     times: list[float] = []
     tracker = case.transformer.register_forward_pre_hook(
-        lambda _m, args, kwargs: times.append(float(kwargs["timestep"].reshape(-1)[0])), with_kwargs=True)
+        lambda _m, args, kwargs: times.append(float(kwargs[adapter.timestep_arg].reshape(-1)[0])), with_kwargs=True)
     hooks = [tracker] + [module.register_forward_hook(
         lambda _m, _i, out, key=(b, c): seen.setdefault(key, []).append(tuple(t.clone() for t in _as_tuple(out))))
         for b, c, _, module in adapter.components(case.transformer)]

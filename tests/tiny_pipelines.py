@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import torch
 from diffusers import (
-    AutoencoderDC, AutoencoderKL, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, FluxPipeline,
-    FluxTransformer2DModel, PixArtAlphaPipeline, PixArtTransformer2DModel, SanaPipeline, SanaTransformer2DModel,
-    SD3Transformer2DModel, StableDiffusion3Pipeline,
+    AutoencoderDC, AutoencoderKL, AutoencoderKLWan, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, Flux2Transformer2DModel,
+    FluxPipeline, FluxTransformer2DModel, HunyuanVideo15Transformer3DModel, LTX2VideoTransformer3DModel,
+    PixArtAlphaPipeline, PixArtTransformer2DModel, QwenImageTransformer2DModel, SanaPipeline, SanaTransformer2DModel,
+    SD3Transformer2DModel, StableDiffusion3Pipeline, WanPipeline, WanTransformer3DModel, ZImagePipeline,
+    ZImageTransformer2DModel,
 )
 from transformers import (
     CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, Gemma2Config, Gemma2Model,
@@ -160,3 +162,100 @@ def tiny_sana_pipeline(seed: int = 0) -> SanaPipeline:
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+# ---------------------------------------------------------------- the video and new image families: bare transformers
+# Each: (tiny transformer, inputs of one real call at timestep t, the pixel size, frames and text length the inputs
+# stand for). ``count_macs(transformer, size, size, batch_size=2, text_len=TEXT, frames=...)`` assumes the same shapes.
+TEXT = 5
+
+
+def tiny_wan() -> tuple[WanTransformer3DModel, dict]:
+    model = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=4,
+                                  out_channels=4, text_dim=16, freq_dim=16, ffn_dim=32, num_layers=2,
+                                  rope_max_seq_len=32).eval()
+    return model, {"hidden_states": torch.randn(2, 4, 3, 8, 8), "encoder_hidden_states": torch.randn(2, TEXT, 16)}
+
+
+def tiny_qwen_image() -> tuple[QwenImageTransformer2DModel, dict]:
+    model = QwenImageTransformer2DModel(patch_size=2, in_channels=16, out_channels=4, num_layers=2,
+                                        attention_head_dim=8, num_attention_heads=2, joint_attention_dim=16,
+                                        axes_dims_rope=(2, 2, 4)).eval()
+    return model, {"hidden_states": torch.randn(2, 16, 16), "encoder_hidden_states": torch.randn(2, TEXT, 16),
+                   "encoder_hidden_states_mask": torch.ones(2, TEXT), "img_shapes": [[(1, 4, 4)]] * 2}
+
+
+def tiny_flux2() -> tuple[Flux2Transformer2DModel, dict]:
+    model = Flux2Transformer2DModel(patch_size=1, in_channels=8, num_layers=2, num_single_layers=2,
+                                    attention_head_dim=8, num_attention_heads=2, joint_attention_dim=16,
+                                    timestep_guidance_channels=16, axes_dims_rope=(2, 2, 2, 2)).eval()
+    return model, {"hidden_states": torch.randn(2, 16, 8), "encoder_hidden_states": torch.randn(2, TEXT, 16),
+                   "img_ids": torch.zeros(2, 16, 4), "txt_ids": torch.zeros(2, TEXT, 4),
+                   "guidance": torch.full((2,), 3.5)}
+
+
+def tiny_hunyuan_video15() -> tuple[HunyuanVideo15Transformer3DModel, dict]:
+    model = HunyuanVideo15Transformer3DModel(in_channels=9, out_channels=4, num_attention_heads=2, attention_head_dim=8,
+                                             num_layers=2, num_refiner_layers=1, text_embed_dim=16,
+                                             text_embed_2_dim=8, image_embed_dim=8, rope_axes_dim=(2, 2, 4),
+                                             task_type="t2v").eval()
+    return model, {"hidden_states": torch.randn(2, 9, 3, 4, 4), "encoder_hidden_states": torch.randn(2, TEXT, 16),
+                   "encoder_attention_mask": torch.ones(2, TEXT), "encoder_hidden_states_2": torch.randn(2, 3, 8),
+                   "encoder_attention_mask_2": torch.ones(2, 3), "image_embeds": torch.zeros(2, 4, 8)}
+
+
+def tiny_ltx2() -> tuple[LTX2VideoTransformer3DModel, dict]:
+    model = LTX2VideoTransformer3DModel(in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=8,
+                                        cross_attention_dim=16, audio_in_channels=4, audio_out_channels=4,
+                                        audio_num_attention_heads=2, audio_attention_head_dim=4,
+                                        audio_cross_attention_dim=8, num_layers=2, caption_channels=16).eval()
+    # 9 frames at 128x128: 2 latent frames of 4x4, and round(9 / 24 fps * 25 audio latents per second) = 9
+    return model, {"hidden_states": torch.randn(2, 32, 4), "audio_hidden_states": torch.randn(2, 9, 4),
+                   "encoder_hidden_states": torch.randn(2, TEXT, 16),
+                   "audio_encoder_hidden_states": torch.randn(2, TEXT, 16), "num_frames": 2, "height": 4, "width": 4,
+                   "fps": 24.0, "audio_num_frames": 9}
+
+
+def tiny_z_image() -> tuple[ZImageTransformer2DModel, dict]:
+    model = ZImageTransformer2DModel(in_channels=4, dim=32, n_layers=2, n_refiner_layers=1, n_heads=2, n_kv_heads=2,
+                                     cap_feat_dim=16, axes_dims=[4, 6, 6], axes_lens=[64, 32, 32]).eval()
+    return model, {"x": [torch.randn(4, 1, 8, 8) for _ in range(2)], "cap_feats": [torch.randn(TEXT, 16)] * 2}
+
+
+# name: (builder, timestep argument, timesteps of a 4-step loop, pixel size, frames or None)
+NEW_FAMILIES = {
+    "wan": (tiny_wan, "timestep", (999.0, 750.0, 500.0, 250.0), 64, 9),
+    "qwen-image": (tiny_qwen_image, "timestep", (1.0, 0.75, 0.5, 0.25), 64, None),
+    "flux2": (tiny_flux2, "timestep", (1.0, 0.75, 0.5, 0.25), 64, None),
+    "hunyuan-video-1.5": (tiny_hunyuan_video15, "timestep", (999.0, 750.0, 500.0, 250.0), 64, 9),
+    "ltx2": (tiny_ltx2, "timestep", (999.0, 750.0, 500.0, 250.0), 128, 9),
+    # a falling t for the bare transformer's step clock (ZImagePipeline's own t rises: see docs/models.md)
+    "z-image": (tiny_z_image, "t", (0.75, 0.5, 0.25, 0.0), 64, None),
+}
+
+
+def tiny_wan_pipeline(two_experts: bool = True, seed: int = 0) -> WanPipeline:
+    """WanPipeline from tiny parts; with two experts, Wan 2.2 A14B's layout: ``transformer`` for the high-noise steps
+    and ``transformer_2`` below ``boundary_ratio``."""
+    torch.manual_seed(seed)
+    tokenizer, text_encoder = tiny_t5()
+
+    def expert() -> WanTransformer3DModel:
+        return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8,
+                                     in_channels=4, out_channels=4, text_dim=32, freq_dim=16, ffn_dim=32,
+                                     num_layers=2, rope_max_seq_len=32).eval()
+
+    vae = AutoencoderKLWan(base_dim=4, z_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True], latents_mean=[0.0] * 4,
+                           latents_std=[1.0] * 4).eval()
+    return WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, transformer=expert(), vae=vae,
+                       scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+                       transformer_2=expert() if two_experts else None,
+                       boundary_ratio=0.6 if two_experts else None)
+
+
+def tiny_z_image_pipeline() -> ZImagePipeline:
+    """ZImagePipeline around the tiny Z-Image transformer, called with prompt embeddings (no text encoder)."""
+    torch.manual_seed(0)
+    return ZImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=tiny_vae(shift_factor=0.0),
+                          text_encoder=None, tokenizer=None, transformer=tiny_z_image()[0])

@@ -20,6 +20,7 @@ _EXPORTS = {
     "CacheConfig": "hooks", "CacheHandle": "hooks", "active_cache": "hooks", "disable_cache": "hooks",
     "enable_cache": "hooks", "full_schedule": "hooks", "model_layout": "hooks",
     "CacheSchedule": "schedule", "ScheduleError": "schedule", "compile_transformer": "compilation",
+    "enable_cache_experts": "experts",
 }
 
 # Submodules reachable as attributes after a plain ``import ecad`` (``ecad.tiny_shapes.load_pipeline()``).
@@ -28,13 +29,14 @@ _SUBMODULES = ("evaluation", "generation", "heuristics", "loading", "macs", "met
 
 __all__ = [
     "CacheConfig", "CacheHandle", "CacheSchedule", "GenericAdapter", "ScheduleError", "UnsupportedModelError",
-    "active_cache", "compile_transformer", "disable_cache", "enable_cache", "full_schedule", "get_adapter",
-    "model_layout", "register_adapter",
+    "active_cache", "compile_transformer", "disable_cache", "enable_cache", "enable_cache_experts", "full_schedule",
+    "get_adapter", "model_layout", "register_adapter",
 ]
 
 if TYPE_CHECKING:
     from .adapters import GenericAdapter, UnsupportedModelError, get_adapter, register_adapter
     from .compilation import compile_transformer
+    from .experts import enable_cache_experts
     from .hooks import CacheConfig, CacheHandle, active_cache, disable_cache, enable_cache, full_schedule, model_layout
     from .schedule import CacheSchedule, ScheduleError
 

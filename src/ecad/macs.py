@@ -80,6 +80,7 @@ class CostTable:
     input_macs: torch.Tensor | None = None  # int64 [blocks, components]
     counted: str = ""
     calls_per_step: int = 1
+    frames: int = 1  # video frames (pixel space); 1 for an image model
 
     def full_schedule(self, num_steps: int) -> CacheSchedule:
         """No caching on this architecture: the reference for speedups."""
@@ -122,6 +123,7 @@ class CostTable:
             "counted": self.counted,
             "height": self.height,
             "width": self.width,
+            "frames": self.frames,
             "batch_size": self.batch_size,
             "text_len": self.text_len,
             "calls_per_step": self.calls_per_step,
@@ -249,7 +251,7 @@ def _count_call(
 @functools.lru_cache(maxsize=64)
 def _count(
     arch: str, config_json: str, signatures: tuple[str, ...], convention: str, adapter: ModelAdapter, height: int,
-    width: int, counted: str,
+    width: int, counted: str, frames: int = 1,
 ) -> CostTable:
     model = _meta_model(adapter, config_json)
     adapter = adapter.bind(model)
@@ -267,10 +269,10 @@ def _count(
     first = TransformerCall(args, kwargs)
     sample = first.argument(adapter.sample_arg, 0)
     text = first.argument(adapter.text_arg)
+    text_len = int(text[0].shape[0] if isinstance(text, list) else text.shape[1]) if text is not None else 0
     return CostTable(
-        arch, convention, height, width, int(sample.shape[0]), int(text.shape[1]) if text is not None else 0,
-        layout.block_names, layout.component_names, layout.exists, component_macs, outside, layout.feeds, input_macs,
-        counted, len(signatures),
+        arch, convention, height, width, int(sample.shape[0]), text_len, layout.block_names, layout.component_names,
+        layout.exists, component_macs, outside, layout.feeds, input_macs, counted, len(signatures), frames,
     )
 
 
@@ -308,8 +310,10 @@ def count_pipeline_macs(
 
 
 def _assumed_signature(adapter: ModelAdapter, config: dict[str, Any], batch_size: int, height: int, width: int,
-                       text_len: int) -> str:
-    return TransformerCall((), adapter.dummy_inputs(config, batch_size, height, width, text_len, "meta")).signature()
+                       text_len: int, frames: int | None) -> str:
+    video = {} if adapter.default_frames is None else {"frames": frames}
+    return TransformerCall((), adapter.dummy_inputs(config, batch_size, height, width, text_len, "meta",
+                                                    **video)).signature()
 
 
 def observes_pipeline(model: Any) -> bool:
@@ -336,6 +340,7 @@ def count_macs(
     adapter: ModelAdapter | None = None,
     guidance_scale: float | None = None,
     images: int = 1,
+    frames: int | None = None,
 ) -> CostTable:
     """Count the MACs of one denoising step per (block, component) at ``height`` x ``width`` pixels.
 
@@ -352,6 +357,7 @@ def count_macs(
         batch_size: transformer batch where inputs are assumed (default 2: one image with classifier-free
             guidance); a pipeline's is observed.
         text_len: text tokens where inputs are assumed (default: the preset's); a pipeline's are observed.
+        frames: video frames where inputs are assumed (default: the video family's usual length; image models: none).
         adapter: for a model no registered adapter knows (it must implement ``dummy_inputs`` where inputs are
             assumed).
         guidance_scale: the observed call's guidance (``None``: the pipeline's default).
@@ -399,12 +405,16 @@ def count_macs(
             text_len = preset.paper_text_len if convention == "paper" else preset.text_len
     if batch_size is None:
         batch_size = 2
+    if adapter.default_frames is None and frames is not None:
+        raise ValueError(f"{arch} is an image model: frames apply to video models only.")
+    frames = frames or adapter.default_frames
     multiple = adapter.pixel_multiple(config)
     if height % multiple or width % multiple or height <= 0 or width <= 0:
         raise ValueError(f"{arch} needs height and width that are positive multiples of {multiple}, got {height}x{width}.")
-    signature = _assumed_signature(adapter, config, batch_size, height, width, text_len)
+    signature = _assumed_signature(adapter, config, batch_size, height, width, text_len, frames)
     counted = COUNTED["paper" if convention == "paper" else ("full" if preset is not None else "assumed")]
     if preset is not None and convention != "paper":
+        video = f"{frames} frames, " if frames else ""
         counted = ("attention core included, dead recomputes and replayed components' inputs left out; the "
-                   f"preset's inputs: 8x VAE, {text_len} text tokens, batch {batch_size}")
-    return _count(arch, _config_json(config), (signature,), convention, adapter, height, width, counted)
+                   f"preset's inputs: its VAE and patching, {video}{text_len} text tokens, batch {batch_size}")
+    return _count(arch, _config_json(config), (signature,), convention, adapter, height, width, counted, frames or 1)

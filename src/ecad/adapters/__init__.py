@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from diffusers.utils.torch_utils import unwrap_module
@@ -9,19 +10,33 @@ from torch import nn
 
 from ..names import did_you_mean
 from ..schedule import register_paper_naming
+from .auto import AutoAdapter, discover_adapter
 from .base import ArchPreset, BlockGroup, ModelAdapter, ModelLayout, UnsupportedModelError
 from .flux import FluxAdapter
+from .flux2 import Flux2Adapter
 from .generic import GenericAdapter
+from .hunyuan_video import HunyuanVideo15Adapter
+from .ltx2 import LTX2Adapter
 from .pixart import PixArtAdapter
+from .qwen_image import QwenImageAdapter
 from .sana import SanaAdapter
 from .sd3 import SD3Adapter
+from .wan import WanAdapter
+from .z_image import ZImageAdapter
 
-ADAPTERS: list[ModelAdapter] = [PixArtAdapter(), FluxAdapter(), SD3Adapter(), SanaAdapter()]
+ADAPTERS: list[ModelAdapter] = [
+    PixArtAdapter(), FluxAdapter(), SD3Adapter(), SanaAdapter(), WanAdapter(), QwenImageAdapter(), Flux2Adapter(),
+    HunyuanVideo15Adapter(), LTX2Adapter(), ZImageAdapter(),
+]
 
 __all__ = [
-    "ADAPTERS", "ArchPreset", "BlockGroup", "GenericAdapter", "ModelAdapter", "ModelLayout", "UnsupportedModelError",
-    "adapter_for_config", "find_preset", "get_adapter", "presets", "register_adapter",
+    "ADAPTERS", "ArchPreset", "AutoAdapter", "BlockGroup", "GenericAdapter", "ModelAdapter", "ModelLayout", "UnsupportedModelError",
+    "adapter_for_config", "discover_adapter", "find_preset", "get_adapter", "presets", "register_adapter",
 ]
+
+
+logger = logging.getLogger(__name__)
+_LOGGED: set[str] = set()  # transformer classes whose found layout was logged
 
 
 def register_adapter(adapter: ModelAdapter) -> ModelAdapter:
@@ -67,12 +82,22 @@ def get_adapter(transformer: nn.Module, adapter: ModelAdapter | None = None) -> 
     for candidate in ADAPTERS:
         if candidate.matches(transformer):
             return candidate.bind(transformer)
-    supported = sorted({cls for a in ADAPTERS for cls in a.transformer_classes})
-    raise UnsupportedModelError(
-        f"ecad has no adapter for {type(transformer).__name__}; supported transformers: {', '.join(supported)}. "
-        "Pass `adapter=ecad.GenericAdapter(block_list, components)` or register one with "
-        "`ecad.register_adapter` (see docs/guides/adding-a-model.md)."
-    )
+    try:
+        found = discover_adapter(transformer)
+    except UnsupportedModelError:
+        supported = sorted({cls for a in ADAPTERS for cls in a.transformer_classes})
+        raise UnsupportedModelError(
+            f"ecad has no adapter for {type(transformer).__name__} and found no repeated blocks in it; supported "
+            f"transformers: {', '.join(supported)}. Pass `adapter=ecad.GenericAdapter(block_list, components)` or "
+            "register one with `ecad.register_adapter` (see docs/guides/adding-a-model.md)."
+        ) from None
+    if type(transformer).__name__ not in _LOGGED:
+        _LOGGED.add(type(transformer).__name__)
+        logger.warning("ecad has no adapter for %s and uses the layout it found:\n%s\nCheck it once; keep it with "
+                       "`ecad.adapters.discover_adapter(transformer).save(path)` and pass "
+                       "`adapter=ecad.adapters.AutoAdapter.load(path)`, or name it with `ecad.GenericAdapter`.",
+                       type(transformer).__name__, found.describe())
+    return found
 
 
 def adapter_for_config(config: dict[str, Any]) -> ModelAdapter | None:

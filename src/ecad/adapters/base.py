@@ -134,6 +134,9 @@ class ModelAdapter:
     # What the transformer's timestep runs up to (PixArt/SD3: 1000 train steps; FLUX passes t/1000).
     timestep_scale: float = 1000.0
     default_text_len: int = 120
+    vae_factor: int = 8  # pixels per position of the transformer's input, along height and width (VAE x packing)
+    # Video models: the frames counted by default (``dummy_inputs`` then takes ``frames=``); ``None``: an image model.
+    default_frames: int | None = None
     # Components that attend to the text only (TGATE-style heuristics stop recomputing them late in denoising).
     cross_attention: tuple[str, ...] = ()
     call_kwargs: dict[str, Any] = {}
@@ -239,12 +242,13 @@ class ModelAdapter:
         return pipe.image_processor.postprocess(image, output_type="pt")
 
     def pixel_multiple(self, config: dict[str, Any]) -> int:
-        """Height and width must be multiples of this (VAE factor 8 times the patch size)."""
-        return 8 * int(config.get("patch_size") or 1)
+        """Height and width must be multiples of this (the VAE's factor times the patch size)."""
+        return self.vae_factor * int(config.get("patch_size") or 1)
 
     def dummy_inputs(
         self, config: Any, batch_size: int, height: int, width: int, text_len: int, device: torch.device | str
     ) -> dict[str, Any]:
         """Keyword inputs of one transformer call at this resolution, assumed for counting an architecture preset or a
-        bare transformer (a pipeline's real call is observed instead, :mod:`ecad.observe`)."""
+        bare transformer (a pipeline's real call is observed instead, :mod:`ecad.observe`). Video adapters
+        (``default_frames`` set) take a further ``frames=`` keyword: the video's frames in pixel space."""
         raise NotImplementedError(f"the {self.family} adapter does not support MAC counting")

@@ -19,7 +19,8 @@ from torch import nn
 
 from .base import ArchPreset, BlockGroup, ModelAdapter
 from .skip import (
-    BlockSkip, BlockStep, add_into, class_is, context_feed_forward, gated_add_tokens, linear_modulation, modulate_tokens,
+    BlockSkip, BlockStep, add_into, class_is, context_feed_forward, gated_add_tokens, joint_adaln_zero, linear_modulation,
+    modulate_tokens,
 )
 
 # black-forest-labs/FLUX.1-dev and FLUX.1-schnell, transformer/config.json (they differ only in guidance_embeds).
@@ -95,18 +96,14 @@ def _single_forward(
     return hidden_states[:, :text_seq_len], hidden_states[:, text_seq_len:]
 
 
-def _double_supports(block: nn.Module) -> bool:
-    return (type(block).__name__ == "FluxTransformerBlock" and class_is("AdaLayerNormZero")(block.norm1)
-            and block.norm1.emb is None and block.norm1_context.emb is None)
-
-
 class FluxAdapter(ModelAdapter):
     family = "flux"
     transformer_classes = ("FluxTransformer2DModel",)
+    vae_factor = 16
     groups = (
         BlockGroup("transformer_blocks", ("attn", "ff", "ff_context"),
                    paper_names=("full_attn", "full_ff", "full_ff_context"),
-                   skip=BlockSkip(_double_forward, _double_supports)),
+                   skip=BlockSkip(_double_forward, joint_adaln_zero("FluxTransformerBlock"))),
         BlockGroup("single_transformer_blocks", ("attn", "proj_mlp", "proj_out"), prefix="single_",
                    paper_names=("single_attn", "single_proj_mlp", "single_proj_out"),
                    feeds=(("attn", "proj_out"), ("proj_mlp", "proj_out")),
@@ -120,9 +117,6 @@ class FluxAdapter(ModelAdapter):
         "flux-schnell": ArchPreset("flux-schnell", {**_FLUX_1, "guidance_embeds": False}, 256,
                                    "black-forest-labs/FLUX.1-schnell", paper_text_len=512),
     }
-
-    def pixel_multiple(self, config: dict[str, Any]) -> int:
-        return 16 * int(config.get("patch_size") or 1)
 
     def dummy_inputs(
         self, config: Any, batch_size: int, height: int, width: int, text_len: int, device: torch.device | str

@@ -50,15 +50,13 @@ def _forward(
 class SanaAdapter(ModelAdapter):
     family = "sana"
     transformer_classes = ("SanaTransformer2DModel",)
+    vae_factor = 32
     groups = (BlockGroup("transformer_blocks", ("attn1", "attn2", "ff"),
                          skip=BlockSkip(_forward, class_is("SanaTransformerBlock"))),)
     cross_attention = ("attn2",)
     default_text_len = 300  # SanaPipeline's max_sequence_length
     call_kwargs = {"use_resolution_binning": False}
     presets = {"sana-1600m": ArchPreset("sana-1600m", _SANA_1600M, 300, "Efficient-Large-Model/Sana_1600M_1024px_diffusers")}
-
-    def pixel_multiple(self, config: dict[str, Any]) -> int:
-        return 32 * int(config.get("patch_size") or 1)  # the DC-AE downsamples 32x
 
     def dummy_inputs(
         self, config: Any, batch_size: int, height: int, width: int, text_len: int, device: torch.device | str

@@ -57,6 +57,13 @@ def class_is(*names: str) -> Callable[[nn.Module], bool]:
     return lambda module: type(module).__name__ in names
 
 
+def joint_adaln_zero(name: str) -> Callable[[nn.Module], bool]:
+    """Joint blocks of class ``name`` (FLUX double-stream, HunyuanVideo) whose two adaLN-Zero norms take the
+    conditioning as given (no embedding of their own): the layout their skip forwards are written for."""
+    return lambda block: (type(block).__name__ == name and class_is("AdaLayerNormZero")(block.norm1)
+                          and block.norm1.emb is None and block.norm1_context.emb is None)
+
+
 def table_modulation(table: torch.Tensor, timestep: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, ...]:
     """PixArt's and Sana's adaLN-single: six [batch, 1, dim] shift/scale/gate tensors from the block's table."""
     return (table[None] + timestep.reshape(batch_size, 6, -1)).chunk(6, dim=1)

@@ -33,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=arguments.positive,
                         help="--arch: transformer batch (default 2: one image with CFG)")
     parser.add_argument("--text-len", type=arguments.positive, help="--arch: text tokens (default: the architecture's)")
+    parser.add_argument("--frames", type=arguments.positive,
+                        help="--arch, video models: frames of the video (default: the family's usual length)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
 
@@ -55,21 +57,22 @@ def run(args: argparse.Namespace) -> int:
     if args.arch:
         find_preset(args.arch)
         table = count_macs(args.arch, height, width, convention=args.convention, batch_size=args.batch_size,
-                           text_len=args.text_len)
+                           text_len=args.text_len, frames=args.frames)
     elif observes_pipeline(args.model) and args.convention != "paper":
-        if args.batch_size is not None or args.text_len is not None:
-            raise ValueError("--batch-size and --text-len are for --arch: a pipeline's are observed from its call; "
-                             "use --images and --guidance.")
+        if args.batch_size is not None or args.text_len is not None or args.frames is not None:
+            raise ValueError("--batch-size, --text-len and --frames are for --arch: a pipeline's are observed from its "
+                             "call; use --images and --guidance.")
         table = count_macs(args.model, height, width, guidance_scale=guidance, images=args.images)
     else:
         table = count_macs(args.model, height, width, convention=args.convention,
-                           batch_size=args.batch_size, text_len=args.text_len)
+                           batch_size=args.batch_size, text_len=args.text_len, frames=args.frames)
     schedule = schedule or table.full_schedule(args.steps)
     report = table.report(schedule)
     if args.json:
         print(json.dumps(report))
         return 0
-    print(f"{report['arch']} {height}x{width}, transformer batch {report['batch_size']}, "
+    frames = f", {report['frames']} frames" if report["frames"] > 1 else ""
+    print(f"{report['arch']} {height}x{width}{frames}, transformer batch {report['batch_size']}, "
           f"{report['text_len']} text tokens, {report['calls_per_step']} call(s) per step, {report['convention']} "
           f"convention")
     print(f"counted: {report['counted']}")
