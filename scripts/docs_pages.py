@@ -281,7 +281,9 @@ BENCHMARKS = (
               "`transformer_efficiency` is measured transformer speedup / MAC speedup. It is below 1 because a step "
               "in which every component replays is not free (gates, residual adds, embeddings); it falls as "
               "schedules get sparser. Rely on measured numbers for a deployment decision, and on `--cost latency` in "
-              "the search when you want the front in time rather than MACs.", delivered_findings),
+              "the search when you want the front in time rather than MACs. The record with `compile` set was timed "
+              "under an earlier runtime in which every hooked component was a graph break; for compiled timings of "
+              "the current runtime see [Compiled runtime](compiled.md).", delivered_findings),
     Benchmark("peers", "Against other caches",
               "ecad's searched front against the caches users already run (diffusers' First Block Cache, PAB, "
               "FasterCache, TaylorSeer, MagCache; cache-dit's DBCache) and FORA, through one `ecad eval` on held-out "
