@@ -127,6 +127,7 @@ class Benchmark:
     findings: Callable[[Record], list[str]] | None = None
     image: str | None = None
     drop: tuple[str, ...] = ()  # row-table columns (prefixes) that repeat others or only serve the benchmark itself
+    reshape: Callable[[Record], Record] | None = None  # the record as tables read best (e.g. nested cells as rows)
 
 
 def pct(value: float) -> str:
@@ -229,6 +230,43 @@ def efficiency_findings(record: Record) -> list[str]:
     return out
 
 
+def compiled_rows(record: Record) -> Record:
+    """``results[mode][schedule]`` as one row per (mode, schedule)."""
+    rows = [{"mode": mode, "schedule": name, **cell} for mode, cells in record["results"].items()
+            for name, cell in cells.items()]
+    return {**{k: v for k, v in record.items() if k != "results"}, "rows": rows}
+
+
+def compiled_findings(record: Record) -> list[str]:
+    results = record["results"]
+    cells = [(mode, name, cell) for mode, named in results.items() for name, cell in named.items()]
+    breaks = sum(cell["graph_breaks"] for _, _, cell in cells)
+    again = sum(cell["recompiles_second_generation"] for _, _, cell in cells)
+    lines = [f"- Graph breaks {breaks} and graphs compiled by a second generation {again}, over all "
+             f"{len(cells)} (mode, schedule) cells, with `fullgraph=True` ({record.get('backend', 'inductor')})."]
+    eager_call = results["eager"]["no-cache"]["median_replay_call_us"] if "eager" in results else None
+    for mode, named in results.items():
+        fora = [(name, cell) for name, cell in named.items() if name.startswith("fora:")]
+        speedups = ", ".join(f"`{name}` {x(cell['measured_speedup_vs_same_mode_uncached'])} "
+                             f"({x(cell['mac_speedup'])} MAC)" for name, cell in fora)
+        uncached = named["no-cache"]["median_replay_call_us"]
+        versus = (f"; its uncached call {uncached:.0f} us against eager's {eager_call:.0f} us (a separate pass, "
+                  "not interleaved)" if mode != "eager" and eager_call else "")
+        lines.append(f"- {mode}: measured against the same mode's uncached model, {speedups}{versus}.")
+    losses = [f"`{mode}` `{name}` {x(cell['measured_speedup_vs_same_mode_uncached'])}"
+              for mode, name, cell in cells if cell["measured_speedup_vs_same_mode_uncached"] < 0.98]
+    if losses:
+        lines.append("- Slower than the same mode's uncached model: " + ", ".join(losses) + ".")
+    return lines
+
+
+def gpu_status() -> str:
+    """What is known from ``benchmarks/gpu.sh``, from whether its results file exists (never a number by hand)."""
+    if (RESULTS / "gpu.jsonl").exists():
+        return "Its GPU records are in `benchmarks/results/gpu.jsonl`."
+    return "It has not yet run on a GPU: there are no GPU numbers for compiled ecad yet."
+
+
 def ray_findings(record: Record) -> list[str]:
     return [f"- {record['workers_1']['per_second']:.2f} candidates/s with one worker, "
             f"{record['workers_2']['per_second']:.2f} with two ({x(record['ratio_2_over_1'])})."]
@@ -243,7 +281,9 @@ BENCHMARKS = (
               "`transformer_efficiency` is measured transformer speedup / MAC speedup. It is below 1 because a step "
               "in which every component replays is not free (gates, residual adds, embeddings); it falls as "
               "schedules get sparser. Rely on measured numbers for a deployment decision, and on `--cost latency` in "
-              "the search when you want the front in time rather than MACs.", delivered_findings),
+              "the search when you want the front in time rather than MACs. The record with `compile` set was timed "
+              "under an earlier runtime in which every hooked component was a graph break; for compiled timings of "
+              "the current runtime see [Compiled runtime](compiled.md).", delivered_findings),
     Benchmark("peers", "Against other caches",
               "ecad's searched front against the caches users already run (diffusers' First Block Cache, PAB, "
               "FasterCache, TaylorSeer, MagCache; cache-dit's DBCache) and FORA, through one `ecad eval` on held-out "
@@ -278,6 +318,27 @@ BENCHMARKS = (
               "Bytes the cache holds after a generation against the formula passes x sum of output sizes x element "
               "size, and the effect of a float16 cache on the images.",
               "Budget the cache with `handle.cache_bytes()` and the formula in the runtime guide.", memory_findings),
+    Benchmark("compiled", "Compiled runtime",
+              "The transformer eager, compiled whole and compiled regional (`ecad.compile_transformer`, "
+              "`fullgraph=True`), each under no cache and cache schedules, in a pipeline's denoising loop (its "
+              "scheduler drives ecad's step clock) and timed without text encoding and decoding: graph breaks, "
+              "graphs compiled, graphs compiled again by a second generation, compile seconds, the median call after "
+              "the first (`median_replay_call_us`; all-replay: a step that replays everything) and the **measured** "
+              "speedup against the *same mode's* uncached model, next to the **MAC** speedup. Within a mode the "
+              "schedules run in interleaved rounds; the modes run one after another, so compare absolute times "
+              "across modes loosely (a wide spread in a row means other work shared the machine). `stand-in` is a 28-block PixArt with tiny tensors, where the host is the limit "
+              "(as on a GPU at small batch). `python_per_call` counts what ecad's runtime runs in Python in one call. "
+              "`benchmarks/gpu.sh` runs the same benchmark on a GPU (PixArt-XL-2 at 256 and 1024 px, FLUX.1-dev "
+              "at 1024 px, bfloat16, eager, regional, and whole with CUDA graphs). " + gpu_status(),
+              "On tiny-shapes a schedule keeps, compiled, about the speedup it has eager against the same mode's "
+              "uncached model, and nothing recompiles. Where ecad loses: steps that recompute also keep every output "
+              "for later replays, so an all-recompute schedule is slower than no cache eager, and on the host-bound "
+              "stand-in compiled whole it is far slower and FORA-3 keeps little of its MAC speedup (the earlier "
+              "run); a step that replays everything is not free (modulation, gates, residual adds), so delivery "
+              "falls as schedules get sparser; and on this CPU compiling did not make the uncached tiny-shapes "
+              "model faster than eager. These are CPU numbers: time your own model on your device, compiled and "
+              "not, before you choose.",
+              compiled_findings, reshape=compiled_rows),
     Benchmark("forecast", "Forecasting: two actions against three",
               "The same search with actions reuse/recompute and with forecast added, every front point and the FORA "
               "and TaylorSeer baselines re-scored on held-out captions (**held-out**; speedups are **MAC**).",
@@ -324,7 +385,8 @@ def benchmark_page(bench: Benchmark, records: list[Record]) -> str:
         label = "Newest run" if number == 0 else f"Earlier run {len(records) - number} of {len(records)}"
         lines += [f"## {label}: {record['date']}", "",
                   f"Machine: {record['device']}, {record['threads']} threads, torch {record['torch']}, diffusers "
-                  f"{record['diffusers']}.", "", *render_record(record, bench.drop)]
+                  f"{record['diffusers']}.", "", *render_record(bench.reshape(record) if bench.reshape else record,
+                                                                 bench.drop)]
     return "\n".join(lines).rstrip() + "\n"
 
 
