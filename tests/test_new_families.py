@@ -17,11 +17,6 @@ import ecad
 from ecad.cli import main
 from ecad.macs import count_macs
 
-# HunyuanVideo 1.5's transformer reorders the text tokens by the values of their masks (boolean indexing), which the
-# meta device cannot run: its MACs are counted only where a real call is observed.
-COUNTED_ON_META = [name for name in NEW_FAMILIES if name != "hunyuan-video-1.5"]
-
-
 def _tensors(value) -> list[torch.Tensor]:
     return [value] if isinstance(value, torch.Tensor) else [t for item in value for t in _tensors(item)]
 
@@ -41,7 +36,7 @@ def _real_macs(model, inputs) -> int:
     return sum(counter.get_flop_counts()["Global"].values()) // 2
 
 
-@pytest.mark.parametrize("name", COUNTED_ON_META)
+@pytest.mark.parametrize("name", list(NEW_FAMILIES))
 def test_full_step_macs_equal_flop_counter_over_one_real_call(name):
     model, inputs, timestep_arg, timesteps, size, frames = _build(name)
     table = count_macs(model, size, size, batch_size=2, text_len=TEXT, frames=frames)
@@ -50,7 +45,7 @@ def test_full_step_macs_equal_flop_counter_over_one_real_call(name):
     assert bool((table.component_macs[table.exists] > 0).all())
 
 
-@pytest.mark.parametrize("name", COUNTED_ON_META)
+@pytest.mark.parametrize("name", list(NEW_FAMILIES))
 def test_predicted_step_macs_equal_what_the_runtime_runs(name):
     """Under a random schedule, the cost table's MACs of each step (replayed components' inputs left out by the skip
     forwards) equal FlopCounterMode over the call the runtime really makes at that step."""
@@ -63,11 +58,6 @@ def test_predicted_step_macs_equal_what_the_runtime_runs(name):
                     for t in timesteps]
     assert measured == table.step_macs(schedule)
     assert sum(measured) < table.full_step_macs * len(timesteps)
-
-
-def test_hunyuan_video_cannot_be_counted_on_the_meta_device_and_says_why():
-    with pytest.raises(RuntimeError, match="meta"):
-        count_macs("hunyuanvideo-1.5", 720, 1280)
 
 
 def _bare_executor(name: str) -> tuple[FunctionExecutor, torch.nn.Module]:
@@ -86,7 +76,7 @@ def _bare_executor(name: str) -> tuple[FunctionExecutor, torch.nn.Module]:
     return executor, model
 
 
-@pytest.mark.parametrize("name", COUNTED_ON_META)
+@pytest.mark.parametrize("name", list(NEW_FAMILIES))
 def test_a_short_search_over_the_family_layout(name, tmp_path):
     executor, model = _bare_executor(name)
     result = short_search(executor, tmp_path / "run", 4, name)
@@ -119,14 +109,14 @@ def test_z_image_in_its_pipeline_follows_the_scheduler_while_its_timestep_rises(
     assert handle.counts == {"computed": 4, "reused": 12, "forecast": 0}
 
 
-NEW_PRESETS = ["wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.2-t2v-a14b", "qwen-image", "flux2-dev", "ltx-2",
-               "z-image-turbo"]
+NEW_PRESETS = ["wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.2-t2v-a14b", "qwen-image", "flux2-dev",
+               "hunyuanvideo-1.5", "ltx-2", "z-image-turbo"]
 
 
 @pytest.mark.slow  # building a real-size architecture on the meta device takes seconds
 @pytest.mark.parametrize("arch", NEW_PRESETS)
 def test_macs_cli_counts_every_new_preset(arch, capsys):
-    video = arch.startswith(("wan", "ltx"))
+    video = arch.startswith(("wan", "hunyuan", "ltx"))
     assert main(["macs", "--arch", arch, "--height", "256", "--width", "256", "--json"]
                 + (["--frames", "9"] if video else [])) == 0
     report = json.loads(capsys.readouterr().out)

@@ -199,9 +199,12 @@ def tiny_hunyuan_video15() -> tuple[HunyuanVideo15Transformer3DModel, dict]:
                                              num_layers=2, num_refiner_layers=1, text_embed_dim=16,
                                              text_embed_2_dim=8, image_embed_dim=8, rope_axes_dim=(2, 2, 4),
                                              task_type="t2v").eval()
+    # HunyuanVideo15Pipeline's lengths: 256 ByT5 tokens (here 8 valid, the rest padding) and 729 image tokens (zeros
+    # for text-to-video: all padding)
     return model, {"hidden_states": torch.randn(2, 9, 3, 4, 4), "encoder_hidden_states": torch.randn(2, TEXT, 16),
-                   "encoder_attention_mask": torch.ones(2, TEXT), "encoder_hidden_states_2": torch.randn(2, 3, 8),
-                   "encoder_attention_mask_2": torch.ones(2, 3), "image_embeds": torch.zeros(2, 4, 8)}
+                   "encoder_attention_mask": torch.ones(2, TEXT), "encoder_hidden_states_2": torch.randn(2, 256, 8),
+                   "encoder_attention_mask_2": (torch.arange(256) < 8).float().expand(2, -1),
+                   "image_embeds": torch.zeros(2, 729, 8)}
 
 
 def tiny_ltx2() -> tuple[LTX2VideoTransformer3DModel, dict]:

@@ -218,7 +218,8 @@ def _count_call(
                 lambda _m, _i, out, b=b, name=name: outputs.setdefault(b, {}).__setitem__(name, out)))
     args, kwargs = TransformerCall.meta_arguments(signature)
     try:
-        total, counts = _macs(mapping, model, *args, **kwargs)
+        with adapter.counting_context():
+            total, counts = _macs(mapping, model, *args, **kwargs)
     finally:
         for handle in handles:
             handle.remove()

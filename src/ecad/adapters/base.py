@@ -8,6 +8,7 @@ runtime hooks, cost model, search) works from this description.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -240,6 +241,12 @@ class ModelAdapter:
         latents = latents / vae.config.scaling_factor + (getattr(vae.config, "shift_factor", None) or 0.0)
         image = vae.decode(latents.to(vae.dtype), return_dict=False)[0]
         return pipe.image_processor.postprocess(image, output_type="pt")
+
+    def counting_context(self) -> AbstractContextManager[Any]:
+        """Entered while the cost model runs the transformer on the meta device (:mod:`ecad.macs`). Tensors there
+        have shapes but no values: a family whose forward decides by values overrides this with a context that makes
+        a shape-equivalent decision instead (MACs depend on shapes alone)."""
+        return nullcontext()
 
     def pixel_multiple(self, config: dict[str, Any]) -> int:
         """Height and width must be multiples of this (the VAE's factor times the patch size)."""

@@ -4,7 +4,9 @@ stream.
 ``attn`` reads both streams' adaLN-Zero-modulated ``norm1`` outputs and returns (video, text) together: one component,
 cached as the tuple; ``ff`` and ``ff_context`` read the modulated ``norm2`` outputs; all are gated. The skip forward
 always computes the adaLN-Zero projections (they give the gates) and leaves out the norms and modulations before
-replayed components. The text refiner blocks before them run at every step. Latents: 32 channels, the VAE compresses
+replayed components. The text refiner blocks before them run at every step. The transformer puts each row's valid
+text tokens first by the values of their masks; counting on the meta device replaces that by a reorder of the same
+shapes (:class:`AllTokensValid`). Latents: 32 channels, the VAE compresses
 4x in time and 16x in space, no patching; the transformer reads the latents, a condition latent and a mask (65
 channels).
 """
@@ -15,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from .base import ArchPreset, BlockGroup, ModelAdapter
 from .skip import (
@@ -60,6 +63,36 @@ def _forward(
                                                c_shift_mlp, c_scale_mlp, c_gate_mlp)
 
 
+class AllTokensValid(TorchFunctionMode):
+    """``HunyuanVideo15Transformer3DModel.forward`` on the meta device, whose masks have shapes but no values.
+
+    The forward moves each row's valid tokens first (``text[mask]``, then ``text[~mask]``, for the image, ByT5 and
+    prompt tokens) and tests ``torch.all(image_embeds == 0)`` for text-to-video; the meta device can do neither. Under
+    this mode a boolean mask on the meta device selects every token, its negation none, and a truth test reads true.
+    Each row keeps its length, so the blocks see the shapes of the real call and every matrix product is the same:
+    only which tokens are padding differs, which moves no multiply-accumulate.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._negated: dict[int, torch.Tensor] = {}  # holding the tensors keeps their ids unique while the mode runs
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func is torch.Tensor.__bool__ and args[0].is_meta:
+            return True
+        if func is torch.Tensor.__invert__ and args[0].is_meta and args[0].dtype == torch.bool:
+            negated = func(*args, **kwargs)
+            if id(args[0]) not in self._negated:
+                self._negated[id(negated)] = negated
+            return negated
+        index = args[1] if func is torch.Tensor.__getitem__ else None
+        if isinstance(index, torch.Tensor) and index.is_meta and index.dtype == torch.bool:
+            rows = args[0].flatten(0, index.dim() - 1)
+            return rows[:0] if id(index) in self._negated else rows
+        return func(*args, **kwargs)
+
+
 class HunyuanVideo15Adapter(ModelAdapter):
     family = "hunyuan-video-1.5"
     transformer_classes = ("HunyuanVideo15Transformer3DModel",)
@@ -70,6 +103,9 @@ class HunyuanVideo15Adapter(ModelAdapter):
     default_frames = 121
     presets = {"hunyuanvideo-1.5": ArchPreset("hunyuanvideo-1.5", _HUNYUAN_VIDEO_15, 1000,
                                               "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-720p_t2v")}
+
+    def counting_context(self) -> AllTokensValid:
+        return AllTokensValid()
 
     def dummy_inputs(
         self, config: Any, batch_size: int, height: int, width: int, text_len: int, device: torch.device | str,
