@@ -60,6 +60,18 @@ def test_predicted_step_macs_equal_what_the_runtime_runs(name):
     assert sum(measured) < table.full_step_macs * len(timesteps)
 
 
+def test_hunyuan_video_counting_mode_keeps_each_row_length_on_the_meta_device_only():
+    """Under the counting mode a meta mask selects every row and its negation none; real tensors index as usual."""
+    from ecad.adapters.hunyuan_video import AllTokensValid
+
+    rows, mask = torch.empty(6, 4, device="meta"), torch.zeros(6, device="meta", dtype=torch.bool)
+    real = torch.arange(6.0)
+    with AllTokensValid():
+        assert [tuple(rows[m].shape) for m in (mask, ~mask, ~~mask)] == [(6, 4), (0, 4), (6, 4)]
+        assert bool(torch.all(rows == 0))
+        assert torch.equal(real[real > 3], torch.tensor([4.0, 5.0])) and real[~(real > 3)].shape == (4,)
+
+
 def _bare_executor(name: str) -> tuple[FunctionExecutor, torch.nn.Module]:
     """The family's tiny transformer over a 4-step loop, costed by its cost table."""
     model, inputs, timestep_arg, timesteps, size, frames = _build(name)
