@@ -97,14 +97,15 @@ def compile_config(scope: str | None, backend: str | None) -> CompileConfig | No
 
 @contextmanager
 def compiled(target: Any, config: CompileConfig, *, adapter: ModelAdapter | None = None) -> Iterator[nn.Module]:
-    """:func:`compile_transformer` for the length of a ``with`` block, the modules eager again after it (their
+    """:func:`compile_transformer` for the length of a ``with`` block, the modules as they were after it (their
     graphs stay in dynamo's cache): a measurement compiles what it times and leaves the caller's model as it was."""
+    before = {module: module._compiled_call_impl for module in _split_target(target)[0].modules()}
     transformer = compile_transformer(target, config.scope, adapter=adapter, backend=config.backend)
     try:
         yield transformer
     finally:
-        for module in transformer.modules():
-            module._compiled_call_impl = None
+        for module, call in before.items():
+            module._compiled_call_impl = call
 
 
 @contextmanager
