@@ -12,14 +12,17 @@ ecad's runtime traces no decision (:mod:`ecad.hooks`), so both ways work with ``
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
 from .adapters import ModelAdapter, get_adapter
 from .hooks import _split_target
-
-SCOPES = ("regional", "whole")
+from .names import COMPILE_SCOPES as SCOPES
 
 
 def compile_transformer(target: Any, scope: str = "regional", *, adapter: ModelAdapter | None = None,
@@ -54,3 +57,76 @@ def compile_transformer(target: Any, scope: str = "regional", *, adapter: ModelA
         for _, _, block, _ in get_adapter(transformer, adapter).blocks(transformer):
             block.compile(**compile_kwargs)
     return transformer
+
+
+@dataclass(frozen=True)
+class CompileConfig:
+    """How a measurement compiles the transformer it times, so that the cost it records is the cost users run.
+
+    Args:
+        scope: ``"regional"`` or ``"whole"`` (see :func:`compile_transformer`).
+        backend: ``torch.compile``'s backend: a registered name (``"inductor"``; ``"eager"`` traces without
+            generating code, for tests) or a callable such as dynamo's ``CompileCounter``.
+    """
+
+    scope: str = "regional"
+    backend: str | Callable[..., Any] = "inductor"
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ValueError(f"compile scope must be one of {SCOPES}, got {self.scope!r}.")
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend if isinstance(self.backend, str) else type(self.backend).__name__
+
+    @property
+    def label(self) -> str:
+        return f"{self.scope} ({self.backend_name})"
+
+
+def compile_config(scope: str | None, backend: str | None) -> CompileConfig | None:
+    """A run's compile settings (``None``: eager), refused where a backend is named but nothing is compiled."""
+    if scope is None:
+        if backend is not None:
+            raise ValueError(f"--compile-backend {backend} names how to compile, but nothing is compiled: add "
+                             "--compile (regional or whole) or leave --compile-backend out.")
+        return None
+    return CompileConfig(scope, backend or "inductor")
+
+
+@contextmanager
+def compiled(target: Any, config: CompileConfig, *, adapter: ModelAdapter | None = None) -> Iterator[nn.Module]:
+    """:func:`compile_transformer` for the length of a ``with`` block, the modules as they were after it (their
+    graphs stay in dynamo's cache): a measurement compiles what it times and leaves the caller's model as it was."""
+    before = {module: module._compiled_call_impl for module in _split_target(target)[0].modules()}
+    transformer = compile_transformer(target, config.scope, adapter=adapter, backend=config.backend)
+    try:
+        yield transformer
+    finally:
+        for module, call in before.items():
+            module._compiled_call_impl = call
+
+
+@contextmanager
+def timed_calls(module: nn.Module, seconds: Callable[[float], None], sync: Callable[[], None]) -> Iterator[None]:
+    """Report the seconds of every call of ``module`` to ``seconds``, timed around its compiled call where it has one:
+    outside the compiled frame, so the timer adds no graph break and times the graph users run (a forward hook runs
+    inside ``Module._call_impl``, which ``module.compile()`` traces). Not for a module inside a compiled region (its
+    calls are traced, not made)."""
+    inner = module._compiled_call_impl or module._call_impl
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        sync()
+        start = time.perf_counter()
+        result = inner(*args, **kwargs)
+        sync()
+        seconds(time.perf_counter() - start)
+        return result
+
+    kept = module._compiled_call_impl
+    module._compiled_call_impl = call
+    try:
+        yield
+    finally:
+        module._compiled_call_impl = kept

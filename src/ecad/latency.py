@@ -11,11 +11,21 @@ component adds (its input included). Time outside the blocks (embeddings, final 
 ``forecasts=True``, the plans "only component c forecasts" price the third action too: what a forecasting component
 adds to its block's all-replay time (the extrapolation's element-wise work, which costs no MACs); a table measured
 without them prices a forecast like a reuse.
+
+Compiled (``compile``), the table prices what the compiled model costs. The timers sit around each block's call from
+outside (:func:`ecad.compilation.timed_calls`), never inside a traced frame, where a timer would be a graph break
+(or an error under ``fullgraph=True``) and time a model users do not run. Regional compilation keeps block
+boundaries, so every block is timed compiled under every plan, exactly as above. Whole-model compilation leaves none:
+each step is timed whole, compiled, and split over the blocks and the rest in the proportions the same step has
+eager (measured in the same call, before compiling): the steps' totals are the compiled ones, the split between
+blocks is eager's estimate. The table records how it was measured (``compile_scope``, ``compile_backend``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +35,7 @@ from typing import Any
 import torch
 
 from .adapters import get_adapter
+from .compilation import CompileConfig, compiled, timed_calls
 from .hooks import _split_target, enable_cache
 from .observe import TransformerCall, observe_calls, probe_call
 from .schedule import CacheSchedule
@@ -49,6 +60,13 @@ class LatencyTable:
     feeds: tuple[tuple[int, int, int], ...] = ()
     calls_per_step: int = 1
     forecast_seconds: torch.Tensor | None = None  # float64 [blocks, components]: what a forecast adds; None: 0
+    compile_scope: str | None = None  # how the transformer was compiled when measured ("regional", "whole"); None: eager
+    compile_backend: str | None = None  # torch.compile's backend then
+
+    @property
+    def compiled_as(self) -> str:
+        """How it was measured, for messages: ``eager`` or e.g. ``regional (inductor)`` (as ``CompileConfig.label``)."""
+        return "eager" if self.compile_scope is None else f"{self.compile_scope} ({self.compile_backend})"
 
     @property
     def full_step_seconds(self) -> float:
@@ -138,14 +156,55 @@ def _with(call: TransformerCall, name: str, position: int | None, value: Any) ->
     return tuple(args), kwargs
 
 
+def _timed_steps(
+    transformer: Any, adapter: Any, schedule: CacheSchedule, calls: Sequence[TransformerCall],
+    timesteps: list[list[Any]], position: int | None, sync: Callable[[], None], blocks: list[Any],
+) -> tuple[list[tuple[float, list[float]]], list, list]:
+    """Run every step of ``schedule`` as one generation; per step, ``(seconds outside blocks, seconds per block)``
+    (``blocks`` empty: the step's total and no split), and the handle's recompute and forecast tables."""
+    block_time = [0.0] * len(blocks)
+
+    def adder(b: int) -> Callable[[float], None]:
+        return lambda seconds: block_time.__setitem__(b, block_time[b] + seconds)
+
+    per_step: list[tuple[float, list[float]]] = []
+    with contextlib.ExitStack() as timers:
+        for b, block in enumerate(blocks):
+            timers.enter_context(timed_calls(block, adder(b), sync))
+        with enable_cache(transformer, schedule, adapter=adapter) as handle:
+            # the steps are counted here, as a pipeline's scheduler counts them: no call reads its timestep's value,
+            # which inside a whole-model graph would be a graph break
+            handle.state.start_generation()
+            for step in range(schedule.num_steps):
+                block_time[:] = [0.0] * len(blocks)
+                sync()
+                start = time.perf_counter()
+                for call, steps in zip(calls, timesteps):
+                    args, kwargs = _with(call, adapter.timestep_arg, position, steps[step])
+                    transformer(*args, **kwargs)
+                sync()
+                total = time.perf_counter() - start
+                per_step.append((total - sum(block_time), list(block_time)))
+                handle.state.scheduler_step(calls[-1].argument(adapter.sample_arg, 0))
+            return per_step, handle.state.table, handle.state.forecast
+
+
+def _scaled(parts: tuple[float, list[float]], total: float) -> tuple[float, list[float]]:
+    """An eager step's split (outside, per block) scaled to a compiled step's measured total."""
+    outside, blocks = parts
+    scale = total / max(outside + sum(blocks), 1e-12)
+    return outside * scale, [seconds * scale for seconds in blocks]
+
+
 @torch.inference_mode()
 def measure_call_latency(
     target: Any, calls: Sequence[TransformerCall], height: int, width: int, *, warmup: int = 2, repeats: int = 5,
-    forecasts: bool = False,
+    forecasts: bool = False, compile: CompileConfig | None = None,
 ) -> LatencyTable:
     """Time the transformer of ``target`` (a pipeline or the transformer) on the observed ``calls`` of one step,
     through ecad's runtime under a measuring schedule (medians of ``repeats`` rounds after ``warmup``); with
-    ``forecasts`` the forecast action is timed too (order 1, along steps)."""
+    ``forecasts`` the forecast action is timed too (order 1, along steps); with ``compile``, compiled as it says
+    (the warm-up rounds compile every plan's graphs; the model is eager again after)."""
     import inspect
 
     transformer, _ = _split_target(target)
@@ -167,36 +226,17 @@ def measure_call_latency(
     timesteps = [_timesteps(call, adapter.timestep_arg, position, schedule.num_steps) for call in calls]
 
     blocks = [block for *_, block, _ in adapter.blocks(transformer)]
-    block_time = [0.0] * len(blocks)
-    started = [0.0] * len(blocks)
-    handles = []
-    for b, block in enumerate(blocks):
-        def pre(*_: Any, b: int = b) -> None:
-            sync()
-            started[b] = time.perf_counter()
-
-        def post(*_: Any, b: int = b) -> None:
-            sync()
-            block_time[b] += time.perf_counter() - started[b]
-
-        handles += [block.register_forward_pre_hook(pre), block.register_forward_hook(post)]
-    per_step: list[tuple[float, list[float]]] = []  # (seconds outside the blocks, seconds per block)
-    try:
-        with enable_cache(transformer, schedule, adapter=adapter) as handle:
-            for step in range(schedule.num_steps):
-                block_time[:] = [0.0] * len(blocks)
-                sync()
-                start = time.perf_counter()
-                for call, steps in zip(calls, timesteps):
-                    args, kwargs = _with(call, adapter.timestep_arg, position, steps[step])
-                    transformer(*args, **kwargs)
-                sync()
-                total = time.perf_counter() - start
-                per_step.append((total - sum(block_time), list(block_time)))
-            bits, forecasting = handle.state.table, handle.state.forecast
-    finally:
-        for h in handles:
-            h.remove()
+    run = functools.partial(_timed_steps, transformer, adapter, schedule, calls, timesteps, position, sync)
+    if compile is None:
+        per_step, bits, forecasting = run(blocks)
+    elif compile.scope == "regional":
+        with compiled(transformer, compile, adapter=adapter):
+            per_step, bits, forecasting = run(blocks)
+    else:  # one graph per step: no block boundary left to time, so the step's total is split as eager splits it
+        eager, bits, forecasting = run(blocks)
+        with compiled(transformer, compile, adapter=adapter):
+            totals, _, _ = run([])
+        per_step = [_scaled(parts, total) for parts, (total, _) in zip(eager, totals)]
 
     samples: dict[tuple[int, str | int], list[float]] = {}
     exists = layout.exists.tolist()
@@ -226,13 +266,13 @@ def measure_call_latency(
     return LatencyTable(
         str(device), str(dtype).removeprefix("torch."), height, width, int(sample.shape[0]), layout.block_names,
         layout.component_names, layout.exists, components, max(0.0, outside), replay, full, layout.feeds, len(calls),
-        forecast_seconds,
+        forecast_seconds, compile.scope if compile else None, compile.backend_name if compile else None,
     )
 
 
 def measure_latency(
     pipe: Any, height: int, width: int, *, images: int = 1, guidance_scale: float | None = None, warmup: int = 2,
-    repeats: int = 5, forecasts: bool = False, **call_kwargs: Any,
+    repeats: int = 5, forecasts: bool = False, compile: CompileConfig | None = None, **call_kwargs: Any,
 ) -> LatencyTable:
     """Measure the latency cost model of ``pipe`` on its device: what ``ecad search --cost latency`` uses.
 
@@ -245,10 +285,12 @@ def measure_latency(
         warmup: untimed calls before timing.
         repeats: timed calls per plan.
         forecasts: also time the forecast plans (for three-action searches).
+        compile: measure the transformer compiled this way (``None``: eager).
         **call_kwargs: passed to the observed pipeline call.
 
     Returns:
         A ``LatencyTable``: seconds per block plan and outside the blocks, which prices any schedule.
     """
     calls = observe_calls(pipe, probe_call(pipe, height, width, guidance_scale, images, **call_kwargs))
-    return measure_call_latency(pipe, calls, height, width, warmup=warmup, repeats=repeats, forecasts=forecasts)
+    return measure_call_latency(pipe, calls, height, width, warmup=warmup, repeats=repeats, forecasts=forecasts,
+                                compile=compile)

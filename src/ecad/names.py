@@ -12,6 +12,7 @@ from collections.abc import Iterable
 DTYPE_NAMES = ("float32", "float16", "bfloat16")
 CONVENTIONS = ("full", "paper")  # MAC counting: attention core included, or the ECAD paper's numbers
 COSTS = ("macs", "latency")  # the search's cost objective
+COMPILE_SCOPES = ("regional", "whole")  # ecad.compile_transformer's scopes
 EXECUTOR_NAMES = ("local", "ray")
 # paper: the faithful reproduction, each candidate generated on its own; fast: the same evaluations with shared step
 # prefixes computed once (ecad.search.prefix); race: fast, and the full calibration set spent only on candidates that

@@ -127,6 +127,16 @@ def device(value: Any) -> str:
     return value
 
 
+def compile_backend(value: Any) -> str:
+    """A ``torch.compile`` backend registered with dynamo (``inductor``, ``eager``, ``aot_eager``, ...)."""
+    import torch._dynamo
+
+    if value not in torch._dynamo.list_backends(exclude_tags=()):
+        usual = sorted({"eager", *torch._dynamo.list_backends()})
+        raise ValueError(f"must be a torch.compile backend such as {', '.join(usual)}, got {value!r}")
+    return value
+
+
 # ---------------------------------------------------------------------- config dataclasses
 def checked(check: Check, **field_options: Any) -> Any:
     """A dataclass field (``default=...`` or ``default_factory=...``) whose value :func:`check_fields` validates."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import validation
-from ..names import did_you_mean
+from ..names import COMPILE_SCOPES, did_you_mean
 from ..validation import Check, whole
 
 _PARSED_AS = {int: "a whole number", float: "a number", str: "text"}
@@ -76,3 +76,13 @@ def image_file(value: str) -> str:
     if Path(value).is_dir():
         raise argparse.ArgumentTypeError(f"{value!r} is a folder; give a file name such as {value}/image.png")
     return value
+
+
+def add_compile(parser: argparse.ArgumentParser, purpose: str) -> None:
+    """``--compile [regional|whole]`` and ``--compile-backend NAME`` (checked by the run's config, which imports
+    torch: the parser does not)."""
+    parser.add_argument("--compile", nargs="?", const="regional", choices=COMPILE_SCOPES, metavar="SCOPE",
+                        help=f"{purpose}: regional (each block, the default SCOPE) or whole (the transformer's call)")
+    parser.add_argument("--compile-backend", metavar="NAME",
+                        help="torch.compile's backend with --compile (default: inductor; eager traces without "
+                             "generating code)")

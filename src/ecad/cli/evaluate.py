@@ -78,6 +78,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="images per timed pipeline call (default: the first scored batch, --batch-size images)")
     parser.add_argument("--device", type=arguments.device, default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", choices=DTYPE_NAMES, default="float32", help="weights and compute dtype")
+    arguments.add_compile(parser, "time the pipeline calls with the transformer compiled (images are generated eager)")
     parser.add_argument("--out", required=True, help="eval directory (re-run with the same --out to resume)")
     parser.set_defaults(run=run)
 
@@ -97,7 +98,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         num_steps=args.steps, height=args.height, width=args.width, guidance_scale=args.guidance,
         batch_size=args.batch_size, seed=args.seed, resample=args.resample, convention=args.convention,
         warmup=args.warmup, repeats=args.repeats, latency_batch=args.latency_batch, device=args.device,
-        dtype=args.dtype,
+        dtype=args.dtype, compile=args.compile, compile_backend=args.compile_backend,
     )
 
 

@@ -15,8 +15,8 @@ from . import arguments
 if TYPE_CHECKING:
     from ..search import SearchConfig
 
-# Settings of how --strategy searches: unset on the command line, a new run takes the default, --resume the run's.
-STRATEGY_SETTINGS = ("race_rows", "race_confidence", "race_first_generation", "screen")
+# Settings unset on the command line: a new run takes the default, --resume the run's.
+STRATEGY_SETTINGS = ("race_rows", "race_confidence", "race_first_generation", "screen", "compile", "compile_backend")
 PROMPTS_HELP = (f"prompt file (txt; json list; tsv/csv with a prompt column) or a built-in set: "
                 f"{', '.join(PROMPT_SETS)} (tiny-shapes training captions; held-out captions for evaluation)")
 
@@ -71,6 +71,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "forecast it from its last computed outputs (first-order TaylorSeer extrapolation)")
     parser.add_argument("--device", type=arguments.device, default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", choices=DTYPE_NAMES, default="float32", help="weights and compute dtype")
+    arguments.add_compile(parser, "--cost latency: measure the latency cost with the transformer compiled")
     parser.add_argument("--executor", choices=EXECUTOR_NAMES, default="local",
                         help="local: in this process; ray: one actor per GPU/CPU slot (pip install 'ecad[ray]')")
     parser.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray instance)")

@@ -29,16 +29,19 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..compilation import CompileConfig, compile_config, compiled
 from ..generation import Calibration, CalibrationGenerator
 from ..heuristics import no_cache
 from ..hooks import enable_cache, model_layout
 from ..loading import call_default, check_image_size, load_pipeline, pipeline_call_kwargs
 from ..metrics import QualityMetric, get_metric
-from ..names import CONVENTIONS, DTYPE_NAMES, metric_columns
+from ..names import COMPILE_SCOPES, CONVENTIONS, DTYPE_NAMES, metric_columns
 from ..peers import Peer, check_baseline, resolve_baseline
 from ..provenance import GenerationSettings, annotate, mac_record, score_record, warn_differences
 from ..schedule import CacheSchedule, ScheduleError, schedule_key
-from ..validation import check_fields, checked, device, each, flag, one_of, optional, pixels, real, text, texts, whole
+from ..validation import (
+    check_fields, checked, compile_backend, device, each, flag, one_of, optional, pixels, real, text, texts, whole,
+)
 from .executed import ExecutionCounter
 from .images import ImageStore, safe_name
 from .results import write_results
@@ -84,9 +87,17 @@ class EvalConfig:
     latency_batch: int | None = checked(optional(whole(1)), default=None)
     device: str = checked(device, default="auto")
     dtype: str = checked(one_of(DTYPE_NAMES), default="float32")
+    compile: str | None = checked(optional(one_of(COMPILE_SCOPES)), default=None)  # timed compiled; None: eager
+    compile_backend: str | None = checked(optional(compile_backend), default=None)  # None: inductor (with compile)
 
     def __post_init__(self) -> None:
         check_fields(self)
+        compile_config(self.compile, self.compile_backend)  # refuses a backend without a scope
+
+    @property
+    def compiled(self) -> CompileConfig | None:
+        """How the timed calls compile the transformer (``None``: eager)."""
+        return compile_config(self.compile, self.compile_backend)
 
     def generation_settings(self, steps: int, height: int, width: int) -> dict[str, Any]:
         """What the stored images depend on (checked when an eval directory is reused)."""
@@ -178,15 +189,20 @@ def _recorded_defaults(config: EvalConfig, files: list[tuple[str, CacheSchedule]
                    width=config.width or found.width)
 
 
-def _earlier_latency(out: Path, results: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """With ``repeats=0``: the latencies an earlier run of ``out`` measured, put on the rows whose schedule is
-    unchanged (speedups stay against that run's no caching); returns that run's environment, or None."""
+def _earlier_latency(out: Path, results: list[dict[str, Any]], compiled: str) -> dict[str, Any] | None:
+    """With ``repeats=0``: the latencies an earlier run of ``out`` measured compiled the same way (``compiled``: as
+    the environment records it), put on the rows whose schedule is unchanged (speedups stay against that run's no
+    caching); returns that run's environment, or None."""
     path = out / "results.json"
     if not path.is_file():
         return None
     try:
         earlier = json.loads(path.read_text())
     except json.JSONDecodeError:
+        return None
+    if earlier.get("environment", {}).get("compiled", "eager") != compiled:
+        logger.info("latency: %s was timed %s, this run asks for %s: not reused", path,
+                    earlier["environment"].get("compiled", "eager"), compiled)
         return None
     timed = {row["key"]: row for row in earlier.get("results", []) if "latency" in row}
     reference = timed.get(results[0]["key"])
@@ -311,17 +327,20 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
         })
     for row in results:
         row["macs_speedup"] = results[0]["macs"] / row["macs"]
+    compile = config.compiled
     env = {**environment(pipe.device), "latency_batch_size": latency_batch, "warmup": config.warmup,
-           "repeats": config.repeats}
+           "repeats": config.repeats, "compiled": "eager" if compile is None else compile.label}
     if config.repeats > 0:
         rate = generating / (new * len(calibration.rows)) if new else None  # seconds per image
         _announce_timing(len(candidates), config, latency_batch, rate)
-        timings = time_methods(pipe, call, {c.name: partial(c.apply, pipe, call) for c in candidates}, seeds=seeds,
-                               warmup=config.warmup, repeats=config.repeats, progress=progress)
+        methods = {c.name: partial(c.apply, pipe, call) for c in candidates}
+        with compiled(pipe, compile) if compile is not None else nullcontext():
+            timings = time_methods(pipe, call, methods, seeds=seeds, warmup=config.warmup, repeats=config.repeats,
+                                   progress=progress)
         for row in results:
             row["latency"] = timings[row["name"]].to_dict()
     else:
-        env = _earlier_latency(Path(out), results) or env
+        env = _earlier_latency(Path(out), results, env["compiled"]) or env
     if "latency" in results[0]:
         _add_speedups(results)
     for candidate, row in zip(candidates, results):

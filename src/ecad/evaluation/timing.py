@@ -2,8 +2,8 @@
 
 Speed numbers are measured, never estimated: every schedule or method is timed by calling the whole pipeline (text
 encoding, denoising, decoding) with the same prompt batch, seeds and settings, in interleaved rounds, and the
-transformer's share is timed in the same calls with synchronised forward hooks. Speedups compare medians measured in
-the same process.
+transformer's share is timed in the same calls, synchronised, around the transformer's call (outside its compiled
+frame when it is compiled: the timer adds no graph break). Speedups compare medians measured in the same process.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
+from ..compilation import timed_calls
 from ..loading import progress_bar_off
 
 
@@ -102,15 +104,9 @@ def time_methods(pipe: Any, call_kwargs: dict[str, Any], methods: dict[str, Call
         raise ValueError(f"latency needs at least one timed run, got repeats={repeats}.")
     device = pipe.device
     spent = {"transformer": 0.0}
-    started: list[float] = []
 
-    def pre(*_: Any) -> None:
-        synchronize(device)
-        started.append(time.perf_counter())
-
-    def post(*_: Any) -> None:
-        synchronize(device)
-        spent["transformer"] += time.perf_counter() - started.pop()
+    def add(seconds: float) -> None:
+        spent["transformer"] += seconds
 
     def call(method: Callable[[], AbstractContextManager[Any]]) -> tuple[float, float]:
         with method():
@@ -124,17 +120,12 @@ def time_methods(pipe: Any, call_kwargs: dict[str, Any], methods: dict[str, Call
             return time.perf_counter() - start, spent["transformer"]
 
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in methods}
-    handles = [pipe.transformer.register_forward_pre_hook(pre), pipe.transformer.register_forward_hook(post)]
-    try:
-        with progress_bar_off(pipe):
-            for round_index in tqdm(range(warmup + repeats), desc="latency rounds", disable=not progress):
-                for name, method in methods.items():
-                    measured = call(method)
-                    if round_index >= warmup:
-                        runs[name].append(measured)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with progress_bar_off(pipe), timed_calls(pipe.transformer, add, partial(synchronize, device)):
+        for round_index in tqdm(range(warmup + repeats), desc="latency rounds", disable=not progress):
+            for name, method in methods.items():
+                measured = call(method)
+                if round_index >= warmup:
+                    runs[name].append(measured)
     return {name: _timing(measured, warmup, len(seeds)) for name, measured in runs.items()}
 
 

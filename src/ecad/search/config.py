@@ -7,9 +7,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from ..compilation import CompileConfig, compile_config
 from ..metrics import METRICS, RowMetric
-from ..names import ACTIONS, CONVENTIONS, COSTS, DTYPE_NAMES, STRATEGIES
-from ..validation import check_fields, checked, device, flag, one_of, optional, pixels, real, text, texts, whole
+from ..names import ACTIONS, COMPILE_SCOPES, CONVENTIONS, COSTS, DTYPE_NAMES, STRATEGIES
+from ..validation import (
+    check_fields, checked, compile_backend, device, flag, one_of, optional, pixels, real, text, texts, whole,
+)
 from .racing import CONFIDENCE, FIRST_GENERATION, FIRST_ROWS, RACE_BEFORE, RACE_FROM_ROWS
 from .store import CorruptRunError
 
@@ -66,6 +69,8 @@ class SearchConfig:
     race_confidence: float = checked(real(0.5, 0.999), default=CONFIDENCE)  # 0.5: compare the first rows' means
     race_first_generation: bool = checked(flag, default=FIRST_GENERATION)  # race generation 0 against itself
     screen: int = checked(whole(1), default=1)  # offspring made per evaluated one, ranked by the surrogate; 1: none
+    compile: str | None = checked(optional(one_of(COMPILE_SCOPES)), default=None)  # latency measured compiled; None: eager
+    compile_backend: str | None = checked(optional(compile_backend), default=None)  # None: inductor (with compile)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -80,9 +85,17 @@ class SearchConfig:
         if self.strategy != "race" and raced != (FIRST_ROWS, CONFIDENCE, FIRST_GENERATION):
             raise ValueError(f"--race-rows, --race-confidence and --race-first-generation set how --strategy race "
                              f"races; this run's strategy is {self.strategy}: add --strategy race or leave them out.")
+        if self.compiled is not None and self.cost != "latency":
+            raise ValueError("--compile measures the latency cost compiled, and this run counts MACs (which do not "
+                             "depend on compiling): add --cost latency or leave --compile out.")
         if self.strategy == "paper" and self.screen > 1:
             raise ValueError("--screen changes which offspring are evaluated, and --strategy paper is the paper's "
                              "search unchanged: use --strategy fast or race with --screen.")
+
+    @property
+    def compiled(self) -> CompileConfig | None:
+        """How the latency cost is measured compiled (``None``: eager)."""
+        return compile_config(self.compile, self.compile_backend)
 
     @property
     def forecast_order(self) -> int | None:

@@ -115,16 +115,23 @@ class CandidateEvaluator:
 
 def _latency_table(pipe: Any, generator: CalibrationGenerator, config: SearchConfig, path: Path) -> LatencyTable:
     """Measured once per run and kept, so a resumed run optimises exactly the same costs."""
+    compile = config.compiled
+    measures = "eager" if compile is None else compile.label
     if path.is_file():
         try:
-            return LatencyTable.from_dict(json.loads(path.read_text()))
+            table = LatencyTable.from_dict(json.loads(path.read_text()))
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise CorruptRunError(f"{path} is damaged ({err}); delete it to measure again.") from None
+        wanted = (None, None) if compile is None else (compile.scope, compile.backend_name)
+        if (table.compile_scope, table.compile_backend) != wanted:
+            raise CorruptRunError(f"{path} was measured {table.compiled_as} and this run measures latency {measures}; "
+                                  "delete it to measure again.")
+        return table
     rows = min(config.batch_size, len(generator.prompts))
-    logger.info("measuring per-block and per-component latency on %s (%d images per call)", generator.pipe.device,
-                rows)
+    logger.info("measuring per-block and per-component latency on %s (%d images per call, %s)", generator.pipe.device,
+                rows, measures)
     table = measure_call_latency(pipe, generator.observe(rows), generator.height, generator.width,
-                                 forecasts=config.forecast_order is not None)
+                                 forecasts=config.forecast_order is not None, compile=compile)
     write_json(table.to_dict(), path)
     return table
 
