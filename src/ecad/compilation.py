@@ -17,7 +17,7 @@ from typing import Any
 from torch import nn
 
 from .adapters import ModelAdapter, get_adapter
-from .hooks import _split_target
+from .adapters.layout import split_target as _split_target
 
 SCOPES = ("regional", "whole")
 

@@ -25,7 +25,8 @@ from typing import Any
 import torch
 
 from .adapters import get_adapter
-from .hooks import _split_target, enable_cache
+from .adapters.layout import split_target as _split_target
+from .cache import enable_cache
 from .observe import TransformerCall, observe_calls, probe_call
 from .schedule import CacheSchedule
 
