@@ -178,13 +178,16 @@ def run_mode(loops: tuple[Loop, Loop], mode: str, named: dict[str, Any], rounds:
     return stats
 
 
+RUNTIME_FILES = ("ecad/hooks.py", "ecad/state.py", "ecad/outputs.py", "ecad/cache.py")
+
+
 def python_calls_per_step(loop: Loop, schedule: Any) -> dict[str, int]:
     """What ecad's runtime runs in Python during the last call of an all-replay generation (eager), counted by a
-    profile hook: hook invocations (``pre_forward``/``new_forward``) and calls of functions in ``ecad/hooks.py``."""
+    profile hook: hook invocations (``pre_forward``/``new_forward``) and calls of functions in the runtime's modules."""
     counted = {"on": False, "hooks": 0, "runtime": 0}
 
     def profile(frame: Any, event: str, _: Any) -> None:
-        if counted["on"] and event == "call" and frame.f_code.co_filename.endswith("ecad/hooks.py"):
+        if counted["on"] and event == "call" and frame.f_code.co_filename.endswith(RUNTIME_FILES):
             counted["runtime"] += 1
             counted["hooks"] += frame.f_code.co_name in ("pre_forward", "new_forward")
 

@@ -30,7 +30,7 @@ def measure(warm_up: bool, candidates: int) -> dict:
 
     from ecad.generation import Calibration, CalibrationGenerator
     from ecad.heuristics import fora
-    from ecad.hooks import model_layout
+    from ecad.adapters.layout import model_layout
     from ecad.loading import load_pipeline
     from ecad.prompts import load_prompts
     from ecad.tiny_shapes import GUIDANCE_SCALE

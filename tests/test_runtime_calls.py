@@ -164,6 +164,23 @@ def test_set_schedule_with_a_foreign_layout_is_refused_and_keeps_the_schedule(pi
         assert torch.equal(pixart_images(pixart), expected)
 
 
+
+@pytest.mark.parametrize("setting", [{"resample": True}, {"prune": False}, {"cache_dtype": torch.float16},
+                                     {"forecast_unit": "timestep"}], ids=lambda s: next(iter(s)))
+def test_settings_beside_a_cache_config_are_refused_and_leave_the_model_as_it_was(pixart, setting):
+    config = ecad.CacheConfig(random_schedule(pixart, seed=7))
+    name = next(iter(setting))
+    with pytest.raises(TypeError, match=rf"enable_cache got {name} beside a CacheConfig.*dataclasses\.replace"):
+        ecad.enable_cache(pixart, config, **setting)
+    assert ecad.active_cache(pixart) is None
+    with ecad.enable_cache(pixart, config) as handle:  # the config alone is taken as it is
+        assert handle.state.resample is False and handle.state.prune is True
+    with ecad.enable_cache(pixart, config.schedule, **setting) as handle:  # beside a bare schedule, each is used
+        state = handle.state
+        used = {"resample": state.resample, "prune": state.prune, "cache_dtype": state.outputs.dtype,
+                "forecast_unit": state.forecast_unit}
+        assert used[name] == setting[name]
+
 def test_a_transformer_call_without_timestep_is_a_clear_error(pixart):
     transformer = pixart.transformer
     with ecad.enable_cache(transformer, random_schedule(pixart)):

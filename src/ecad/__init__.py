@@ -17,8 +17,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "GenericAdapter": "adapters", "UnsupportedModelError": "adapters", "get_adapter": "adapters",
     "register_adapter": "adapters",
-    "CacheConfig": "hooks", "CacheHandle": "hooks", "active_cache": "hooks", "disable_cache": "hooks",
-    "enable_cache": "hooks", "full_schedule": "hooks", "model_layout": "hooks",
+    "CacheConfig": "state", "CacheHandle": "cache", "active_cache": "cache", "disable_cache": "cache",
+    "enable_cache": "cache", "full_schedule": "adapters.layout", "model_layout": "adapters.layout",
     "CacheSchedule": "schedule", "ScheduleError": "schedule", "compile_transformer": "compilation",
     "enable_cache_experts": "experts",
 }
@@ -36,9 +36,11 @@ __all__ = [
 if TYPE_CHECKING:
     from .adapters import GenericAdapter, UnsupportedModelError, get_adapter, register_adapter
     from .compilation import compile_transformer
+    from .adapters.layout import full_schedule, model_layout
+    from .cache import CacheHandle, active_cache, disable_cache, enable_cache
     from .experts import enable_cache_experts
-    from .hooks import CacheConfig, CacheHandle, active_cache, disable_cache, enable_cache, full_schedule, model_layout
     from .schedule import CacheSchedule, ScheduleError
+    from .state import CacheConfig
 
 
 def __getattr__(name: str) -> Any:

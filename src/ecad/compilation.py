@@ -21,7 +21,7 @@ from typing import Any
 from torch import nn
 
 from .adapters import ModelAdapter, get_adapter
-from .hooks import _split_target
+from .adapters.layout import split_target
 from .names import COMPILE_SCOPES as SCOPES
 
 
@@ -48,7 +48,7 @@ def compile_transformer(target: Any, scope: str = "regional", *, adapter: ModelA
     """
     if scope not in SCOPES:
         raise ValueError(f"compile scope must be one of {SCOPES}, got {scope!r}.")
-    transformer, _ = _split_target(target)
+    transformer, _ = split_target(target)
     if scope == "whole":
         transformer.compile(**compile_kwargs)
     elif getattr(transformer, "_repeated_blocks", None):
@@ -99,7 +99,7 @@ def compile_config(scope: str | None, backend: str | None) -> CompileConfig | No
 def compiled(target: Any, config: CompileConfig, *, adapter: ModelAdapter | None = None) -> Iterator[nn.Module]:
     """:func:`compile_transformer` for the length of a ``with`` block, the modules as they were after it (their
     graphs stay in dynamo's cache): a measurement compiles what it times and leaves the caller's model as it was."""
-    before = {module: module._compiled_call_impl for module in _split_target(target)[0].modules()}
+    before = {module: module._compiled_call_impl for module in split_target(target)[0].modules()}
     transformer = compile_transformer(target, config.scope, adapter=adapter, backend=config.backend)
     try:
         yield transformer

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .hooks import CacheHandle, enable_cache
+from .cache import CacheHandle, enable_cache
 from .macs import CostTable
 from .schedule import CacheSchedule, ScheduleError
 

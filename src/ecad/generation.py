@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .adapters import get_adapter
-from .hooks import enable_cache
+from .cache import enable_cache
 from .loading import check_image_size, default_size, progress_bar_off
 from .macs import count_calls, count_macs
 from .observe import TransformerCall, observe_calls

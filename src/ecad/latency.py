@@ -35,8 +35,9 @@ from typing import Any
 import torch
 
 from .adapters import get_adapter
+from .adapters.layout import split_target
+from .cache import enable_cache
 from .compilation import CompileConfig, compiled, timed_calls
-from .hooks import _split_target, enable_cache
 from .observe import TransformerCall, observe_calls, probe_call
 from .schedule import CacheSchedule
 
@@ -207,7 +208,7 @@ def measure_call_latency(
     (the warm-up rounds compile every plan's graphs; the model is eager again after)."""
     import inspect
 
-    transformer, _ = _split_target(target)
+    transformer, _ = split_target(target)
     adapter = get_adapter(transformer)
     layout = adapter.layout(transformer)
     parameter = next(transformer.parameters())

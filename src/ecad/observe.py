@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .adapters import get_adapter
-from .hooks import active_cache
+from .cache import active_cache
 
 __all__ = ["TransformerCall", "observe_calls", "probe_call"]
 

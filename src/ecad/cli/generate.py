@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..hooks import enable_cache
+    from ..cache import enable_cache
     from ..loading import call_default, check_image_size, default_size, load_pipeline, pipeline_call_kwargs
     from ..provenance import GenerationSettings, warn_differences
     from ..schedule import CacheSchedule, ScheduleError

@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 from ..compilation import CompileConfig, compile_config, compiled
 from ..generation import Calibration, CalibrationGenerator
 from ..heuristics import no_cache
-from ..hooks import enable_cache, model_layout
+from ..adapters.layout import model_layout
+from ..cache import enable_cache
 from ..loading import call_default, check_image_size, load_pipeline, pipeline_call_kwargs
 from ..metrics import QualityMetric, get_metric
 from ..names import COMPILE_SCOPES, CONVENTIONS, DTYPE_NAMES, metric_columns

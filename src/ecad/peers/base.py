@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from ..hook_registry import registry_of
+
 logger = logging.getLogger(__name__)
 
 
@@ -32,8 +34,8 @@ def pipeline_modules(pipe: Any) -> list[nn.Module]:
 
 
 def _hook_names(module: nn.Module) -> list[str]:
-    registry = vars(module).get("_diffusers_hook")
-    return list(registry._hook_order) if registry is not None else []
+    registry = registry_of(module)
+    return list(registry.hooks) if registry is not None else []
 
 
 class PipelineState:
@@ -60,7 +62,7 @@ class PipelineState:
     def restore(self) -> None:
         for module, attributes, hooks in zip(self.modules, self.attributes, self.hooks):
             for name in reversed([n for n in _hook_names(module) if n not in hooks]):
-                module._diffusers_hook.remove_hook(name, recurse=False)
+                registry_of(module).remove_hook(name, recurse=False)
             for name in set(vars(module)) - attributes:
                 logger.debug("removing %s left on %s", name, type(module).__name__)
                 delattr(module, name)
@@ -77,7 +79,7 @@ class PipelineState:
             if vars(cls).get(name) is not value:
                 setattr(cls, name, value)
         for module in self.modules:  # registries that stay may have cached registries that went
-            registry = vars(module).get("_diffusers_hook")
+            registry = registry_of(module)
             if registry is not None:
                 registry.invalidate_child_registries_cache()
 

@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from ..adapters import ModelLayout
 from ..generation import Calibration, CalibrationGenerator, Generated
-from ..hooks import model_layout
+from ..adapters.layout import model_layout
 from ..latency import LatencyTable, measure_call_latency
 from ..loading import load_pipeline
 from ..macs import CostTable

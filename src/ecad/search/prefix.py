@@ -25,7 +25,9 @@ from torch import nn
 from torch.utils._pytree import tree_map_only
 
 from ..adapters import ModelLayout
-from ..hooks import active_cache, remove_hooks, runtime_bits
+from ..cache import active_cache
+from ..hook_registry import remove_hooks
+from ..state import runtime_bits
 from ..schedule import CacheSchedule
 
 _PREFIX_HOOK = "ecad_prefix_replay"
@@ -116,9 +118,9 @@ class PrefixReplayHook(ModelHook):
             return _clone(recorded[step][pass_index])
         if pass_index == 0:
             if step == self.plan.replay and step > 0:
-                state.outputs.restore(snapshots[step])
+                state.restore(snapshots[step])
             if step in self.plan.snapshots:
-                snapshots[step] = state.outputs.snapshot()
+                snapshots[step] = state.snapshot()
         output = self.fn_ref.original_forward(*args, **kwargs)
         self.calls["computed"] += 1
         if pass_index == 0:
