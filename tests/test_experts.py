@@ -124,3 +124,12 @@ def test_a_short_search_sees_both_experts(pipe, tmp_path):
     result = short_search(executor, tmp_path / "run", STEPS, "wan2.2-tiny")
     assert result.evaluations >= 4 and set(runs) == {2 * 6 * STEPS}  # every step of both experts decided each run
     assert min(row["cost"] for row in result.front) < executor.full_cost
+
+
+def test_enable_cache_on_a_two_expert_pipeline_points_to_the_experts_call(pipe):
+    """A plain enable_cache would cache only `transformer` and leave the low-noise expert uncached, unseen: refused
+    with the call that serves both, and neither expert gets a hook."""
+    schedule = ecad.full_schedule(pipe.transformer, STEPS)
+    with pytest.raises(ValueError, match=r"enable_cache_experts\(pipe, schedule\)"):
+        ecad.enable_cache(pipe, schedule)
+    assert ecad.active_cache(pipe.transformer) is None and ecad.active_cache(pipe.transformer_2) is None

@@ -17,7 +17,7 @@ from diffusers.hooks import HookRegistry
 from torch import nn
 
 from .adapters import ModelAdapter, get_adapter
-from .adapters.layout import split_target
+from .adapters.layout import has_experts, split_target
 from .cache_arguments import as_schedule, check_enabled, check_not_nested
 from .hook_registry import remove_hooks
 from .hooks import (
@@ -119,6 +119,10 @@ def enable_cache(
         A :class:`CacheHandle`: swap schedules, read counts, or disable the cache (also as a context manager), which
         restores the model's own behaviour exactly.
 
+    Raises:
+        ValueError: ``target`` is a pipeline that hands the trajectory between two transformers (Wan 2.2 A14B); use
+            :func:`ecad.enable_cache_experts` there.
+
     Example:
 
     ```python
@@ -127,6 +131,11 @@ def enable_cache(
     ```
     """
     config = _config(schedule, resample=resample, prune=prune, cache_dtype=cache_dtype, forecast_unit=forecast_unit)
+    if has_experts(target):
+        raise ValueError(
+            f"{type(target).__name__} runs two transformers (transformer, transformer_2) along the trajectory; use "
+            "ecad.enable_cache_experts(pipe, schedule), which gives each its own steps' rows of the schedule."
+        )
     transformer, scheduler = split_target(target)
     adapter = get_adapter(transformer, adapter)
     layout = adapter.layout(transformer)

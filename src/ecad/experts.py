@@ -14,17 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from .adapters.layout import has_experts
 from .cache import CacheHandle, enable_cache
 from .macs import CostTable
 from .schedule import CacheSchedule, ScheduleError
 
 EXPERTS = ("transformer", "transformer_2")
-
-
-def has_experts(pipe: Any) -> bool:
-    """Whether ``pipe`` switches transformers along the trajectory (a second expert and a boundary)."""
-    config = getattr(pipe, "config", {})
-    return getattr(pipe, "transformer_2", None) is not None and config.get("boundary_ratio") is not None
 
 
 def expert_steps(pipe: Any, num_steps: int) -> list[int]:

@@ -26,6 +26,13 @@ def split_target(target: Any) -> tuple[nn.Module, Any | None]:
     return unwrap_module(transformer), getattr(target, "scheduler", None)
 
 
+def has_experts(pipe: Any) -> bool:
+    """Whether ``pipe`` hands the trajectory from one transformer to another (Wan 2.2 A14B: a ``transformer_2`` and
+    a ``boundary_ratio``)."""
+    config = getattr(pipe, "config", {})
+    return getattr(pipe, "transformer_2", None) is not None and config.get("boundary_ratio") is not None
+
+
 def model_layout(target: Any, adapter: ModelAdapter | None = None) -> ModelLayout:
     """The schedule axes (block names, component names, exists mask) of a pipeline's or a bare transformer."""
     transformer, _ = split_target(target)
