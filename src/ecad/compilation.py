@@ -46,8 +46,7 @@ def compile_transformer(target: Any, scope: str = "regional", *, adapter: ModelA
     image = pipe("a red circle above a blue square", num_inference_steps=20).images[0]  # compiles on first use
     ```
     """
-    if scope not in SCOPES:
-        raise ValueError(f"compile scope must be one of {SCOPES}, got {scope!r}.")
+    _check_scope(scope)
     transformer, _ = split_target(target)
     if scope == "whole":
         transformer.compile(**compile_kwargs)
@@ -57,6 +56,11 @@ def compile_transformer(target: Any, scope: str = "regional", *, adapter: ModelA
         for _, _, block, _ in get_adapter(transformer, adapter).blocks(transformer):
             block.compile(**compile_kwargs)
     return transformer
+
+
+def _check_scope(scope: str) -> None:
+    if scope not in SCOPES:
+        raise ValueError(f"compile scope must be one of {SCOPES}, got {scope!r}.")
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,7 @@ class CompileConfig:
     backend: str | Callable[..., Any] = "inductor"
 
     def __post_init__(self) -> None:
-        if self.scope not in SCOPES:
-            raise ValueError(f"compile scope must be one of {SCOPES}, got {self.scope!r}.")
+        _check_scope(self.scope)
 
     @property
     def backend_name(self) -> str:
