@@ -97,7 +97,7 @@ def median(values: list[float]) -> float:
 
 def pipeline_runner(pipe: Any, prompts: list[str], steps: int, size: int, guidance: float) -> Any:
     """A no-argument callable that runs one fixed-seed generation of ``prompts``."""
-    from ecad.loading import pipeline_call_kwargs
+    from ecad.models.loading import pipeline_call_kwargs
 
     def call() -> Any:
         generators = [torch.Generator("cpu").manual_seed(i) for i in range(len(prompts))]
@@ -142,8 +142,8 @@ def common_arguments(parser: Any) -> None:
 def setup(parser: Any) -> tuple[Any, Any, list[str], int, Any]:
     """Parse the common arguments (plus the benchmark's own, already on ``parser``), load the pipeline and the
     prompts; returns ``(args, pipe, prompts, size, call)`` with ``call`` one fixed-seed generation."""
-    from ecad.loading import default_size, load_pipeline, resolve_device, resolve_dtype
-    from ecad.prompts import load_prompts
+    from ecad.models.loading import default_size, load_pipeline, resolve_device, resolve_dtype
+    from ecad.models.prompts import load_prompts
 
     common_arguments(parser)
     args = parser.parse_args()
@@ -189,8 +189,8 @@ def time_schedules(pipe: Any, call: Any, schedules: dict[str, Any], warmup: int,
 
 def cost_models(pipe: Any, size: int, images: int, guidance: float, latency: bool) -> tuple[Any, Any]:
     """The MAC cost table and (optionally) the latency table at the benchmark's real call (observed)."""
-    from ecad.latency import measure_latency
-    from ecad.macs import count_macs
+    from ecad.cost.latency import measure_latency
+    from ecad.models.macs import count_macs
 
     table = count_macs(pipe, size, size, guidance_scale=guidance, images=images)
     return table, measure_latency(pipe, size, size, images=images, guidance_scale=guidance) if latency else None
@@ -199,7 +199,7 @@ def cost_models(pipe: Any, size: int, images: int, guidance: float, latency: boo
 def calibration_captions(prompts: int) -> list[str]:
     """The benchmarks' calibration captions: the first ``prompts`` of the tiny-shapes prompt set (more than its 16:
     an evenly spread subset of that many training captions)."""
-    from ecad.prompts import load_prompts, tiny_shapes_captions
+    from ecad.models.prompts import load_prompts, tiny_shapes_captions
 
     builtin = load_prompts("tiny-shapes")
     return builtin[:prompts] if prompts <= len(builtin) else tiny_shapes_captions("train", prompts)

@@ -31,8 +31,8 @@ from torch._dynamo.utils import counters  # noqa: E402
 
 import ecad  # noqa: E402
 from ecad.adapters import find_preset, get_adapter  # noqa: E402
-from ecad.heuristics import fora  # noqa: E402
-from ecad.macs import count_macs  # noqa: E402
+from ecad.schedule.heuristics import fora  # noqa: E402
+from ecad.models.macs import count_macs  # noqa: E402
 
 STAND_IN = dict(num_layers=28, num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8,
                 sample_size=8, patch_size=2, cross_attention_dim=16, caption_channels=32, norm_type="ada_norm_single",
@@ -48,7 +48,7 @@ def build(args: Any) -> tuple[torch.nn.Module, Any, dict[str, Any], int, int]:
     if args.model == "stand-in":
         transformer, scheduler, size = PixArtTransformer2DModel(**STAND_IN), DPMSolverMultistepScheduler(), 64
     elif args.model == "tiny-shapes":
-        from ecad.loading import default_size, load_pipeline
+        from ecad.models.loading import default_size, load_pipeline
 
         pipe = load_pipeline("tiny-shapes", device="cpu", dtype="float32")
         transformer, scheduler, size = pipe.transformer, pipe.scheduler, default_size(pipe)

@@ -29,8 +29,8 @@ from common import cost_models, emit, environment, front_schedules, median, sett
 import torch  # noqa: E402
 
 import ecad  # noqa: E402
-from ecad import heuristics  # noqa: E402
-from ecad.latency import LatencyTable, measure_latency  # noqa: E402
+from ecad.schedule import heuristics  # noqa: E402
+from ecad.cost.latency import LatencyTable, measure_latency  # noqa: E402
 
 
 def schedules_to_time(layout, steps: int, files: list[str]) -> dict[str, ecad.CacheSchedule | None]:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import cost_models, emit, environment, front_schedules, median, settings, setup, time_schedules  # noqa: E402
 
 import ecad  # noqa: E402
-from ecad import heuristics  # noqa: E402
+from ecad.schedule import heuristics  # noqa: E402
 
 
 def main() -> None:

@@ -29,11 +29,11 @@ def measure(warm_up: bool, candidates: int) -> dict:
     import torch
 
     from ecad.generation import Calibration, CalibrationGenerator
-    from ecad.heuristics import fora
+    from ecad.schedule.heuristics import fora
     from ecad.adapters.layout import model_layout
-    from ecad.loading import load_pipeline
-    from ecad.prompts import load_prompts
-    from ecad.tiny_shapes import GUIDANCE_SCALE
+    from ecad.models.loading import load_pipeline
+    from ecad.models.prompts import load_prompts
+    from ecad.models.tiny_shapes import GUIDANCE_SCALE
 
     torch.set_num_threads(2)
     pipe = load_pipeline("tiny-shapes", device="cpu")

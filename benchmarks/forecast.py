@@ -33,11 +33,11 @@ from search_dominance import matches, paired_difference, wilson  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 import ecad  # noqa: E402
-from ecad import heuristics  # noqa: E402
-from ecad.loading import load_pipeline  # noqa: E402
-from ecad.macs import count_macs  # noqa: E402
-from ecad.tiny_shapes import GUIDANCE_SCALE, IMAGE_SIZE, load_reward_model  # noqa: E402
-from ecad.tiny_shapes.scenes import all_captions  # noqa: E402
+from ecad.schedule import heuristics  # noqa: E402
+from ecad.models.loading import load_pipeline  # noqa: E402
+from ecad.models.macs import count_macs  # noqa: E402
+from ecad.models.tiny_shapes import GUIDANCE_SCALE, IMAGE_SIZE, load_reward_model  # noqa: E402
+from ecad.models.tiny_shapes.scenes import all_captions  # noqa: E402
 
 ACTION_SETS = {"two-action": "reuse", "three-action": "reuse,forecast"}
 

@@ -21,7 +21,7 @@ from common import emit, environment, settings, setup  # noqa: E402
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure  # noqa: E402
 
 import ecad  # noqa: E402
-from ecad import heuristics  # noqa: E402
+from ecad.schedule import heuristics  # noqa: E402
 
 
 def output_numel(pipe, call) -> int:

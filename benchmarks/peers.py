@@ -33,11 +33,11 @@ from scipy.stats import bootstrap  # noqa: E402
 
 from ecad.evaluation import EvalConfig, ImageStore, evaluate  # noqa: E402
 from ecad.peers import PEERS  # noqa: E402
-from ecad.prompts import load_prompts  # noqa: E402
+from ecad.models.prompts import load_prompts  # noqa: E402
 from ecad.report.plots import plot_eval  # noqa: E402
 from ecad.search import SearchConfig, search  # noqa: E402
-from ecad.tiny_shapes import GUIDANCE_SCALE, load_reward_model  # noqa: E402
-from ecad.tiny_shapes.scenes import all_captions  # noqa: E402
+from ecad.models.tiny_shapes import GUIDANCE_SCALE, load_reward_model  # noqa: E402
+from ecad.models.tiny_shapes.scenes import all_captions  # noqa: E402
 
 HEURISTICS = ("fora:2", "fora:3")
 

@@ -45,11 +45,11 @@ from scipy.stats import rankdata, spearmanr  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 import ecad  # noqa: E402
-from ecad import heuristics  # noqa: E402
+from ecad.schedule import heuristics  # noqa: E402
 from ecad.generation import Calibration, CalibrationGenerator  # noqa: E402
-from ecad.loading import load_pipeline  # noqa: E402
+from ecad.models.loading import load_pipeline  # noqa: E402
 from ecad.metrics import get_metric  # noqa: E402
-from ecad.tiny_shapes import GUIDANCE_SCALE  # noqa: E402
+from ecad.models.tiny_shapes import GUIDANCE_SCALE  # noqa: E402
 
 
 @contextmanager

@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import emit, environment  # noqa: E402
 
-from ecad.heuristics import initial_population  # noqa: E402
-from ecad.prompts import load_prompts  # noqa: E402
+from ecad.schedule.heuristics import initial_population  # noqa: E402
+from ecad.models.prompts import load_prompts  # noqa: E402
 from ecad.search import SearchConfig, make_executor  # noqa: E402
 
 

@@ -31,11 +31,11 @@ from common import emit, environment, median, pipeline_runner, time_schedules, t
 from tqdm.auto import tqdm  # noqa: E402
 
 import ecad  # noqa: E402
-from ecad import heuristics  # noqa: E402
-from ecad.loading import load_pipeline  # noqa: E402
+from ecad.schedule import heuristics  # noqa: E402
+from ecad.models.loading import load_pipeline  # noqa: E402
 from ecad.search import RunDirectory, schedule_key  # noqa: E402
-from ecad.tiny_shapes import GUIDANCE_SCALE, IMAGE_SIZE, PIPELINE_KWARGS, load_reward_model  # noqa: E402
-from ecad.tiny_shapes.scenes import all_captions  # noqa: E402
+from ecad.models.tiny_shapes import GUIDANCE_SCALE, IMAGE_SIZE, PIPELINE_KWARGS, load_reward_model  # noqa: E402
+from ecad.models.tiny_shapes.scenes import all_captions  # noqa: E402
 
 
 def matches(pipe, judge, captions: list[str], schedule: ecad.CacheSchedule | None, steps: int, guidance: float,

@@ -43,16 +43,16 @@ from pymoo.indicators.hv import HV  # noqa: E402
 
 import ecad  # noqa: E402
 from ecad.generation import Calibration, CalibrationGenerator  # noqa: E402
-from ecad.loading import load_pipeline  # noqa: E402
+from ecad.models.loading import load_pipeline  # noqa: E402
 from ecad.metrics import get_metric  # noqa: E402
-from ecad.schedule_io import write_json  # noqa: E402
+from ecad.validation import write_json  # noqa: E402
 from ecad.search import (  # noqa: E402
     Evaluation, EvaluationStore, schedule_from_key, schedule_key)
 from ecad.search.prefix import prefix_plan, runtime_table  # noqa: E402
 from ecad.search.racing import REJECTED, QualityRace, first_rows, on_every_row  # noqa: E402
 from ecad.search.records import archive_front  # noqa: E402
-from ecad.tiny_shapes import GUIDANCE_SCALE  # noqa: E402
-from ecad.tiny_shapes.scenes import all_captions  # noqa: E402
+from ecad.models.tiny_shapes import GUIDANCE_SCALE  # noqa: E402
+from ecad.models.tiny_shapes.scenes import all_captions  # noqa: E402
 
 STEPS = 20
 

@@ -27,7 +27,7 @@ from common import emit, environment  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 import ecad  # noqa: E402
-from ecad.loading import load_pipeline  # noqa: E402
+from ecad.models.loading import load_pipeline  # noqa: E402
 from ecad.search import EvaluationStore, RunDirectory, schedule_from_key  # noqa: E402
 from ecad.search.problem import ScheduleEncoding  # noqa: E402
 from ecad.search.racing import on_every_row  # noqa: E402

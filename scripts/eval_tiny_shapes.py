@@ -22,11 +22,13 @@ import numpy as np
 import torch
 
 import ecad
-from ecad import heuristics
-from ecad.adapters import ModelLayout
+from ecad.schedule import heuristics
+from ecad.schedule import ModelLayout
 from ecad.schedule import CacheSchedule
-from ecad.tiny_shapes import GUIDANCE_SCALE, PIPELINE_DIR, PIPELINE_KWARGS, load_pipeline, load_reward_model, shape_fid
-from ecad.tiny_shapes.scenes import all_captions, layout, parse_caption, render_batch
+from ecad.models.tiny_shapes import (
+    GUIDANCE_SCALE, PIPELINE_DIR, PIPELINE_KWARGS, load_pipeline, load_reward_model, shape_fid,
+)
+from ecad.models.tiny_shapes.scenes import all_captions, layout, parse_caption, render_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 

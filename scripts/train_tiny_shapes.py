@@ -1,6 +1,6 @@
 """Train the embedded tiny-shapes model from scratch: VAE, then DiT + T5 encoder, then the reward model.
 
-Every stage is seeded and runs on procedurally generated scenes (ecad.tiny_shapes.scenes), so the
+Every stage is seeded and runs on procedurally generated scenes (ecad.models.tiny_shapes.scenes), so the
 same command on the same hardware reproduces the shipped weights. Stages write into --work and can be
 run one at a time (--stages); the final folders land in --out (the package's weights folder).
 
@@ -20,12 +20,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ecad.tiny_shapes import reward as reward_lib
-from ecad.tiny_shapes.build import (
-    MAX_SEQUENCE_LENGTH, TEXT_DIM, build_pipeline, build_scheduler, build_text_encoder, build_tokenizer, build_transformer,
-    build_vae,
+from ecad.models.tiny_shapes import reward as reward_lib
+from ecad.models.tiny_shapes.build import (
+    MAX_SEQUENCE_LENGTH, TEXT_DIM, build_pipeline, build_scheduler, build_text_encoder, build_tokenizer,
+    build_transformer, build_vae,
 )
-from ecad.tiny_shapes.scenes import caption, parse_caption, render_batch, sample_scene
+from ecad.models.tiny_shapes.scenes import caption, parse_caption, render_batch, sample_scene
 from diffusers import AutoencoderKL, PixArtTransformer2DModel
 from transformers import T5EncoderModel
 

@@ -86,8 +86,8 @@ def test_the_found_layout_equals_the_hand_written_one(build):
 def test_an_observed_call_is_counted_through_the_found_layout(auraflow):
     from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-    from ecad.macs import count_calls
-    from ecad.observe import TransformerCall
+    from ecad.cost.counting import count_calls
+    from ecad.cost.observe import TransformerCall
 
     model, _ = auraflow
     inputs = {"hidden_states": torch.randn(2, 4, 8, 8), "encoder_hidden_states": torch.randn(2, 5, 16),

@@ -43,8 +43,8 @@ def test_help_imports_neither_torch_nor_diffusers():
 
 @pytest.mark.slow
 def test_help_and_show_print_no_third_party_warning(tmp_path):
-    from ecad.heuristics import fora
-    from ecad.adapters import ModelLayout
+    from ecad.schedule.heuristics import fora
+    from ecad.schedule import ModelLayout
     import torch
 
     layout = ModelLayout(("0", "1"), ("attn1", "attn2", "ff"), torch.ones(2, 3, dtype=torch.bool))
@@ -85,10 +85,10 @@ def test_every_subcommand_shows_its_defaults():
 def test_the_option_names_match_what_implements_them():
     """Registries the parser cannot import (they load torch) against the names it offers; the conventions, costs and
     dtypes are taken from ecad.names by the modules that implement them."""
-    from ecad.macs import COUNTED
+    from ecad.cost.table import COUNTED
     from ecad.metrics import METRICS
     from ecad.peers import PEERS
-    from ecad.prompts import BUILTIN
+    from ecad.models.prompts import BUILTIN
     from ecad.search import EXECUTORS
 
     assert set(names.METRIC_NAMES) == set(METRICS)

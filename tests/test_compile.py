@@ -12,8 +12,8 @@ from tiny_pipelines import (
 )
 
 import ecad
-from ecad.heuristics import fora
-from ecad.macs import count_macs
+from ecad.schedule.heuristics import fora
+from ecad.models.macs import count_macs
 
 pytestmark = pytest.mark.compile
 

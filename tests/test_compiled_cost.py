@@ -15,10 +15,10 @@ from torch._dynamo.utils import counters
 from tiny_pipelines import tiny_pixart_pipeline
 
 from ecad.cli import main
-from ecad.compilation import CompileConfig
+from ecad.runtime.compilation import CompileConfig
 from ecad.evaluation import EvalConfig, evaluate
-from ecad.latency import measure_latency
-from ecad.prompts import load_prompts
+from ecad.cost.latency import measure_latency
+from ecad.models.prompts import load_prompts
 
 pytestmark = pytest.mark.compile
 

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 import ecad
-from ecad import heuristics
+from ecad.schedule import heuristics
 from ecad.cli import main
 from ecad.evaluation import EvalConfig, ImageStore, evaluate
 from ecad.generation import Generated
 from ecad.metrics import FidMetric, get_metric
-from ecad.prompts import load_prompts
+from ecad.models.prompts import load_prompts
 from ecad.search import schedule_from_key, schedule_key
 
 

@@ -12,11 +12,11 @@ import torch
 from safetensors.torch import load_file
 
 import ecad
-from ecad import heuristics
+from ecad.schedule import heuristics
 from ecad.cli import main
 from ecad.evaluation import EvalConfig, evaluate
 from ecad.generation import CalibrationGenerator
-from ecad.loading import load_pipeline
+from ecad.models.loading import load_pipeline
 
 PROMPTS = ["a w1", "w2 w3"]
 STEPS = 6

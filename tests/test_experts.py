@@ -8,8 +8,9 @@ import torch
 from tiny_pipelines import tiny_wan_pipeline
 
 import ecad
-from ecad.experts import expert_steps, experts_step_macs, split_schedule
-from ecad.macs import count_macs
+from ecad.runtime.experts import expert_steps, split_schedule
+from ecad.cost.table import experts_step_macs
+from ecad.models.macs import count_macs
 
 STEPS = 6
 

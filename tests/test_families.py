@@ -13,8 +13,8 @@ import ecad
 from ecad import GenericAdapter, UnsupportedModelError
 from ecad.adapters import ADAPTERS
 from ecad.cli import main
-from ecad.macs import count_macs
-from ecad.pruning import prune_dead
+from ecad.models.macs import count_macs
+from ecad.schedule.pruning import prune_dead
 
 
 @pytest.fixture(scope="module")

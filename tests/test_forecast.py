@@ -12,7 +12,7 @@ from test_adapters import BUILDERS, STEPS, _as_tuple
 
 import ecad
 from ecad import CacheSchedule, ScheduleError
-from ecad.pruning import prune_dead
+from ecad.schedule.pruning import prune_dead
 
 
 def layout_schedule(steps: int = 6) -> CacheSchedule:
@@ -243,7 +243,7 @@ def test_search_over_three_actions_resumes_to_the_same_front(tmp_path):
 
 def test_taylorseer_baseline_show_and_picture(tmp_path, capsys):
     from ecad.cli import main
-    from ecad.heuristics import baseline, parse_baseline
+    from ecad.schedule.heuristics import baseline, parse_baseline
     from ecad.report.pictures import COLORS, schedule_image
 
     layout = ecad.adapters.ModelLayout(("0", "1"), ("attn", "ff"), torch.ones(2, 2, dtype=torch.bool))

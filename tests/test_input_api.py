@@ -13,7 +13,7 @@ import ecad
 from ecad import CacheSchedule, ScheduleError
 from ecad.cli import main
 from ecad.evaluation import EvalConfig, ImageStore
-from ecad.prompts import PromptError, load_prompts
+from ecad.models.prompts import PromptError, load_prompts
 from ecad.search import SearchConfig
 
 STEPS = 4

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ecad import CacheSchedule, ScheduleError
-from ecad.prompts import PromptError, load_prompts
+from ecad.models.prompts import PromptError, load_prompts
 
 # Deterministic (the same examples every run), no example database written into the repository; every example must
 # finish within the deadline, and the whole module within its timeout.

@@ -5,7 +5,7 @@ import torch
 from tiny_pipelines import tiny_pixart_pipeline
 
 import ecad
-from ecad.latency import LatencyTable, measure_latency
+from ecad.cost.latency import LatencyTable, measure_latency
 
 
 def test_measure_latency_times_blocks_and_components_and_sums_schedules():

@@ -10,14 +10,15 @@ from tiny_pipelines import (
 from torch.utils.flop_counter import FlopCounterMode
 
 import ecad
-import ecad.loading
-import ecad.observe
+import ecad.models.loading
+import ecad.cost.observe
 from ecad import CacheSchedule
 from ecad.cli import main
-from ecad.loading import load_pipeline
-from ecad.macs import count_macs, count_pipeline_macs
-from ecad.observe import probe_call
-from ecad.tiny_shapes import GUIDANCE_SCALE
+from ecad.models.loading import load_pipeline
+from ecad.models.macs import count_macs
+from ecad.cost.counting import count_pipeline_macs
+from ecad.cost.observe import probe_call
+from ecad.models.tiny_shapes import GUIDANCE_SCALE
 
 
 def pixart_files(root):
@@ -214,7 +215,7 @@ def test_full_step_macs_equal_flop_counter_over_the_real_call(name):
     pipe = build()
     table = count_pipeline_macs(pipe, size, size, guidance_scale=guidance, **extra)
     call = probe_call(pipe, size, size, guidance, **extra)
-    real = _count_calls(pipe, lambda: ecad.observe.observe_calls(pipe, call))  # up to the first scheduler step
+    real = _count_calls(pipe, lambda: ecad.cost.observe.observe_calls(pipe, call))  # up to the first scheduler step
     assert table.full_step_macs == sum(real)
     assert table.calls_per_step == (2 if name == "flux-true-cfg" else 1)
     assert table.batch_size == (1 if name.startswith("flux") else 2)  # CFG batched into one call, FLUX: none / true
@@ -230,9 +231,9 @@ def test_predicted_step_macs_equal_what_the_runtime_runs(name):
     steps = 5
     full = ecad.full_schedule(pipe, steps)
     schedule = full.like(torch.rand(full.shape, generator=torch.Generator().manual_seed(7)) < 0.4)
-    kwargs = {**ecad.loading.pipeline_call_kwargs(pipe), **extra}
+    kwargs = {**ecad.models.loading.pipeline_call_kwargs(pipe), **extra}
     with ecad.enable_cache(pipe, schedule):
-        real = _count_calls(pipe, lambda: pipe([ecad.observe.PROBE_PROMPT], num_inference_steps=steps, height=size,
+        real = _count_calls(pipe, lambda: pipe([ecad.cost.observe.PROBE_PROMPT], num_inference_steps=steps, height=size,
                                                width=size, guidance_scale=guidance, output_type="latent", **kwargs))
     per_call = table.calls_per_step
     measured = [sum(real[s * per_call:(s + 1) * per_call]) for s in range(steps)]
@@ -272,7 +273,7 @@ def test_tiny_shapes_cost_is_counted_at_its_real_shapes(capsys):
 def test_a_schedule_file_is_counted_at_its_recorded_settings(tmp_path, capsys):
     """Like generate and eval, macs takes size and guidance from the file (a 64 px tiny-shapes schedule counted at
     the default 256 px gave another speedup), says so, and prints MACs in the unit their size reads in."""
-    from ecad.provenance import GenerationSettings, annotate
+    from ecad.runtime.provenance import GenerationSettings, annotate
 
     table = count_macs("tiny-shapes", 64, 64, guidance_scale=GUIDANCE_SCALE)
     full = table.full_schedule(6)

@@ -15,7 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 import ecad
 from ecad.cli import main
-from ecad.macs import count_macs
+from ecad.models.macs import count_macs
 
 def _tensors(value) -> list[torch.Tensor]:
     return [value] if isinstance(value, torch.Tensor) else [t for item in value for t in _tensors(item)]

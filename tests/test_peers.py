@@ -8,10 +8,10 @@ import torch
 from tiny_pipelines import tiny_pixart_pipeline
 
 import ecad
-from ecad import heuristics
+from ecad.schedule import heuristics
 from ecad.evaluation import EvalConfig, ImageStore, evaluate
 from ecad.evaluation.executed import ExecutionCounter
-from ecad.macs import count_pipeline_macs
+from ecad.cost.counting import count_pipeline_macs
 from ecad.peers import PEERS, PeerError, PipelineState, parse_peer, resolve_baseline
 
 STEPS = 12  # more than cache-dit's 8 warm-up steps

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 import ecad
-from ecad import provenance
+from ecad.runtime import provenance
 from ecad.cli import main
 from ecad.evaluation import EvalConfig, evaluate
-from ecad.loading import load_pipeline
-from ecad.provenance import GenerationSettings
+from ecad.models.loading import load_pipeline
+from ecad.runtime.provenance import GenerationSettings
 from ecad.schedule import CacheSchedule
 
 PROMPT = ["--prompt", "a w1 w2", "--device", "cpu"]

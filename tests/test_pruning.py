@@ -9,7 +9,7 @@ from test_adapters import BUILDERS, STEPS
 
 import ecad
 from ecad import CacheSchedule
-from ecad.pruning import prune_dead
+from ecad.schedule.pruning import prune_dead
 
 DENSITIES = (0.15, 0.3, 0.45, 0.6, 0.75, 0.9)
 

@@ -7,7 +7,7 @@ import torch
 
 from ecad import CacheSchedule, ScheduleError
 from ecad.cli import main
-from ecad.macs import count_macs
+from ecad.models.macs import count_macs
 
 
 def make(steps=5, blocks=4, comps=("attn1", "attn2", "ff"), seed=0, exists=None):

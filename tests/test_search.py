@@ -12,7 +12,7 @@ import torch
 from tiny_pipelines import tiny_pixart_pipeline
 
 import ecad
-from ecad import heuristics
+from ecad.schedule import heuristics
 from ecad.cli import main
 from ecad.search import RunDirectory, SearchConfig, search
 
@@ -232,7 +232,7 @@ def test_python_api_and_empty_prompts(model_dir, tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n")
     with pytest.raises(ValueError, match="contains no prompts"):
-        from ecad.prompts import load_prompts
+        from ecad.models.prompts import load_prompts
 
         load_prompts(str(empty))
 

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from ecad import CacheSchedule
-from ecad.adapters import ModelLayout
+from ecad.schedule import ModelLayout
 from ecad.search import CorruptRunError, EvaluationStore, schedule_from_key, schedule_key
 from ecad.search.store import SCHEMA_VERSION
 

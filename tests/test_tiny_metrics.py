@@ -5,8 +5,8 @@ import pytest
 
 from ecad.generation import Generated
 from ecad.metrics import get_metric
-from ecad.prompts import load_prompts
-from ecad.tiny_shapes.scenes import layout, parse_caption, render_batch
+from ecad.models.prompts import load_prompts
+from ecad.models.tiny_shapes.scenes import layout, parse_caption, render_batch
 
 
 def renders(prompts, seed):
@@ -38,7 +38,7 @@ def test_shape_fid_is_small_for_real_renders_and_large_for_noise(prompts):
 
 
 def test_builtin_tiny_shapes_prompt_sets_are_disjoint():
-    from ecad.tiny_shapes.scenes import is_held_out
+    from ecad.models.tiny_shapes.scenes import is_held_out
 
     calibration, heldout = load_prompts("tiny-shapes"), load_prompts("tiny-shapes-heldout")
     assert len(calibration) == 16 and len(heldout) == 64

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from ecad.tiny_shapes import PIPELINE_DIR, PIPELINE_KWARGS, REWARD_DIR, load_pipeline, load_reward_model, shape_fid
-from ecad.tiny_shapes.scenes import (
+from ecad.models.tiny_shapes import (
+    PIPELINE_DIR, PIPELINE_KWARGS, REWARD_DIR, load_pipeline, load_reward_model, shape_fid,
+)
+from ecad.models.tiny_shapes.scenes import (
     all_captions, caption, is_held_out, parse_caption, render, render_batch, sample_scene, sample_spec,
 )
 
@@ -103,7 +105,7 @@ def test_python_path_is_as_easy_as_the_cli(monkeypatch):
     from diffusers import PixArtAlphaPipeline
 
     import ecad
-    from ecad.tiny_shapes import GUIDANCE_SCALE
+    from ecad.models.tiny_shapes import GUIDANCE_SCALE
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     prompt = "a small red circle above a large blue square"
@@ -117,6 +119,6 @@ def test_python_path_is_as_easy_as_the_cli(monkeypatch):
     assert image.shape == (1, 3, 64, 64) and torch.equal(image, same)
     with pytest.raises(ValueError, match="Invalid sample size"):  # PixArt's binning knows only 256-1024 px models
         plain(prompt, num_inference_steps=2)
-    from ecad.loading import load_pipeline as load_by_name
+    from ecad.models.loading import load_pipeline as load_by_name
 
     assert type(load_by_name("tiny-shapes", device="cpu")).__name__ == "TinyShapesPipeline"

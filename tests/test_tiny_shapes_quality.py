@@ -5,8 +5,8 @@ import pytest
 import torch
 from diffusers import PixArtAlphaPipeline, PixArtTransformer2DModel
 
-from ecad.prompts import load_prompts
-from ecad.tiny_shapes import GUIDANCE_SCALE, PIPELINE_KWARGS, load_pipeline, load_reward_model
+from ecad.models.prompts import load_prompts
+from ecad.models.tiny_shapes import GUIDANCE_SCALE, PIPELINE_KWARGS, load_pipeline, load_reward_model
 
 pytestmark = pytest.mark.slow
 

@@ -17,15 +17,20 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "GenericAdapter": "adapters", "UnsupportedModelError": "adapters", "get_adapter": "adapters",
     "register_adapter": "adapters",
-    "CacheConfig": "state", "CacheHandle": "cache", "active_cache": "cache", "disable_cache": "cache",
-    "enable_cache": "cache", "full_schedule": "adapters.layout", "model_layout": "adapters.layout",
-    "CacheSchedule": "schedule", "ScheduleError": "schedule", "compile_transformer": "compilation",
-    "enable_cache_experts": "experts",
+    "CacheConfig": "runtime.state", "CacheHandle": "runtime.cache", "active_cache": "runtime.cache",
+    "disable_cache": "runtime.cache", "enable_cache": "runtime.cache", "full_schedule": "adapters.layout",
+    "model_layout": "adapters.layout", "CacheSchedule": "schedule", "ScheduleError": "schedule",
+    "compile_transformer": "runtime.compilation", "enable_cache_experts": "runtime.experts",
 }
 
-# Submodules reachable as attributes after a plain ``import ecad`` (``ecad.tiny_shapes.load_pipeline()``).
-_SUBMODULES = ("evaluation", "generation", "heuristics", "loading", "macs", "metrics", "observe", "prompts",
-               "provenance", "report", "search", "tiny_shapes")
+# Modules reachable as attributes after a plain ``import ecad`` (``ecad.tiny_shapes.load_pipeline()``), by the short
+# names users type, and where they live.
+_SUBMODULES = {
+    "evaluation": "evaluation", "experts": "runtime.experts", "generation": "generation",
+    "heuristics": "schedule.heuristics", "latency": "cost.latency", "loading": "models.loading", "macs": "models.macs",
+    "metrics": "metrics", "observe": "cost.observe", "prompts": "models.prompts", "provenance": "runtime.provenance",
+    "report": "report", "search": "search", "tiny_shapes": "models.tiny_shapes",
+}
 
 __all__ = [
     "CacheConfig", "CacheHandle", "CacheSchedule", "GenericAdapter", "ScheduleError", "UnsupportedModelError",
@@ -35,17 +40,17 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .adapters import GenericAdapter, UnsupportedModelError, get_adapter, register_adapter
-    from .compilation import compile_transformer
+    from .runtime.compilation import compile_transformer
     from .adapters.layout import full_schedule, model_layout
-    from .cache import CacheHandle, active_cache, disable_cache, enable_cache
-    from .experts import enable_cache_experts
+    from .runtime.cache import CacheHandle, active_cache, disable_cache, enable_cache
+    from .runtime.experts import enable_cache_experts
     from .schedule import CacheSchedule, ScheduleError
-    from .state import CacheConfig
+    from .runtime.state import CacheConfig
 
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
+        return importlib.import_module(f".{_SUBMODULES[name]}", __name__)
     if name not in _EXPORTS:
         raise AttributeError(f"module 'ecad' has no attribute {name!r}")
     if _EXPORTS[name] == "schedule":  # with the model families' names for their paper files registered

@@ -14,10 +14,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .adapters import get_adapter
-from .cache import enable_cache
-from .loading import check_image_size, default_size, progress_bar_off
-from .macs import count_calls, count_macs
-from .observe import TransformerCall, observe_calls
+from .runtime.cache import enable_cache
+from .models.loading import check_image_size, default_size, progress_bar_off
+from .cost.counting import count_calls
+from .models.macs import count_macs
+from .cost.observe import TransformerCall, observe_calls
 from .schedule import CacheSchedule
 
 
@@ -105,7 +106,7 @@ class CalibrationGenerator:
             return observe_calls(self.pipe, lambda: self._generate(slice(0, rows)))
 
     def cost_table(self, convention: str = "full") -> Any:
-        """The MAC cost table of one image generated the way this generator generates (:mod:`ecad.macs`)."""
+        """The MAC cost table of one image generated the way this generator generates (:mod:`ecad.cost.counting`)."""
         if convention == "paper":
             return count_macs(self.pipe.transformer, self.height, self.width, convention="paper")
         return count_calls(self.pipe.transformer, self.observe(), self.height, self.width)

@@ -23,7 +23,7 @@ ACTIONS = ("reuse", "reuse,forecast")  # what a search may do instead of recompu
 METRIC_NAMES = ("clip", "fid", "fidelity", "image-reward", "pickscore", "shape-fid", "tiny-reward")
 # Other libraries' caches `ecad eval --baselines` takes (ecad.peers.PEERS; a test keeps the two equal).
 PEER_NAMES = ("fbcache", "pab", "fastercache", "taylorseer-diffusers", "magcache", "dbcache", "dbcache-taylorseer")
-# Built-in prompt sets (ecad.prompts.BUILTIN): tiny-shapes training captions (calibration) and held-out captions.
+# Built-in prompt sets (ecad.models.prompts.BUILTIN): tiny-shapes training captions (calibration) and held-out captions.
 PROMPT_SETS = ("tiny-shapes", "tiny-shapes-heldout")
 TINY_SHAPES = "tiny-shapes"  # the embedded model's name, accepted wherever a model is taken
 

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import numbers
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ def real(minimum: float | None = None, maximum: float | None = None, *, above: f
 
 def pixels(value: Any) -> int:
     """An image side in pixels: every supported model needs a positive multiple of 8 (the VAE factor); the model's
-    exact multiple (8 x its patch size) is checked by :func:`ecad.loading.check_image_size`."""
+    exact multiple (8 x its patch size) is checked by :func:`ecad.models.loading.check_image_size`."""
     size = whole(8)(value) if not isinstance(value, bool) and isinstance(value, numbers.Integral) else None
     if size is None or size % 8:
         raise ValueError(f"must be a positive multiple of 8 pixels, got {value!r}")
@@ -113,7 +114,7 @@ DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 
 def device(value: Any) -> str:
     """``auto`` or a torch device string (``cpu``, ``cuda``, ``cuda:1``, ...); whether it exists is checked where it
-    is used (:func:`ecad.loading.resolve_device`), since a Ray worker may have a GPU its driver lacks."""
+    is used (:func:`ecad.models.loading.resolve_device`), since a Ray worker may have a GPU its driver lacks."""
     import torch
 
     if value == "auto":
@@ -246,3 +247,12 @@ def read_json(path: str | Path, schema: dict[str, Any] | None = None, *, error: 
     if problem:
         raise error(f"{path}: {problem}{tail}")
     return data
+
+
+def write_json(data: dict[str, Any], path: str | os.PathLike, text: str | None = None) -> None:
+    """Write atomically (temp file + rename) so an interrupted save never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text if text is not None else json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)

@@ -31,12 +31,15 @@ ADAPTERS: list[ModelAdapter] = [
 
 __all__ = [
     "ADAPTERS", "ArchPreset", "AutoAdapter", "BlockGroup", "GenericAdapter", "ModelAdapter", "ModelLayout", "UnsupportedModelError",
-    "adapter_for_config", "discover_adapter", "find_preset", "get_adapter", "presets", "register_adapter",
+    "adapter_for_config", "discover_adapter", "find_preset", "get_adapter", "model_source", "presets",
+    "register_adapter", "register_model_source",
 ]
 
 
 logger = logging.getLogger(__name__)
 _LOGGED: set[str] = set()  # transformer classes whose found layout was logged
+# Names that stand for a model folder: the shipped tiny-shapes model registers its own when it is imported.
+_MODEL_SOURCES: dict[str, str] = {}
 
 
 def register_adapter(adapter: ModelAdapter) -> ModelAdapter:
@@ -112,6 +115,20 @@ def presets() -> dict[str, tuple[ModelAdapter, ArchPreset]]:
         for name, preset in adapter.presets.items():
             found.setdefault(name, (adapter, preset))
     return found
+
+
+def register_model_source(name: str, source: str) -> None:
+    """Let ``name`` stand for the model folder or hub id ``source`` (as a preset name stands for its hub id)."""
+    _MODEL_SOURCES[name] = source
+
+
+def model_source(model: str) -> str:
+    """Map a registered name (``tiny-shapes``) to its folder and a preset name to its hub id; folders and hub ids
+    pass through. Two names with the same source load the same pipeline."""
+    if model in _MODEL_SOURCES:
+        return _MODEL_SOURCES[model]
+    _, preset = presets().get(model, (None, None))
+    return preset.hub_id if preset is not None and preset.hub_id else model
 
 
 def find_preset(name: str) -> tuple[ModelAdapter, ArchPreset]:

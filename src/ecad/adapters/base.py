@@ -15,8 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..schedule import CacheSchedule, ScheduleError
-from ..schedule_io import PaperNaming
+from ..schedule import ModelLayout, PaperNaming, ScheduleError
 from .skip import BlockSkip
 
 
@@ -74,43 +73,6 @@ class ArchPreset:
     def __post_init__(self) -> None:
         if self.paper_text_len is None:
             object.__setattr__(self, "paper_text_len", self.text_len)
-
-
-@dataclass(frozen=True)
-class ModelLayout:
-    """The schedule axes of one model instance."""
-
-    block_names: tuple[str, ...]
-    component_names: tuple[str, ...]
-    exists: torch.Tensor
-    feeds: tuple[tuple[int, int, int], ...] = ()  # (block, source, consumer) component indices
-    cross_attention: tuple[str, ...] = ()
-
-    def full_schedule(self, num_steps: int, **metadata: Any) -> CacheSchedule:
-        return CacheSchedule.full(num_steps, self.block_names, self.component_names, self.exists, metadata)
-
-    def check(self, schedule: CacheSchedule, model_name: str) -> None:
-        """Raise a clear error when ``schedule`` was made for another layout."""
-        if schedule.block_names != self.block_names:
-            raise ScheduleError(
-                f"schedule has {schedule.num_blocks} blocks ({_span(schedule.block_names)}) but {model_name} has "
-                f"{len(self.block_names)} ({_span(self.block_names)}); use a schedule made for this model "
-                "(for example `ecad.full_schedule(model, num_steps)` as a start)."
-            )
-        if schedule.component_names != self.component_names:
-            raise ScheduleError(
-                f"schedule components {list(schedule.component_names)} do not match {model_name}'s components "
-                f"{list(self.component_names)}; use a schedule made for this model family."
-            )
-        if not torch.equal(schedule.exists, self.exists):
-            raise ScheduleError(
-                f"schedule's exists mask does not match which components {model_name}'s blocks have; "
-                "use a schedule made for this exact architecture."
-            )
-
-
-def _span(names: tuple[str, ...]) -> str:
-    return f"{names[0]}..{names[-1]}" if len(names) > 1 else ",".join(names)
 
 
 def _get_attr(module: nn.Module, path: str) -> Any:
@@ -243,9 +205,9 @@ class ModelAdapter:
         return pipe.image_processor.postprocess(image, output_type="pt")
 
     def counting_context(self) -> AbstractContextManager[Any]:
-        """Entered while the cost model runs the transformer on the meta device (:mod:`ecad.macs`). Tensors there
-        have shapes but no values: a family whose forward decides by values overrides this with a context that makes
-        a shape-equivalent decision instead (MACs depend on shapes alone)."""
+        """Entered while the cost model runs the transformer on the meta device (:mod:`ecad.cost.counting`). Tensors
+        there have shapes but no values: a family whose forward decides by values overrides this with a context that
+        makes a shape-equivalent decision instead (MACs depend on shapes alone)."""
         return nullcontext()
 
     def pixel_multiple(self, config: dict[str, Any]) -> int:
@@ -256,6 +218,6 @@ class ModelAdapter:
         self, config: Any, batch_size: int, height: int, width: int, text_len: int, device: torch.device | str
     ) -> dict[str, Any]:
         """Keyword inputs of one transformer call at this resolution, assumed for counting an architecture preset or a
-        bare transformer (a pipeline's real call is observed instead, :mod:`ecad.observe`). Video adapters
+        bare transformer (a pipeline's real call is observed instead, :mod:`ecad.cost.observe`). Video adapters
         (``default_frames`` set) take a further ``frames=`` keyword: the video's frames in pixel space."""
         raise NotImplementedError(f"the {self.family} adapter does not support MAC counting")

@@ -2,8 +2,8 @@
 
 A double-stream block's ``attn`` returns (image, text) together: one component, cached as the tuple. A single-stream
 block's ``proj_mlp`` is the MLP branch before its activation, ``proj_out`` mixes the concatenated attention and MLP
-outputs; ``attn`` and ``proj_mlp`` feed only ``proj_out`` (see :mod:`ecad.pruning`). The transformer receives the
-timestep divided by 1000 and latents packed in 2x2 patches: (H/16)*(W/16) image tokens of 64 channels.
+outputs; ``attn`` and ``proj_mlp`` feed only ``proj_out`` (see :mod:`ecad.schedule.pruning`). The transformer receives
+the timestep divided by 1000 and latents packed in 2x2 patches: (H/16)*(W/16) image tokens of 64 channels.
 
 The skip forwards always compute the adaLN-Zero projections (they give the gates) and leave out the norms and
 modulations before replayed components; a single-stream block whose ``proj_out`` replays also leaves out the MLP

@@ -7,10 +7,10 @@ same order and with the same operations (so the result is bit for bit the same),
 component's input only when the component runs. When every component of a block replays, what is left is the current
 step's modulation, the gates applied to the replayed outputs and the residual adds.
 
-The runtime (:class:`ecad.hooks.BlockSkipHook`) calls it only at steps where some component of the block replays; the
-cost model counts it the same way (:mod:`ecad.macs`). The ``step`` it asks is a plan fixed for the step
-(:mod:`ecad.plans`), so under ``torch.compile`` a skip forward traces into one graph per distinct plan, with no
-graph break; the small functions below hold the tensor arithmetic the block forwards share.
+The runtime (:class:`ecad.runtime.hooks.BlockSkipHook`) calls it only at steps where some component of the block
+replays; the cost model counts it the same way (:mod:`ecad.cost.counting`). The ``step`` it asks is a plan fixed for the
+step (:mod:`ecad.runtime.plans`), so under ``torch.compile`` a skip forward traces into one graph per distinct plan,
+with no graph break; the small functions below hold the tensor arithmetic the block forwards share.
 """
 
 from __future__ import annotations

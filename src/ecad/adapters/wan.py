@@ -3,8 +3,9 @@
 ``attn1`` reads the modulated ``norm1`` output and is gated, ``attn2`` reads ``norm2`` of the residual (no
 modulation) and is added ungated, ``ffn`` reads the modulated ``norm3`` output and is gated; the residual is kept in
 float32 between them. Wan 2.2 A14B runs two such transformers (``transformer`` for high noise, ``transformer_2`` for
-low noise) under one schedule of the whole trajectory: :mod:`ecad.experts`. Latents: 16 channels, the VAE compresses 4x in time and 8x in space, and the
-transformer patches 2x2, so a video of F frames at H x W gives ((F - 1) / 4 + 1) * (H / 16) * (W / 16) tokens.
+low noise) under one schedule of the whole trajectory: :mod:`ecad.runtime.experts`. Latents: 16 channels, the VAE
+compresses 4x in time and 8x in space, and the transformer patches 2x2, so a video of F frames at H x W gives
+((F - 1) / 4 + 1) * (H / 16) * (W / 16) tokens.
 """
 
 from __future__ import annotations

@@ -38,10 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..prompts import load_prompts
+    from ..models.prompts import load_prompts
     from ..report.html import build_report
     from ..search import RunDirectory, SearchConfig, search
-    from ..tiny_shapes import GUIDANCE_SCALE
+    from ..models.tiny_shapes import GUIDANCE_SCALE
 
     start = time.perf_counter()
     config = SearchConfig(

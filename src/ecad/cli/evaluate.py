@@ -85,7 +85,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
     from ..evaluation import EvalConfig
-    from ..prompts import load_prompts
+    from ..models.prompts import load_prompts
 
     metric_names = args.metrics or [default_metric(args.model)]
     if args.fid_reference and "fid" not in metric_names:

@@ -41,9 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..cache import enable_cache
-    from ..loading import call_default, check_image_size, default_size, load_pipeline, pipeline_call_kwargs
-    from ..provenance import GenerationSettings, warn_differences
+    from ..runtime.cache import enable_cache
+    from ..models.loading import call_default, check_image_size, default_size, load_pipeline, pipeline_call_kwargs
+    from ..runtime.provenance import GenerationSettings, warn_differences
     from ..schedule import CacheSchedule, ScheduleError
 
     schedule = CacheSchedule.load(args.schedule) if args.schedule else None

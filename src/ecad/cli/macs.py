@@ -41,8 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..adapters import find_preset
-    from ..macs import count_macs, observes_pipeline
-    from ..provenance import GenerationSettings
+    from ..models.macs import count_macs, observes_pipeline
+    from ..runtime.provenance import GenerationSettings
     from ..schedule import CacheSchedule
 
     schedule = CacheSchedule.load(args.schedule) if args.schedule else None

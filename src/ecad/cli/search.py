@@ -87,9 +87,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
-    from ..prompts import load_prompts
+    from ..models.prompts import load_prompts
     from ..search import RunDirectory, SearchConfig
-    from ..tiny_shapes import GUIDANCE_SCALE as TINY_SHAPES_GUIDANCE
+    from ..models.tiny_shapes import GUIDANCE_SCALE as TINY_SHAPES_GUIDANCE
 
     stored = RunDirectory(args.out).load_config() if _resumes(args) else None
     if stored is not None and args.prompts is None:

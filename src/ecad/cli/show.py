@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import CacheSchedule  # the public name: paper files load with the model families' component names
-    from ..provenance import describe_metadata
+    from ..runtime.provenance import describe_metadata
 
     schedule = CacheSchedule.load(args.file)
     stats = schedule.stats()

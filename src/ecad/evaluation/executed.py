@@ -8,7 +8,7 @@ are layered above it) and watches every transformer call. A transformer call's o
 final layer) is counted with the batch its blocks ran at, or, when no component ran (MagCache skipping a whole
 step), with the batch it was called with.
 
-:meth:`Executed.macs` prices the counts with a :class:`~ecad.macs.CostTable`: MACs per image, in the table's
+:meth:`Executed.macs` prices the counts with a :class:`~ecad.cost.table.CostTable`: MACs per image, in the table's
 convention. The table is only used there, so a change to the cost model changes this one function.
 """
 
@@ -22,9 +22,9 @@ from diffusers.hooks import HookRegistry, ModelHook
 from torch import nn
 
 from ..adapters import get_adapter
-from ..macs import CostTable
+from ..cost.table import CostTable
 from ..peers.base import PipelineState
-from ..steps import StepClock, call_argument, scalar
+from ..runtime.steps import StepClock, call_argument, scalar
 
 _COUNT_HOOK = "ecad_execution_counter"
 

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from ..generation import Generated
 from ..metrics.images import to_pil
 from ..schedule import CacheSchedule
-from ..schedule_io import write_json
+from ..validation import write_json
 from ..validation import read_json
 from .executed import Executed
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..names import metric_columns
-from ..schedule_io import write_json
+from ..validation import write_json
 from ..units import format_macs
 from ..validation import read_json
 

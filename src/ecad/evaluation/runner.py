@@ -11,8 +11,8 @@ seeds and batch size), since dynamic methods decide per batch. A run with ``repe
 earlier run of the same directory measured, for the rows whose method did not change.
 
 Steps, guidance and size not given default to the first schedule file's recorded settings (see
-:mod:`ecad.provenance`); every schedule whose recorded settings differ from the evaluation's is warned about, and
-every stored schedule file records the evaluation's settings, scores, MACs and measured speedup.
+:mod:`ecad.runtime.provenance`); every schedule whose recorded settings differ from the evaluation's is warned about,
+and every stored schedule file records the evaluation's settings, scores, MACs and measured speedup.
 """
 
 from __future__ import annotations
@@ -29,16 +29,16 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..compilation import CompileConfig, compile_config, compiled
+from ..runtime.compilation import CompileConfig, compile_config, compiled
 from ..generation import Calibration, CalibrationGenerator
-from ..heuristics import no_cache
+from ..schedule.heuristics import no_cache
 from ..adapters.layout import model_layout
-from ..cache import enable_cache
-from ..loading import call_default, check_image_size, load_pipeline, pipeline_call_kwargs
+from ..runtime.cache import enable_cache
+from ..models.loading import call_default, check_image_size, load_pipeline, pipeline_call_kwargs
 from ..metrics import QualityMetric, get_metric
 from ..names import COMPILE_SCOPES, CONVENTIONS, DTYPE_NAMES, metric_columns
 from ..peers import Peer, check_baseline, resolve_baseline
-from ..provenance import GenerationSettings, annotate, mac_record, score_record, warn_differences
+from ..runtime.provenance import GenerationSettings, annotate, mac_record, score_record, warn_differences
 from ..schedule import CacheSchedule, ScheduleError, schedule_key
 from ..validation import (
     check_fields, checked, compile_backend, device, each, flag, one_of, optional, pixels, real, text, texts, whole,

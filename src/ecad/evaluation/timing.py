@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ..compilation import timed_calls
-from ..loading import progress_bar_off
+from ..runtime.compilation import timed_calls
+from ..models.loading import progress_bar_off
 
 
 @dataclass(frozen=True)

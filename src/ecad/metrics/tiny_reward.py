@@ -15,7 +15,7 @@ from .base import QualityMetric, RowMetric
 def _reward_model(model: Any | None, device: str | None) -> Any:
     if model is not None:
         return model
-    from ..tiny_shapes import load_reward_model
+    from ..models.tiny_shapes import load_reward_model
 
     return load_reward_model(device=device or "cpu")
 
@@ -51,14 +51,14 @@ class ShapeFidMetric(QualityMetric):
 
     def _real(self, prompts: list[str]) -> torch.Tensor:
         if self.real is None or self.real[0] != prompts:
-            from ..tiny_shapes.scenes import layout, parse_caption, render_batch
+            from ..models.tiny_shapes.scenes import layout, parse_caption, render_batch
 
             scenes = [layout(parse_caption(p), np.random.default_rng(i)) for i, p in enumerate(prompts)]
             self.real = (prompts, render_batch(scenes))
         return self.real[1]
 
     def __call__(self, generated: Generated) -> dict[str, float]:
-        from ..tiny_shapes import shape_fid
+        from ..models.tiny_shapes import shape_fid
 
         real = self._real(list(generated.prompts))
         distance = shape_fid(self.model, generated.images, real)

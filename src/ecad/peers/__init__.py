@@ -22,7 +22,7 @@ method reaches that far (PAB and FasterCache saturate below 2x: they skip only a
 from __future__ import annotations
 
 from ..adapters import ModelLayout
-from ..heuristics import BASELINES, baseline, parse_baseline
+from ..schedule.heuristics import BASELINES, baseline, parse_baseline
 from ..names import did_you_mean
 from ..schedule import CacheSchedule
 from . import cache_dit, diffusers_caches

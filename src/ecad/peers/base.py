@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from ..hook_registry import registry_of
+from ..runtime.hook_registry import registry_of
 
 logger = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ FasterCache, TaylorSeer and MagCache, each applied with its ``apply_*`` function
 These hooks expect two things from the pipeline that only pipelines of ``CacheMixin`` models (FLUX) provide: a
 cache context around every transformer call, and a reset of the hooks' state after every generation
 (``maybe_free_model_hooks``). PixArt and SD3 do neither, so :class:`DenoisingContextHook` does both for them, in
-this one place, for every method: it watches the timestep of each transformer call (:class:`ecad.steps.StepClock`),
-resets every stateful hook when a new generation starts, and enters the cache context. On every model it gives PAB
-and FasterCache the current timestep they ask for, on the usual 0..1000 scale.
+this one place, for every method: it watches the timestep of each transformer call
+(:class:`ecad.runtime.steps.StepClock`), resets every stateful hook when a new generation starts, and enters the cache
+context. On every model it gives PAB and FasterCache the current timestep they ask for, on the usual 0..1000 scale.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from diffusers.models.cache_utils import CacheMixin
 from torch import nn
 
 from ..adapters import get_adapter
-from ..loading import progress_bar_set
-from ..steps import StepClock, call_argument, scalar
+from ..models.loading import progress_bar_set
+from ..runtime.steps import StepClock, call_argument, scalar
 from .base import Peer, restored
 
 _CONTEXT_HOOK = "ecad_peer_context"

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from ..evaluation import ImageStore
 from ..evaluation.images import open_image
 from ..generation import Calibration, CalibrationGenerator
-from ..loading import load_pipeline
+from ..models.loading import load_pipeline
 from ..metrics.images import to_pil
 from ..schedule import CacheSchedule
 from ..search import SearchConfig

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..loading import check_image_size, resolve_device
+from ..models.loading import check_image_size, resolve_device
 from ..metrics import QualityMetric
 from ..schedule import schedule_key
 from .evaluator import CandidateEvaluator, build_evaluator

@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ..compilation import CompileConfig, compile_config
+from ..runtime.compilation import CompileConfig, compile_config
 from ..metrics import METRICS, RowMetric
 from ..names import ACTIONS, COMPILE_SCOPES, CONVENTIONS, COSTS, DTYPE_NAMES, STRATEGIES
 from ..validation import (

@@ -13,12 +13,12 @@ from safetensors.torch import load_file, save_file
 from ..adapters import ModelLayout
 from ..generation import Calibration, CalibrationGenerator, Generated
 from ..adapters.layout import model_layout
-from ..latency import LatencyTable, measure_call_latency
-from ..loading import load_pipeline
-from ..macs import CostTable
+from ..cost.latency import LatencyTable, measure_call_latency
+from ..models.loading import load_pipeline
+from ..cost.table import CostTable
 from ..metrics import QualityMetric, RowMetric, get_metric
 from ..schedule import CacheSchedule, schedule_key
-from ..schedule_io import write_json
+from ..validation import write_json
 from .prefix import apply_prefix_replay, prefix_plan, remove_prefix_replay, runtime_table
 from .config import SearchConfig
 from .samples import SampleStore

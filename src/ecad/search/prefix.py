@@ -25,9 +25,9 @@ from torch import nn
 from torch.utils._pytree import tree_map_only
 
 from ..adapters import ModelLayout
-from ..cache import active_cache
-from ..hook_registry import remove_hooks
-from ..state import runtime_bits
+from ..runtime.cache import active_cache
+from ..runtime.hook_registry import remove_hooks
+from ..runtime.state import runtime_bits
 from ..schedule import CacheSchedule
 
 _PREFIX_HOOK = "ecad_prefix_replay"

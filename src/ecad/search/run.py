@@ -16,7 +16,7 @@ import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
 
 from ..adapters import ModelLayout
-from ..heuristics import initial_population
+from ..schedule.heuristics import initial_population
 from ..schedule import schedule_key
 from .budget import BudgetSpent, ComputeBudget, evaluation_compute
 from .config import SearchConfig

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ..names import metric_columns
-from ..provenance import GenerationSettings, annotate, mac_record, score_record
+from ..runtime.provenance import GenerationSettings, annotate, mac_record, score_record
 from ..schedule import CacheSchedule
-from ..schedule_io import write_json
+from ..validation import write_json
 from ..validation import read_json
 from .config import RESUMABLE_CHANGES, SearchConfig, speedup_label
 from .racing import RACE_FIELDS

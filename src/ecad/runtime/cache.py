@@ -16,8 +16,8 @@ import torch
 from diffusers.hooks import HookRegistry
 from torch import nn
 
-from .adapters import ModelAdapter, get_adapter
-from .adapters.layout import has_experts, split_target
+from ..adapters import ModelAdapter, get_adapter
+from ..adapters.layout import has_experts, split_target
 from .cache_arguments import as_schedule, check_enabled, check_not_nested
 from .hook_registry import remove_hooks
 from .hooks import (
@@ -26,7 +26,7 @@ from .hooks import (
 )
 from .plans import SEEN_BLOCK_PLANS, SEEN_STEP_PLANS, PlanBook
 from .provenance import CallCheck
-from .schedule import CacheSchedule
+from ..schedule import CacheSchedule
 from .state import CacheConfig, CacheState, SchedulerClock
 
 logger = logging.getLogger(__name__)

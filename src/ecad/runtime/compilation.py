@@ -1,6 +1,6 @@
 """``torch.compile`` for a transformer that runs under an ecad cache, done the way that compiles least.
 
-ecad's runtime traces no decision (:mod:`ecad.hooks`), so both ways work with ``fullgraph=True``:
+ecad's runtime traces no decision (:mod:`ecad.runtime.hooks`), so both ways work with ``fullgraph=True``:
 
 - ``"regional"`` compiles each repeated block, through diffusers' ``compile_repeated_blocks`` where the model class
   declares ``_repeated_blocks`` (FLUX), else ``block.compile()`` on each of the adapter's blocks (PixArt, SD3, Sana).
@@ -20,9 +20,9 @@ from typing import Any
 
 from torch import nn
 
-from .adapters import ModelAdapter, get_adapter
-from .adapters.layout import split_target
-from .names import COMPILE_SCOPES as SCOPES
+from ..adapters import ModelAdapter, get_adapter
+from ..adapters.layout import split_target
+from ..names import COMPILE_SCOPES as SCOPES
 
 
 def compile_transformer(target: Any, scope: str = "regional", *, adapter: ModelAdapter | None = None,

@@ -19,7 +19,8 @@ from typing import Any
 import torch
 from diffusers import PixArtAlphaPipeline
 
-from ..names import TINY_SHAPES
+from ...adapters import register_model_source
+from ...names import TINY_SHAPES
 from ..pretrained import from_pretrained
 from .build import IMAGE_SIZE, MAX_SEQUENCE_LENGTH
 from .reward import RewardModel, shape_fid
@@ -28,6 +29,7 @@ NAME = TINY_SHAPES
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 PIPELINE_DIR = WEIGHTS_DIR / "pipeline"
 REWARD_DIR = WEIGHTS_DIR / "reward"
+register_model_source(NAME, str(PIPELINE_DIR))
 GUIDANCE_SCALE = 3.0  # the model's best: chosen on training captions (docs/tiny_shapes.md); 4.5 costs ~6 points
 PIPELINE_KWARGS: dict = {
     "height": IMAGE_SIZE, "width": IMAGE_SIZE, "use_resolution_binning": False,

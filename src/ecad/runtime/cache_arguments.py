@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from .schedule import CacheSchedule
-from .validation import flag
+from ..schedule import CacheSchedule
+from ..validation import flag
 
 
 def as_schedule(schedule: Any) -> CacheSchedule:

@@ -2,22 +2,23 @@
 
 Transformer calls are counted with ``torch.utils.flop_counter.FlopCounterMode`` on the meta device (no weights in
 memory), attributing counts to modules, at the shapes the pipeline really feeds its transformer: the calls of one
-denoising step are observed during a real call of the pipeline (:mod:`ecad.observe`; a folder or hub id is built
-without weights for that). A schedule then costs, per step, the MACs every step pays (embeddings, adaLN, final
-layer, block-level projections) plus the MACs of the components it recomputes; step 0 recomputes everything.
+denoising step are observed during a real call of the pipeline (:mod:`ecad.cost.observe`; a folder or hub id is
+built without weights for that: :func:`ecad.models.macs.count_macs`). A schedule then costs, per step, the MACs every
+step pays (embeddings, adaLN, final layer, block-level projections) plus the MACs of the components it recomputes;
+step 0 recomputes everything.
 
 What is counted, by convention:
 
 - ``"full"`` (default): what ecad's runtime runs (``prune=True``): the attention core (QK^T and AV) included,
-  recomputes whose output nothing reads left out (:mod:`ecad.pruning`), and the inputs of replayed components left
-  out where the adapter declares a skip forward (:mod:`ecad.adapters.skip`): each block's skip forward is itself
+  recomputes whose output nothing reads left out (:mod:`ecad.schedule.pruning`), and the inputs of replayed components
+  left out where the adapter declares a skip forward (:mod:`ecad.adapters.skip`): each block's skip forward is itself
   counted with the plan "nothing runs" and "only this component runs". ``report(...)["unpruned_total_macs"]``
   counts every recompute bit and every block's own forward (``prune=False``).
 - ``"paper"``: the ECAD paper's numbers: attention core not counted, batch 2, fixed text length (PixArt 120,
   FLUX 512 tokens), every recompute bit. Reproduces the MACs in the paper's published schedule files.
 
 FlopCounterMode counts matrix products and convolutions; element-wise work (norms, modulation, gating) costs no
-MACs. Its time is in the latency cost model (:mod:`ecad.latency`). A forecast (the schedule's third action) is such
+MACs. Its time is in the latency cost model (:mod:`ecad.cost.latency`). A forecast (the schedule's third action) is such
 work too: 0 MACs, and per element of the component's output one multiply plus one multiply-add per further history
 point (order 1: 3 floating-point operations, order 2: 5), against the thousands of MACs per element of recomputing;
 the component's input is skipped as for a reuse.
@@ -29,7 +30,6 @@ import functools
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import diffusers
@@ -38,120 +38,13 @@ from diffusers.utils.torch_utils import unwrap_module
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .adapters import ModelAdapter, UnsupportedModelError, adapter_for_config, find_preset, get_adapter, presets
-from .loading import local_folder, pipeline_without_weights, read_transformer_config
-from .names import CONVENTIONS
+from ..adapters import ArchPreset, ModelAdapter, get_adapter
+from ..names import CONVENTIONS
 from .observe import TransformerCall, observe_calls, probe_call
-from .schedule import CacheSchedule
+from .table import COUNTED, CostTable
 
 # On the meta device scaled-dot-product attention decomposes into these two batched products: the attention core.
 _ATTENTION_CORE_OPS = (torch.ops.aten.bmm, torch.ops.aten.baddbmm)
-
-COUNTED = {
-    "full": "what the runtime runs (prune=True): attention core included, dead recomputes and the inputs of "
-            "replayed components left out; shapes of the observed pipeline call",
-    "paper": "the ECAD paper's convention: attention core excluded, every recompute bit, fixed text length",
-    "assumed": "attention core included, dead recomputes and replayed components' inputs left out; inputs assumed "
-               "from the architecture (no pipeline call observed)",
-}
-
-
-@dataclass(frozen=True)
-class CostTable:
-    """MACs of one denoising step's transformer calls, split over (block, component) and the rest.
-
-    ``outside_macs`` is what every step pays whatever the schedule says; ``input_macs`` what a component's input
-    costs on top of the component, left out by the runtime when the component replays (``None``: not counted, the
-    paper's convention).
-    """
-
-    arch: str
-    convention: str
-    height: int
-    width: int
-    batch_size: int
-    text_len: int
-    block_names: tuple[str, ...]
-    component_names: tuple[str, ...]
-    exists: torch.Tensor  # bool [blocks, components]
-    component_macs: torch.Tensor  # int64 [blocks, components], 0 where a component does not exist
-    outside_macs: int
-    feeds: tuple[tuple[int, int, int], ...] = ()  # "X only feeds Y" pairs, see ecad.pruning
-    input_macs: torch.Tensor | None = None  # int64 [blocks, components]
-    counted: str = ""
-    calls_per_step: int = 1
-    frames: int = 1  # video frames (pixel space); 1 for an image model
-
-    def full_schedule(self, num_steps: int) -> CacheSchedule:
-        """No caching on this architecture: the reference for speedups."""
-        return CacheSchedule.full(num_steps, self.block_names, self.component_names, self.exists, {"model": self.arch})
-
-    @property
-    def full_step_macs(self) -> int:
-        return self.outside_macs + int(self.component_macs.sum())
-
-    def step_macs(self, schedule: CacheSchedule, prune: bool | None = None) -> list[int]:
-        """MACs of every denoising step under ``schedule`` (step 0 always full).
-
-        ``prune=False`` counts every recompute bit and every block's own forward (the paper's semantics, the runtime
-        with ``prune=False``); ``prune=True`` what the runtime runs by default: dead recomputes (:mod:`ecad.pruning`)
-        and the inputs of replayed components left out. ``None``: the convention's own (full: True, paper: False).
-        """
-        self._check(schedule)
-        if prune is None:
-            prune = self.convention != "paper"
-        if not prune:
-            return [int(v) for v in schedule.step_costs(self.component_macs, self.outside_macs)]
-        units, always = self.component_macs, self.outside_macs
-        if self.input_macs is not None:
-            units, always = units + self.input_macs, always - int(self.input_macs.sum())
-        return [int(v) for v in schedule.step_costs(units, always, self.feeds)]
-
-    def schedule_macs(self, schedule: CacheSchedule, prune: bool | None = None) -> int:
-        return sum(self.step_macs(schedule, prune))
-
-    def report(self, schedule: CacheSchedule) -> dict[str, Any]:
-        """The numbers ``ecad macs --json`` prints: ``total_macs`` and ``mac_speedup`` as the convention counts."""
-        per_step = self.step_macs(schedule)
-        total = sum(per_step)
-        pruned = self.schedule_macs(schedule, prune=True)
-        unpruned = self.schedule_macs(schedule, prune=False)
-        full = self.full_step_macs * schedule.num_steps
-        return {
-            "arch": self.arch,
-            "convention": self.convention,
-            "counted": self.counted,
-            "height": self.height,
-            "width": self.width,
-            "frames": self.frames,
-            "batch_size": self.batch_size,
-            "text_len": self.text_len,
-            "calls_per_step": self.calls_per_step,
-            "num_steps": schedule.num_steps,
-            "total_macs": total,
-            "full_macs": full,
-            "mac_speedup": full / total,
-            "pruned_total_macs": pruned,
-            "pruned_mac_speedup": full / pruned,
-            "unpruned_total_macs": unpruned,
-            "per_step": per_step,
-            "outside_macs_per_step": self.outside_macs,
-            "recompute_fraction": schedule.stats()["recompute_fraction"],
-        }
-
-    def _check(self, schedule: CacheSchedule) -> None:
-        if (
-            schedule.block_names != self.block_names
-            or schedule.component_names != self.component_names
-            or not torch.equal(schedule.exists, self.exists)
-        ):
-            raise ValueError(
-                f"schedule layout ({schedule.num_blocks} blocks, components {list(schedule.component_names)}) does "
-                f"not match the {self.arch} cost table ({len(self.block_names)} blocks, components "
-                f"{list(self.component_names)}); count MACs for the architecture the schedule was made for."
-            )
-
-
 def _zero(*args: Any, **kwargs: Any) -> int:
     return 0
 
@@ -277,6 +170,13 @@ def _count(
     )
 
 
+def architecture_of(transformer: nn.Module,
+                    adapter: ModelAdapter | None = None) -> tuple[dict[str, Any], str, ModelAdapter]:
+    """``(config, arch, adapter)`` of a transformer: what counting rebuilds it from, without its weights."""
+    model = unwrap_module(transformer)
+    return {**model.config, "_class_name": type(model).__name__}, type(model).__name__, get_adapter(model, adapter)
+
+
 def _config_json(config: Any) -> str:
     return json.dumps(dict(config), sort_keys=True, default=str)
 
@@ -285,14 +185,12 @@ def count_calls(
     transformer: nn.Module, calls: Sequence[TransformerCall], height: int, width: int, *, convention: str = "full",
     adapter: ModelAdapter | None = None, arch: str | None = None, counted: str = COUNTED["full"],
 ) -> CostTable:
-    """The cost table of one denoising step made of ``calls`` (observed with :func:`ecad.observe.observe_calls`),
+    """The cost table of one denoising step made of ``calls`` (observed with :func:`ecad.cost.observe.observe_calls`),
     counted on a weightless copy of ``transformer``'s architecture."""
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown MAC convention {convention!r}; use one of {CONVENTIONS}.")
-    model = unwrap_module(transformer)
-    adapter = get_adapter(model, adapter)
-    config = {**model.config, "_class_name": type(model).__name__}
-    return _count(arch or type(model).__name__, _config_json(config), tuple(c.signature() for c in calls),
+    config, own_arch, adapter = architecture_of(transformer, adapter)
+    return _count(arch or own_arch, _config_json(config), tuple(c.signature() for c in calls),
                   convention, adapter, height, width, counted)
 
 
@@ -304,7 +202,7 @@ def count_pipeline_macs(
     calls a real call of the pipeline makes (``guidance_scale=None``: the pipeline's default) are observed and
     counted. The paper's convention counts the paper's fixed inputs instead (as for a preset)."""
     if convention == "paper":
-        return count_macs(pipe.transformer, height, width, convention="paper", adapter=adapter)
+        return count_architecture(*architecture_of(pipe.transformer, adapter), height, width, convention="paper")
     calls = observe_calls(pipe, probe_call(pipe, height, width, guidance_scale, images, adapter, **call_kwargs))
     return count_calls(pipe.transformer, calls, height, width, convention=convention, adapter=adapter,
                        arch=arch or type(pipe).__name__)
@@ -317,89 +215,14 @@ def _assumed_signature(adapter: ModelAdapter, config: dict[str, Any], batch_size
                                                     **video)).signature()
 
 
-def observes_pipeline(model: Any) -> bool:
-    """Whether :func:`count_macs` counts ``model`` at an observed pipeline call: a pipeline, a pipeline folder
-    (``model_index.json``), ``tiny-shapes`` or a hub id; not a preset, a transformer, or a transformer-only folder."""
-    if isinstance(model, nn.Module):
-        return False
-    if not isinstance(model, str):
-        return True
-    if model in presets():
-        return False
-    local = local_folder(model)
-    return local is None or (local / "model_index.json").is_file()
-
-
-def count_macs(
-    model: Any,
-    height: int,
-    width: int,
-    *,
-    convention: str = "full",
-    batch_size: int | None = None,
-    text_len: int | None = None,
-    adapter: ModelAdapter | None = None,
-    guidance_scale: float | None = None,
-    images: int = 1,
+def count_architecture(
+    config: dict[str, Any], arch: str, adapter: ModelAdapter, height: int, width: int, *, convention: str = "full",
+    preset: ArchPreset | None = None, batch_size: int | None = None, text_len: int | None = None,
     frames: int | None = None,
 ) -> CostTable:
-    """Count the MACs of one denoising step per (block, component) at ``height`` x ``width`` pixels.
-
-    Args:
-        model: what to count, from the most to the least observed:
-
-            - a pipeline (``pipe``): one real call of it is observed (:func:`count_pipeline_macs`);
-            - a pipeline folder, hub id or ``"tiny-shapes"``: the pipeline is built from its configs without weights
-              (:func:`ecad.loading.pipeline_without_weights`) and its call observed the same way;
-            - an architecture preset (``"pixart-alpha"``, ...): the inputs the preset documents (8x VAE, its text
-              length, ``batch_size`` rows);
-            - a transformer module or a transformer-only folder: inputs assumed from its config the same way.
-        convention: ``"full"`` (what the runtime runs) or ``"paper"`` (the ECAD paper's convention).
-        batch_size: transformer batch where inputs are assumed (default 2: one image with classifier-free
-            guidance); a pipeline's is observed.
-        text_len: text tokens where inputs are assumed (default: the preset's); a pipeline's are observed.
-        frames: video frames where inputs are assumed (default: the video family's usual length; image models: none).
-        adapter: for a model no registered adapter knows (it must implement ``dummy_inputs`` where inputs are
-            assumed).
-        guidance_scale: the observed call's guidance (``None``: the pipeline's default).
-        images: images per observed call.
-
-    Returns:
-        A ``CostTable``: ``table.schedule_macs(schedule)``, ``table.step_macs(schedule)`` and
-        ``table.report(schedule)`` price any schedule of the model.
-
-    Example:
-        ```python
-        table = ecad.macs.count_macs("pixart-alpha", 256, 256, convention="paper")
-        table.report(ecad.CacheSchedule.load("ours_fast.json"))["mac_speedup"]
-        ```
-    """
-    if convention not in CONVENTIONS:
-        raise ValueError(f"unknown MAC convention {convention!r}; use one of {CONVENTIONS}.")
-    if observes_pipeline(model) and convention != "paper":
-        if batch_size is not None or text_len is not None:
-            raise ValueError("batch_size and text_len are observed from the pipeline call; give images= and "
-                             "guidance_scale= instead (or count a preset or a transformer).")
-        if isinstance(model, str):
-            return count_pipeline_macs(pipeline_without_weights(model), height, width, guidance_scale=guidance_scale,
-                                       images=images, arch=model, adapter=adapter)
-        return count_pipeline_macs(model, height, width, guidance_scale=guidance_scale, images=images,
-                                   adapter=adapter)
-    preset = None
-    if not isinstance(model, (str, nn.Module)):
-        model = model.transformer
-    if isinstance(model, nn.Module):
-        model = unwrap_module(model)
-        adapter = get_adapter(model, adapter)
-        config, arch = {**model.config, "_class_name": type(model).__name__}, type(model).__name__
-    elif model in presets():
-        adapter, preset = find_preset(model)
-        config, arch = preset.config, model
-    else:
-        config, arch = read_transformer_config(str(model)), str(model)
-        adapter = adapter or adapter_for_config(config)
-        if adapter is None:
-            raise UnsupportedModelError(f"ecad has no adapter for transformer class {config.get('_class_name')!r}.")
+    """The cost table of one denoising step of the architecture ``config`` describes, at inputs assumed from it (or
+    documented by ``preset``) rather than observed: the ``batch_size``, ``text_len`` and ``frames`` of
+    :func:`ecad.models.macs.count_macs`."""
     if text_len is None:
         text_len = adapter.default_text_len
         if preset is not None:

@@ -3,8 +3,8 @@
 Pipelines without diffusers' cache context (PixArt, SD3) tell a transformer hook nothing about the loop, so the
 step is found from the timestep every call receives: a new timestep is the next step, the same one again is another
 pass of the same step (FLUX with true CFG), and a larger one (or the first call, or another batch size) starts a new
-generation. ecad's cache follows a pipeline's scheduler instead where it can (:mod:`ecad.state`); this rule serves
-bare transformers and the observers of :mod:`ecad.evaluation` and :mod:`ecad.peers`.
+generation. ecad's cache follows a pipeline's scheduler instead where it can (:mod:`ecad.runtime.state`); this rule
+serves bare transformers and the observers of :mod:`ecad.evaluation` and :mod:`ecad.peers`.
 """
 
 from __future__ import annotations

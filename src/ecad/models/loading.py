@@ -14,10 +14,11 @@ from typing import Any
 
 import torch
 
-from .adapters import UnsupportedModelError, adapter_for_config, get_adapter, presets
-from .names import TINY_SHAPES, did_you_mean
+from .. import adapters
+from ..adapters import UnsupportedModelError, adapter_for_config, get_adapter, presets
+from ..names import TINY_SHAPES, did_you_mean
+from ..validation import device as check_device
 from .pretrained import from_pretrained, resolve_dtype
-from .validation import device as check_device
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +45,12 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def model_source(model: str) -> str:
-    """Map ``tiny-shapes`` to the embedded model's folder and a preset name to its hub id; folders and hub ids
-    pass through."""
+    """:func:`ecad.adapters.model_source`, with the embedded model's folder registered first when ``model`` names
+    it."""
     if model == TINY_SHAPES:
-        from .tiny_shapes import PIPELINE_DIR  # here, not above: tiny-shapes' pipeline class loads diffusers' pipelines
+        from . import tiny_shapes  # noqa: F401  registers it; here, not above: its pipeline class loads diffusers'
 
-        return str(PIPELINE_DIR)
-    _, preset = presets().get(model, (None, None))
-    return preset.hub_id if preset is not None and preset.hub_id else model
+    return adapters.model_source(model)
 
 
 def local_folder(model: str) -> Path | None:
@@ -137,7 +136,8 @@ def _logs_held_unless_loaded() -> Iterator[None]:
 def load_pipeline(model: str, device: str = "auto", dtype: str | torch.dtype = "float32") -> Any:
     """``DiffusionPipeline.from_pretrained`` of a folder, hub id or preset name, checked to be supported by ecad.
 
-    ``tiny-shapes`` gives :class:`ecad.tiny_shapes.TinyShapesPipeline` (the shipped model with its call defaults).
+    ``tiny-shapes`` gives :class:`ecad.models.tiny_shapes.TinyShapesPipeline` (the shipped model with its call
+    defaults).
     """
     if model == TINY_SHAPES:
         from .tiny_shapes import load_pipeline as load_tiny_shapes  # see model_source
@@ -244,7 +244,7 @@ def pipeline_without_weights(model: str) -> Any:
     """A pipeline built from its configs alone: tokenizers and scheduler real, every model with fake weights.
 
     Its call runs the pipeline's own code on tensors that have shapes but no data (``FakeTensorMode``; text encoders
-    of transformers support it), so :func:`ecad.observe.observe_calls` sees exactly the shapes the real pipeline
+    of transformers support it), so :func:`ecad.cost.observe.observe_calls` sees exactly the shapes the real pipeline
     feeds its transformer, without downloading or allocating a single weight. For a hub id only the configs and
     tokenizer files are downloaded.
     """

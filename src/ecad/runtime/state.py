@@ -25,12 +25,11 @@ from typing import Any
 
 import torch
 
-from .adapters import ModelLayout
 from .cache_arguments import as_cache_dtype, as_flag, as_schedule
 from .outputs import BlockCache, OutputCache
 from .plans import PlanBook, StepPlan
 from .provenance import CallCheck
-from .schedule import CacheSchedule, ScheduleError
+from ..schedule import CacheSchedule, ModelLayout, ScheduleError
 from .steps import NEW, STEP, StepClock
 
 FORECAST_UNITS = ("step", "timestep")

@@ -2,7 +2,7 @@
 
 MACs are what the paper optimised; on real hardware small components cost more time than their MACs suggest, and
 work that costs no MACs (norms, modulation, gating, the embeddings) takes time at every step. So the latency model
-is measured where it runs: the transformer calls a real pipeline call makes (observed, :mod:`ecad.observe`) are
+is measured where it runs: the transformer calls a real pipeline call makes (observed, :mod:`ecad.cost.observe`) are
 replayed through ecad's own runtime (``prune=True``) under a measuring schedule in which every block meets the plans
 "every component runs", "every component replays" and "only component c runs", with a timer on each block. A block
 then costs, at a step, its all-run time if all its components run, else its all-replay time (the gates and residual
@@ -13,8 +13,8 @@ adds to its block's all-replay time (the extrapolation's element-wise work, whic
 without them prices a forecast like a reuse.
 
 Compiled (``compile``), the table prices what the compiled model costs. The timers sit around each block's call from
-outside (:func:`ecad.compilation.timed_calls`), never inside a traced frame, where a timer would be a graph break
-(or an error under ``fullgraph=True``) and time a model users do not run. Regional compilation keeps block
+outside (:func:`ecad.runtime.compilation.timed_calls`), never inside a traced frame, where a timer would be a graph
+break (or an error under ``fullgraph=True``) and time a model users do not run. Regional compilation keeps block
 boundaries, so every block is timed compiled under every plan, exactly as above. Whole-model compilation leaves none:
 each step is timed whole, compiled, and split over the blocks and the rest in the proportions the same step has
 eager (measured in the same call, before compiling): the steps' totals are the compiled ones, the split between
@@ -34,12 +34,12 @@ from typing import Any
 
 import torch
 
-from .adapters import get_adapter
-from .adapters.layout import split_target
-from .cache import enable_cache
-from .compilation import CompileConfig, compiled, timed_calls
+from ..adapters import get_adapter
+from ..adapters.layout import split_target
+from ..runtime.cache import enable_cache
+from ..runtime.compilation import CompileConfig, compiled, timed_calls
 from .observe import TransformerCall, observe_calls, probe_call
-from .schedule import CacheSchedule
+from ..schedule import CacheSchedule
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .names import DTYPE_NAMES
+from ..names import DTYPE_NAMES
 
 logger = logging.getLogger(__name__)
 

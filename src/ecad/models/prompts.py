@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from .validation import optional, read_json, whole
+from ..validation import optional, read_json, whole
 
 # Field (JSON) or column (TSV/CSV) names that hold the prompt, in order of preference.
 PROMPT_FIELDS = ("prompt", "Prompt", "caption", "text")

@@ -6,7 +6,8 @@ One schedule covers the whole trajectory, stored as for any model: ``[steps, blo
 common block layout (the two experts of Wan 2.2 have the same architecture). Each expert reads its own steps' rows:
 the first expert rows ``0..k-1``, the second rows ``k..N-1``, where ``k`` follows from the scheduler's timesteps for
 ``N`` steps and the boundary (:func:`expert_steps`). Nothing is carried across the hand-over: the second expert's
-first step computes in full whatever its row says, and the cost model counts it so (:func:`experts_step_macs`).
+first step computes in full whatever its row says, and the cost model counts it so
+(:func:`ecad.cost.table.experts_step_macs`).
 Each expert places its calls by their timesteps (a bare transformer to :func:`ecad.enable_cache`).
 """
 
@@ -14,10 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .adapters.layout import has_experts
+from ..adapters.layout import has_experts
 from .cache import CacheHandle, enable_cache
-from .macs import CostTable
-from .schedule import CacheSchedule, ScheduleError
+from ..schedule import CacheSchedule, ScheduleError
 
 EXPERTS = ("transformer", "transformer_2")
 
@@ -47,14 +47,6 @@ def split_schedule(schedule: CacheSchedule, experts: list[int]) -> list[CacheSch
                                    schedule.exists, {**schedule.metadata, "expert": EXPERTS[expert]}, forecast,
                                    schedule.forecast_order))
     return parts
-
-
-def experts_step_macs(table: CostTable, schedule: CacheSchedule, experts: list[int],
-                      prune: bool | None = None) -> list[int]:
-    """MACs of every step of ``schedule`` run by the experts (one cost table: they share the architecture); the
-    first step of each expert computes in full."""
-    return [macs for part in split_schedule(schedule, experts) if part is not None
-            for macs in table.step_macs(part, prune)]
 
 
 class ExpertsHandle:

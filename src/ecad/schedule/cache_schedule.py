@@ -20,12 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import schedule_io
+from ..validation import whole, write_json
+from .fields import ACTION_CHARS, FORECAST, FORECAST_ORDERS, RECOMPUTE, ScheduleError, actions_of
+from .formats import load_schedule, render_schedule, save_schedule, schedule_from_dict, schedule_to_dict
+from .paper import PaperNaming, schedule_to_paper_dict
 from .pruning import prune_dead
-from .schedule_io import (
-    ACTION_CHARS, FORECAST, FORECAST_ORDERS, RECOMPUTE, PaperNaming, ScheduleError, actions_of,
-)
-from .validation import whole
 
 __all__ = ["ACTION_CHARS", "FORECAST_ORDERS", "CacheSchedule", "ScheduleError", "register_paper_naming", "schedule_key"]
 
@@ -298,15 +297,16 @@ class CacheSchedule:
     ) -> torch.Tensor:
         """Cost of every step: ``outside`` plus the ``[blocks, components]`` costs of what the step recomputes.
 
-        ``feeds`` (a layout's "X only feeds Y" pairs) leaves out the recomputes nobody reads (:mod:`ecad.pruning`).
-        A forecast costs no MACs (a few element-wise operations per output element, see :mod:`ecad.macs`).
+        ``feeds`` (a layout's "X only feeds Y" pairs) leaves out the recomputes nobody reads
+        (:mod:`ecad.schedule.pruning`). A forecast costs no MACs (a few element-wise operations per output element, see
+        :mod:`ecad.cost.counting`).
         """
         bits = self.live(feeds)
         return (bits.to(component_costs.dtype) * component_costs.unsqueeze(0)).sum(dim=(1, 2)) + outside
 
     def live(self, feeds: Sequence[tuple[int, int, int]]) -> torch.Tensor:
         """What the runtime computes: the effective bits less the recomputes nobody reads (``feeds``: a layout's "X
-        only feeds Y" pairs, see :mod:`ecad.pruning`), keeping those a later forecast reads."""
+        only feeds Y" pairs, see :mod:`ecad.schedule.pruning`), keeping those a later forecast reads."""
         return prune_dead(self.effective(), feeds, self.history_needed()) if feeds else self.effective()
 
     def stats(self) -> dict[str, Any]:
@@ -336,11 +336,11 @@ class CacheSchedule:
 
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict[str, Any]:
-        return schedule_io.schedule_to_dict(self)
+        return schedule_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CacheSchedule:
-        return cls(**schedule_io.schedule_from_dict(data))
+        return cls(**schedule_from_dict(data))
 
     def save(self, path: str) -> None:
         """Write this schedule in ecad's own JSON format (``ecad.schedule/1``; ``/2`` if it forecasts).
@@ -348,7 +348,7 @@ class CacheSchedule:
         Args:
             path: the file to write.
         """
-        schedule_io.save_schedule(self, path)
+        save_schedule(self, path)
 
     @classmethod
     def load(cls, path: str) -> CacheSchedule:
@@ -369,18 +369,18 @@ class CacheSchedule:
                 image = pipe("a red fox in the snow").images[0]
             ```
         """
-        return schedule_io.load_schedule(path, cls, PAPER_NAMINGS)
+        return load_schedule(path, cls, PAPER_NAMINGS)
 
     def to_paper_dict(self) -> dict[str, Any]:
         """The schedule in the ECAD paper's JSON format (keeps the paper fields it was imported with)."""
-        return schedule_io.schedule_to_paper_dict(self, PAPER_NAMINGS)
+        return schedule_to_paper_dict(self, PAPER_NAMINGS)
 
     def export_paper(self, path: str) -> None:
-        schedule_io.write_json(self.to_paper_dict(), path)
+        write_json(self.to_paper_dict(), path)
 
     def render(self, on: str = "█", off: str = "·", forecast: str = "f") -> str:
         """A text picture: one row per existing component x block, one column per step (actions as stored)."""
-        return schedule_io.render_schedule(self, on=on, off=off, forecast=forecast)
+        return render_schedule(self, on=on, off=off, forecast=forecast)
 
 
 def _packed(bits: torch.Tensor) -> str:

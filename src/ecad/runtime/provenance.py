@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .loading import model_source
-from .schedule import CacheSchedule
-from .units import format_macs
+from ..adapters import model_source
+from ..schedule import CacheSchedule
+from ..units import format_macs
 
 logger = logging.getLogger(__name__)
 

@@ -25,11 +25,11 @@ import torch
 from diffusers.hooks import ModelHook
 from torch import nn
 
-from .adapters.skip import BlockSkip
+from ..adapters.skip import BlockSkip
 from .hook_registry import registry_of
 from .outputs import BlockCache
 from .plans import RUN
-from .schedule import ScheduleError
+from ..schedule import ScheduleError
 from .state import CacheState
 from .steps import argument_position, call_argument, scalar
 

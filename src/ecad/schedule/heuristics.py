@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import torch
 
-from .adapters import ModelLayout
-from .names import did_you_mean
-from .schedule import FORECAST_ORDERS, CacheSchedule
+from ..names import did_you_mean
+from .cache_schedule import FORECAST_ORDERS, CacheSchedule
+from .layout import ModelLayout
 
 
 def _schedule(layout: ModelLayout, bits: torch.Tensor, name: str) -> CacheSchedule:

@@ -4,8 +4,8 @@ Latent size (the VAE's scale factor, patching), text length (the tokenizer's pad
 ``max_sequence_length``), classifier-free guidance (batched into one call, or true CFG's two calls per step) and any
 extra inputs are whatever the pipeline's own code makes of the call's arguments: ecad does not guess them. A
 forward pre-hook on the transformer records every call until the pipeline's first scheduler step, and the pipeline
-is stopped there (one step of work at most). The cost model counts these calls (:mod:`ecad.macs`), the latency
-model times them (:mod:`ecad.latency`).
+is stopped there (one step of work at most). The cost model counts these calls (:mod:`ecad.cost.counting`), the latency
+model times them (:mod:`ecad.cost.latency`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from .adapters import get_adapter
-from .cache import active_cache
+from ..adapters import get_adapter
+from ..runtime.cache import active_cache
 
 __all__ = ["TransformerCall", "observe_calls", "probe_call"]
 
