@@ -33,7 +33,7 @@ def main() -> None:
                 seconds, _ = time_call(pipe, call)
             if repeat >= args.warmup:
                 (cached if mode == "cached" else plain).append(seconds)
-    pairs = [c / p for c, p in zip(cached, plain)]
+    pairs = [c / p for c, p in zip(cached, plain, strict=True)]
     emit("overhead", {
         "benchmark": "overhead", **environment(str(pipe.device)), **settings(args, size),
         "plain_median_s": median(plain), "cached_median_s": median(cached),

@@ -49,7 +49,7 @@ def generations(run: Path) -> list[list[Evaluation]] | None:
         return None
     evaluations = [Evaluation(key, quality, cost, json.loads(metrics)) for key, quality, cost, metrics in rows]
     starts = np.cumsum([0, *counts])
-    return [evaluations[a:b] for a, b in zip(starts[:-1], starts[1:])]
+    return [evaluations[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)]
 
 
 def front(evaluations: list[Evaluation]) -> list[Evaluation]:

@@ -275,7 +275,7 @@ def plot(record: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     styles = ["o-", "^-.", "s--", "d:", "v-"]
     for run in record["seeds"]:
-        for strategy, style in zip(record["strategies"], styles):
+        for strategy, style in zip(record["strategies"], styles, strict=False):  # styles to spare
             curve = run[strategy]["curve"]
             ax.plot([p["compute_spent"] for p in curve], [p["heldout_hv"] for p in curve], style,
                     label=f"{strategy}, seed {run['seed']}")

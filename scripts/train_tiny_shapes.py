@@ -183,8 +183,8 @@ def train_dit(args: argparse.Namespace, vae: AutoencoderKL, device: torch.device
         opt.step()
         decay = min(args.ema, (1 + step) / (10 + step))
         with torch.no_grad():
-            for live, avg in zip((transformer, text_encoder), ema):
-                for p, q in zip(live.parameters(), avg.parameters()):
+            for live, avg in zip((transformer, text_encoder), ema, strict=True):
+                for p, q in zip(live.parameters(), avg.parameters(), strict=True):
                     q.lerp_(p, 1 - decay)
         if step % 100 == 0 or step == args.dit_steps - 1:
             log(f"dit step {step} loss {loss.item():.4f} lr {opt.param_groups[0]['lr']:.2e}")

@@ -237,7 +237,8 @@ def test_plot_labels_never_overlap_and_generation_ticks_are_whole(tiny_run, tmp_
     assert len(boxes) == 4
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
     # each label has a leader line to its own point, and sits near it: within 3 label heights
-    for label, (x, y, text) in zip(sorted(labels, key=lambda label: label.get_text()), sorted(crowded, key=lambda p: p[2])):
+    for label, (x, y, text) in zip(sorted(labels, key=lambda label: label.get_text()), sorted(crowded, key=lambda p: p[2]),
+                                  strict=True):
         assert label.get_text() == text and label.xy == (x, y) and label.arrow_patch is not None
         point = ax.transData.transform((x, y))
         box = Text.get_window_extent(label, renderer)

@@ -2,6 +2,8 @@
 img2img calls that start at a lower timestep), resampling back and forth, float16 caches of tuple outputs, and the
 errors for a foreign schedule or a missing timestep."""
 
+import itertools
+
 import pytest
 import torch
 from diffusers import FluxImg2ImgPipeline
@@ -112,7 +114,7 @@ def test_img2img_runs_the_schedules_last_steps(flux):
         finally:
             watch.remove()
         computed_before_call.append(handle.counts["computed"])
-    per_call = [b - a for a, b in zip(computed_before_call, computed_before_call[1:])]
+    per_call = [b - a for a, b in itertools.pairwise(computed_before_call)]
     assert per_call == [int(exists.sum()), int(bits[4].sum()), int(bits[5].sum())]
     with ecad.enable_cache(image_to_image, schedule):
         assert torch.equal(flux_images(image_to_image, strength=0.5), unpruned)

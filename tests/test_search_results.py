@@ -16,7 +16,7 @@ def staircase_hypervolume(points, reference):
     """Area dominated by 2-D points (both objectives minimised) up to ``reference``, summed strip by strip."""
     inside = sorted((c, f) for f, c in points if f < reference[0] and c < reference[1])
     area, best = 0.0, reference[0]
-    for (cost, f), (next_cost, _) in zip(inside, inside[1:] + [(reference[1], None)]):
+    for (cost, f), (next_cost, _) in zip(inside, inside[1:] + [(reference[1], None)], strict=False):  # none inside: 0
         best = min(best, f)
         area += (reference[0] - best) * (next_cost - cost)
     return area

@@ -111,7 +111,7 @@ def test_fast_strategy_finds_the_same_front_with_less_compute(tiny_run, fast_run
         assert paper[-1]["compute_spent"] == pytest.approx(sum(rows * e.cost / image for e in store.evaluations()))
     finally:
         store.close()
-    spent = [(p["compute_spent"], f["compute_spent"]) for p, f in zip(paper, fast)]
+    spent = [(p["compute_spent"], f["compute_spent"]) for p, f in zip(paper, fast, strict=True)]
     assert all(0 < f < p for p, f in spent)  # every candidate shares at least step 0 with another
     assert main(["front", str(fast_run)]) == 0
     assert f"compute spent: {fast[-1]['compute_spent']:.1f} image-equivalents in 3 generations" in capsys.readouterr().out

@@ -43,7 +43,7 @@ def _forward(
     if noise_mask is not None:  # per-token modulation of noisy and clean tokens (Z-Image Omni)
         noisy, clean = (_modulation(block.adaLN_modulation(a).chunk(4, dim=1)) for a in (adaln_noisy, adaln_clean))
         scale_msa, gate_msa, scale_mlp, gate_mlp = (select_per_token(n, c, noise_mask, x.shape[1])
-                                                    for n, c in zip(noisy, clean))
+                                                    for n, c in zip(noisy, clean, strict=True))
     else:
         scale_msa, gate_msa, scale_mlp, gate_mlp = _modulation(
             block.adaLN_modulation(adaln_input).unsqueeze(1).chunk(4, dim=2))

@@ -180,7 +180,7 @@ def _timed_steps(
                 block_time[:] = [0.0] * len(blocks)
                 sync()
                 start = time.perf_counter()
-                for call, steps in zip(calls, timesteps):
+                for call, steps in zip(calls, timesteps, strict=True):
                     args, kwargs = _with(call, adapter.timestep_arg, position, steps[step])
                     transformer(*args, **kwargs)
                 sync()
@@ -237,7 +237,7 @@ def measure_call_latency(
         eager, bits, forecasting = run(blocks)
         with compiled(transformer, compile, adapter=adapter):
             totals, _, _ = run([])
-        per_step = [_scaled(parts, total) for parts, (total, _) in zip(eager, totals)]
+        per_step = [_scaled(parts, total) for parts, (total, _) in zip(eager, totals, strict=True)]
 
     samples: dict[tuple[int, str | int], list[float]] = {}
     exists = layout.exists.tolist()

@@ -344,7 +344,7 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
         env = _earlier_latency(Path(out), results, env["compiled"]) or env
     if "latency" in results[0]:
         _add_speedups(results)
-    for candidate, row in zip(candidates, results):
+    for candidate, row in zip(candidates, results, strict=True):
         if isinstance(candidate.method, CacheSchedule):
             store.write_schedule(candidate.name, _record(candidate.method, row, settings, len(calibration.rows),
                                                          results[0]["macs"], config.convention, env["device_name"]))

@@ -60,13 +60,13 @@ class PipelineState:
         self.class_attributes = dict(vars(type(pipe)))
 
     def restore(self) -> None:
-        for module, attributes, hooks in zip(self.modules, self.attributes, self.hooks):
+        for module, attributes, hooks in zip(self.modules, self.attributes, self.hooks, strict=True):
             for name in reversed([n for n in _hook_names(module) if n not in hooks]):
                 registry_of(module).remove_hook(name, recurse=False)
             for name in set(vars(module)) - attributes:
                 logger.debug("removing %s left on %s", name, type(module).__name__)
                 delattr(module, name)
-        for module, children in zip(self.modules, self.children):
+        for module, children in zip(self.modules, self.children, strict=True):
             if list(module._modules) != children:
                 for name in children:
                     module._modules[name] = module._modules.pop(name)
@@ -87,7 +87,7 @@ class PipelineState:
         """What differs from the record (empty after :meth:`restore`): for tests and for a clear error."""
         found = []
         for module, attributes, hooks, count, children in zip(self.modules, self.attributes, self.hooks,
-                                                              self.torch_hooks, self.children):
+                                                              self.torch_hooks, self.children, strict=True):
             name = type(module).__name__
             found += [f"{name}.{a}" for a in sorted(set(vars(module)) - attributes)]
             if list(module._modules) != children:

@@ -138,7 +138,7 @@ def plot_eval(report: dict[str, Any], path: Path, column: str | None = None, tit
     axes_x.append(("macs_speedup", "MAC speedup (executed MACs)"))
     families = list(dict.fromkeys(p["family"] for p in points))
     fig, axes = plt.subplots(1, len(axes_x), figsize=(6.0 * len(axes_x), 4.4), dpi=120, squeeze=False)
-    for ax, (key, xlabel) in zip(axes[0], axes_x):
+    for ax, (key, xlabel) in zip(axes[0], axes_x, strict=True):
         for index, family in enumerate(families):
             series = [p for p in points if p["family"] == family]
             if family == "ecad":

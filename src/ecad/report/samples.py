@@ -46,7 +46,7 @@ def search_samples(run_path: Path, config: SearchConfig, keys: list[str], limit:
     for key in keys:
         images = store.load(key, limit)
         if images is not None:
-            out[key] = [{"src": data_uri(im, "JPEG", MAX_SIDE), "caption": c} for im, c in zip(images, captions)]
+            out[key] = [{"src": data_uri(im, "JPEG", MAX_SIDE), "caption": c} for im, c in zip(images, captions, strict=True)]
     return out
 
 
@@ -67,7 +67,7 @@ def generate_samples(config: SearchConfig, schedules: dict[str, CacheSchedule], 
     try:
         for key, schedule in tqdm(schedules.items(), desc="report sample images", unit="schedule"):
             images = generator(schedule).images[:limit]
-            out[key] = [{"src": data_uri(to_pil(im), "JPEG", MAX_SIDE), "caption": c} for im, c in zip(images, captions)]
+            out[key] = [{"src": data_uri(to_pil(im), "JPEG", MAX_SIDE), "caption": c} for im, c in zip(images, captions, strict=True)]
     finally:
         generator.close()
     return out

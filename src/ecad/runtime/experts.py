@@ -99,7 +99,7 @@ def enable_cache_experts(pipe: Any, schedule: CacheSchedule | str, **options: An
     parts = split_schedule(schedule, expert_steps(pipe, schedule.num_steps))
     handles: list[CacheHandle] = []
     try:
-        for name, part in zip(EXPERTS, parts):
+        for name, part in zip(EXPERTS, parts, strict=True):
             if part is not None:
                 handles.append(enable_cache(getattr(pipe, name), part, **options))
     except BaseException:

@@ -63,7 +63,7 @@ class OutputCache:
     def restore(self, snapshot: list[list[list[Any]]]) -> None:
         self.clear()
         for p, blocks in enumerate(snapshot):
-            for entries, saved in zip(self.slots(p), blocks):
+            for entries, saved in zip(self.slots(p), blocks, strict=True):
                 entries[:] = saved
 
     def kept(self) -> list[Any]:
@@ -177,7 +177,7 @@ def _combine(outputs: list[Any], weights: list[Any]) -> Any:
         if not last.is_floating_point():
             return last
         total = last * weights[-1]
-        for output, weight in zip(outputs[:-1], weights[:-1]):
+        for output, weight in zip(outputs[:-1], weights[:-1], strict=True):
             total = total + output * weight if isinstance(weight, torch.Tensor) else total.add_(output, alpha=weight)
         return total
     if isinstance(last, tuple):

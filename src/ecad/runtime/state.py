@@ -154,7 +154,7 @@ class CacheState:
         plan = self.pass_plans[p]
         if self.forecasting and self.forecast_unit == "timestep":
             self.time = timestep.reshape(-1)[0].to(torch.float64)
-        for block, block_plan, slot in zip(self.blocks, plan.blocks, self.outputs.passes[p]):
+        for block, block_plan, slot in zip(self.blocks, plan.blocks, self.outputs.passes[p], strict=True):
             block.plan = block_plan
             block.slot = slot
 

@@ -15,6 +15,7 @@ the next, never changed in place), so they share tensors with each other and wit
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +58,7 @@ def prefix_plan(tables: Sequence[torch.Tensor]) -> list[PrefixStep]:
     replays and keeps."""
     rows = [tuple(bytes(row.numpy().tobytes()) for row in table) for table in tables]
     order = sorted(range(len(rows)), key=lambda i: (rows[i], i))
-    shared = [0] + [_common(rows[a], rows[b]) for a, b in zip(order, order[1:])]
+    shared = [0] + [_common(rows[a], rows[b]) for a, b in itertools.pairwise(order)]
     keeps: list[set[int]] = [set() for _ in order]
     for m in range(1, len(order)):
         k = shared[m]

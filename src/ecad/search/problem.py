@@ -91,7 +91,7 @@ class CacheSearchProblem(Problem):
     def _evaluate(self, X: np.ndarray, out: dict, *args: Any, **kwargs: Any) -> None:
         decoded = [self.encoding.decode(x) for x in X]
         keys = [schedule_key(s) for s in decoded]
-        schedules = dict(zip(keys, decoded))
+        schedules = dict(zip(keys, decoded, strict=True))
         known = {key: self.store.get(key) for key in schedules}
         for evaluation in known.values():
             if evaluation is not None and evaluation.metrics.get("race") != PENDING:

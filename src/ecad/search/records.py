@@ -94,7 +94,7 @@ class GenerationRecords(Callback):
         if self.reference_point is None:
             self.reference_point = np.array([F[:, 0].max() + 1e-9, 1.0 + 1e-9])
         keys = [schedule_key(self.encoding.decode(x)) for x in population.get("X")]
-        for key, x, f, g in zip(keys, population.get("X"), F, population.get("G")):
+        for key, x, f, g in zip(keys, population.get("X"), F, population.get("G"), strict=True):
             if key not in self.archive:
                 self.archive[key] = (x, f, bool(g[0] <= 0) and on_every_row(self.store.get(key)))
         summary = self._write_front()
@@ -133,7 +133,7 @@ class GenerationRecords(Callback):
     def _write_generation(self, keys: list[str], F: np.ndarray, summary: dict[str, Any]) -> None:
         """Write the generation's file and say how the run stands."""
         rows = []
-        for key, (neg_quality, cost_fraction) in zip(keys, F):
+        for key, (neg_quality, cost_fraction) in zip(keys, F, strict=True):
             rows.append({"key": key, "name": self.names.get(key), "quality": -float(neg_quality),
                          "cost_fraction": float(cost_fraction)})
             evaluation = self.store.get(key)

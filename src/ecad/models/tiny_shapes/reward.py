@@ -43,7 +43,7 @@ class RewardModel(nn.Module):
         c = self.config.channels
         strides = (2, 2, 1, 2, 2)  # 64 -> 4: keep a 4x4 grid so positions stay readable
         layers: list[nn.Module] = []
-        for c_in, c_out, stride in zip((3, *c[:-1]), c, strides):
+        for c_in, c_out, stride in zip((3, *c[:-1]), c, strides, strict=True):
             layers += [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.GroupNorm(8, c_out), nn.ReLU()]
         self.conv = nn.Sequential(*layers)
         self.feature = nn.Sequential(nn.Flatten(), nn.Linear(c[-1] * 16, self.config.feature_dim), nn.ReLU())

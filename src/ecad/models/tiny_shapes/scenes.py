@@ -161,7 +161,7 @@ def render(scene: Scene, size: int = 64) -> torch.Tensor:
     coords = torch.arange(size, dtype=torch.float32) + 0.5
     ys, xs = torch.meshgrid(coords, coords, indexing="ij")
     image = torch.tensor(BACKGROUND).view(3, 1, 1).expand(3, size, size).clone()
-    for obj, (cx, cy) in zip(scene.spec.objects, scene.centres):
+    for obj, (cx, cy) in zip(scene.spec.objects, scene.centres, strict=True):
         sdf = _signed_distance(obj.shape, xs - cx * size, ys - cy * size, SIZES[obj.size] * size)
         cover = (0.5 - sdf).clamp(0.0, 1.0)
         image = image * (1 - cover) + torch.tensor(COLOURS[obj.colour]).view(3, 1, 1) * cover
