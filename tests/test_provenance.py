@@ -99,6 +99,19 @@ def test_enable_cache_warns_about_the_model_steps_and_resolution(tiny_run, tiny_
     assert "model" in warnings_of(caplog)[0] and "PixArt-alpha/PixArt-XL-2-256x256" in warnings_of(caplog)[0]
 
 
+def test_a_name_and_the_folder_or_hub_id_it_stands_for_are_one_model():
+    """``tiny-shapes`` is its shipped folder and a preset its hub id, as the shipped model and the presets register
+    them (the runtime reads no loader); another model is a difference."""
+    from ecad.adapters import presets
+    from ecad.models.tiny_shapes import PIPELINE_DIR
+
+    tiny = GenerationSettings(model="tiny-shapes")
+    assert tiny.differences(GenerationSettings(model=str(PIPELINE_DIR))) == []
+    hub_id = presets()["pixart-alpha"][1].hub_id
+    assert hub_id and GenerationSettings(model="pixart-alpha").differences(GenerationSettings(model=hub_id)) == []
+    assert tiny.differences(GenerationSettings(model="pixart-alpha")) == ["model pixart-alpha (found with tiny-shapes)"]
+
+
 def test_eval_warns_and_its_schedule_files_record_the_evaluation(tiny_run, tiny_model_dir, tmp_path, caplog):
     front = str(tiny_run / "front" / "000.json")
     config = EvalConfig(model=str(tiny_model_dir), prompts=["w5 w6", "a w7"], schedules=[front],

@@ -48,7 +48,7 @@ def model_source(model: str) -> str:
     """:func:`ecad.adapters.model_source`, with the embedded model's folder registered first when ``model`` names
     it."""
     if model == TINY_SHAPES:
-        from . import tiny_shapes  # noqa: F401  registers it; here, not above: its pipeline class loads diffusers'
+        from . import tiny_shapes  # noqa: F401  registers its folder; lazily: it loads diffusers' pipelines
 
     return adapters.model_source(model)
 
