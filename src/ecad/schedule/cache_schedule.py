@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..validation import whole, write_json
+from ..validation import write_json
+from .checks import as_bool_tensor, checked_fields, step_count
 from .fields import ACTION_CHARS, FORECAST, FORECAST_ORDERS, RECOMPUTE, ScheduleError, actions_of
 from .formats import load_schedule, render_schedule, save_schedule, schedule_from_dict, schedule_to_dict
 from .paper import PaperNaming, schedule_to_paper_dict
@@ -40,26 +41,6 @@ _BIT_DEPENDENT_METADATA = ("macs", "name", "paper", "source_format", "resampled_
 def register_paper_naming(naming: PaperNaming) -> None:
     """Read and write paper files whose components are named as ``naming`` says (the latest registered first)."""
     PAPER_NAMINGS.insert(0, naming)
-
-
-def _as_bool_tensor(array: Any) -> torch.Tensor:
-    """Bools, or 0/1 numbers; any other value (2, NaN, a string) is refused rather than read as ``True``."""
-    try:
-        tensor = torch.as_tensor(np.asarray(array) if not isinstance(array, torch.Tensor) else array)
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise ScheduleError(f"schedule bits must be an array of bools or 0/1, got {type(array).__name__} "
-                            f"({err}).") from None
-    tensor = tensor.detach().to("cpu")
-    if tensor.dtype != torch.bool and not bool(((tensor == 0) | (tensor == 1)).all()):
-        raise ScheduleError("schedule bits must be bools or 0/1; the array holds other values.")
-    return tensor.to(torch.bool).clone()
-
-
-def _step_count(num_steps: Any) -> int:
-    try:
-        return whole(1)(num_steps)
-    except ValueError as err:
-        raise ScheduleError(f"num_steps {err}; a schedule has at least one denoising step.") from None
 
 
 @dataclass(eq=False)
@@ -87,50 +68,8 @@ class CacheSchedule:
     forecast_order: int = 1
 
     def __post_init__(self) -> None:
-        self.recompute = _as_bool_tensor(self.recompute)
-        self.block_names = tuple(str(name) for name in self.block_names)
-        self.component_names = tuple(str(name) for name in self.component_names)
-        if self.recompute.ndim != 3:
-            raise ScheduleError(
-                f"recompute must have shape [steps, blocks, components], got {tuple(self.recompute.shape)}; "
-                "reshape your array to three dimensions."
-            )
-        steps, blocks, components = self.recompute.shape
-        if steps < 1:
-            raise ScheduleError("a schedule needs at least one step.")
-        if blocks < 1 or components < 1:
-            raise ScheduleError(f"a schedule needs at least one block and one component, got shape "
-                                f"{(steps, blocks, components)}.")
-        if blocks != len(self.block_names) or components != len(self.component_names):
-            raise ScheduleError(
-                f"recompute has shape {tuple(self.recompute.shape)} but {len(self.block_names)} block names and "
-                f"{len(self.component_names)} component names were given; pass one name per block and component."
-            )
-        for kind, names in (("block", self.block_names), ("component", self.component_names)):
-            if len(set(names)) != len(names):
-                raise ScheduleError(f"duplicate {kind} names in {list(names)}; {kind} names must be unique.")
-        self.exists = (
-            torch.ones(blocks, components, dtype=torch.bool) if self.exists is None else _as_bool_tensor(self.exists)
-        )
-        if tuple(self.exists.shape) != (blocks, components):
-            raise ScheduleError(
-                f"exists must have shape [blocks, components] = {(blocks, components)}, got {tuple(self.exists.shape)}."
-            )
-        if bool((self.recompute & ~self.exists).any()):
-            raise ScheduleError(
-                "the schedule recomputes components that do not exist (exists mask is False there); "
-                "clear those bits or fix the exists mask."
-            )
-        self.forecast = (torch.zeros_like(self.recompute) if self.forecast is None
-                         else _as_bool_tensor(self.forecast))
-        if self.forecast.shape != self.recompute.shape:
-            raise ScheduleError(f"forecast must have the shape of recompute {tuple(self.recompute.shape)}, got "
-                                f"{tuple(self.forecast.shape)}.")
-        if bool((self.forecast & (self.recompute | ~self.exists)).any()):
-            raise ScheduleError("the forecast mask is set where the schedule recomputes or the component does not "
-                                "exist; each (step, block, component) takes one action.")
-        if self.forecast_order not in FORECAST_ORDERS:
-            raise ScheduleError(f"forecast_order must be one of {FORECAST_ORDERS}, got {self.forecast_order!r}.")
+        self.recompute, self.block_names, self.component_names, self.exists, self.forecast = checked_fields(
+            self.recompute, self.block_names, self.component_names, self.exists, self.forecast, self.forecast_order)
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -143,9 +82,9 @@ class CacheSchedule:
         metadata: dict[str, Any] | None = None,
     ) -> CacheSchedule:
         """The schedule that recomputes everything: no caching."""
-        num_steps = _step_count(num_steps)
+        num_steps = step_count(num_steps)
         mask = torch.ones(len(block_names), len(component_names), dtype=torch.bool) if exists is None else exists
-        recompute = _as_bool_tensor(mask).unsqueeze(0).repeat(num_steps, 1, 1)
+        recompute = as_bool_tensor(mask).unsqueeze(0).repeat(num_steps, 1, 1)
         return cls(recompute, tuple(block_names), tuple(component_names), mask, dict(metadata or {}))
 
     @classmethod
@@ -158,7 +97,7 @@ class CacheSchedule:
         metadata: dict[str, Any] | None = None,
     ) -> CacheSchedule:
         """Build from a ``[steps, blocks, components]`` array of bools or 0/1; block names default to indices."""
-        recompute = _as_bool_tensor(array)
+        recompute = as_bool_tensor(array)
         if block_names is None and recompute.ndim == 3:
             block_names = [str(i) for i in range(recompute.shape[1])]
         return cls(recompute, tuple(block_names or ()), tuple(component_names), exists, dict(metadata or {}))
@@ -175,8 +114,8 @@ class CacheSchedule:
         Returns:
             The new ``CacheSchedule``.
         """
-        bits = _as_bool_tensor(recompute) & self.exists
-        forecasts = None if forecast is None else _as_bool_tensor(forecast) & self.exists & ~bits
+        bits = as_bool_tensor(recompute) & self.exists
+        forecasts = None if forecast is None else as_bool_tensor(forecast) & self.exists & ~bits
         kept = {k: v for k, v in self.metadata.items() if k not in _BIT_DEPENDENT_METADATA}
         return CacheSchedule(bits, self.block_names, self.component_names, self.exists, {**kept, **metadata},
                              forecasts, self.forecast_order)
@@ -282,7 +221,7 @@ class CacheSchedule:
             schedule_28 = ecad.CacheSchedule.load("my_schedule.json").resample(28)
             ```
         """
-        num_steps = _step_count(num_steps)
+        num_steps = step_count(num_steps)
         source = self.num_steps
         scale = (source - 1) / (num_steps - 1) if num_steps > 1 else 0.0
         index = torch.tensor([math.floor(t * scale + 0.5) for t in range(num_steps)])
