@@ -146,8 +146,6 @@ def enable_cache(
     names: list[dict[str, int]] = [{} for _ in layout.block_names]
     for block, component, _, _ in adapter.components(transformer):
         names[block][layout.component_names[component]] = component
-    shared: dict[tuple[tuple[str, int], ...], dict[str, int]] = {}
-    names = [shared.setdefault(tuple(n.items()), n) for n in names]  # one dict per block kind
     skips = adapter.block_skips(transformer) if config.prune else []
     skipping = {block for block, *_ in skips}
     unread = tuple(feed for feed in layout.feeds if feed[0] in skipping)
