@@ -11,12 +11,20 @@ drives ecad's step clock, as in a pipeline call), timed without text encoding an
 
 ``stand-in``: a 28-block PixArt with tiny tensors, where the host is the limit (as on a GPU at small batch).
 ``--layers`` shrinks a preset (a reduced configuration, recorded as such); ``--modes eager`` runs on any ecad.
+``fbcache:T`` is diffusers' First Block Cache at threshold T on its own copy of the transformer, compiled with
+``fullgraph=False`` (its decision breaks the graph); its MAC speedup depends on the data and is not given.
+Each generation's minor page faults are recorded: on a CPU, glibc's malloc returns freed memory to the system and takes
+fresh pages back, so the allocator's settings (``MALLOC_*`` variables, recorded) change what a step costs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import os
+import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,12 +35,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import torch  # noqa: E402
 from common import emit, environment, median, synchronize  # noqa: E402
+from diffusers.hooks import FirstBlockCacheConfig, apply_first_block_cache  # noqa: E402
 from torch._dynamo.utils import counters  # noqa: E402
 
 import ecad  # noqa: E402
 from ecad.adapters import find_preset, get_adapter  # noqa: E402
-from ecad.schedule.heuristics import fora  # noqa: E402
 from ecad.models.macs import count_macs  # noqa: E402
+from ecad.peers.base import restored  # noqa: E402
+from ecad.peers.diffusers_caches import diffusers_cache  # noqa: E402
+from ecad.schedule.heuristics import fora  # noqa: E402
 
 STAND_IN = dict(num_layers=28, num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8,
                 sample_size=8, patch_size=2, cross_attention_dim=16, caption_channels=32, norm_type="ada_norm_single",
@@ -94,8 +105,12 @@ def schedules(args: Any, transformer: torch.nn.Module) -> dict[str, Any]:
             out[name] = fora(layout, args.steps, args.steps)
         elif name.startswith("fora:"):
             out[name] = fora(layout, args.steps, int(name[5:]))
+        elif name.startswith("fbcache:"):  # a First Block Cache threshold (one per run: its hooks go on once)
+            if any(isinstance(value, float) for value in out.values()):
+                raise SystemExit("give one fbcache:T per run")
+            out[name] = float(name[8:])
         else:
-            raise SystemExit(f"unknown schedule {name!r}: use no-cache, all-recompute, all-replay or fora:N")
+            raise SystemExit(f"unknown schedule {name!r}: use no-cache, all-recompute, all-replay, fora:N or fbcache:T")
     for path in sorted(Path(args.paper).glob("*.json")) if args.paper else []:
         out[f"paper/{path.stem}"] = ecad.CacheSchedule.load(path)
     return out
@@ -128,53 +143,70 @@ class Loop:
         return seconds
 
 
-def compile_mode(transformer: torch.nn.Module, mode: str, backend: str = "inductor") -> None:
+def compile_mode(transformer: torch.nn.Module, mode: str, backend: str = "inductor", fullgraph: bool = True) -> None:
     """``eager``, ``whole``, ``regional``, or either with a ``torch.compile`` mode: ``whole:reduce-overhead``."""
     for module in transformer.modules():
         module._compiled_call_impl = None
     if mode != "eager":
         scope, _, torch_mode = mode.partition(":")
         options = {"mode": torch_mode} if torch_mode else {}
-        ecad.compile_transformer(transformer, scope, fullgraph=True, backend=backend, **options)
+        ecad.compile_transformer(transformer, scope, fullgraph=fullgraph, backend=backend, **options)
 
 
-def run_mode(loops: tuple[Loop, Loop], mode: str, named: dict[str, Any], rounds: int, backend: str
+def minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def run_mode(loops: tuple[Loop, ...], mode: str, named: dict[str, Any], rounds: int, backend: str
              ) -> dict[str, dict[str, Any]]:
-    """Compile (warm-up: two generations of each schedule), then ``rounds`` interleaved rounds. The uncached model is
-    a copy of the transformer without hooks; the cached one keeps one ecad cache and switches schedules with
-    ``set_schedule`` (a new cache would be new hooks: dynamo guards on them and would compile again)."""
-    plain, cached = loops
+    """Compile (warm-up: two generations of each schedule; one when eager, which compiles nothing), then ``rounds``
+    interleaved rounds. The uncached model is a copy of the transformer without hooks; the cached one keeps one ecad
+    cache and switches schedules with ``set_schedule`` (a new cache would be new hooks: dynamo guards on them and would
+    compile again); First Block Cache runs on a third copy."""
+    plain, *others, cached = loops  # (uncached, [First Block Cache,] ecad)
+    peer = others[0] if others else None
+    threshold = next((value for value in named.values() if isinstance(value, float)), None)
     torch._dynamo.reset()
     compile_mode(plain.transformer, mode, backend)
     compile_mode(cached.transformer, mode, backend)
-    first = next(s for s in named.values() if s is not None)
+    if peer is not None:
+        compile_mode(peer.transformer, mode, backend, fullgraph=False)
+    first = next(s for s in named.values() if isinstance(s, ecad.CacheSchedule))
     handle = ecad.enable_cache(cached.target, first)
-
     def generation(name: str) -> list[float]:
-        if named[name] is None:
+        value = named[name]
+        if value is None:
             return plain.run()
-        handle.set_schedule(named[name])
+        if isinstance(value, float):
+            return peer.run()
+        handle.set_schedule(value)
         return cached.run()
 
     stats: dict[str, dict[str, Any]] = {}
-    try:
+    with contextlib.ExitStack() as stack:
+        if threshold is not None:
+            stack.enter_context(restored(peer.target))  # its hooks come off at the end
+            stack.enter_context(diffusers_cache(peer.target, lambda _: FirstBlockCacheConfig(threshold=threshold),
+                                                apply_first_block_cache))
+        stack.callback(handle.disable)
+        for loop in loops:
+            stack.callback(compile_mode, loop.transformer, "eager")
         for name in named:
             counters.clear()
             first_s = sum(generation(name))
             graphs = counters["stats"]["unique_graphs"]
-            second_s = sum(generation(name))
+            second_s = sum(generation(name)) if mode != "eager" else first_s
             stats[name] = {"graph_breaks": sum(counters["graph_break"].values()), "graphs_new": graphs,
                            "recompiles_second_generation": counters["stats"]["unique_graphs"] - graphs,
-                           "compile_s": max(first_s - second_s, 0.0), "generation_s": [], "replay_call_s": []}
+                           "compile_s": max(first_s - second_s, 0.0), "generation_s": [], "replay_call_s": [],
+                           "minor_faults": []}
         for _ in range(rounds):
             for name in named:
+                faults = minor_faults()
                 calls = generation(name)
+                stats[name]["minor_faults"].append(minor_faults() - faults)
                 stats[name]["generation_s"].append(sum(calls))
                 stats[name]["replay_call_s"].append(median(calls[1:]))
-    finally:
-        handle.disable()
-        compile_mode(plain.transformer, "eager")
-        compile_mode(cached.transformer, "eager")
     return stats
 
 
@@ -228,8 +260,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     transformer, scheduler, inputs, height, width = build(args)
     loop = Loop(transformer, scheduler, inputs, args.steps)
-    loops = (Loop(copy.deepcopy(transformer), copy.deepcopy(scheduler), inputs, args.steps), loop)
     named = schedules(args, transformer)
+    copies = 2 if any(isinstance(value, float) for value in named.values()) else 1  # First Block Cache: its own copy
+    loops = (*(Loop(copy.deepcopy(transformer), copy.deepcopy(scheduler), inputs, args.steps) for _ in range(copies)),
+             loop)
     table = count_macs(transformer, height, width, text_len=inputs[get_adapter(transformer).text_arg].shape[1])
     full_macs = table.schedule_macs(table.full_schedule(args.steps))
     results = {}
@@ -239,14 +273,15 @@ def main() -> None:
         for name, entry in stats.items():
             schedule = named[name]
             seconds = median(entry["generation_s"])
-            mac = full_macs / table.schedule_macs(schedule) if schedule is not None else 1.0
+            mac = (full_macs / table.schedule_macs(schedule) if isinstance(schedule, ecad.CacheSchedule)
+                   else 1.0 if schedule is None else None)  # First Block Cache: decided by the data
             measured = base / seconds if base else None
             entry.update({
                 "median_generation_s": seconds,
                 "spread_generation_s": [min(entry["generation_s"]), max(entry["generation_s"])],
                 "median_replay_call_us": 1e6 * median(entry["replay_call_s"]),
                 "mac_speedup": mac, "measured_speedup_vs_same_mode_uncached": measured,
-                "delivery_measured_over_mac": measured / mac if measured else None,
+                "delivery_measured_over_mac": measured / mac if measured and mac else None,
             })
         results[mode] = stats
     record = {
@@ -255,6 +290,9 @@ def main() -> None:
         "size": [height, width], "layers": args.layers or transformer.config.num_layers,
         "reduced": bool(args.layers), "rounds": args.rounds, "inductor_fullgraph": True,
         "transformer_only": True, "results": results,
+        "malloc_env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_")},
+        "ecad_commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                      cwd=Path(__file__).parent).stdout.strip() or None,
     }
     record["python_per_call"] = {name: python_calls_per_step(loop, named[name])
                                  for name in ("all-replay", "all-recompute") if name in named}
@@ -263,7 +301,7 @@ def main() -> None:
         for name, entry in stats.items():
             print(f"{mode:9s} {name:22s} {entry['median_generation_s']:8.3f}s  replay call "
                   f"{entry['median_replay_call_us']:9.0f}us  speedup {entry['measured_speedup_vs_same_mode_uncached'] or 0:5.2f}x "
-                  f"(MAC {entry['mac_speedup']:5.2f}x)  breaks {entry['graph_breaks']} graphs {entry['graphs_new']} "
+                  f"(MAC {entry['mac_speedup'] or 0:5.2f}x)  breaks {entry['graph_breaks']} graphs {entry['graphs_new']} "
                   f"recompiles {entry['recompiles_second_generation']}  compile {entry['compile_s']:.1f}s",
                   file=sys.stderr)
 

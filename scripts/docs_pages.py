@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -240,21 +241,42 @@ def compiled_rows(record: Record) -> Record:
 def compiled_findings(record: Record) -> list[str]:
     results = record["results"]
     cells = [(mode, name, cell) for mode, named in results.items() for name, cell in named.items()]
-    breaks = sum(cell["graph_breaks"] for _, _, cell in cells)
-    again = sum(cell["recompiles_second_generation"] for _, _, cell in cells)
-    lines = [f"- Graph breaks {breaks} and graphs compiled by a second generation {again}, over all "
-             f"{len(cells)} (mode, schedule) cells, with `fullgraph=True` ({record.get('backend', 'inductor')})."]
+    ours = [(mode, name, cell) for mode, name, cell in cells if not name.startswith("fbcache")]
+    breaks = sum(cell["graph_breaks"] for _, _, cell in ours)
+    again = sum(cell["recompiles_second_generation"] for _, _, cell in ours)
+    lines = [f"- ecad: graph breaks {breaks} and graphs compiled by a second generation {again}, over all "
+             f"{len(ours)} (mode, schedule) cells, with `fullgraph=True` ({record.get('backend', 'inductor')})."]
     eager_call = results["eager"]["no-cache"]["median_replay_call_us"] if "eager" in results else None
     for mode, named in results.items():
-        fora = [(name, cell) for name, cell in named.items() if name.startswith("fora:")]
+        scheduled = [(name, cell) for name, cell in named.items()
+                     if name.startswith(("fora:", "paper/")) and cell.get("mac_speedup")]
         speedups = ", ".join(f"`{name}` {x(cell['measured_speedup_vs_same_mode_uncached'])} "
-                             f"({x(cell['mac_speedup'])} MAC)" for name, cell in fora)
-        uncached = named["no-cache"]["median_replay_call_us"]
-        versus = (f"; its uncached call {uncached:.0f} us against eager's {eager_call:.0f} us (a separate pass, "
-                  "not interleaved)" if mode != "eager" and eager_call else "")
+                             f"({x(cell['mac_speedup'])} MAC)" for name, cell in scheduled)
+        uncached = named["no-cache"]
+        versus = (f"; its uncached call {uncached['median_replay_call_us']:.0f} us against eager's {eager_call:.0f} "
+                  "us (a separate pass, not interleaved)" if mode != "eager" and eager_call else "")
         lines.append(f"- {mode}: measured against the same mode's uncached model, {speedups}{versus}.")
+        if scheduled:
+            deliveries = [cell["delivery_measured_over_mac"] for _, cell in scheduled]
+            lines.append(f"- {mode}: delivery (measured / MAC speedup) {min(deliveries):.2f} to "
+                         f"{max(deliveries):.2f} over these schedules.")
+        if "all-recompute" in named:
+            recompute = named["all-recompute"]
+            overhead = recompute["median_generation_s"] / uncached["median_generation_s"] - 1
+            faults = (f"; minor page faults per generation, median: {statistics.median(recompute['minor_faults']):.0f} against "
+                      f"{statistics.median(uncached['minor_faults']):.0f} uncached" if "minor_faults" in recompute else "")
+            lines.append(f"- {mode}: all-recompute costs {overhead:+.1%} against no cache{faults}.")
+        if "all-replay" in named:
+            lines.append(f"- {mode}: a step that replays everything costs "
+                         f"{named['all-replay']['median_replay_call_us'] / uncached['median_replay_call_us']:.1%} "
+                         "of an uncached step (median calls after the first).")
+        for name, cell in named.items():
+            if name.startswith("fbcache"):
+                lines.append(f"- {mode}: diffusers' First Block Cache (`{name}`, `fullgraph=False`) "
+                             f"{x(cell['measured_speedup_vs_same_mode_uncached'])} measured, with "
+                             f"{cell['graph_breaks']} graph breaks.")
     losses = [f"`{mode}` `{name}` {x(cell['measured_speedup_vs_same_mode_uncached'])}"
-              for mode, name, cell in cells if cell["measured_speedup_vs_same_mode_uncached"] < 0.98]
+              for mode, name, cell in ours if cell["measured_speedup_vs_same_mode_uncached"] < 0.98]
     if losses:
         lines.append("- Slower than the same mode's uncached model: " + ", ".join(losses) + ".")
     return lines

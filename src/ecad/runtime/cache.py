@@ -1,7 +1,7 @@
 """The public runtime: :func:`enable_cache`, :func:`disable_cache`, :func:`active_cache` and the :class:`CacheHandle`.
 
-``enable_cache`` binds the model's adapter, builds the :class:`ecad.state.CacheState` and installs the hooks
-(:mod:`ecad.hooks`) on the transformer, its blocks and their components, and the :class:`ecad.state.SchedulerClock`
+``enable_cache`` binds the model's adapter, builds the :class:`ecad.runtime.state.CacheState` and installs the hooks
+(:mod:`ecad.runtime.hooks`) on the transformer, its blocks and their components, and the :class:`ecad.runtime.state.SchedulerClock`
 on a pipeline's scheduler. A compiled transformer (whole or block by block, :func:`ecad.compile_transformer`) traces
 no decision: the recompile limit is raised to fit the schedule's distinct plans.
 """
@@ -96,7 +96,7 @@ def enable_cache(
     pipeline's scheduler, so ``torch.compile`` (whole model or :func:`ecad.compile_transformer`'s regional
     compilation) traces no decision: ``fullgraph=True`` works, one graph per distinct plan. A bare transformer is
     placed by the timestep of each call instead (one graph break per call when compiled). A schedule file that records
-    the settings it was found under is checked against the pipeline and each generation (:mod:`ecad.provenance`):
+    the settings it was found under is checked against the pipeline and each generation (:mod:`ecad.runtime.provenance`):
     differences are logged as warnings.
 
     Args:
@@ -146,8 +146,6 @@ def enable_cache(
     names: list[dict[str, int]] = [{} for _ in layout.block_names]
     for block, component, _, _ in adapter.components(transformer):
         names[block][layout.component_names[component]] = component
-    shared: dict[tuple[tuple[str, int], ...], dict[str, int]] = {}
-    names = [shared.setdefault(tuple(n.items()), n) for n in names]  # one dict per block kind
     skips = adapter.block_skips(transformer) if config.prune else []
     skipping = {block for block, *_ in skips}
     unread = tuple(feed for feed in layout.feeds if feed[0] in skipping)

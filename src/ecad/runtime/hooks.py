@@ -12,7 +12,7 @@
   returns the kept output, which the block then gates and adds exactly as if it had been computed; at a forecast
   step, the extrapolation of its last computed outputs.
 
-Hooks read a block's plan and kept outputs from its :class:`ecad.outputs.BlockCache`, never the block's index, so
+Hooks read a block's plan and kept outputs from its :class:`ecad.runtime.outputs.BlockCache`, never the block's index, so
 under regional compilation the blocks with equal plans share one graph; whole-model compilation compiles one graph
 per distinct step plan. Forecast times are tensors, so they never recompile.
 """
@@ -94,6 +94,7 @@ class ComponentCacheHook(ModelHook):
     def new_forward(self, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
         cache = self.cache
         if cache.plan.actions[self.component][0] == RUN:
+            cache.release(self.component)
             output = self.fn_ref.original_forward(*args, **kwargs)
             cache.keep(self.component, output)
             return output

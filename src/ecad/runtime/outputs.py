@@ -107,8 +107,10 @@ class BlockCache:
         return self.output(self.names[component])
 
     def compute(self, component: str, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        index = self.names[component]
+        self.release(index)
         output = module(*args, **kwargs)
-        self.keep(self.names[component], output)
+        self.keep(index, output)
         return output
 
     def output(self, component: int) -> Any:
@@ -122,6 +124,14 @@ class BlockCache:
             return _combine([self._restore(component, value) for _, value in kept],
                             _lagrange([time for time, _ in kept], self.clock.time))
         return self._restore(component, entry[-1][1])
+
+    def release(self, component: int) -> None:
+        """Let go of the kept output a running component is about to replace, before it computes: the allocator then
+        reuses that memory for the new output, as it would without a cache, instead of holding two and taking fresh
+        pages every step (a history keeps the outputs the plan carries over)."""
+        _, keep, count = self.plan.actions[component]
+        entry = self.slot[component]
+        self.slot[component] = entry[len(entry) - count:] if keep > 1 and count else None
 
     def keep(self, component: int, output: Any) -> None:
         """Keep a computed output (after the ones the plan carries over, for a component with a history)."""

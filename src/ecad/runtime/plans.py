@@ -7,8 +7,9 @@ the :class:`BlockPlan` of each block, a constant for a given step. ``torch.compi
 a graph is compiled once per distinct block plan (regional compilation) or step plan (whole model), then reused for
 every step, pass and generation with the same plan.
 
-Plans are interned: equal plans are one object, and a trajectory (the plans of every step of a generation that
-starts at a given row) is built once per start row.
+Plans are interned: equal step plans are one object, a block's equal plans are one object (each block has its own:
+a compiled graph that reached one object from two blocks would add an identity guard per block), and a trajectory
+(the plans of every step of a generation that starts at a given row) is built once per start row.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from dataclasses import dataclass
 
 import torch
 
-RUN, REPLAY, FORECAST = 0, 1, 2
+
+# What a component does at a step. Strings, not ints: dynamo guards a string's value in C++, while an int that differs
+# between two compiled plans becomes symbolic, guarded by a Python expression at every call (an enum member reached
+# from every block adds an identity guard per block).
+RUN, REPLAY, FORECAST = "run", "replay", "forecast"
+ACTIONS = (RUN, REPLAY, FORECAST)
 
 # Every distinct plan built in this process: compiled graphs of all schedules run so far share dynamo's recompile limit.
 SEEN_STEP_PLANS: set[StepPlan] = set()
@@ -63,7 +69,7 @@ class PlanBook:
     def __init__(self, bits: list[list[list[bool]]], forecast: list[list[list[bool]]], depth: list[list[int]],
                  exists: list[list[bool]], unread: tuple[tuple[int, int, int], ...] = ()) -> None:
         self.bits, self.forecast, self.depth, self.exists, self.unread = bits, forecast, depth, exists, unread
-        self._blocks: dict[BlockPlan, BlockPlan] = {}
+        self._blocks: dict[tuple[int, BlockPlan], BlockPlan] = {}
         self._steps: dict[tuple[BlockPlan, ...], StepPlan] = {}
         self._trajectories: dict[int, list[StepPlan]] = {}
         kept = [[0] * len(row) for row in exists]
@@ -86,11 +92,11 @@ class PlanBook:
     def distinct(self) -> tuple[int, int]:
         """Distinct step plans and block plans seen so far (with the trajectory from row 0 built)."""
         self.trajectory(0)
-        return len(self._steps), len(self._blocks)
+        return len(self._steps), len({plan for _, plan in self._blocks})
 
     def _step(self, step: int, kept: list[list[int]]) -> StepPlan:
         """Decide every component at ``step`` given what each keeps, and update ``kept`` to after the step."""
-        blocks, counts = [], [0, 0, 0]
+        blocks, counts = [], dict.fromkeys(ACTIONS, 0)
         for b, present in enumerate(self.exists):
             actions = []
             for c, exists in enumerate(present):
@@ -110,16 +116,16 @@ class PlanBook:
                     counts[actions[source][0]] -= 1  # left out by the skip forward: never read
             for c, exists in enumerate(present):
                 counts[actions[c][0]] += exists
-            blocks.append(self._intern(BlockPlan(tuple(actions))))
+            blocks.append(self._intern(b, BlockPlan(tuple(actions))))
         key = tuple(blocks)
         if key not in self._steps:
-            self._steps[key] = StepPlan(key, counts[RUN], counts[REPLAY], counts[FORECAST])
+            self._steps[key] = StepPlan(key, *counts.values())
             SEEN_STEP_PLANS.add(self._steps[key])
         return self._steps[key]
 
-    def _intern(self, plan: BlockPlan) -> BlockPlan:
+    def _intern(self, block: int, plan: BlockPlan) -> BlockPlan:
         SEEN_BLOCK_PLANS.add(plan)
-        return self._blocks.setdefault(plan, plan)
+        return self._blocks.setdefault((block, plan), plan)
 
 
 def history_depth(history: torch.Tensor, order: int) -> list[list[int]]:

@@ -1,19 +1,19 @@
 """The cache state of one transformer, and the scheduler clock that moves it through the denoising loop.
 
-Everything a schedule decides is known before the first call (:mod:`ecad.plans`): per step, a :class:`BlockPlan` for
+Everything a schedule decides is known before the first call (:mod:`ecad.runtime.plans`): per step, a :class:`BlockPlan` for
 every block. :class:`CacheState` holds the position in the denoising loop, those plans and every kept output
-(:class:`ecad.outputs.OutputCache`). The position moves outside the transformer, so that a compiled transformer traces
+(:class:`ecad.runtime.outputs.OutputCache`). The position moves outside the transformer, so that a compiled transformer traces
 no decision and breaks no graph:
 
 - :class:`SchedulerClock` on a pipeline's scheduler: ``set_timesteps`` starts a generation (and checks its step
   count), ``set_begin_index`` seats an img2img generation at the schedule's later row (it runs the last steps, the
   first one computing in full), ``step`` moves to the next row once the step's transformer passes have run.
-- A bare transformer has no scheduler: each call is placed by its timestep (:class:`ecad.steps.StepClock`: a new
+- A bare transformer has no scheduler: each call is placed by its timestep (:class:`ecad.runtime.steps.StepClock`: a new
   timestep = next step; the same one = another pass; a larger one, a new batch size or ``handle.reset()`` = a new
   generation).
 
 With ``prune=True`` (default) the runtime skips all work whose result nothing reads: recomputes whose output is never
-read (:mod:`ecad.pruning`) and the inputs of replayed components. No output bit changes.
+read (:mod:`ecad.schedule.pruning`) and the inputs of replayed components. No output bit changes.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class CacheState:
     transformer.
 
     The step advances outside any traced code: on the pipeline's ``scheduler.step`` (:class:`SchedulerClock`), or,
-    for a bare transformer, from the timestep of each call (:class:`ecad.steps.StepClock`: a graph break under
+    for a bare transformer, from the timestep of each call (:class:`ecad.runtime.steps.StepClock`: a graph break under
     ``torch.compile``). Each call then only counts its pass and hands every block its plan (:meth:`start_call`).
     """
 
@@ -102,7 +102,7 @@ class CacheState:
         self._activate(schedule)
 
     def _activate(self, schedule: CacheSchedule) -> None:
-        """Turn the schedule that runs into its plans (:class:`ecad.plans.PlanBook`) and the tables
+        """Turn the schedule that runs into its plans (:class:`ecad.runtime.plans.PlanBook`) and the tables
         ``table[step][block][component]`` (recompute?) and ``forecast[step][block][component]`` that others read."""
         self.active = schedule
         self.table: list[list[list[bool]]] = runtime_bits(schedule, self.layout, self.prune).tolist()
@@ -215,7 +215,7 @@ class CacheState:
         self.next_step()
 
     def place(self, timestep: float, batch_size: int, sample: Any) -> None:
-        """A bare transformer's call: place it by its timestep (:class:`ecad.steps.StepClock`)."""
+        """A bare transformer's call: place it by its timestep (:class:`ecad.runtime.steps.StepClock`)."""
         kind = self.clock.place(timestep, batch_size)
         if kind == NEW:
             self._begin(0)
