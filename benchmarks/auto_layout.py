@@ -17,33 +17,41 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import emit, environment  # noqa: E402
-
 import diffusers  # noqa: E402
 import torch  # noqa: E402
+from common import emit, environment  # noqa: E402
 from diffusers import ModelMixin  # noqa: E402
 
 from ecad.adapters import ADAPTERS, UnsupportedModelError, discover_adapter  # noqa: E402
 
 # Read by hand from diffusers 0.42.1's sources: (correct?, what the blocks hold / why not).
 REVIEWED: dict[str, tuple[bool, str]] = {
-    "AuraFlowTransformer2DModel": (True, "joint blocks attn/ff/ff_context, single blocks attn/ff: every attention "
-                                   "and feed-forward"),
+    "AuraFlowTransformer2DModel": (
+        True,
+        "joint blocks attn/ff/ff_context, single blocks attn/ff: every attention and feed-forward",
+    ),
     "CogVideoXTransformer3DModel": (True, "attn1 (joint text-video attention) and ff"),
     "MochiTransformer3DModel": (True, "attn1 (joint), ff, ff_context"),
     "LTXVideoTransformer3DModel": (True, "attn1, attn2 (cross), ff"),
     "Lumina2Transformer2DModel": (True, "noise/context refiners and layers, each attn and feed_forward"),
-    "HunyuanVideoTransformer3DModel": (True, "double blocks attn/ff/ff_context, single blocks attn/proj_mlp/proj_out "
-                                       "as the FLUX adapter"),
-    "ChromaTransformer2DModel": (True, "FLUX's layout (pruned modulation): attn/ff/ff_context and attn/proj_mlp/"
-                                 "proj_out"),
+    "HunyuanVideoTransformer3DModel": (
+        True,
+        "double blocks attn/ff/ff_context, single blocks attn/proj_mlp/proj_out as the FLUX adapter",
+    ),
+    "ChromaTransformer2DModel": (
+        True,
+        "FLUX's layout (pruned modulation): attn/ff/ff_context and attn/proj_mlp/proj_out",
+    ),
     "AllegroTransformer3DModel": (True, "attn1, attn2, ff"),
     "StableAudioDiTModel": (True, "attn1, attn2, ff"),
     "SkyReelsV2Transformer3DModel": (True, "Wan's block: attn1, attn2, ffn"),
     "WanVACETransformer3DModel": (True, "the 40 Wan blocks and the 8 VACE blocks, each attn1/attn2/ffn"),
-    "Kandinsky6Transformer3DModel": (False, "the visual blocks nest a video and an audio decoder block; their "
-                                     "self-attention and feed-forward sit one level deeper and are not found, only "
-                                     "the two cross-modal attentions"),
+    "Kandinsky6Transformer3DModel": (
+        False,
+        "the visual blocks nest a video and an audio decoder block; their "
+        "self-attention and feed-forward sit one level deeper and are not found, only "
+        "the two cross-modal attentions",
+    ),
     "StableAudio3DiTModel": (True, "self_attn, cross_attn, ff"),
     "CogView4Transformer2DModel": (True, "attn1 (joint), ff"),
     "SanaVideoTransformer3DModel": (True, "attn1, attn2, ff (a GLU temporal conv, found by its name)"),
@@ -52,13 +60,18 @@ REVIEWED: dict[str, tuple[bool, str]] = {
     "HunyuanImageTransformer2DModel": (True, "FLUX's layout"),
     "LongCatImageTransformer2DModel": (True, "FLUX's layout"),
     "CosmosTransformer3DModel": (True, "attn1, attn2, ff"),
-    "Kandinsky5Transformer3DModel": (True, "text blocks self_attention/feed_forward, visual blocks also "
-                                     "cross_attention"),
+    "Kandinsky5Transformer3DModel": (
+        True,
+        "text blocks self_attention/feed_forward, visual blocks also cross_attention",
+    ),
     "JoyImageEditTransformer3DModel": (True, "Qwen-Image's layout: attn (joint), img_mlp, txt_mlp"),
     "NucleusMoEImageTransformer2DModel": (True, "attn, img_mlp (the text enters through a projection)"),
     "QwenImage21Transformer2DModel": (True, "attn, img_mlp"),
-    "PRXTransformer2DModel": (False, "the MLP is three bare Linear children (gate_proj, up_proj, down_proj) inside "
-                              "the block, not a module of its own: only the attention is found"),
+    "PRXTransformer2DModel": (
+        False,
+        "the MLP is three bare Linear children (gate_proj, up_proj, down_proj) inside "
+        "the block, not a module of its own: only the attention is found",
+    ),
     "ErnieImageTransformer2DModel": (True, "self_attention, mlp"),
     "Flux3Transformer2DModel": (True, "mode and single blocks, each attn and ff"),
     "GlmImageTransformer2DModel": (True, "attn1 (joint), ff"),
@@ -79,7 +92,8 @@ def existing(adapter, model) -> dict[str, list[str]]:
     found: dict[str, set[str]] = {}
     for _, _, block, group in adapter.blocks(model):
         found.setdefault(group.attr, set()).update(
-            c for c in group.components if isinstance(getattr(block, c, None), torch.nn.Module))
+            c for c in group.components if isinstance(getattr(block, c, None), torch.nn.Module)
+        )
     return {attr: sorted(names) for attr, names in found.items()}
 
 
@@ -104,8 +118,10 @@ def check(cls: type) -> dict:
         if not row["correct"]:
             extra, missing = sorted(set(layout) - set(expected)), sorted(set(expected) - set(layout))
             differ = sorted(a for a in set(layout) & set(expected) if layout[a] != expected[a])
-            row["reason"] = (f"differs from the {known.family} adapter: block lists it leaves out {extra}, block lists "
-                             f"not found {missing}, other components in {differ} (adapter: {expected})")
+            row["reason"] = (
+                f"differs from the {known.family} adapter: block lists it leaves out {extra}, block lists "
+                f"not found {missing}, other components in {differ} (adapter: {expected})"
+            )
     elif cls.__name__ in REVIEWED:
         row["checked_against"] = "hand"
         row["correct"], row["reason"] = REVIEWED[cls.__name__]
@@ -133,12 +149,16 @@ def main() -> None:
         "checked": len(checked),
         "correct": len(correct),
         "summary": f"{len(correct)} of {len(checked)} checked diffusers transformer classes laid out correctly "
-                   f"({len(built)} of {len(rows)} build on the meta device from their default config; "
-                   f"{len(built) - len(checked)} unchecked)",
-        "failures": [{"class": r["class"], "reason": r["reason"], "layout": r["layout"]}
-                     for r in checked if not r["correct"]],
-        "unchecked": [{"class": r["class"], "layout": r["layout"], **({"reason": r["reason"]} if "reason" in r else {})}
-                      for r in built if not r["checked_against"]],
+        f"({len(built)} of {len(rows)} build on the meta device from their default config; "
+        f"{len(built) - len(checked)} unchecked)",
+        "failures": [
+            {"class": r["class"], "reason": r["reason"], "layout": r["layout"]} for r in checked if not r["correct"]
+        ],
+        "unchecked": [
+            {"class": r["class"], "layout": r["layout"], **({"reason": r["reason"]} if "reason" in r else {})}
+            for r in built
+            if not r["checked_against"]
+        ],
         "not_built": [{"class": r["class"], "reason": r["reason"]} for r in rows if r["status"] != "built"],
     }
     emit("auto_layout", result, args.save)

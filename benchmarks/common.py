@@ -36,8 +36,16 @@ def environment(device: str = "cpu") -> dict[str, Any]:
 
 def settings(args: Any, size: int) -> dict[str, Any]:
     """The run settings every speed/memory result records."""
-    return {"model": args.model, "batch": args.batch, "steps": args.steps, "size": size, "dtype": args.dtype,
-            "guidance": args.guidance, "repeats": args.repeats, "compile": args.compile}
+    return {
+        "model": args.model,
+        "batch": args.batch,
+        "steps": args.steps,
+        "size": size,
+        "dtype": args.dtype,
+        "guidance": args.guidance,
+        "repeats": args.repeats,
+        "compile": args.compile,
+    }
 
 
 def emit(name: str, result: dict[str, Any], save: bool) -> None:
@@ -101,8 +109,16 @@ def pipeline_runner(pipe: Any, prompts: list[str], steps: int, size: int, guidan
 
     def call() -> Any:
         generators = [torch.Generator("cpu").manual_seed(i) for i in range(len(prompts))]
-        return pipe(list(prompts), num_inference_steps=steps, height=size, width=size, guidance_scale=guidance,
-                    generator=generators, output_type="pt", **pipeline_call_kwargs(pipe)).images
+        return pipe(
+            list(prompts),
+            num_inference_steps=steps,
+            height=size,
+            width=size,
+            guidance_scale=guidance,
+            generator=generators,
+            output_type="pt",
+            **pipeline_call_kwargs(pipe),
+        ).images
 
     return call
 
@@ -120,9 +136,12 @@ def front_schedules(paths: list[str]) -> dict[str, Any]:
 
 
 def common_arguments(parser: Any) -> None:
-    parser.add_argument("--model", default="tiny-shapes",
-                        help="tiny-shapes, a pipeline folder, a hub id, or random:PRESET (real architecture, random "
-                             "weights: random:pixart-alpha, random:pixart-sigma, random:flux-dev)")
+    parser.add_argument(
+        "--model",
+        default="tiny-shapes",
+        help="tiny-shapes, a pipeline folder, a hub id, or random:PRESET (real architecture, random "
+        "weights: random:pixart-alpha, random:pixart-sigma, random:flux-dev)",
+    )
     parser.add_argument("--prompts", default="tiny-shapes", help="prompt file or built-in set")
     parser.add_argument("--batch", type=int, default=4, help="images per pipeline call")
     parser.add_argument("--steps", type=int, default=20)
@@ -132,9 +151,13 @@ def common_arguments(parser: Any) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--compile", action="store_true", help="time a torch.compile'd transformer (ecad's hooks inside)")
+    parser.add_argument(
+        "--compile", action="store_true", help="time a torch.compile'd transformer (ecad's hooks inside)"
+    )
     parser.add_argument("--layers", type=int, help="random:PRESET only: fewer transformer blocks (CPU smoke tests)")
-    parser.add_argument("--text-layers", type=int, help="random:PRESET only: fewer text-encoder layers (CPU smoke tests)")
+    parser.add_argument(
+        "--text-layers", type=int, help="random:PRESET only: fewer text-encoder layers (CPU smoke tests)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2: the CPU machine's cores)")
     parser.add_argument("--save", action="store_true", help="append the JSON result to benchmarks/results/")
 
@@ -149,8 +172,9 @@ def setup(parser: Any) -> tuple[Any, Any, list[str], int, Any]:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.model.startswith(random_pipelines.PREFIX):
-        pipe = random_pipelines.build(args.model, resolve_dtype(args.dtype), resolve_device(args.device), args.layers,
-                                      args.text_layers)
+        pipe = random_pipelines.build(
+            args.model, resolve_dtype(args.dtype), resolve_device(args.device), args.layers, args.text_layers
+        )
         prompts = random_pipelines.prompts(args.batch)
     else:
         pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
@@ -163,12 +187,14 @@ def setup(parser: Any) -> tuple[Any, Any, list[str], int, Any]:
     return args, pipe, prompts, size, pipeline_runner(pipe, prompts, args.steps, size, args.guidance)
 
 
-def time_schedules(pipe: Any, call: Any, schedules: dict[str, Any], warmup: int, repeats: int
-                   ) -> dict[str, tuple[list[float], list[float]]]:
+def time_schedules(
+    pipe: Any, call: Any, schedules: dict[str, Any], warmup: int, repeats: int
+) -> dict[str, tuple[list[float], list[float]]]:
     """End-to-end and transformer seconds of every schedule (``None``: no caching), ``repeats`` round-robin rounds
     after ``warmup`` (drift on a shared machine hits every schedule alike)."""
-    import ecad
     from tqdm.auto import tqdm
+
+    import ecad
 
     timer = TransformerTimer(pipe.transformer)
     times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in schedules}
@@ -211,6 +237,12 @@ def tiny_search(out: Path | str, prompts: int, **settings: Any) -> tuple[Any, An
     and the search's result."""
     from ecad.search import RunDirectory, SearchConfig, search
 
-    config = SearchConfig(model="tiny-shapes", prompts=calibration_captions(prompts),
-                          metric="tiny-reward", batch_size=16, device="cpu", **settings)
+    config = SearchConfig(
+        model="tiny-shapes",
+        prompts=calibration_captions(prompts),
+        metric="tiny-reward",
+        batch_size=16,
+        device="cpu",
+        **settings,
+    )
     return config, search(config, out, resume=RunDirectory(out).config_path.exists(), progress=False)

@@ -45,9 +45,21 @@ from ecad.peers.base import restored  # noqa: E402
 from ecad.peers.diffusers_caches import diffusers_cache  # noqa: E402
 from ecad.schedule.heuristics import fora  # noqa: E402
 
-STAND_IN = dict(num_layers=28, num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8,
-                sample_size=8, patch_size=2, cross_attention_dim=16, caption_channels=32, norm_type="ada_norm_single",
-                norm_elementwise_affine=False, norm_eps=1e-6, use_additional_conditions=False)
+STAND_IN = dict(
+    num_layers=28,
+    num_attention_heads=2,
+    attention_head_dim=8,
+    in_channels=4,
+    out_channels=8,
+    sample_size=8,
+    patch_size=2,
+    cross_attention_dim=16,
+    caption_channels=32,
+    norm_type="ada_norm_single",
+    norm_elementwise_affine=False,
+    norm_eps=1e-6,
+    use_additional_conditions=False,
+)
 
 
 def build(args: Any) -> tuple[torch.nn.Module, Any, dict[str, Any], int, int]:
@@ -72,7 +84,7 @@ def build(args: Any) -> tuple[torch.nn.Module, Any, dict[str, Any], int, int]:
         import diffusers
 
         transformer = getattr(diffusers, preset.config["_class_name"]).from_config(config)
-        scheduler = (FlowMatchEulerDiscreteScheduler() if adapter.family == "flux" else DPMSolverMultistepScheduler())
+        scheduler = FlowMatchEulerDiscreteScheduler() if adapter.family == "flux" else DPMSolverMultistepScheduler()
         size, text_len = args.size or 256, preset.text_len
     size = args.size or size
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
@@ -139,7 +151,7 @@ class Loop:
             out = self.transformer(sample, timestep=timestep, return_dict=False, **inputs)[0]
             synchronize(self.device)
             seconds.append(time.perf_counter() - start)
-            sample = self.scheduler.step(out[:, :sample.shape[1]], t, sample, return_dict=False)[0]
+            sample = self.scheduler.step(out[:, : sample.shape[1]], t, sample, return_dict=False)[0]
         return seconds
 
 
@@ -157,8 +169,9 @@ def minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def run_mode(loops: tuple[Loop, ...], mode: str, named: dict[str, Any], rounds: int, backend: str
-             ) -> dict[str, dict[str, Any]]:
+def run_mode(
+    loops: tuple[Loop, ...], mode: str, named: dict[str, Any], rounds: int, backend: str
+) -> dict[str, dict[str, Any]]:
     """Compile (warm-up: two generations of each schedule; one when eager, which compiles nothing), then ``rounds``
     interleaved rounds. The uncached model is a copy of the transformer without hooks; the cached one keeps one ecad
     cache and switches schedules with ``set_schedule`` (a new cache would be new hooks: dynamo guards on them and would
@@ -173,6 +186,7 @@ def run_mode(loops: tuple[Loop, ...], mode: str, named: dict[str, Any], rounds: 
         compile_mode(peer.transformer, mode, backend, fullgraph=False)
     first = next(s for s in named.values() if isinstance(s, ecad.CacheSchedule))
     handle = ecad.enable_cache(cached.target, first)
+
     def generation(name: str) -> list[float]:
         value = named[name]
         if value is None:
@@ -186,8 +200,11 @@ def run_mode(loops: tuple[Loop, ...], mode: str, named: dict[str, Any], rounds: 
     with contextlib.ExitStack() as stack:
         if threshold is not None:
             stack.enter_context(restored(peer.target))  # its hooks come off at the end
-            stack.enter_context(diffusers_cache(peer.target, lambda _: FirstBlockCacheConfig(threshold=threshold),
-                                                apply_first_block_cache))
+            stack.enter_context(
+                diffusers_cache(
+                    peer.target, lambda _: FirstBlockCacheConfig(threshold=threshold), apply_first_block_cache
+                )
+            )
         stack.callback(handle.disable)
         for loop in loops:
             stack.callback(compile_mode, loop.transformer, "eager")
@@ -196,10 +213,15 @@ def run_mode(loops: tuple[Loop, ...], mode: str, named: dict[str, Any], rounds: 
             first_s = sum(generation(name))
             graphs = counters["stats"]["unique_graphs"]
             second_s = sum(generation(name)) if mode != "eager" else first_s
-            stats[name] = {"graph_breaks": sum(counters["graph_break"].values()), "graphs_new": graphs,
-                           "recompiles_second_generation": counters["stats"]["unique_graphs"] - graphs,
-                           "compile_s": max(first_s - second_s, 0.0), "generation_s": [], "replay_call_s": [],
-                           "minor_faults": []}
+            stats[name] = {
+                "graph_breaks": sum(counters["graph_break"].values()),
+                "graphs_new": graphs,
+                "recompiles_second_generation": counters["stats"]["unique_graphs"] - graphs,
+                "compile_s": max(first_s - second_s, 0.0),
+                "generation_s": [],
+                "replay_call_s": [],
+                "minor_faults": [],
+            }
         for _ in range(rounds):
             for name in named:
                 faults = minor_faults()
@@ -262,8 +284,10 @@ def main() -> None:
     loop = Loop(transformer, scheduler, inputs, args.steps)
     named = schedules(args, transformer)
     copies = 2 if any(isinstance(value, float) for value in named.values()) else 1  # First Block Cache: its own copy
-    loops = (*(Loop(copy.deepcopy(transformer), copy.deepcopy(scheduler), inputs, args.steps) for _ in range(copies)),
-             loop)
+    loops = (
+        *(Loop(copy.deepcopy(transformer), copy.deepcopy(scheduler), inputs, args.steps) for _ in range(copies)),
+        loop,
+    )
     table = count_macs(transformer, height, width, text_len=inputs[get_adapter(transformer).text_arg].shape[1])
     full_macs = table.schedule_macs(table.full_schedule(args.steps))
     results = {}
@@ -273,37 +297,59 @@ def main() -> None:
         for name, entry in stats.items():
             schedule = named[name]
             seconds = median(entry["generation_s"])
-            mac = (full_macs / table.schedule_macs(schedule) if isinstance(schedule, ecad.CacheSchedule)
-                   else 1.0 if schedule is None else None)  # First Block Cache: decided by the data
+            mac = (
+                full_macs / table.schedule_macs(schedule)
+                if isinstance(schedule, ecad.CacheSchedule)
+                else 1.0
+                if schedule is None
+                else None
+            )  # First Block Cache: decided by the data
             measured = base / seconds if base else None
-            entry.update({
-                "median_generation_s": seconds,
-                "spread_generation_s": [min(entry["generation_s"]), max(entry["generation_s"])],
-                "median_replay_call_us": 1e6 * median(entry["replay_call_s"]),
-                "mac_speedup": mac, "measured_speedup_vs_same_mode_uncached": measured,
-                "delivery_measured_over_mac": measured / mac if measured and mac else None,
-            })
+            entry.update(
+                {
+                    "median_generation_s": seconds,
+                    "spread_generation_s": [min(entry["generation_s"]), max(entry["generation_s"])],
+                    "median_replay_call_us": 1e6 * median(entry["replay_call_s"]),
+                    "mac_speedup": mac,
+                    "measured_speedup_vs_same_mode_uncached": measured,
+                    "delivery_measured_over_mac": measured / mac if measured and mac else None,
+                }
+            )
         results[mode] = stats
     record = {
-        "benchmark": "compiled", **environment(args.device), "dtype": args.dtype, "backend": args.backend,
-        "model": args.model, "steps": args.steps,
-        "size": [height, width], "layers": args.layers or transformer.config.num_layers,
-        "reduced": bool(args.layers), "rounds": args.rounds, "inductor_fullgraph": True,
-        "transformer_only": True, "results": results,
+        "benchmark": "compiled",
+        **environment(args.device),
+        "dtype": args.dtype,
+        "backend": args.backend,
+        "model": args.model,
+        "steps": args.steps,
+        "size": [height, width],
+        "layers": args.layers or transformer.config.num_layers,
+        "reduced": bool(args.layers),
+        "rounds": args.rounds,
+        "inductor_fullgraph": True,
+        "transformer_only": True,
+        "results": results,
         "malloc_env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_")},
-        "ecad_commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                      cwd=Path(__file__).parent).stdout.strip() or None,
+        "ecad_commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent
+        ).stdout.strip()
+        or None,
     }
-    record["python_per_call"] = {name: python_calls_per_step(loop, named[name])
-                                 for name in ("all-replay", "all-recompute") if name in named}
+    record["python_per_call"] = {
+        name: python_calls_per_step(loop, named[name]) for name in ("all-replay", "all-recompute") if name in named
+    }
     emit(args.results, record, args.save)
     for mode, stats in results.items():
         for name, entry in stats.items():
-            print(f"{mode:9s} {name:22s} {entry['median_generation_s']:8.3f}s  replay call "
-                  f"{entry['median_replay_call_us']:9.0f}us  speedup {entry['measured_speedup_vs_same_mode_uncached'] or 0:5.2f}x "
-                  f"(MAC {entry['mac_speedup'] or 0:5.2f}x)  breaks {entry['graph_breaks']} graphs {entry['graphs_new']} "
-                  f"recompiles {entry['recompiles_second_generation']}  compile {entry['compile_s']:.1f}s",
-                  file=sys.stderr)
+            print(
+                f"{mode:9s} {name:22s} {entry['median_generation_s']:8.3f}s  replay call "
+                f"{entry['median_replay_call_us']:9.0f}us  "
+                f"speedup {entry['measured_speedup_vs_same_mode_uncached'] or 0:5.2f}x "
+                f"(MAC {entry['mac_speedup'] or 0:5.2f}x)  breaks {entry['graph_breaks']} graphs {entry['graphs_new']} "
+                f"recompiles {entry['recompiles_second_generation']}  compile {entry['compile_s']:.1f}s",
+                file=sys.stderr,
+            )
 
 
 if __name__ == "__main__":

@@ -41,20 +41,34 @@ def main() -> None:
     for name, schedule in schedules.items():
         predicted = table.schedule_macs(full) / table.schedule_macs(schedule or full)
         total, transformer = median(times[name][0]), median(times[name][1])
-        rows.append({
-            "schedule": name, "mac_speedup": predicted,
-            "measured_transformer_speedup": base_transformer / transformer,
-            "measured_end_to_end_speedup": base_total / total,
-            "amdahl_bound": base_total / (outside + base_transformer / predicted),
-            "transformer_efficiency": (base_transformer / transformer) / predicted,
-            "median_s": total, "transformer_median_s": transformer,
-            "transformer_s": times[name][1], "end_to_end_s": times[name][0],
-        })
-    emit("delivered", {
-        "benchmark": "delivered", **environment(str(pipe.device)), **settings(args, size),
-        "macs_counted": table.counted, "transformer_batch": table.batch_size, "text_len": table.text_len,
-        "outside_transformer_s": outside, "rows": rows,
-    }, args.save)
+        rows.append(
+            {
+                "schedule": name,
+                "mac_speedup": predicted,
+                "measured_transformer_speedup": base_transformer / transformer,
+                "measured_end_to_end_speedup": base_total / total,
+                "amdahl_bound": base_total / (outside + base_transformer / predicted),
+                "transformer_efficiency": (base_transformer / transformer) / predicted,
+                "median_s": total,
+                "transformer_median_s": transformer,
+                "transformer_s": times[name][1],
+                "end_to_end_s": times[name][0],
+            }
+        )
+    emit(
+        "delivered",
+        {
+            "benchmark": "delivered",
+            **environment(str(pipe.device)),
+            **settings(args, size),
+            "macs_counted": table.counted,
+            "transformer_batch": table.batch_size,
+            "text_len": table.text_len,
+            "outside_transformer_s": outside,
+            "rows": rows,
+        },
+        args.save,
+    )
 
 
 if __name__ == "__main__":

@@ -44,8 +44,10 @@ def demo_defaults() -> str:
     from ecad.cli import build_parser
 
     args = build_parser().parse_args(["demo"])
-    return (f"population {args.population}, {args.generations} generations, {args.prompts} captions, report with "
-            f"{args.samples} samples per point")
+    return (
+        f"population {args.population}, {args.generations} generations, {args.prompts} captions, report with "
+        f"{args.samples} samples per point"
+    )
 
 
 def main() -> None:
@@ -62,17 +64,32 @@ def main() -> None:
             load_before = os.getloadavg()[0]
             seconds, done = timed(["demo", "--out", str(Path(tmp) / "ecad-demo")])
             phases = PHASES.search(done.stderr)
-            demos.append({
-                "seconds": seconds, "load_before": load_before, "load_after": os.getloadavg()[0],
-                "search_s": int(phases.group(2)) if phases else None, "report_s": int(phases.group(3)) if phases else None,
-                "suggested": next((line for line in done.stdout.splitlines() if line.startswith("* suggested:")), None),
-            })
-    emit("demo_time", {
-        "benchmark": "demo_time", **environment("cpu"), "cpu_count": os.cpu_count(),
-        "command": f"ecad demo (defaults: {demo_defaults()})",
-        "help_median_s": statistics.median(help_runs), "help_s": help_runs,
-        "demo_median_s": statistics.median(d["seconds"] for d in demos), "demo_runs": demos,
-    }, args.save)
+            demos.append(
+                {
+                    "seconds": seconds,
+                    "load_before": load_before,
+                    "load_after": os.getloadavg()[0],
+                    "search_s": int(phases.group(2)) if phases else None,
+                    "report_s": int(phases.group(3)) if phases else None,
+                    "suggested": next(
+                        (line for line in done.stdout.splitlines() if line.startswith("* suggested:")), None
+                    ),
+                }
+            )
+    emit(
+        "demo_time",
+        {
+            "benchmark": "demo_time",
+            **environment("cpu"),
+            "cpu_count": os.cpu_count(),
+            "command": f"ecad demo (defaults: {demo_defaults()})",
+            "help_median_s": statistics.median(help_runs),
+            "help_s": help_runs,
+            "demo_median_s": statistics.median(d["seconds"] for d in demos),
+            "demo_runs": demos,
+        },
+        args.save,
+    )
 
 
 if __name__ == "__main__":

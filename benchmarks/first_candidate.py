@@ -28,12 +28,12 @@ def measure(warm_up: bool, candidates: int) -> dict:
     """In this (fresh) process: seconds of the warm-up call and of each candidate's calibration generation."""
     import torch
 
-    from ecad.generation import Calibration, CalibrationGenerator
-    from ecad.schedule.heuristics import fora
     from ecad.adapters.layout import model_layout
+    from ecad.generation import Calibration, CalibrationGenerator
     from ecad.models.loading import load_pipeline
     from ecad.models.prompts import load_prompts
     from ecad.models.tiny_shapes import GUIDANCE_SCALE
+    from ecad.schedule.heuristics import fora
 
     torch.set_num_threads(2)
     pipe = load_pipeline("tiny-shapes", device="cpu")
@@ -48,8 +48,12 @@ def measure(warm_up: bool, candidates: int) -> dict:
         start = time.perf_counter()
         generator(fora(layout, 20, 2 + n % 3))
         seconds.append(time.perf_counter() - start)
-    return {"warm_up": warm_up, "warm_up_s": warm_up_s if warm_up else None, "candidate_s": seconds,
-            "first_over_rest": seconds[0] / statistics.median(seconds[1:])}
+    return {
+        "warm_up": warm_up,
+        "warm_up_s": warm_up_s if warm_up else None,
+        "candidate_s": seconds,
+        "first_over_rest": seconds[0] / statistics.median(seconds[1:]),
+    }
 
 
 def main() -> None:
@@ -66,14 +70,30 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     modes = []
     for mode in ("cold", "warm"):
-        done = subprocess.run([sys.executable, __file__, "--child", mode, "--candidates", str(args.candidates)],
-                              capture_output=True, text=True, env=env, check=True)
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", mode, "--candidates", str(args.candidates)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
         modes.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    emit("first_candidate", {
-        "benchmark": "first_candidate", **environment("cpu"), "model": "tiny-shapes", "prompts": 8, "batch": 16,
-        "steps": 20, "guidance": 3.0, "load_average": os.getloadavg()[0], "without_warm_up": modes[0],
-        "with_warm_up": modes[1],
-    }, args.save)
+    emit(
+        "first_candidate",
+        {
+            "benchmark": "first_candidate",
+            **environment("cpu"),
+            "model": "tiny-shapes",
+            "prompts": 8,
+            "batch": 16,
+            "steps": 20,
+            "guidance": 3.0,
+            "load_average": os.getloadavg()[0],
+            "without_warm_up": modes[0],
+            "with_warm_up": modes[1],
+        },
+        args.save,
+    )
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ set samples; one image each, the same seeds for every schedule): the share judge
 95% Wilson interval and its paired difference to no caching. Each front's held-out hypervolume is that of its
 re-scored points (objectives: share matching, and MACs as a fraction of no caching; reference point: 0 matching, full
 cost). FORA and TaylorSeer (order 1, along steps) are also run at ``--long-steps`` (50: FLUX-like step counts), where
-forecasting methods report their gains. Speedups are MAC speedups (MACs as the runtime runs them, observed call); forecasting costs no MACs
-(three element-wise operations per output element, order 1).
+forecasting methods report their gains. Speedups are MAC speedups (MACs as the runtime runs them, observed call);
+forecasting costs no MACs (three element-wise operations per output element, order 1).
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from search_dominance import matches, paired_difference, wilson  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 import ecad  # noqa: E402
-from ecad.schedule import heuristics  # noqa: E402
 from ecad.models.loading import load_pipeline  # noqa: E402
 from ecad.models.macs import count_macs  # noqa: E402
 from ecad.models.tiny_shapes import GUIDANCE_SCALE, IMAGE_SIZE, load_reward_model  # noqa: E402
 from ecad.models.tiny_shapes.scenes import all_captions  # noqa: E402
+from ecad.schedule import heuristics  # noqa: E402
 
 ACTION_SETS = {"two-action": "reuse", "three-action": "reuse,forecast"}
 
@@ -49,8 +49,9 @@ def baselines(layout, steps: int, variants: bool = True) -> dict[str, ecad.Cache
         schedules[f"fora-{n}"] = heuristics.fora(layout, steps, n)
         schedules[f"taylorseer-{n}"] = heuristics.taylorseer(layout, steps, n)
         if variants:
-            schedules[f"taylorseer-{n}-timestep"] = ecad.CacheConfig(heuristics.taylorseer(layout, steps, n),
-                                                                     forecast_unit="timestep")
+            schedules[f"taylorseer-{n}-timestep"] = ecad.CacheConfig(
+                heuristics.taylorseer(layout, steps, n), forecast_unit="timestep"
+            )
             schedules[f"taylorseer-{n}-order2"] = heuristics.taylorseer(layout, steps, n, 2)
     return schedules
 
@@ -71,12 +72,20 @@ def rescore(pipe, judge, table, captions, schedules, steps, guidance, reference)
         hits = int(matched.sum())
         macs = table.schedule_macs(schedule)
         unit = plan.forecast_unit if isinstance(plan, ecad.CacheConfig) else "step"
-        rows.append({"schedule": name, "forecast_unit": unit, "mac_speedup": full / macs, "cost_fraction": macs / full,
-                     "recompute_fraction": schedule.stats()["recompute_fraction"],
-                     "forecast_fraction": schedule.stats()["forecast_fraction"],
-                     "heldout_matching": hits / len(captions), "heldout_ci95": list(wilson(hits, len(captions))),
-                     "heldout_vs_no_cache": paired_difference(matched, reference),
-                     "_matched": matched})
+        rows.append(
+            {
+                "schedule": name,
+                "forecast_unit": unit,
+                "mac_speedup": full / macs,
+                "cost_fraction": macs / full,
+                "recompute_fraction": schedule.stats()["recompute_fraction"],
+                "forecast_fraction": schedule.stats()["forecast_fraction"],
+                "heldout_matching": hits / len(captions),
+                "heldout_ci95": list(wilson(hits, len(captions))),
+                "heldout_vs_no_cache": paired_difference(matched, reference),
+                "_matched": matched,
+            }
+        )
     return rows
 
 
@@ -100,12 +109,22 @@ def main() -> None:
     fronts = {}
     for label, actions in ACTION_SETS.items():
         out = Path(args.out) / label
-        _, result = tiny_search(out, args.prompts, population=args.population, generations=args.generations,
-                                num_steps=args.steps, guidance_scale=args.guidance, seed=args.seed, actions=actions,
-                                images_per_prompt=args.images_per_prompt,
-                                strategy="paper")  # as measured
-        fronts[label] = ({f"{label}/{Path(row['file']).stem}": ecad.CacheSchedule.load(out / row["file"])
-                          for row in result.front}, result)
+        _, result = tiny_search(
+            out,
+            args.prompts,
+            population=args.population,
+            generations=args.generations,
+            num_steps=args.steps,
+            guidance_scale=args.guidance,
+            seed=args.seed,
+            actions=actions,
+            images_per_prompt=args.images_per_prompt,
+            strategy="paper",
+        )  # as measured
+        fronts[label] = (
+            {f"{label}/{Path(row['file']).stem}": ecad.CacheSchedule.load(out / row["file"]) for row in result.front},
+            result,
+        )
 
     pipe = load_pipeline("tiny-shapes", device="cpu")
     pipe.set_progress_bar_config(disable=True)
@@ -114,13 +133,17 @@ def main() -> None:
     captions = all_captions("heldout")[::2][: args.heldout]
     table = count_macs(pipe, IMAGE_SIZE, IMAGE_SIZE, guidance_scale=args.guidance, images=1)  # per step
     reference = matches(pipe, judge, captions, None, args.steps, args.guidance)
-    candidates = {**baselines(layout, args.steps), **{k: v for label in ACTION_SETS for k, v in fronts[label][0].items()}}
+    candidates = {
+        **baselines(layout, args.steps),
+        **{k: v for label in ACTION_SETS for k, v in fronts[label][0].items()},
+    }
     rows = rescore(pipe, judge, table, captions, candidates, args.steps, args.guidance, reference)
     summary = {}
     for label in ACTION_SETS:
         mine = [r for r in rows if r["schedule"].startswith(label + "/")]
         summary[label] = {
-            "front_size": len(mine), "evaluations": fronts[label][1].evaluations,
+            "front_size": len(mine),
+            "evaluations": fronts[label][1].evaluations,
             "calibration_hypervolume": fronts[label][1].hypervolumes[-1],
             "heldout_hypervolume": hypervolume([(r["heldout_matching"], r["cost_fraction"]) for r in mine]),
             "best_at_4x": max((r["heldout_matching"] for r in mine if r["mac_speedup"] >= 4.0), default=None),
@@ -129,21 +152,44 @@ def main() -> None:
     long_rows = []
     if args.long_steps:
         long_reference = matches(pipe, judge, captions, None, args.long_steps, args.guidance)
-        long_rows = rescore(pipe, judge, table, captions, baselines(layout, args.long_steps, variants=False),
-                            args.long_steps, args.guidance, long_reference)
+        long_rows = rescore(
+            pipe,
+            judge,
+            table,
+            captions,
+            baselines(layout, args.long_steps, variants=False),
+            args.long_steps,
+            args.guidance,
+            long_reference,
+        )
     for row in rows + long_rows:
         row.pop("_matched")
     three = summary["three-action"]
-    emit("forecast", {
-        "benchmark": "forecast", **environment(), "model": "tiny-shapes", "metric": "tiny-reward",
-        "guidance": args.guidance, "steps": args.steps, "population": args.population,
-        "generations": args.generations, "calibration_prompts": args.prompts, "seed": args.seed,
-        "images_per_prompt": args.images_per_prompt,
-        "heldout_captions": len(captions), "speedups": "MAC speedup",
-        "summary": summary, "rows": rows, "long_steps": args.long_steps, "long_rows": long_rows,
-        "target_hypervolume_met": three["heldout_hypervolume"] > summary["two-action"]["heldout_hypervolume"],
-        "target_4x_75_met": bool(three["best_at_4x"] is not None and three["best_at_4x"] >= 0.75),
-    }, args.save)
+    emit(
+        "forecast",
+        {
+            "benchmark": "forecast",
+            **environment(),
+            "model": "tiny-shapes",
+            "metric": "tiny-reward",
+            "guidance": args.guidance,
+            "steps": args.steps,
+            "population": args.population,
+            "generations": args.generations,
+            "calibration_prompts": args.prompts,
+            "seed": args.seed,
+            "images_per_prompt": args.images_per_prompt,
+            "heldout_captions": len(captions),
+            "speedups": "MAC speedup",
+            "summary": summary,
+            "rows": rows,
+            "long_steps": args.long_steps,
+            "long_rows": long_rows,
+            "target_hypervolume_met": three["heldout_hypervolume"] > summary["two-action"]["heldout_hypervolume"],
+            "target_4x_75_met": bool(three["best_at_4x"] is not None and three["best_at_4x"] >= 0.75),
+        },
+        args.save,
+    )
 
 
 if __name__ == "__main__":

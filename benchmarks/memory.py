@@ -30,9 +30,11 @@ def output_numel(pipe, call) -> int:
     adapter = ecad.get_adapter(pipe.transformer)
     handles = []
     for _, _, _, module in adapter.components(pipe.transformer):
+
         def record(_m, _i, out, key=id(module)):  # noqa: B008 (binds this module's id now, not the loop's last)
             tensors = out if isinstance(out, tuple) else (out,)
             sizes[key] = sum(t.numel() for t in tensors if isinstance(t, torch.Tensor))
+
         handles.append(module.register_forward_hook(record))
     call()
     for handle in handles:
@@ -67,14 +69,24 @@ def main() -> None:
         with ecad.enable_cache(pipe, schedule, cache_dtype=torch.float16) as handle:
             half_images = call()
             half = handle.cache_bytes()
-        rows.append({
-            "schedule": schedule.metadata["name"], "cache_bytes": measured, "formula_bytes": formula,
-            "cuda_peak_rise_bytes": peak_rise(pipe, call, schedule), "float16_cache_bytes": half,
-            "float16_psnr_vs_float32": peak_signal_noise_ratio(half_images, images, data_range=1.0).item(),
-            "float16_ssim_vs_float32": structural_similarity_index_measure(half_images, images, data_range=1.0).item(),
-        })
-    emit("memory", {"benchmark": "memory", **environment(str(pipe.device)), **settings(args, size),
-                    "rows": rows}, args.save)
+        rows.append(
+            {
+                "schedule": schedule.metadata["name"],
+                "cache_bytes": measured,
+                "formula_bytes": formula,
+                "cuda_peak_rise_bytes": peak_rise(pipe, call, schedule),
+                "float16_cache_bytes": half,
+                "float16_psnr_vs_float32": peak_signal_noise_ratio(half_images, images, data_range=1.0).item(),
+                "float16_ssim_vs_float32": structural_similarity_index_measure(
+                    half_images, images, data_range=1.0
+                ).item(),
+            }
+        )
+    emit(
+        "memory",
+        {"benchmark": "memory", **environment(str(pipe.device)), **settings(args, size), "rows": rows},
+        args.save,
+    )
 
 
 if __name__ == "__main__":

@@ -34,12 +34,21 @@ def main() -> None:
             if repeat >= args.warmup:
                 (cached if mode == "cached" else plain).append(seconds)
     pairs = [c / p for c, p in zip(cached, plain, strict=True)]
-    emit("overhead", {
-        "benchmark": "overhead", **environment(str(pipe.device)), **settings(args, size),
-        "plain_median_s": median(plain), "cached_median_s": median(cached),
-        "overhead_ratio": median(cached) / median(plain), "pairwise_ratio_median": median(pairs),
-        "plain_s": plain, "cached_s": cached,
-    }, args.save)
+    emit(
+        "overhead",
+        {
+            "benchmark": "overhead",
+            **environment(str(pipe.device)),
+            **settings(args, size),
+            "plain_median_s": median(plain),
+            "cached_median_s": median(cached),
+            "overhead_ratio": median(cached) / median(plain),
+            "pairwise_ratio_median": median(pairs),
+            "plain_s": plain,
+            "cached_s": cached,
+        },
+        args.save,
+    )
 
 
 if __name__ == "__main__":

@@ -32,12 +32,12 @@ from common import RESULTS, emit, environment  # noqa: E402
 from scipy.stats import bootstrap  # noqa: E402
 
 from ecad.evaluation import EvalConfig, ImageStore, evaluate  # noqa: E402
-from ecad.peers import PEERS  # noqa: E402
 from ecad.models.prompts import load_prompts  # noqa: E402
-from ecad.report.plots import plot_eval  # noqa: E402
-from ecad.search import SearchConfig, search  # noqa: E402
 from ecad.models.tiny_shapes import GUIDANCE_SCALE, load_reward_model  # noqa: E402
 from ecad.models.tiny_shapes.scenes import all_captions  # noqa: E402
+from ecad.peers import PEERS  # noqa: E402
+from ecad.report.plots import plot_eval  # noqa: E402
+from ecad.search import SearchConfig, search  # noqa: E402
 
 HEURISTICS = ("fora:2", "fora:3")
 
@@ -47,9 +47,17 @@ def ecad_front(args: argparse.Namespace) -> list[str]:
     if args.front:
         return front_files(Path(args.front), args.front_min_match)
     run = Path(args.out) / "search"
-    config = SearchConfig(model="tiny-shapes", prompts=load_prompts("tiny-shapes", limit=16), metric="tiny-reward",
-                          population=args.population, generations=args.generations, guidance_scale=GUIDANCE_SCALE,
-                          batch_size=16, device="cpu", strategy="paper")  # as measured
+    config = SearchConfig(
+        model="tiny-shapes",
+        prompts=load_prompts("tiny-shapes", limit=16),
+        metric="tiny-reward",
+        population=args.population,
+        generations=args.generations,
+        guidance_scale=GUIDANCE_SCALE,
+        batch_size=16,
+        device="cpu",
+        strategy="paper",
+    )  # as measured
     search(config, run, resume=(run / "config.json").exists(), progress=False)
     return front_files(run / "front", args.front_min_match)
 
@@ -95,20 +103,30 @@ def compare(report: dict, out: Path) -> list[dict]:
     ecad_rows = [r for r in report["results"] if r["family"] == "ecad"]
     rows = []
     for row in report["results"]:
-        entry = {"name": row["name"], "family": row["family"], "source": row["source"],
-                 "match_rate": float(matches[row["name"]].mean()),
-                 "tiny_reward": row["metrics"]["tiny-reward"]["tiny_reward"], "macs_speedup": row["macs_speedup"],
-                 "speedup": row.get("speedup"), "recompute_fraction": row["recompute_fraction"],
-                 "vs_no_cache": paired_interval(matches[row["name"]], matches["no-cache"])}
+        entry = {
+            "name": row["name"],
+            "family": row["family"],
+            "source": row["source"],
+            "match_rate": float(matches[row["name"]].mean()),
+            "tiny_reward": row["metrics"]["tiny-reward"]["tiny_reward"],
+            "macs_speedup": row["macs_speedup"],
+            "speedup": row.get("speedup"),
+            "recompute_fraction": row["recompute_fraction"],
+            "vs_no_cache": paired_interval(matches[row["name"]], matches["no-cache"]),
+        }
         if row["family"] not in ("ecad", "no-cache") and ecad_rows:
             for axis in ("speedup", "macs_speedup"):
                 if row.get(axis):
                     nearest = min(ecad_rows, key=lambda r: abs(np.log(r[axis] / row[axis])))
                     interval = paired_interval(matches[nearest["name"]], matches[row["name"]])
                     entry[f"nearest_ecad_by_{axis}"] = {
-                        "name": nearest["name"], "speedup": nearest.get("speedup"),
-                        "macs_speedup": nearest["macs_speedup"], "match_rate": float(matches[nearest["name"]].mean()),
-                        "ecad_minus_this": interval, "verdict": verdict(interval)}
+                        "name": nearest["name"],
+                        "speedup": nearest.get("speedup"),
+                        "macs_speedup": nearest["macs_speedup"],
+                        "match_rate": float(matches[nearest["name"]].mean()),
+                        "ecad_minus_this": interval,
+                        "verdict": verdict(interval),
+                    }
         rows.append(entry)
     return rows
 
@@ -120,15 +138,26 @@ def _pct(interval: dict[str, float]) -> str:
 def markdown(rows: list[dict]) -> str:
     """The comparison as the README shows it: one line per row, percentage points with 95% paired intervals, and
     the ecad front point nearest in measured speedup and in MAC speedup."""
-    lines = ["| row | measured speedup | MAC speedup | judged matching | vs no cache (pts) | ecad nearest in measured "
-             "speed: minus row (pts) | ecad | ecad nearest in MACs: minus row (pts) | ecad |", "|" + "---|" * 9]
+    lines = [
+        "| row | measured speedup | MAC speedup | judged matching | vs no cache (pts) | ecad nearest in measured "
+        "speed: minus row (pts) | ecad | ecad nearest in MACs: minus row (pts) | ecad |",
+        "|" + "---|" * 9,
+    ]
     for r in rows:
-        cells = [r["name"], f"{r['speedup']:.2f}x" if r.get("speedup") else "–", f"{r['macs_speedup']:.2f}x",
-                 f"{100 * r['match_rate']:.1f}%", _pct(r["vs_no_cache"])]
+        cells = [
+            r["name"],
+            f"{r['speedup']:.2f}x" if r.get("speedup") else "–",
+            f"{r['macs_speedup']:.2f}x",
+            f"{100 * r['match_rate']:.1f}%",
+            _pct(r["vs_no_cache"]),
+        ]
         for axis in ("speedup", "macs_speedup"):
             near = r.get(f"nearest_ecad_by_{axis}")
-            cells += [f"{near['name']} ({near[axis]:.2f}x): {_pct(near['ecad_minus_this'])}", near["verdict"]] \
-                if near else ["–", "–"]
+            cells += (
+                [f"{near['name']} ({near[axis]:.2f}x): {_pct(near['ecad_minus_this'])}", near["verdict"]]
+                if near
+                else ["–", "–"]
+            )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -137,23 +166,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/peers")
     parser.add_argument("--front", help="folder of ecad schedule files to compare (default: search one here)")
-    parser.add_argument("--front-min-match", type=float, default=0.0,
-                        help="only front points whose recorded match rate on the training captions reaches this")
+    parser.add_argument(
+        "--front-min-match",
+        type=float,
+        default=0.0,
+        help="only front points whose recorded match rate on the training captions reaches this",
+    )
     parser.add_argument("--population", type=int, default=12, help="search here: population (search_dominance's)")
     parser.add_argument("--generations", type=int, default=6, help="search here: generations")
     parser.add_argument("--captions", type=int, default=248, help="held-out captions (every other one of the 496)")
     parser.add_argument("--families", default=",".join(PEERS), help="peer methods (default sweeps), comma-separated")
-    parser.add_argument("--settings", nargs="*", default=[], metavar="SPEC",
-                        help="peer settings instead of --families' default sweeps, e.g. fbcache:0.1 dbcache:1,0,0.16")
+    parser.add_argument(
+        "--settings",
+        nargs="*",
+        default=[],
+        metavar="SPEC",
+        help="peer settings instead of --families' default sweeps, e.g. fbcache:0.1 dbcache:1,0,0.16",
+    )
     parser.add_argument("--batch", type=int, default=8, help="images per pipeline call, scored and timed")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds")
     parser.add_argument("--max-new", type=int, help="stop after generating this many new rows (resume later)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--figure", default="docs/images/peers.png")
-    parser.add_argument("--save", action="store_true",
-                        help="append the JSON to benchmarks/results/peers.jsonl; keep the eval table and the "
-                             "comparison table beside it")
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="append the JSON to benchmarks/results/peers.jsonl; keep the eval table and the "
+        "comparison table beside it",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
@@ -163,27 +204,52 @@ def main() -> None:
     captions = all_captions("heldout")[::2][: args.captions]
     # a family's name alone: its default sweep
     baselines = [*HEURISTICS, *(args.settings or args.families.split(","))]
-    settings = dict(model="tiny-shapes", prompts=captions, metrics=["tiny-reward"], num_steps=20,
-                    guidance_scale=GUIDANCE_SCALE, batch_size=args.batch, warmup=args.warmup, device="cpu")
+    settings = dict(
+        model="tiny-shapes",
+        prompts=captions,
+        metrics=["tiny-reward"],
+        num_steps=20,
+        guidance_scale=GUIDANCE_SCALE,
+        batch_size=args.batch,
+        warmup=args.warmup,
+        device="cpu",
+    )
     out = Path(args.out) / "eval"
     config = EvalConfig(**settings, baselines=baselines, schedules=front, repeats=args.repeats)
     report = evaluate(config, out, max_new=args.max_new)
     if report is None:
         print(f"generated {args.max_new} new rows; run again to continue", file=sys.stderr)
         return
-    plot_eval(report, Path(args.figure), column="match_rate",
-              title=f"tiny-shapes, {len(captions)} held-out captions, guidance {GUIDANCE_SCALE:g}, 20 steps")
+    plot_eval(
+        report,
+        Path(args.figure),
+        column="match_rate",
+        title=f"tiny-shapes, {len(captions)} held-out captions, guidance {GUIDANCE_SCALE:g}, 20 steps",
+    )
     rows = compare(report, out)
     if args.save:
         (RESULTS / "peers_eval.md").write_text((out / "results.md").read_text())
         (RESULTS / "peers_table.md").write_text(markdown(rows))
-    emit("peers", {
-        "benchmark": "peers", **environment(), "captions": len(captions), "guidance": GUIDANCE_SCALE, "steps": 20,
-        "batch": args.batch, "warmup": args.warmup, "repeats": args.repeats, "baselines": baselines,
-        "front": args.front or "searched here",
-        "front_min_match": args.front_min_match, "eval_dir": str(out),
-        "latency": report["environment"], "rows": rows,
-    }, args.save)
+    emit(
+        "peers",
+        {
+            "benchmark": "peers",
+            **environment(),
+            "captions": len(captions),
+            "guidance": GUIDANCE_SCALE,
+            "steps": 20,
+            "batch": args.batch,
+            "warmup": args.warmup,
+            "repeats": args.repeats,
+            "baselines": baselines,
+            "front": args.front or "searched here",
+            "front_min_match": args.front_min_match,
+            "eval_dir": str(out),
+            "latency": report["environment"],
+            "rows": rows,
+        },
+        args.save,
+    )
 
 
 if __name__ == "__main__":

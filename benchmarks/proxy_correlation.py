@@ -45,11 +45,11 @@ from scipy.stats import rankdata, spearmanr  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 import ecad  # noqa: E402
-from ecad.schedule import heuristics  # noqa: E402
 from ecad.generation import Calibration, CalibrationGenerator  # noqa: E402
-from ecad.models.loading import load_pipeline  # noqa: E402
 from ecad.metrics import get_metric  # noqa: E402
+from ecad.models.loading import load_pipeline  # noqa: E402
 from ecad.models.tiny_shapes import GUIDANCE_SCALE  # noqa: E402
+from ecad.schedule import heuristics  # noqa: E402
 
 
 @contextmanager
@@ -108,16 +108,23 @@ def race_replay(cost: np.ndarray, full: np.ndarray, first: np.ndarray, rows: int
     rejected = wrong = entering = 0
     for c in range(n):
         others = np.array([i for i in range(n) if i != c])
-        front = others[NonDominatedSorting().do(np.stack([cost[others], -full[others]], axis=1),
-                                                only_non_dominated_front=True)]
+        front = others[
+            NonDominatedSorting().do(np.stack([cost[others], -full[others]], axis=1), only_non_dominated_front=True)
+        ]
         cheaper = [f for f in front if cost[f] <= cost[c]]
         enters = not any(full[f] >= full[c] for f in cheaper)
         beaten = any(first[f] > first[c] for f in cheaper)
         rejected += beaten
         wrong += beaten and enters
         entering += enters
-    return {"first_rows": k, "rejected": rejected, "wrongly_rejected": wrong, "entering": entering, "candidates": n,
-            "compute_per_candidate": k / rows + (1 - k / rows) * (n - rejected) / n}
+    return {
+        "first_rows": k,
+        "rejected": rejected,
+        "wrongly_rejected": wrong,
+        "entering": entering,
+        "candidates": n,
+        "compute_per_candidate": k / rows + (1 - k / rows) * (n - rejected) / n,
+    }
 
 
 def main() -> None:
@@ -125,8 +132,9 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=16, help="calibration captions (as benchmarks' tiny_search)")
     parser.add_argument("--images-per-prompt", type=int, default=2)
     parser.add_argument("--population", type=int, default=72, help="initial-population schedules (seed 0)")
-    parser.add_argument("--fronts", nargs="*",
-                        default=sorted(str(p) for p in (RESULTS / "fronts").glob("*/[0-9]*.json")))
+    parser.add_argument(
+        "--fronts", nargs="*", default=sorted(str(p) for p in (RESULTS / "fronts").glob("*/[0-9]*.json"))
+    )
     parser.add_argument("--rows", type=int, nargs="*", default=[2, 4, 8], help="first-stage row counts k")
     parser.add_argument("--at-steps", type=int, nargs="*", default=[4, 9, 14], help="early steps s (0-based)")
     parser.add_argument("--steps", type=int, default=20)
@@ -138,14 +146,23 @@ def main() -> None:
 
     captions = calibration_captions(args.prompts)
     pipe = load_pipeline("tiny-shapes", device="cpu")
-    generator = CalibrationGenerator(pipe, Calibration(tuple(captions), images_per_prompt=args.images_per_prompt,
-                                                      num_steps=args.steps, guidance_scale=args.guidance,
-                                                      batch_size=16))
+    generator = CalibrationGenerator(
+        pipe,
+        Calibration(
+            tuple(captions),
+            images_per_prompt=args.images_per_prompt,
+            num_steps=args.steps,
+            guidance_scale=args.guidance,
+            batch_size=16,
+        ),
+    )
     table = generator.cost_table()
     metric = get_metric("tiny-reward", device="cpu")
     layout = ecad.model_layout(pipe)
-    schedules = {s.metadata.get("name", f"initial-{i}"): s for i, s in enumerate(
-        heuristics.initial_population(layout, args.steps, args.population)[1:])}  # [0] is no caching
+    schedules = {
+        s.metadata.get("name", f"initial-{i}"): s
+        for i, s in enumerate(heuristics.initial_population(layout, args.steps, args.population)[1:])
+    }  # [0] is no caching
     schedules |= front_schedules(args.fronts)
     full = ecad.full_schedule(pipe, args.steps)
 
@@ -153,9 +170,11 @@ def main() -> None:
     rows: dict[str, dict] = {}
     for name, schedule in tqdm(schedules.items(), desc="schedules"):
         generated, latents = generate(generator, schedule, args.steps)
-        rows[name] = {"cost": table.schedule_macs(schedule) / table.schedule_macs(full),
-                      "quality": metric.rows(generated)["quality"].numpy(),
-                      "error": relative_error(latents, reference).numpy()}
+        rows[name] = {
+            "cost": table.schedule_macs(schedule) / table.schedule_macs(full),
+            "quality": metric.rows(generated)["quality"].numpy(),
+            "error": relative_error(latents, reference).numpy(),
+        }
     generator.close()
 
     names = list(rows)
@@ -167,8 +186,12 @@ def main() -> None:
     def correlate(estimate: np.ndarray, against: np.ndarray) -> dict[str, float | list[float]]:
         rho = float(spearmanr(estimate, against).statistic)
         partial = partial_spearman(estimate, against, cost)
-        return {"spearman": rho, "spearman_ci95": interval(rho, len(names)),
-                "partial_spearman_given_cost": partial, "partial_ci95": interval(partial, len(names) - 1)}
+        return {
+            "spearman": rho,
+            "spearman_ci95": interval(rho, len(names)),
+            "partial_spearman_given_cost": partial,
+            "partial_ci95": interval(partial, len(names) - 1),
+        }
 
     results = {"cost": {"spearman": float(spearmanr(cost, target).statistic)}}
     replay = {}
@@ -178,19 +201,39 @@ def main() -> None:
         replay[f"metric@{k}"] = race_replay(cost, target, first, quality.shape[1], k)
         for s in [*args.at_steps, args.steps - 1]:
             proxy = -error[:, s, :k].mean(axis=1)
-            results[f"latent@{k},{s}"] = {"vs_all_rows": correlate(proxy, target),
-                                          "vs_other_rows": correlate(proxy, rest)}
+            results[f"latent@{k},{s}"] = {
+                "vs_all_rows": correlate(proxy, target),
+                "vs_other_rows": correlate(proxy, rest),
+            }
         replay[f"latent@{k},{args.steps - 1}"] = race_replay(cost, target, proxy, quality.shape[1], k)
     all_rows = -error[:, -1, :].mean(axis=1)
     results[f"latent@{quality.shape[1]},{args.steps - 1}"] = {"vs_all_rows": correlate(all_rows, target)}
-    emit("proxy_correlation", {
-        "benchmark": "proxy_correlation", **environment("cpu"), "model": "tiny-shapes", "metric": "tiny-reward",
-        "calibration_prompts": len(captions), "images_per_prompt": args.images_per_prompt, "steps": args.steps,
-        "guidance": args.guidance, "schedules": len(names), "cost_range": [float(cost.min()), float(cost.max())],
-        "correlations": results, "race_replay": replay,
-        "per_schedule": {n: {"cost": rows[n]["cost"], "quality": float(rows[n]["quality"].mean()),
-                             "final_latent_error": float(rows[n]["error"][-1].mean())} for n in names},
-    }, args.save)
+    emit(
+        "proxy_correlation",
+        {
+            "benchmark": "proxy_correlation",
+            **environment("cpu"),
+            "model": "tiny-shapes",
+            "metric": "tiny-reward",
+            "calibration_prompts": len(captions),
+            "images_per_prompt": args.images_per_prompt,
+            "steps": args.steps,
+            "guidance": args.guidance,
+            "schedules": len(names),
+            "cost_range": [float(cost.min()), float(cost.max())],
+            "correlations": results,
+            "race_replay": replay,
+            "per_schedule": {
+                n: {
+                    "cost": rows[n]["cost"],
+                    "quality": float(rows[n]["quality"].mean()),
+                    "final_latent_error": float(rows[n]["error"][-1].mean()),
+                }
+                for n in names
+            },
+        },
+        args.save,
+    )
 
 
 if __name__ == "__main__":

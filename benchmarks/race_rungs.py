@@ -38,8 +38,10 @@ from ecad.search.records import archive_front  # noqa: E402
 
 def generations(run: Path) -> list[list[Evaluation]] | None:
     """The run's new evaluations of each generation, or None when the store does not split into them."""
-    counts = [json.loads(p.read_text())["summary"]["new_evaluations"]
-              for p in sorted((run / "generations").glob("[0-9][0-9][0-9][0-9].json"))]
+    counts = [
+        json.loads(p.read_text())["summary"]["new_evaluations"]
+        for p in sorted((run / "generations").glob("[0-9][0-9][0-9][0-9].json"))
+    ]
     db = sqlite3.connect(f"{(run / 'evaluations.sqlite').absolute().as_uri()}?mode=ro", uri=True)
     try:
         rows = db.execute("SELECT key, quality, cost, metrics FROM evaluations ORDER BY created").fetchall()
@@ -71,13 +73,21 @@ def second_rung(chunks: list[list[Evaluation]], rows: int) -> dict[str, float]:
             if not on_every_row(e) or len(scores) <= rows:
                 continue
             mine = np.asarray(scores[:rows])
-            if any(p.cost <= e.cost and (mine - np.asarray(p.metrics["row_quality"][:rows])).mean() < 0
-                   for p in reference):
+            if any(
+                p.cost <= e.cost and (mine - np.asarray(p.metrics["row_quality"][:rows])).mean() < 0 for p in reference
+            ):
                 cut += 1
                 saved += e.metrics["compute"] * (len(scores) - rows) / len(scores)
                 lost += e.key in final
-    return {"second_rung_rows": rows, "completed_cut": cut, "image_eq_saved": saved, "share_saved": saved / spent,
-            "final_front_cut": lost, "final_front_size": len(final), "image_eq_spent": spent}
+    return {
+        "second_rung_rows": rows,
+        "completed_cut": cut,
+        "image_eq_saved": saved,
+        "share_saved": saved / spent,
+        "final_front_cut": lost,
+        "final_front_size": len(final),
+        "image_eq_spent": spent,
+    }
 
 
 def main() -> None:
@@ -97,8 +107,16 @@ def main() -> None:
             results.append({**entry, "skipped": "its store does not split into its generations (a replayed one)"})
             continue
         results.append({**entry, "rungs": [second_rung(chunks, rows) for rows in args.rungs]})
-    emit("race_rungs", {"benchmark": "race_rungs", **environment(), "estimate": "replayed on the runs' own "
-                        "trajectories, means rule, reference fronts as the runs had them", "runs": results}, args.save)
+    emit(
+        "race_rungs",
+        {
+            "benchmark": "race_rungs",
+            **environment(),
+            "estimate": "replayed on the runs' own trajectories, means rule, reference fronts as the runs had them",
+            "runs": results,
+        },
+        args.save,
+    )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import emit, environment  # noqa: E402
 
-from ecad.schedule.heuristics import initial_population  # noqa: E402
 from ecad.models.prompts import load_prompts  # noqa: E402
+from ecad.schedule.heuristics import initial_population  # noqa: E402
 from ecad.search import SearchConfig, make_executor  # noqa: E402
 
 
@@ -47,15 +47,32 @@ def main() -> None:
     args = parser.parse_args()
     import ray
 
-    config = SearchConfig(model=args.model, prompts=load_prompts(args.prompts), population=args.population,
-                          num_steps=args.steps, device="cpu", strategy="paper")  # each candidate on its own
+    config = SearchConfig(
+        model=args.model,
+        prompts=load_prompts(args.prompts),
+        population=args.population,
+        num_steps=args.steps,
+        device="cpu",
+        strategy="paper",
+    )  # each candidate on its own
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     one = throughput(config, "ray", workers=1)
     two = throughput(config, "ray", workers=2)
     ray.shutdown()
-    emit("ray_throughput", {"benchmark": "ray_throughput", **environment(), "model": args.model,
-                            "population": args.population, "steps": args.steps, "workers_1": one, "workers_2": two,
-                            "ratio_2_over_1": two["per_second"] / one["per_second"]}, args.save)
+    emit(
+        "ray_throughput",
+        {
+            "benchmark": "ray_throughput",
+            **environment(),
+            "model": args.model,
+            "population": args.population,
+            "steps": args.steps,
+            "workers_1": one,
+            "workers_2": two,
+            "ratio_2_over_1": two["per_second"] / one["per_second"],
+        },
+        args.save,
+    )
 
 
 if __name__ == "__main__":

@@ -31,28 +31,39 @@ from common import emit, environment, median, pipeline_runner, time_schedules, t
 from tqdm.auto import tqdm  # noqa: E402
 
 import ecad  # noqa: E402
-from ecad.schedule import heuristics  # noqa: E402
 from ecad.models.loading import load_pipeline  # noqa: E402
-from ecad.search import RunDirectory, schedule_key  # noqa: E402
 from ecad.models.tiny_shapes import GUIDANCE_SCALE, IMAGE_SIZE, PIPELINE_KWARGS, load_reward_model  # noqa: E402
 from ecad.models.tiny_shapes.scenes import all_captions  # noqa: E402
+from ecad.schedule import heuristics  # noqa: E402
+from ecad.search import RunDirectory, schedule_key  # noqa: E402
 
 
-def matches(pipe, judge, captions: list[str], schedule: ecad.CacheSchedule | None, steps: int, guidance: float,
-            batch: int = 31) -> torch.Tensor:
+def matches(
+    pipe, judge, captions: list[str], schedule: ecad.CacheSchedule | None, steps: int, guidance: float, batch: int = 31
+) -> torch.Tensor:
     """Whether each caption's image (under ``schedule``; None: no caching) is judged matching: bool [N]."""
     images = []
     with ecad.enable_cache(pipe, schedule) if schedule is not None else nullcontext():
         for b, start in enumerate(range(0, len(captions), batch)):
-            images.append(pipe(captions[start : start + batch], num_inference_steps=steps, guidance_scale=guidance,
-                               generator=torch.Generator().manual_seed(b), output_type="pt", **PIPELINE_KWARGS).images)
+            images.append(
+                pipe(
+                    captions[start : start + batch],
+                    num_inference_steps=steps,
+                    guidance_scale=guidance,
+                    generator=torch.Generator().manual_seed(b),
+                    output_type="pt",
+                    **PIPELINE_KWARGS,
+                ).images
+            )
     return judge.score(torch.cat(images), captions) > 0.5
 
 
 def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
     p = hits / n
-    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (
-        1 + z * z / n)
+    centre, half = (
+        (p + z * z / (2 * n)) / (1 + z * z / n),
+        z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n),
+    )
     return centre - half, centre + half
 
 
@@ -84,9 +95,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config, result = tiny_search(args.out, args.prompts, population=args.population, generations=args.generations,
-                                 images_per_prompt=args.images_per_prompt, guidance_scale=args.guidance,
-                                 cost=args.cost, strategy=args.strategy)
+    config, result = tiny_search(
+        args.out,
+        args.prompts,
+        population=args.population,
+        generations=args.generations,
+        images_per_prompt=args.images_per_prompt,
+        guidance_scale=args.guidance,
+        cost=args.cost,
+        strategy=args.strategy,
+    )
     run = RunDirectory(args.out)
     pipe = load_pipeline("tiny-shapes", device="cpu")
     pipe.set_progress_bar_config(disable=True)
@@ -99,19 +117,30 @@ def main() -> None:
         schedule = heuristics.fora(layout, steps, n)
         evaluation = store.get(schedule_key(schedule))
         known = evaluation is not None
-        candidates[f"fora-{n}"] = (schedule, {
-            "mac_speedup": full_macs / evaluation.metrics["macs"] if known else None,
-            "calibration_quality": evaluation.quality if known else None})
+        candidates[f"fora-{n}"] = (
+            schedule,
+            {
+                "mac_speedup": full_macs / evaluation.metrics["macs"] if known else None,
+                "calibration_quality": evaluation.quality if known else None,
+            },
+        )
     for row in result.front:
-        candidates[row["file"]] = (ecad.CacheSchedule.load(run.path / row["file"]),
-                                   {"mac_speedup": full_macs / row["macs"], "calibration_quality": row["quality"],
-                                    "cost_model_speedup": row["speedup"]})
+        candidates[row["file"]] = (
+            ecad.CacheSchedule.load(run.path / row["file"]),
+            {
+                "mac_speedup": full_macs / row["macs"],
+                "calibration_quality": row["quality"],
+                "cost_model_speedup": row["speedup"],
+            },
+        )
     store.close()
 
     judge = load_reward_model()
     captions = all_captions("heldout")[::2]
-    matched = {name: matches(pipe, judge, captions, schedule, steps, args.guidance)
-               for name, (schedule, _) in tqdm(candidates.items(), desc="held-out re-score")}
+    matched = {
+        name: matches(pipe, judge, captions, schedule, steps, args.guidance)
+        for name, (schedule, _) in tqdm(candidates.items(), desc="held-out re-score")
+    }
     prompts = [captions[i % len(captions)] for i in range(args.batch)]
     call = pipeline_runner(pipe, prompts, steps, IMAGE_SIZE, args.guidance)
     times = time_schedules(pipe, call, {name: s for name, (s, _) in candidates.items()}, args.warmup, args.repeats)
@@ -120,27 +149,48 @@ def main() -> None:
     for name, (schedule, info) in candidates.items():
         hits = int(matched[name].sum())
         low, high = wilson(hits, len(captions))
-        rows.append({
-            "schedule": name, **info, "recompute_fraction": (schedule or ecad.full_schedule(pipe, steps)).stats()[
-                "recompute_fraction"],
-            "heldout_matching": hits / len(captions), "heldout_ci95": [low, high],
-            "heldout_vs_no_cache": paired_difference(matched[name], matched["no-cache"]),
-            "measured_end_to_end_speedup": base_total / median(times[name][0]),
-            "measured_transformer_speedup": base_transformer / median(times[name][1]),
-            "end_to_end_s": times[name][0], "transformer_s": times[name][1],
-        })
+        rows.append(
+            {
+                "schedule": name,
+                **info,
+                "recompute_fraction": (schedule or ecad.full_schedule(pipe, steps)).stats()["recompute_fraction"],
+                "heldout_matching": hits / len(captions),
+                "heldout_ci95": [low, high],
+                "heldout_vs_no_cache": paired_difference(matched[name], matched["no-cache"]),
+                "measured_end_to_end_speedup": base_total / median(times[name][0]),
+                "measured_transformer_speedup": base_transformer / median(times[name][1]),
+                "end_to_end_s": times[name][0],
+                "transformer_s": times[name][1],
+            }
+        )
     qualifying = [r for r in rows if r["measured_end_to_end_speedup"] >= 3.5 and r["heldout_matching"] >= 0.75]
-    emit("search_dominance", {
-        "benchmark": "search_dominance", **environment(), "population": args.population,
-        "generations": args.generations, "prompts": args.prompts, "images_per_prompt": args.images_per_prompt,
-        "strategy": args.strategy,
-        "guidance": args.guidance, "evaluations": result.evaluations,
-        "cost": f"{args.cost} at the calibration generator's observed call",
-        "heldout_captions": len(captions), "timed_batch": args.batch, "repeats": args.repeats, "steps": steps,
-        "rows": rows, "target_met": bool(qualifying),
-        "best_at_75_percent": max((r for r in rows if r["heldout_matching"] >= 0.75),
-                                  key=lambda r: r["measured_end_to_end_speedup"], default=None),
-    }, args.save)
+    emit(
+        "search_dominance",
+        {
+            "benchmark": "search_dominance",
+            **environment(),
+            "population": args.population,
+            "generations": args.generations,
+            "prompts": args.prompts,
+            "images_per_prompt": args.images_per_prompt,
+            "strategy": args.strategy,
+            "guidance": args.guidance,
+            "evaluations": result.evaluations,
+            "cost": f"{args.cost} at the calibration generator's observed call",
+            "heldout_captions": len(captions),
+            "timed_batch": args.batch,
+            "repeats": args.repeats,
+            "steps": steps,
+            "rows": rows,
+            "target_met": bool(qualifying),
+            "best_at_75_percent": max(
+                (r for r in rows if r["heldout_matching"] >= 0.75),
+                key=lambda r: r["measured_end_to_end_speedup"],
+                default=None,
+            ),
+        },
+        args.save,
+    )
 
 
 if __name__ == "__main__":

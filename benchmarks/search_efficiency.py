@@ -43,16 +43,20 @@ from pymoo.indicators.hv import HV  # noqa: E402
 
 import ecad  # noqa: E402
 from ecad.generation import Calibration, CalibrationGenerator  # noqa: E402
-from ecad.models.loading import load_pipeline  # noqa: E402
 from ecad.metrics import get_metric  # noqa: E402
-from ecad.validation import write_json  # noqa: E402
+from ecad.models.loading import load_pipeline  # noqa: E402
+from ecad.models.tiny_shapes import GUIDANCE_SCALE  # noqa: E402
+from ecad.models.tiny_shapes.scenes import all_captions  # noqa: E402
 from ecad.search import (  # noqa: E402
-    Evaluation, EvaluationStore, schedule_from_key, schedule_key)
+    Evaluation,
+    EvaluationStore,
+    schedule_from_key,
+    schedule_key,
+)
 from ecad.search.prefix import prefix_plan, runtime_table  # noqa: E402
 from ecad.search.racing import REJECTED, QualityRace, first_rows, on_every_row  # noqa: E402
 from ecad.search.records import archive_front  # noqa: E402
-from ecad.models.tiny_shapes import GUIDANCE_SCALE  # noqa: E402
-from ecad.models.tiny_shapes.scenes import all_captions  # noqa: E402
+from ecad.validation import write_json  # noqa: E402
 
 STEPS = 20
 
@@ -68,8 +72,14 @@ def fronts(run: Path) -> list[list[tuple[str, float]]]:
     out = []
     for generation in generations(run):
         for row in generation["population"]:
-            archive.setdefault(row["key"], (None, np.array([-row["quality"], row["cost_fraction"]]),
-                                            row["cost_fraction"] < 1.0 and "rows_scored" not in row))
+            archive.setdefault(
+                row["key"],
+                (
+                    None,
+                    np.array([-row["quality"], row["cost_fraction"]]),
+                    row["cost_fraction"] < 1.0 and "rows_scored" not in row,
+                ),
+            )
         out.append([(k, float(archive[k][1][1])) for k in archive_front(archive)])
     return out
 
@@ -132,14 +142,19 @@ def racing_decisions(run: Path, config: Any, fractions: list[float]) -> dict:
                 race = QualityRace(rows, first_rows(rows, f), config.race_confidence)
                 race.set_front(reference)
                 m = len(race.first)
-                first = Evaluation(key, evaluation.quality, evaluation.cost,
-                                   {"row_quality": evaluation.metrics["row_quality"][:m]})
+                first = Evaluation(
+                    key, evaluation.quality, evaluation.cost, {"row_quality": evaluation.metrics["row_quality"][:m]}
+                )
                 if race.decide(first).metrics.get("race") == REJECTED:
                     simulated[f]["rejected"] += 1
                     simulated[f]["on_final_front"] += key in final
-    return {"new_candidates": new_total, "rejected": rejected, "rejection_rate": rejected / new_total,
-            "completed_after_generation_0": completed,
-            "other_fractions_on_completed": {str(f): v for f, v in simulated.items()}}
+    return {
+        "new_candidates": new_total,
+        "rejected": rejected,
+        "rejection_rate": rejected / new_total,
+        "completed_after_generation_0": completed,
+        "other_fractions_on_completed": {str(f): v for f, v in simulated.items()},
+    }
 
 
 # How --variant reads a setting's value (the rest are floats).
@@ -166,9 +181,13 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=16, help="calibration captions (the tiny-shapes prompt set)")
     parser.add_argument("--images-per-prompt", type=int, default=1)
     parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--variant", action="append", type=variant,
-                        help="a cheaper search to compare with paper: NAME=STRATEGY[,SETTING=VALUE...], e.g. "
-                             "lean=race,race_rows=0.125,race_confidence=0.5,screen=4 (repeatable; default race=race)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        type=variant,
+        help="a cheaper search to compare with paper: NAME=STRATEGY[,SETTING=VALUE...], e.g. "
+        "lean=race,race_rows=0.125,race_confidence=0.5,screen=4 (repeatable; default race=race)",
+    )
     parser.add_argument("--heldout-every", type=int, default=31, help="every Nth heldout caption (31: 16 captions)")
     parser.add_argument("--fractions", default="0.125,0.5", help="other first-stage fractions to simulate")
     parser.add_argument("--threads", type=int, default=2)
@@ -188,19 +207,30 @@ def main() -> None:
         for strategy in order:
             path = out / f"seed{seed}-{strategy}"
             settings = {"generations": args.generations, **variants[strategy]}
-            config, result = tiny_search(path, args.prompts, population=args.population,
-                                         images_per_prompt=args.images_per_prompt, guidance_scale=GUIDANCE_SCALE,
-                                         seed=seed, **settings)
+            config, result = tiny_search(
+                path,
+                args.prompts,
+                population=args.population,
+                images_per_prompt=args.images_per_prompt,
+                guidance_scale=GUIDANCE_SCALE,
+                seed=seed,
+                **settings,
+            )
             runs[seed, strategy] = {"path": path, "config": config, "evaluations": result.evaluations}
 
     pipe = load_pipeline("tiny-shapes", device="cpu")
     pipe.set_progress_bar_config(disable=True)
     layout = ecad.model_layout(pipe)
     captions = all_captions("heldout")[:: args.heldout_every]
-    generator = CalibrationGenerator(pipe, Calibration(tuple(captions), num_steps=STEPS, guidance_scale=GUIDANCE_SCALE,
-                                                       batch_size=16, seed=0))
-    calibration = CalibrationGenerator(pipe, Calibration(tuple(runs[seeds[0], strategies[0]]["config"].prompts),
-                                                         num_steps=STEPS, guidance_scale=GUIDANCE_SCALE))
+    generator = CalibrationGenerator(
+        pipe, Calibration(tuple(captions), num_steps=STEPS, guidance_scale=GUIDANCE_SCALE, batch_size=16, seed=0)
+    )
+    calibration = CalibrationGenerator(
+        pipe,
+        Calibration(
+            tuple(runs[seeds[0], strategies[0]]["config"].prompts), num_steps=STEPS, guidance_scale=GUIDANCE_SCALE
+        ),
+    )
     table = calibration.cost_table()
     metric = get_metric("tiny-reward")
     # held-out scores are kept in --out (per held-out caption set), so a rerun with longer runs scores only new fronts
@@ -223,43 +253,75 @@ def main() -> None:
             curve = []
             for g, front in enumerate(fronts(run["path"])):
                 points = np.array([[-score(k), cost] for k, cost in front])
-                curve.append({"generation": g, "compute_spent": summaries[g]["compute_spent"],
-                              "heldout_hv": float(hv(points)), "front_size": len(front)})
+                curve.append(
+                    {
+                        "generation": g,
+                        "compute_spent": summaries[g]["compute_spent"],
+                        "heldout_hv": float(hv(points)),
+                        "front_size": len(front),
+                    }
+                )
             # the search's own seconds (the generation files'), so that a resumed run is timed as a whole
-            per_strategy[strategy] = {"search_s": sum(s["seconds"] for s in summaries),
-                                      "evaluations": run["evaluations"],
-                                      "compute_spent": summaries[-1]["compute_spent"], "curve": curve}
+            per_strategy[strategy] = {
+                "search_s": sum(s["seconds"] for s in summaries),
+                "evaluations": run["evaluations"],
+                "compute_spent": summaries[-1]["compute_spent"],
+                "curve": curve,
+            }
         paper = per_strategy["paper"]
         target = paper["curve"][-1]["heldout_hv"]
         paper_first = next(p["compute_spent"] for p in paper["curve"] if p["heldout_hv"] >= target)
-        entry = {"seed": seed, **per_strategy, "paper_final_heldout_hv": target,
-                 "paper_compute_to_first_reach_its_final_hv": paper_first,
-                 "prefix_saving_on_paper_candidates": prefix_saving(runs[seed, "paper"]["path"], layout, table, rows)}
+        entry = {
+            "seed": seed,
+            **per_strategy,
+            "paper_final_heldout_hv": target,
+            "paper_compute_to_first_reach_its_final_hv": paper_first,
+            "prefix_saving_on_paper_candidates": prefix_saving(runs[seed, "paper"]["path"], layout, table, rows),
+        }
         for strategy in strategies[1:]:
-            reached = next((p["compute_spent"] for p in per_strategy[strategy]["curve"] if p["heldout_hv"] >= target),
-                           None)
-            entry[strategy].update({
-                "compute_to_reach_paper_final_hv": reached,
-                "fraction_of_paper_total": reached / paper["compute_spent"] if reached is not None else None,
-                "fraction_of_paper_first_reach": reached / paper_first if reached is not None else None,
-                "final_heldout_hv": per_strategy[strategy]["curve"][-1]["heldout_hv"],
-                "search_s_vs_paper": per_strategy[strategy]["search_s"] / paper["search_s"],
-            })
+            reached = next(
+                (p["compute_spent"] for p in per_strategy[strategy]["curve"] if p["heldout_hv"] >= target), None
+            )
+            entry[strategy].update(
+                {
+                    "compute_to_reach_paper_final_hv": reached,
+                    "fraction_of_paper_total": reached / paper["compute_spent"] if reached is not None else None,
+                    "fraction_of_paper_first_reach": reached / paper_first if reached is not None else None,
+                    "final_heldout_hv": per_strategy[strategy]["curve"][-1]["heldout_hv"],
+                    "search_s_vs_paper": per_strategy[strategy]["search_s"] / paper["search_s"],
+                }
+            )
             if variants[strategy]["strategy"] == "race":
-                entry[strategy]["racing"] = racing_decisions(runs[seed, strategy]["path"], runs[seed, strategy]["config"],
-                                                             [float(f) for f in args.fractions.split(",")])
+                entry[strategy]["racing"] = racing_decisions(
+                    runs[seed, strategy]["path"],
+                    runs[seed, strategy]["config"],
+                    [float(f) for f in args.fractions.split(",")],
+                )
         results.append(entry)
     no_cache = score(schedule_key(layout.full_schedule(STEPS)))
     cheaper = strategies[1:]
     fractions = [r[s]["fraction_of_paper_total"] for r in results for s in cheaper]
     record = {
-        "benchmark": "search_efficiency", **environment(), "population": args.population,
-        "generations": args.generations, "calibration_prompts": args.prompts, "images_per_prompt": args.images_per_prompt,
-        "steps": STEPS, "guidance": GUIDANCE_SCALE, "strategies": strategies, "variants": variants,
-        "heldout_captions": len(captions), "heldout_no_cache_reward": no_cache,
-        "heldout_schedules_scored": len(heldout), "seeds": results,
-        "target_met": {s: all(r[s]["fraction_of_paper_total"] is not None and r[s]["fraction_of_paper_total"] <= 0.10
-                              for r in results) for s in cheaper},
+        "benchmark": "search_efficiency",
+        **environment(),
+        "population": args.population,
+        "generations": args.generations,
+        "calibration_prompts": args.prompts,
+        "images_per_prompt": args.images_per_prompt,
+        "steps": STEPS,
+        "guidance": GUIDANCE_SCALE,
+        "strategies": strategies,
+        "variants": variants,
+        "heldout_captions": len(captions),
+        "heldout_no_cache_reward": no_cache,
+        "heldout_schedules_scored": len(heldout),
+        "seeds": results,
+        "target_met": {
+            s: all(
+                r[s]["fraction_of_paper_total"] is not None and r[s]["fraction_of_paper_total"] <= 0.10 for r in results
+            )
+            for s in cheaper
+        },
         "fractions_of_paper_total": fractions,
     }
     plot(record, RESULTS / "search_efficiency.png")
@@ -277,12 +339,19 @@ def plot(record: dict, path: Path) -> None:
     for run in record["seeds"]:
         for strategy, style in zip(record["strategies"], styles, strict=False):  # styles to spare
             curve = run[strategy]["curve"]
-            ax.plot([p["compute_spent"] for p in curve], [p["heldout_hv"] for p in curve], style,
-                    label=f"{strategy}, seed {run['seed']}")
+            ax.plot(
+                [p["compute_spent"] for p in curve],
+                [p["heldout_hv"] for p in curve],
+                style,
+                label=f"{strategy}, seed {run['seed']}",
+            )
     ax.set_xlabel("image-equivalents spent (one = one uncached image's MACs)")
     ax.set_ylabel(f"held-out hypervolume ({record['heldout_captions']} captions)")
-    ax.set_title(f"tiny-shapes, tiny-reward: population {record['population']}, {record['generations']} generations, "
-                 f"{record['calibration_prompts']} captions x {record['images_per_prompt']} images", fontsize=8)
+    ax.set_title(
+        f"tiny-shapes, tiny-reward: population {record['population']}, {record['generations']} generations, "
+        f"{record['calibration_prompts']} captions x {record['images_per_prompt']} images",
+        fontsize=8,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -53,9 +53,13 @@ def ridge(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, float]:
 def rank_correlations(train: list[int], test: list[int], X: np.ndarray, y: np.ndarray, cost: np.ndarray) -> dict:
     w, b, penalty = ridge(X[train], y[train])
     predicted = X[test] @ w + b
-    return {"train": len(train), "test": len(test), "penalty": penalty,
-            "ridge_spearman": float(spearmanr(predicted, y[test]).statistic),
-            "cost_spearman": float(spearmanr(cost[test], y[test]).statistic)}
+    return {
+        "train": len(train),
+        "test": len(test),
+        "penalty": penalty,
+        "ridge_spearman": float(spearmanr(predicted, y[test]).statistic),
+        "cost_spearman": float(spearmanr(cost[test], y[test]).statistic),
+    }
 
 
 def main() -> None:
@@ -102,11 +106,25 @@ def main() -> None:
         predicted.extend(X[test] @ w + b)
         measured.extend(y[test])
         costs.extend(c[test])
-    splits["5_fold"] = {"test": len(keys), "ridge_spearman": float(spearmanr(predicted, measured).statistic),
-                        "cost_spearman": float(spearmanr(costs, measured).statistic)}
-    emit("surrogate_screening", {"benchmark": "surrogate_screening", **environment(), "runs": [str(r) for r in args.runs],
-                                 "model": config.model, "metric": config.metric, "evaluations": len(keys),
-                                 "variables": encoding.n_var, "splits": splits}, args.save)
+    splits["5_fold"] = {
+        "test": len(keys),
+        "ridge_spearman": float(spearmanr(predicted, measured).statistic),
+        "cost_spearman": float(spearmanr(costs, measured).statistic),
+    }
+    emit(
+        "surrogate_screening",
+        {
+            "benchmark": "surrogate_screening",
+            **environment(),
+            "runs": [str(r) for r in args.runs],
+            "model": config.model,
+            "metric": config.metric,
+            "evaluations": len(keys),
+            "variables": encoding.n_var,
+            "splits": splits,
+        },
+        args.save,
+    )
 
 
 if __name__ == "__main__":

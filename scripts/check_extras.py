@@ -20,8 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "extras.json"
@@ -32,8 +33,11 @@ def would_install(python: str, target: str) -> list[str]:
     """``name==version`` of every distribution pip would install for ``target`` into ``python``'s environment."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
-        subprocess.run([python, "-m", "pip", "install", "--quiet", "--dry-run", "--report", str(report), target],
-                       cwd=ROOT, check=True)
+        subprocess.run(
+            [python, "-m", "pip", "install", "--quiet", "--dry-run", "--report", str(report), target],
+            cwd=ROOT,
+            check=True,
+        )
         items = json.loads(report.read_text())["install"]
     return sorted(f"{i['metadata']['name']}=={i['metadata']['version']}" for i in items)
 
@@ -48,17 +52,25 @@ def main() -> int:
     parser.add_argument("--python", required=True, help="python of a fresh environment with torch==2.13.0 only")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    torch = subprocess.run([args.python, "-c", "import torch; print(torch.__version__)"], capture_output=True,
-                           text=True, check=True).stdout.strip()
+    torch = subprocess.run(
+        [args.python, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     results = {}
     for extra in ["", *extras]:
         packages = would_install(args.python, f".[{extra}]" if extra else ".")
         results[extra or "(none)"] = {"would_install": packages, "replaces_torch": replaces_torch(packages)}
-        print(f"{extra or '(none)'}: {len(packages)} packages, torch replaced by: "
-              f"{results[extra or '(none)']['replaces_torch'] or 'nothing'}", file=sys.stderr)
-    result = {"date": time.strftime("%Y-%m-%d"), "installed_torch": torch, "extras": results,
-              "ok": not any(r["replaces_torch"] for r in results.values())}
+        print(
+            f"{extra or '(none)'}: {len(packages)} packages, torch replaced by: "
+            f"{results[extra or '(none)']['replaces_torch'] or 'nothing'}",
+            file=sys.stderr,
+        )
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "installed_torch": torch,
+        "extras": results,
+        "ok": not any(r["replaces_torch"] for r in results.values()),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({"installed_torch": torch, "ok": result["ok"]}))

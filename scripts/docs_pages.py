@@ -66,8 +66,7 @@ def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def table(rows: Iterable[tuple[str, dict[str, Any]]], first: str, drop: tuple[str, ...] = ()) -> list[str]:
     """A markdown table: one row per (name, record), one column per flattened field (union, in first-seen order),
     less the columns that start with a ``drop`` prefix."""
-    flat = [(name, {k: v for k, v in flatten(row).items() if not k.startswith(drop)})
-            for name, row in rows]
+    flat = [(name, {k: v for k, v in flatten(row).items() if not k.startswith(drop)}) for name, row in rows]
     columns: dict[str, None] = {}
     for _, row in flat:
         columns.update(dict.fromkeys(row))
@@ -91,9 +90,13 @@ def is_keyed(value: Any) -> bool:
 
 def render_record(record: Record, drop: tuple[str, ...] = ()) -> list[str]:
     """Settings first, then every table the record holds: lists of rows and dicts of named rows."""
-    settings = {k: v for k, v in record.items()
-                if not isinstance(v, (dict, list)) and shown(k, v) and k not in ("date", "device", "torch", "diffusers",
-                                                                                 "threads")}
+    settings = {
+        k: v
+        for k, v in record.items()
+        if not isinstance(v, (dict, list))
+        and shown(k, v)
+        and k not in ("date", "device", "torch", "diffusers", "threads")
+    }
     lines = ["Settings: " + "; ".join(f"{k} `{fmt(v)}`" for k, v in settings.items()) + ".", ""] if settings else []
     named = {k: v for k, v in record.items() if isinstance(v, dict) and not is_keyed(v) and shown(k, v)}
     if named:
@@ -143,37 +146,48 @@ def delivered_findings(record: Record) -> list[str]:
     rows = [r for r in record["rows"] if r["schedule"] != "no-cache"]
     eff = [r["transformer_efficiency"] for r in rows]
     best = max(rows, key=lambda r: r["measured_end_to_end_speedup"])
-    return [f"- Transformer-only, the schedules deliver {min(eff):.2f} to {max(eff):.2f} of their MAC speedup "
-            f"(every step still pays the embeddings, gates and residual adds, which MACs barely count).",
-            f"- Fastest end to end: `{best['schedule']}`, {x(best['measured_end_to_end_speedup'])} measured "
-            f"({x(best['mac_speedup'])} MAC); time outside the transformer was "
-            f"{record['outside_transformer_s']:.3f} s per call, which bounds every end-to-end speedup (Amdahl)."]
+    return [
+        f"- Transformer-only, the schedules deliver {min(eff):.2f} to {max(eff):.2f} of their MAC speedup "
+        f"(every step still pays the embeddings, gates and residual adds, which MACs barely count).",
+        f"- Fastest end to end: `{best['schedule']}`, {x(best['measured_end_to_end_speedup'])} measured "
+        f"({x(best['mac_speedup'])} MAC); time outside the transformer was "
+        f"{record['outside_transformer_s']:.3f} s per call, which bounds every end-to-end speedup (Amdahl).",
+    ]
 
 
 def overhead_findings(record: Record) -> list[str]:
     ratio = record["overhead_ratio"]
-    verdict = ("the hooks cost nothing measurable next to the model on this machine" if ratio <= 1.03
-               else f"the hooks cost about {pct(ratio - 1)} of a plain call on this machine")
-    return [f"- All-recompute under ecad / plain pipeline, median over {record['repeats']} interleaved repeats: "
-            f"{ratio:.3f} (pairwise median {record['pairwise_ratio_median']:.3f}): {verdict}."]
+    verdict = (
+        "the hooks cost nothing measurable next to the model on this machine"
+        if ratio <= 1.03
+        else f"the hooks cost about {pct(ratio - 1)} of a plain call on this machine"
+    )
+    return [
+        f"- All-recompute under ecad / plain pipeline, median over {record['repeats']} interleaved repeats: "
+        f"{ratio:.3f} (pairwise median {record['pairwise_ratio_median']:.3f}): {verdict}."
+    ]
 
 
 def memory_findings(record: Record) -> list[str]:
     exact = all(r["cache_bytes"] == r["formula_bytes"] for r in record["rows"])
     worst = min(r["float16_psnr_vs_float32"] for r in record["rows"])
     share = max(r["float16_cache_bytes"] / r["cache_bytes"] for r in record["rows"])
-    return [f"- The cache held {'exactly' if exact else 'not exactly'} what the formula predicts; a float16 cache "
-            f"holds {pct(share)} of it, with images at least {worst:.1f} dB PSNR from float32 caching."]
+    return [
+        f"- The cache held {'exactly' if exact else 'not exactly'} what the formula predicts; a float16 cache "
+        f"holds {pct(share)} of it, with images at least {worst:.1f} dB PSNR from float32 caching."
+    ]
 
 
 def cost_fidelity_findings(record: Record) -> list[str]:
     s = record["summary"]
-    return [f"- `macs`: measured / predicted median {s['macs']['median']:.2f}, {pct(s['macs']['within_10_percent'])} "
-            f"of schedules within 10%" + (": MACs under-price what every step pays whatever the schedule."
-                                           if s["macs"]["median"] > 1 else "."),
-            f"- `latency` (relative to its own no-cache prediction): median {s['latency_relative']['median']:.2f}, "
-            f"{pct(s['latency_relative']['within_10_percent'])} within 10%, worst "
-            f"{s['latency_relative']['max']:.2f}: use `--cost latency` when measured time is what matters."]
+    return [
+        f"- `macs`: measured / predicted median {s['macs']['median']:.2f}, {pct(s['macs']['within_10_percent'])} "
+        f"of schedules within 10%"
+        + (": MACs under-price what every step pays whatever the schedule." if s["macs"]["median"] > 1 else "."),
+        f"- `latency` (relative to its own no-cache prediction): median {s['latency_relative']['median']:.2f}, "
+        f"{pct(s['latency_relative']['within_10_percent'])} within 10%, worst "
+        f"{s['latency_relative']['max']:.2f}: use `--cost latency` when measured time is what matters.",
+    ]
 
 
 def peers_findings(record: Record) -> list[str]:
@@ -182,15 +196,18 @@ def peers_findings(record: Record) -> list[str]:
     ecad = [r for r in record["rows"] if r["family"] == "ecad"]
     peers = [r for r in rows if r["family"] not in ("ecad", "fora")]
     best_peer = max(peers, key=lambda r: r["match_rate"] + (r["speedup"] > 1.5))
-    return [f"- ecad's evaluated front points run {x(min(r['speedup'] for r in ecad))} to "
-            f"{x(max(r['speedup'] for r in ecad))} measured; the fastest peer setting "
-            f"{x(max(r['speedup'] for r in peers))}.",
-            f"- Against the nearest ecad point in measured speed (paired 95% interval over the same captions), ecad "
-            f"wins against {len(by['win'])} rows, ties {len(by['tie'])} and **loses against {len(by['loss'])}**: "
-            + ", ".join(f"`{n}`" for n in by["loss"]) + ". Those are mild settings that keep no caching's quality "
-            f"at low speedups, where this front has no learned point (e.g. `{best_peer['name']}`: "
-            f"{pct(best_peer['match_rate'])} at {x(best_peer['speedup'])} measured). If you need only a small "
-            f"speedup at no loss, such a method (or a front point from a search with a milder `--max-loss`) serves."]
+    return [
+        f"- ecad's evaluated front points run {x(min(r['speedup'] for r in ecad))} to "
+        f"{x(max(r['speedup'] for r in ecad))} measured; the fastest peer setting "
+        f"{x(max(r['speedup'] for r in peers))}.",
+        f"- Against the nearest ecad point in measured speed (paired 95% interval over the same captions), ecad "
+        f"wins against {len(by['win'])} rows, ties {len(by['tie'])} and **loses against {len(by['loss'])}**: "
+        + ", ".join(f"`{n}`" for n in by["loss"])
+        + ". Those are mild settings that keep no caching's quality "
+        f"at low speedups, where this front has no learned point (e.g. `{best_peer['name']}`: "
+        f"{pct(best_peer['match_rate'])} at {x(best_peer['speedup'])} measured). If you need only a small "
+        f"speedup at no loss, such a method (or a front point from a search with a milder `--max-loss`) serves.",
+    ]
 
 
 def dominance_findings(record: Record) -> list[str]:
@@ -199,25 +216,33 @@ def dominance_findings(record: Record) -> list[str]:
     fora = [r for r in record["rows"] if r["schedule"].startswith("fora")]
     lines = [f"- No caching keeps {pct(nocache['heldout_matching'])} of the held-out captions matching."]
     if best:
-        lines.append(f"- Best front point keeping at least 75%: `{best['schedule']}`, {pct(best['heldout_matching'])} "
-                     f"held-out at {x(best['mac_speedup'])} MAC / {x(best['measured_end_to_end_speedup'])} measured "
-                     f"end to end.")
-    lines += [f"- `{r['schedule']}`: {pct(r['heldout_matching'])} at {x(r['measured_end_to_end_speedup'])} measured."
-              for r in fora]
+        lines.append(
+            f"- Best front point keeping at least 75%: `{best['schedule']}`, {pct(best['heldout_matching'])} "
+            f"held-out at {x(best['mac_speedup'])} MAC / {x(best['measured_end_to_end_speedup'])} measured "
+            f"end to end."
+        )
+    lines += [
+        f"- `{r['schedule']}`: {pct(r['heldout_matching'])} at {x(r['measured_end_to_end_speedup'])} measured."
+        for r in fora
+    ]
     return lines
 
 
 def demo_time_findings(record: Record) -> list[str]:
-    return [f"- `ecad --help` median {record['help_median_s']:.2f} s; `ecad demo` median {record['demo_median_s']:.0f}"
-            f" s on {record['cpu_count']} CPU cores (a fresh process each)."]
+    return [
+        f"- `ecad --help` median {record['help_median_s']:.2f} s; `ecad demo` median {record['demo_median_s']:.0f}"
+        f" s on {record['cpu_count']} CPU cores (a fresh process each)."
+    ]
 
 
 def forecast_findings(record: Record) -> list[str]:
     two, three = record["summary"]["two-action"], record["summary"]["three-action"]
     better = "two" if two["heldout_hypervolume"] >= three["heldout_hypervolume"] else "three"
-    return [f"- Held-out hypervolume: two actions {two['heldout_hypervolume']:.3f}, three actions "
-            f"{three['heldout_hypervolume']:.3f}: on this model the {better}-action search is ahead; forecasting "
-            f"costs the search more than it gives at {record['steps']} steps."]
+    return [
+        f"- Held-out hypervolume: two actions {two['heldout_hypervolume']:.3f}, three actions "
+        f"{three['heldout_hypervolume']:.3f}: on this model the {better}-action search is ahead; forecasting "
+        f"costs the search more than it gives at {record['steps']} steps."
+    ]
 
 
 def efficiency_findings(record: Record) -> list[str]:
@@ -225,16 +250,21 @@ def efficiency_findings(record: Record) -> list[str]:
     for seed in record["seeds"]:
         for name, run in seed.items():
             if isinstance(run, dict) and "fraction_of_paper_total" in run and run["fraction_of_paper_total"]:
-                out.append(f"- seed {seed['seed']}, `{name}`: reaches paper's final held-out hypervolume with "
-                           f"{pct(run['fraction_of_paper_total'])} of paper's image-equivalents and ends at "
-                           f"{run['final_heldout_hv']:.3f} (paper {seed['paper_final_heldout_hv']:.3f}).")
+                out.append(
+                    f"- seed {seed['seed']}, `{name}`: reaches paper's final held-out hypervolume with "
+                    f"{pct(run['fraction_of_paper_total'])} of paper's image-equivalents and ends at "
+                    f"{run['final_heldout_hv']:.3f} (paper {seed['paper_final_heldout_hv']:.3f})."
+                )
     return out
 
 
 def compiled_rows(record: Record) -> Record:
     """``results[mode][schedule]`` as one row per (mode, schedule)."""
-    rows = [{"mode": mode, "schedule": name, **cell} for mode, cells in record["results"].items()
-            for name, cell in cells.items()]
+    rows = [
+        {"mode": mode, "schedule": name, **cell}
+        for mode, cells in record["results"].items()
+        for name, cell in cells.items()
+    ]
     return {**{k: v for k, v in record.items() if k != "results"}, "rows": rows}
 
 
@@ -244,39 +274,64 @@ def compiled_findings(record: Record) -> list[str]:
     ours = [(mode, name, cell) for mode, name, cell in cells if not name.startswith("fbcache")]
     breaks = sum(cell["graph_breaks"] for _, _, cell in ours)
     again = sum(cell["recompiles_second_generation"] for _, _, cell in ours)
-    lines = [f"- ecad: graph breaks {breaks} and graphs compiled by a second generation {again}, over all "
-             f"{len(ours)} (mode, schedule) cells, with `fullgraph=True` ({record.get('backend', 'inductor')})."]
+    lines = [
+        f"- ecad: graph breaks {breaks} and graphs compiled by a second generation {again}, over all "
+        f"{len(ours)} (mode, schedule) cells, with `fullgraph=True` ({record.get('backend', 'inductor')})."
+    ]
     eager_call = results["eager"]["no-cache"]["median_replay_call_us"] if "eager" in results else None
     for mode, named in results.items():
-        scheduled = [(name, cell) for name, cell in named.items()
-                     if name.startswith(("fora:", "paper/")) and cell.get("mac_speedup")]
-        speedups = ", ".join(f"`{name}` {x(cell['measured_speedup_vs_same_mode_uncached'])} "
-                             f"({x(cell['mac_speedup'])} MAC)" for name, cell in scheduled)
+        scheduled = [
+            (name, cell)
+            for name, cell in named.items()
+            if name.startswith(("fora:", "paper/")) and cell.get("mac_speedup")
+        ]
+        speedups = ", ".join(
+            f"`{name}` {x(cell['measured_speedup_vs_same_mode_uncached'])} ({x(cell['mac_speedup'])} MAC)"
+            for name, cell in scheduled
+        )
         uncached = named["no-cache"]
-        versus = (f"; its uncached call {uncached['median_replay_call_us']:.0f} us against eager's {eager_call:.0f} "
-                  "us (a separate pass, not interleaved)" if mode != "eager" and eager_call else "")
+        versus = (
+            f"; its uncached call {uncached['median_replay_call_us']:.0f} us against eager's {eager_call:.0f} "
+            "us (a separate pass, not interleaved)"
+            if mode != "eager" and eager_call
+            else ""
+        )
         lines.append(f"- {mode}: measured against the same mode's uncached model, {speedups}{versus}.")
         if scheduled:
             deliveries = [cell["delivery_measured_over_mac"] for _, cell in scheduled]
-            lines.append(f"- {mode}: delivery (measured / MAC speedup) {min(deliveries):.2f} to "
-                         f"{max(deliveries):.2f} over these schedules.")
+            lines.append(
+                f"- {mode}: delivery (measured / MAC speedup) {min(deliveries):.2f} to "
+                f"{max(deliveries):.2f} over these schedules."
+            )
         if "all-recompute" in named:
             recompute = named["all-recompute"]
             overhead = recompute["median_generation_s"] / uncached["median_generation_s"] - 1
-            faults = (f"; minor page faults per generation, median: {statistics.median(recompute['minor_faults']):.0f} against "
-                      f"{statistics.median(uncached['minor_faults']):.0f} uncached" if "minor_faults" in recompute else "")
+            faults = (
+                "; minor page faults per generation, median: "
+                f"{statistics.median(recompute['minor_faults']):.0f} against "
+                f"{statistics.median(uncached['minor_faults']):.0f} uncached"
+                if "minor_faults" in recompute
+                else ""
+            )
             lines.append(f"- {mode}: all-recompute costs {overhead:+.1%} against no cache{faults}.")
         if "all-replay" in named:
-            lines.append(f"- {mode}: a step that replays everything costs "
-                         f"{named['all-replay']['median_replay_call_us'] / uncached['median_replay_call_us']:.1%} "
-                         "of an uncached step (median calls after the first).")
+            lines.append(
+                f"- {mode}: a step that replays everything costs "
+                f"{named['all-replay']['median_replay_call_us'] / uncached['median_replay_call_us']:.1%} "
+                "of an uncached step (median calls after the first)."
+            )
         for name, cell in named.items():
             if name.startswith("fbcache"):
-                lines.append(f"- {mode}: diffusers' First Block Cache (`{name}`, `fullgraph=False`) "
-                             f"{x(cell['measured_speedup_vs_same_mode_uncached'])} measured, with "
-                             f"{cell['graph_breaks']} graph breaks.")
-    losses = [f"`{mode}` `{name}` {x(cell['measured_speedup_vs_same_mode_uncached'])}"
-              for mode, name, cell in ours if cell["measured_speedup_vs_same_mode_uncached"] < 0.98]
+                lines.append(
+                    f"- {mode}: diffusers' First Block Cache (`{name}`, `fullgraph=False`) "
+                    f"{x(cell['measured_speedup_vs_same_mode_uncached'])} measured, with "
+                    f"{cell['graph_breaks']} graph breaks."
+                )
+    losses = [
+        f"`{mode}` `{name}` {x(cell['measured_speedup_vs_same_mode_uncached'])}"
+        for mode, name, cell in ours
+        if cell["measured_speedup_vs_same_mode_uncached"] < 0.98
+    ]
     if losses:
         lines.append("- Slower than the same mode's uncached model: " + ", ".join(losses) + ".")
     return lines
@@ -290,140 +345,233 @@ def gpu_status() -> str:
 
 
 def ray_findings(record: Record) -> list[str]:
-    return [f"- {record['workers_1']['per_second']:.2f} candidates/s with one worker, "
-            f"{record['workers_2']['per_second']:.2f} with two ({x(record['ratio_2_over_1'])})."]
+    return [
+        f"- {record['workers_1']['per_second']:.2f} candidates/s with one worker, "
+        f"{record['workers_2']['per_second']:.2f} with two ({x(record['ratio_2_over_1'])})."
+    ]
 
 
 BENCHMARKS = (
-    Benchmark("delivered", "Delivered speedup",
-              "Each schedule (FORA, random densities, searched fronts) against no caching on the same pipeline, timed "
-              "in interleaved round-robin repeats in one process: the measured transformer-only and end-to-end "
-              "speedups next to the MAC speedup the cost model predicts and the Amdahl bound from the measured time "
-              "outside the transformer. Speedups here are **measured** unless labelled MAC.",
-              "`transformer_efficiency` is measured transformer speedup / MAC speedup. It is below 1 because a step "
-              "in which every component replays is not free (gates, residual adds, embeddings); it falls as "
-              "schedules get sparser. Rely on measured numbers for a deployment decision, and on `--cost latency` in "
-              "the search when you want the front in time rather than MACs. The record with `compile` set was timed "
-              "under an earlier runtime in which every hooked component was a graph break; for compiled timings of "
-              "the current runtime see [Compiled runtime](compiled.md).", delivered_findings),
-    Benchmark("peers", "Against other caches",
-              "ecad's searched front against the caches users already run (diffusers' First Block Cache, PAB, "
-              "FasterCache, TaylorSeer, MagCache; cache-dit's DBCache) and FORA, through one `ecad eval` on held-out "
-              "captions: quality is tiny-reward's share judged matching (**held-out**), speedups are **measured** "
-              "(whole pipeline call, interleaved rounds) and **MAC** (executed MACs counted while generating).",
-              "Each peer row is compared with the ecad front point nearest to it in speed; `verdict` is win, tie or "
-              "loss by the paired 95% interval of the difference.", peers_findings, "peers.png",
-              ("source", "tiny_reward", "nearest_ecad_by_macs_speedup", "nearest_ecad_by_speedup.macs_speedup",
-               "nearest_ecad_by_speedup.match_rate")),
-    Benchmark("search_dominance", "Does the search beat the heuristics?",
-              "A search's front on the training captions (**calibration**) re-scored on held-out captions it never "
-              "saw (**held-out**), with 95% Wilson intervals and the paired difference to no caching, and each "
-              "point timed end to end (**measured**).",
-              "Calibration quality overstates held-out quality for the sparsest points: pick on held-out numbers "
-              "(`ecad eval`). Records are listed newest first; each is its own search.", dominance_findings),
-    Benchmark("search_efficiency", "Search cost: paper, fast and race",
-              "The paper's search against `--strategy race` (and variants) per seed in one process: each run's front "
-              "is re-scored on held-out captions after every generation, so hypervolume can be compared at equal "
-              "compute (image-equivalents: one uncached image at the calibration call).",
-              "Racing reaches the paper search's final held-out front with a fraction of its compute; the fraction "
-              "depends on the calibration set and was measured on tiny-shapes only.", efficiency_findings,
-              "search_efficiency.png"),
-    Benchmark("cost_fidelity", "Which cost predicts time?",
-              "For FORA, component intervals, TGATE, Delta-DiT, random densities and searched fronts: measured "
-              "transformer seconds divided by each cost objective's prediction (`macs`: no-cache time scaled by the "
-              "MAC fraction; `latency`: the latency table measured on the device).",
-              "A ratio of 1 is a perfect prediction.", cost_fidelity_findings),
-    Benchmark("overhead", "Runtime overhead",
-              "An all-recompute schedule under ecad's hooks against the plain pipeline, interleaved in one process.",
-              "Ratios near 1 mean the hooks themselves cost nothing measurable.", overhead_findings),
-    Benchmark("memory", "Cache memory",
-              "Bytes the cache holds after a generation against the formula passes x sum of output sizes x element "
-              "size, and the effect of a float16 cache on the images.",
-              "Budget the cache with `handle.cache_bytes()` and the formula in the runtime guide.", memory_findings),
-    Benchmark("compiled", "Compiled runtime",
-              "The transformer eager, compiled whole and compiled regional (`ecad.compile_transformer`, "
-              "`fullgraph=True`), each under no cache and cache schedules, in a pipeline's denoising loop (its "
-              "scheduler drives ecad's step clock) and timed without text encoding and decoding: graph breaks, "
-              "graphs compiled, graphs compiled again by a second generation, compile seconds, the median call after "
-              "the first (`median_replay_call_us`; all-replay: a step that replays everything) and the **measured** "
-              "speedup against the *same mode's* uncached model, next to the **MAC** speedup. Within a mode the "
-              "schedules run in interleaved rounds; the modes run one after another, so compare absolute times "
-              "across modes loosely (a wide spread in a row means other work shared the machine). `stand-in` is a 28-block PixArt with tiny tensors, where the host is the limit "
-              "(as on a GPU at small batch). `python_per_call` counts what ecad's runtime runs in Python in one call. "
-              "`benchmarks/gpu.sh` runs the same benchmark on a GPU (PixArt-XL-2 at 256 and 1024 px, FLUX.1-dev "
-              "at 1024 px, bfloat16, eager, regional, and whole with CUDA graphs). " + gpu_status(),
-              "On tiny-shapes a schedule keeps, compiled, about the speedup it has eager against the same mode's "
-              "uncached model, and nothing recompiles. Where ecad loses: steps that recompute also keep every output "
-              "for later replays, so an all-recompute schedule is slower than no cache eager, and on the host-bound "
-              "stand-in compiled whole it is far slower and FORA-3 keeps little of its MAC speedup (the earlier "
-              "run); a step that replays everything is not free (modulation, gates, residual adds), so delivery "
-              "falls as schedules get sparser; and on this CPU compiling did not make the uncached tiny-shapes "
-              "model faster than eager. These are CPU numbers: time your own model on your device, compiled and "
-              "not, before you choose.",
-              compiled_findings, reshape=compiled_rows),
-    Benchmark("forecast", "Forecasting: two actions against three",
-              "The same search with actions reuse/recompute and with forecast added, every front point and the FORA "
-              "and TaylorSeer baselines re-scored on held-out captions (**held-out**; speedups are **MAC**).",
-              "`--actions reuse,forecast` is offered, not the default: on tiny-shapes forecasting loses to reuse.",
-              forecast_findings),
-    Benchmark("demo_time", "Time of the main job",
-              "`ecad --help` and `ecad demo` end to end, each a fresh process.",
-              "The demo's search is small on purpose; a real search is hours on a GPU (see the your-own-model "
-              "guide).", demo_time_findings),
-    Benchmark("first_candidate", "The search's first candidate",
-              "Seconds of the first search candidates with and without the warm-up call before the first one.",
-              "`first_over_rest` > 1: the first candidate still pays one-time costs, which the ETA leaves out."),
-    Benchmark("ray_throughput", "Ray throughput",
-              "Candidates per second with one and two Ray workers on the same machine.",
-              "Throughput grows with workers; on GPUs use one worker per GPU.", ray_findings),
-    Benchmark("surrogate_screening", "Surrogate ranking (measured before building --screen)",
-              "Ridge regression from schedule bits to quality, fitted on earlier evaluations: Spearman rank "
-              "correlation with measured quality on held-back evaluations, against the cost fraction alone.",
-              "The ranking is only slightly better than cost alone; `--screen` exists but did not help a search on "
-              "tiny-shapes."),
-    Benchmark("race_rungs", "A second racing rung (estimate)",
-              "Replays a second successive-halving rung on completed race runs' own trajectories: candidates it "
-              "would have cut, compute saved, and final-front schedules it would have lost. No images generated.",
-              "A second rung saves some compute but cuts final-front schedules, so it is not built."),
-    Benchmark("proxy_correlation", "A cheap quality proxy (measured before building)",
-              "Latent error against the uncached trajectory as a stand-in for the metric: rank correlation with "
-              "tiny-reward on rows it did not see, and a leave-one-out replay of a race that uses it.",
-              "The proxy rejects fewer candidates than the metric's own first stage, so it is not in the search."),
+    Benchmark(
+        "delivered",
+        "Delivered speedup",
+        "Each schedule (FORA, random densities, searched fronts) against no caching on the same pipeline, timed "
+        "in interleaved round-robin repeats in one process: the measured transformer-only and end-to-end "
+        "speedups next to the MAC speedup the cost model predicts and the Amdahl bound from the measured time "
+        "outside the transformer. Speedups here are **measured** unless labelled MAC.",
+        "`transformer_efficiency` is measured transformer speedup / MAC speedup. It is below 1 because a step "
+        "in which every component replays is not free (gates, residual adds, embeddings); it falls as "
+        "schedules get sparser. Rely on measured numbers for a deployment decision, and on `--cost latency` in "
+        "the search when you want the front in time rather than MACs. The record with `compile` set was timed "
+        "under an earlier runtime in which every hooked component was a graph break; for compiled timings of "
+        "the current runtime see [Compiled runtime](compiled.md).",
+        delivered_findings,
+    ),
+    Benchmark(
+        "peers",
+        "Against other caches",
+        "ecad's searched front against the caches users already run (diffusers' First Block Cache, PAB, "
+        "FasterCache, TaylorSeer, MagCache; cache-dit's DBCache) and FORA, through one `ecad eval` on held-out "
+        "captions: quality is tiny-reward's share judged matching (**held-out**), speedups are **measured** "
+        "(whole pipeline call, interleaved rounds) and **MAC** (executed MACs counted while generating).",
+        "Each peer row is compared with the ecad front point nearest to it in speed; `verdict` is win, tie or "
+        "loss by the paired 95% interval of the difference.",
+        peers_findings,
+        "peers.png",
+        (
+            "source",
+            "tiny_reward",
+            "nearest_ecad_by_macs_speedup",
+            "nearest_ecad_by_speedup.macs_speedup",
+            "nearest_ecad_by_speedup.match_rate",
+        ),
+    ),
+    Benchmark(
+        "search_dominance",
+        "Does the search beat the heuristics?",
+        "A search's front on the training captions (**calibration**) re-scored on held-out captions it never "
+        "saw (**held-out**), with 95% Wilson intervals and the paired difference to no caching, and each "
+        "point timed end to end (**measured**).",
+        "Calibration quality overstates held-out quality for the sparsest points: pick on held-out numbers "
+        "(`ecad eval`). Records are listed newest first; each is its own search.",
+        dominance_findings,
+    ),
+    Benchmark(
+        "search_efficiency",
+        "Search cost: paper, fast and race",
+        "The paper's search against `--strategy race` (and variants) per seed in one process: each run's front "
+        "is re-scored on held-out captions after every generation, so hypervolume can be compared at equal "
+        "compute (image-equivalents: one uncached image at the calibration call).",
+        "Racing reaches the paper search's final held-out front with a fraction of its compute; the fraction "
+        "depends on the calibration set and was measured on tiny-shapes only.",
+        efficiency_findings,
+        "search_efficiency.png",
+    ),
+    Benchmark(
+        "cost_fidelity",
+        "Which cost predicts time?",
+        "For FORA, component intervals, TGATE, Delta-DiT, random densities and searched fronts: measured "
+        "transformer seconds divided by each cost objective's prediction (`macs`: no-cache time scaled by the "
+        "MAC fraction; `latency`: the latency table measured on the device).",
+        "A ratio of 1 is a perfect prediction.",
+        cost_fidelity_findings,
+    ),
+    Benchmark(
+        "overhead",
+        "Runtime overhead",
+        "An all-recompute schedule under ecad's hooks against the plain pipeline, interleaved in one process.",
+        "Ratios near 1 mean the hooks themselves cost nothing measurable.",
+        overhead_findings,
+    ),
+    Benchmark(
+        "memory",
+        "Cache memory",
+        "Bytes the cache holds after a generation against the formula passes x sum of output sizes x element "
+        "size, and the effect of a float16 cache on the images.",
+        "Budget the cache with `handle.cache_bytes()` and the formula in the runtime guide.",
+        memory_findings,
+    ),
+    Benchmark(
+        "compiled",
+        "Compiled runtime",
+        "The transformer eager, compiled whole and compiled regional (`ecad.compile_transformer`, "
+        "`fullgraph=True`), each under no cache and cache schedules, in a pipeline's denoising loop (its "
+        "scheduler drives ecad's step clock) and timed without text encoding and decoding: graph breaks, "
+        "graphs compiled, graphs compiled again by a second generation, compile seconds, the median call after "
+        "the first (`median_replay_call_us`; all-replay: a step that replays everything) and the **measured** "
+        "speedup against the *same mode's* uncached model, next to the **MAC** speedup. Within a mode the "
+        "schedules run in interleaved rounds; the modes run one after another, so compare absolute times "
+        "across modes loosely (a wide spread in a row means other work shared the machine). `stand-in` is a "
+        "28-block PixArt with tiny tensors, where the host is the limit "
+        "(as on a GPU at small batch). `python_per_call` counts what ecad's runtime runs in Python in one call. "
+        "`benchmarks/gpu.sh` runs the same benchmark on a GPU (PixArt-XL-2 at 256 and 1024 px, FLUX.1-dev "
+        "at 1024 px, bfloat16, eager, regional, and whole with CUDA graphs). " + gpu_status(),
+        "On tiny-shapes a schedule keeps, compiled, about the speedup it has eager against the same mode's "
+        "uncached model, and nothing recompiles. Where ecad loses: steps that recompute also keep every output "
+        "for later replays, so an all-recompute schedule is slower than no cache eager, and on the host-bound "
+        "stand-in compiled whole it is far slower and FORA-3 keeps little of its MAC speedup (the earlier "
+        "run); a step that replays everything is not free (modulation, gates, residual adds), so delivery "
+        "falls as schedules get sparser; and on this CPU compiling did not make the uncached tiny-shapes "
+        "model faster than eager. These are CPU numbers: time your own model on your device, compiled and "
+        "not, before you choose.",
+        compiled_findings,
+        reshape=compiled_rows,
+    ),
+    Benchmark(
+        "forecast",
+        "Forecasting: two actions against three",
+        "The same search with actions reuse/recompute and with forecast added, every front point and the FORA "
+        "and TaylorSeer baselines re-scored on held-out captions (**held-out**; speedups are **MAC**).",
+        "`--actions reuse,forecast` is offered, not the default: on tiny-shapes forecasting loses to reuse.",
+        forecast_findings,
+    ),
+    Benchmark(
+        "demo_time",
+        "Time of the main job",
+        "`ecad --help` and `ecad demo` end to end, each a fresh process.",
+        "The demo's search is small on purpose; a real search is hours on a GPU (see the your-own-model guide).",
+        demo_time_findings,
+    ),
+    Benchmark(
+        "first_candidate",
+        "The search's first candidate",
+        "Seconds of the first search candidates with and without the warm-up call before the first one.",
+        "`first_over_rest` > 1: the first candidate still pays one-time costs, which the ETA leaves out.",
+    ),
+    Benchmark(
+        "ray_throughput",
+        "Ray throughput",
+        "Candidates per second with one and two Ray workers on the same machine.",
+        "Throughput grows with workers; on GPUs use one worker per GPU.",
+        ray_findings,
+    ),
+    Benchmark(
+        "surrogate_screening",
+        "Surrogate ranking (measured before building --screen)",
+        "Ridge regression from schedule bits to quality, fitted on earlier evaluations: Spearman rank "
+        "correlation with measured quality on held-back evaluations, against the cost fraction alone.",
+        "The ranking is only slightly better than cost alone; `--screen` exists but did not help a search on "
+        "tiny-shapes.",
+    ),
+    Benchmark(
+        "race_rungs",
+        "A second racing rung (estimate)",
+        "Replays a second successive-halving rung on completed race runs' own trajectories: candidates it "
+        "would have cut, compute saved, and final-front schedules it would have lost. No images generated.",
+        "A second rung saves some compute but cuts final-front schedules, so it is not built.",
+    ),
+    Benchmark(
+        "proxy_correlation",
+        "A cheap quality proxy (measured before building)",
+        "Latent error against the uncached trajectory as a stand-in for the metric: rank correlation with "
+        "tiny-reward on rows it did not see, and a leave-one-out replay of a race that uses it.",
+        "The proxy rejects fewer candidates than the metric's own first stage, so it is not in the search.",
+    ),
 )
 
 
 def benchmark_page(bench: Benchmark, records: list[Record]) -> str:
     newest = records[-1]
-    lines = [f"# {bench.title}", "", f"*Generated from `benchmarks/results/{bench.name}.jsonl` by "
-             "`scripts/docs_pages.py`; rerun the benchmark with `--save` and regenerate.*", "",
-             "## What is measured", "", bench.what, "", f"Script: `benchmarks/{bench.name}.py`.", "",
-             "## What it means for you", "", bench.reading, ""]
+    lines = [
+        f"# {bench.title}",
+        "",
+        f"*Generated from `benchmarks/results/{bench.name}.jsonl` by "
+        "`scripts/docs_pages.py`; rerun the benchmark with `--save` and regenerate.*",
+        "",
+        "## What is measured",
+        "",
+        bench.what,
+        "",
+        f"Script: `benchmarks/{bench.name}.py`.",
+        "",
+        "## What it means for you",
+        "",
+        bench.reading,
+        "",
+    ]
     if bench.findings:
-        lines += [f"From the newest run ({newest['date']}, {newest['device']}, {newest['threads']} threads):", "",
-                  *bench.findings(newest), ""]
+        lines += [
+            f"From the newest run ({newest['date']}, {newest['device']}, {newest['threads']} threads):",
+            "",
+            *bench.findings(newest),
+            "",
+        ]
     if bench.image:
         lines += [f"![{bench.title}]({bench.image})", ""]
     for number, record in enumerate(reversed(records)):
         label = "Newest run" if number == 0 else f"Earlier run {len(records) - number} of {len(records)}"
-        lines += [f"## {label}: {record['date']}", "",
-                  f"Machine: {record['device']}, {record['threads']} threads, torch {record['torch']}, diffusers "
-                  f"{record['diffusers']}.", "", *render_record(bench.reshape(record) if bench.reshape else record,
-                                                                 bench.drop)]
+        lines += [
+            f"## {label}: {record['date']}",
+            "",
+            f"Machine: {record['device']}, {record['threads']} threads, torch {record['torch']}, diffusers "
+            f"{record['diffusers']}.",
+            "",
+            *render_record(bench.reshape(record) if bench.reshape else record, bench.drop),
+        ]
     return "\n".join(lines).rstrip() + "\n"
 
 
 def benchmark_pages() -> dict[Path, bytes]:
     pages: dict[Path, bytes] = {}
-    index = ["# Benchmarks", "", "Every page is generated from the results files in `benchmarks/results/`. Each says "
-             "what was measured, on which machine and with which settings. Speedups are labelled **MAC** (a ratio of "
-             "counted multiply-accumulates) or **measured** (timed); quality numbers are **calibration** (the prompts a "
-             "search scored) or **held-out** (prompts it never saw). All were measured on CPU with the embedded "
-             "`tiny-shapes` model unless a page says otherwise.", "", "| benchmark | newest run | machine |", "|---|---|---|"]
+    index = [
+        "# Benchmarks",
+        "",
+        "Every page is generated from the results files in `benchmarks/results/`. Each says "
+        "what was measured, on which machine and with which settings. Speedups are labelled **MAC** (a ratio of "
+        "counted multiply-accumulates) or **measured** (timed); quality numbers are **calibration** (the prompts a "
+        "search scored) or **held-out** (prompts it never saw). All were measured on CPU with the embedded "
+        "`tiny-shapes` model unless a page says otherwise.",
+        "",
+        "| benchmark | newest run | machine |",
+        "|---|---|---|",
+    ]
     for bench in BENCHMARKS:
         records = [json.loads(line) for line in (RESULTS / f"{bench.name}.jsonl").read_text().splitlines() if line]
         pages[DOCS / "benchmarks" / f"{bench.name}.md"] = benchmark_page(bench, records).encode()
-        index.append(f"| [{bench.title}]({bench.name}.md) | {records[-1]['date']} | {records[-1]['device']}, "
-                     f"{records[-1]['threads']} threads |")
+        index.append(
+            f"| [{bench.title}]({bench.name}.md) | {records[-1]['date']} | {records[-1]['device']}, "
+            f"{records[-1]['threads']} threads |"
+        )
         if bench.image:
             pages[DOCS / "benchmarks" / bench.image] = (RESULTS / bench.image).read_bytes()
     pages[DOCS / "benchmarks" / "index.md"] = ("\n".join(index) + "\n").encode()
@@ -446,20 +594,26 @@ def headline_table(pages: str) -> str:
     rows = {r["schedule"]: r for r in dominance["rows"]}
     best = dominance["best_at_75_percent"]
     uncached = next(r for r in peers["rows"] if r["family"] == "no-cache")
-    mild = [r for r in peers["rows"] if r["family"] not in ("ecad", "fora", "no-cache")
-            and r["vs_no_cache"]["low"] <= 0 <= r["vs_no_cache"]["high"]]
+    mild = [
+        r
+        for r in peers["rows"]
+        if r["family"] not in ("ecad", "fora", "no-cache") and r["vs_no_cache"]["low"] <= 0 <= r["vs_no_cache"]["high"]
+    ]
     peer = max(mild, key=lambda r: r["speedup"])
 
     def run(record: Record) -> str:
         return f"{record['device']} CPU, {record['threads']} threads, {record['date']}"
 
     def line(name: str, row: Record, record: Record, page: str) -> str:
-        return (f"| {name} | {pct(row['heldout_matching'])} | {x(row['mac_speedup'])} | "
-                f"{x(row['measured_end_to_end_speedup'])} | [{run(record)}]({pages}/{page}.md) |")
+        return (
+            f"| {name} | {pct(row['heldout_matching'])} | {x(row['mac_speedup'])} | "
+            f"{x(row['measured_end_to_end_speedup'])} | [{run(record)}]({pages}/{page}.md) |"
+        )
 
     lines = [
         "| schedule on tiny-shapes (20 steps, 64 px, batch 8) | held-out quality: share judged matching | MAC "
-        "speedup | measured speedup, end to end | machine, date |", "|---|---|---|---|---|",
+        "speedup | measured speedup, end to end | machine, date |",
+        "|---|---|---|---|---|",
         line("no caching", rows["no-cache"], dominance, "search_dominance"),
         line(f"ecad search (`{best['schedule']}`, best at >= 75% held-out)", best, dominance, "search_dominance"),
         line("FORA N=2 (recompute every 2nd step)", rows["fora-2"], dominance, "search_dominance"),
@@ -485,14 +639,29 @@ def cli_page() -> bytes:
 
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    lines = ["# Command line", "", "*Generated from ecad's argparse parsers by `scripts/docs_pages.py`; `ecad COMMAND "
-             "--help` prints the same.*", "", "Every bad input is one line on stderr naming the problem and the fix, "
-             "and exit code 1; Ctrl-C exits with 130.", ""]
+    lines = [
+        "# Command line",
+        "",
+        "*Generated from ecad's argparse parsers by `scripts/docs_pages.py`; `ecad COMMAND --help` prints the same.*",
+        "",
+        "Every bad input is one line on stderr naming the problem and the fix, and exit code 1; Ctrl-C exits with 130.",
+        "",
+    ]
     for name, command in sub.choices.items():
         formatter = command._get_formatter()
         usage = " ".join(command.format_usage().split())
-        lines += [f"## `ecad {name}`", "", command.description or "", "", "```text", usage, "```", "",
-                  "| option | meaning |", "|---|---|"]
+        lines += [
+            f"## `ecad {name}`",
+            "",
+            command.description or "",
+            "",
+            "```text",
+            usage,
+            "```",
+            "",
+            "| option | meaning |",
+            "|---|---|",
+        ]
         for action in command._actions:
             if isinstance(action, argparse._HelpAction):
                 continue
@@ -504,9 +673,12 @@ def cli_page() -> bytes:
 
 
 def pages() -> dict[Path, bytes]:
-    return {ROOT / "README.md": with_headline(ROOT / "README.md", "docs/benchmarks"),
-            DOCS / "index.md": with_headline(DOCS / "index.md", "benchmarks"),
-            DOCS / "reference" / "cli.md": cli_page(), **benchmark_pages()}
+    return {
+        ROOT / "README.md": with_headline(ROOT / "README.md", "docs/benchmarks"),
+        DOCS / "index.md": with_headline(DOCS / "index.md", "benchmarks"),
+        DOCS / "reference" / "cli.md": cli_page(),
+        **benchmark_pages(),
+    }
 
 
 def main() -> int:

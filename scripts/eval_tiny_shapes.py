@@ -2,9 +2,9 @@
 
 Measures, on the captions held out from training (all 496, each once; 20 steps, guidance 3): reward accuracy
 (reward > 0.5) and mean reward of uncached generations, the same for real generator renders of those captions,
-shape-FID of generated vs real images (and real vs real, the floor), seconds per image, and the same quality numbers under
-cache schedules from ecad.heuristics run by ecad's per-component runtime (ecad.enable_cache): FORA
-N = 2, 3, 4 and a mild schedule that only caches cross-attention every other step.
+shape-FID of generated vs real images (and real vs real, the floor), seconds per image, and the same quality numbers
+under cache schedules from ecad.heuristics run by ecad's per-component runtime (ecad.enable_cache): FORA N = 2, 3, 4 and
+a mild schedule that only caches cross-attention every other step.
 
     PYTHONPATH=src python scripts/eval_tiny_shapes.py --threads 2
 """
@@ -22,13 +22,16 @@ import numpy as np
 import torch
 
 import ecad
-from ecad.schedule import heuristics
-from ecad.schedule import ModelLayout
-from ecad.schedule import CacheSchedule
 from ecad.models.tiny_shapes import (
-    GUIDANCE_SCALE, PIPELINE_DIR, PIPELINE_KWARGS, load_pipeline, load_reward_model, shape_fid,
+    GUIDANCE_SCALE,
+    PIPELINE_DIR,
+    PIPELINE_KWARGS,
+    load_pipeline,
+    load_reward_model,
+    shape_fid,
 )
 from ecad.models.tiny_shapes.scenes import all_captions, layout, parse_caption, render_batch
+from ecad.schedule import CacheSchedule, ModelLayout, heuristics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,17 +39,27 @@ ROOT = Path(__file__).resolve().parents[1]
 # name -> (description, schedule builder from ecad.heuristics); None means no caching (no hooks installed).
 SCHEDULES: dict[str, tuple[str, Callable[[ModelLayout, int], CacheSchedule] | None]] = {
     "no_cache": ("no caching: the plain pipeline, no hooks", None),
-    "mild": ("heuristics.component_interval(layout, steps, 'attn2', 2): cross-attention recomputes every 2nd step, "
-             "self-attention and FF every step", lambda layout, steps: heuristics.component_interval(layout, steps, "attn2", 2)),
-    "fora_2": ("heuristics.fora(layout, steps, 2): every component recomputes every 2nd step",
-               lambda layout, steps: heuristics.fora(layout, steps, 2)),
+    "mild": (
+        "heuristics.component_interval(layout, steps, 'attn2', 2): cross-attention recomputes every 2nd step, "
+        "self-attention and FF every step",
+        lambda layout, steps: heuristics.component_interval(layout, steps, "attn2", 2),
+    ),
+    "fora_2": (
+        "heuristics.fora(layout, steps, 2): every component recomputes every 2nd step",
+        lambda layout, steps: heuristics.fora(layout, steps, 2),
+    ),
     "fora_3": ("heuristics.fora(layout, steps, 3)", lambda layout, steps: heuristics.fora(layout, steps, 3)),
     "fora_4": ("heuristics.fora(layout, steps, 4)", lambda layout, steps: heuristics.fora(layout, steps, 4)),
 }
 
 
-def generate(pipe, captions: list[str], args: argparse.Namespace, schedule: str = "no_cache",
-             counts: dict[str, int] | None = None) -> torch.Tensor:
+def generate(
+    pipe,
+    captions: list[str],
+    args: argparse.Namespace,
+    schedule: str = "no_cache",
+    counts: dict[str, int] | None = None,
+) -> torch.Tensor:
     """Images [N, 3, 64, 64] in [0, 1]; batch b uses generator seed args.seed + b, so runs are comparable.
     ``counts`` accumulates the runtime's computed / reused component calls."""
     build = SCHEDULES[schedule][1]
@@ -55,9 +68,14 @@ def generate(pipe, captions: list[str], args: argparse.Namespace, schedule: str 
         # ecad's per-component runtime; a fresh handle per call, removed again afterwards
         context = ecad.enable_cache(pipe, build(ecad.model_layout(pipe), args.steps)) if build else nullcontext()
         with context:
-            out = pipe(captions[start : start + args.batch], num_inference_steps=args.steps,
-                       guidance_scale=args.guidance, generator=torch.Generator().manual_seed(args.seed + b),
-                       output_type="pt", **PIPELINE_KWARGS)
+            out = pipe(
+                captions[start : start + args.batch],
+                num_inference_steps=args.steps,
+                guidance_scale=args.guidance,
+                generator=torch.Generator().manual_seed(args.seed + b),
+                output_type="pt",
+                **PIPELINE_KWARGS,
+            )
         if build and counts is not None:
             for key, value in context.counts.items():
                 counts[key] = counts.get(key, 0) + value
@@ -84,7 +102,9 @@ def save_grid(rows: list[str], columns: dict[str, torch.Tensor], path: Path) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(rows), len(columns), figsize=(1.9 * len(columns) + 2.6, 1.9 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), len(columns), figsize=(1.9 * len(columns) + 2.6, 1.9 * len(rows)), squeeze=False
+    )
     for c, (name, images) in enumerate(columns.items()):
         for r, text in enumerate(rows):
             ax = axes[r][c]
@@ -94,8 +114,13 @@ def save_grid(rows: list[str], columns: dict[str, torch.Tensor], path: Path) -> 
             if r == 0:
                 ax.set_title(name, fontsize=9)
             if c == 0:
-                ax.set_ylabel(text.replace(" to the", "\nto the").replace(" above", "\nabove").replace(" below", "\nbelow"),
-                              rotation=0, ha="right", va="center", fontsize=7)
+                ax.set_ylabel(
+                    text.replace(" to the", "\nto the").replace(" above", "\nabove").replace(" below", "\nbelow"),
+                    rotation=0,
+                    ha="right",
+                    va="center",
+                    fontsize=7,
+                )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -128,12 +153,21 @@ def main() -> None:
     real_reward = judge.score(real, captions)
     shuffled = captions[1:] + captions[:1]
     result: dict = {
-        "setup": {"n_heldout_captions": len(captions), "steps": args.steps, "guidance_scale": args.guidance,
-                  "threads": args.threads, "seed": args.seed, "torch": torch.__version__},
-        "real": {"accuracy": float((real_reward > 0.5).float().mean()), "mean_reward": float(real_reward.mean()),
-                 "mismatched_caption_accuracy": float((judge.score(real, shuffled) > 0.5).float().mean()),
-                 "shape_fid_real_vs_real": shape_fid(judge, real, real_again),
-                 "shape_fid_real_vs_noise": shape_fid(judge, real, torch.rand_like(real))},
+        "setup": {
+            "n_heldout_captions": len(captions),
+            "steps": args.steps,
+            "guidance_scale": args.guidance,
+            "threads": args.threads,
+            "seed": args.seed,
+            "torch": torch.__version__,
+        },
+        "real": {
+            "accuracy": float((real_reward > 0.5).float().mean()),
+            "mean_reward": float(real_reward.mean()),
+            "mismatched_caption_accuracy": float((judge.score(real, shuffled) > 0.5).float().mean()),
+            "shape_fid_real_vs_real": shape_fid(judge, real, real_again),
+            "shape_fid_real_vs_noise": shape_fid(judge, real, torch.rand_like(real)),
+        },
         "seconds_per_image": seconds_per_image(pipe, args),
         "schedules": {},
     }
@@ -145,9 +179,13 @@ def main() -> None:
         elapsed = time.perf_counter() - start
         reward = judge.score(images, captions)
         generated[name] = images
-        entry = {"description": SCHEDULES[name][0], "accuracy": float((reward > 0.5).float().mean()),
-                 "mean_reward": float(reward.mean()), "shape_fid_vs_real": shape_fid(judge, images, real),
-                 "seconds_per_image_batched": elapsed / len(captions)}
+        entry = {
+            "description": SCHEDULES[name][0],
+            "accuracy": float((reward > 0.5).float().mean()),
+            "mean_reward": float(reward.mean()),
+            "shape_fid_vs_real": shape_fid(judge, images, real),
+            "seconds_per_image_batched": elapsed / len(captions),
+        }
         if counts:
             entry["component_calls"] = counts
             entry["fraction_computed"] = counts["computed"] / max(1, counts["computed"] + counts["reused"])
@@ -161,8 +199,11 @@ def main() -> None:
     columns = {k: v for k, v in generated.items() if k in ("no_cache", "fora_2", "fora_4")}
     if columns:
         rows = np.linspace(0, len(captions) - 1, args.grid_rows).round().astype(int).tolist()  # spread over the set
-        save_grid([captions[r] for r in rows], {"real render": real[rows], **{k: v[rows] for k, v in columns.items()}},
-                  args.grid)
+        save_grid(
+            [captions[r] for r in rows],
+            {"real render": real[rows], **{k: v[rows] for k, v in columns.items()}},
+            args.grid,
+        )
 
 
 if __name__ == "__main__":

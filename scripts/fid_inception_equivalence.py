@@ -38,8 +38,12 @@ RECORDED_FEATURES = 16  # per image, in the results
 
 
 def images_of(folder: Path) -> torch.Tensor:
-    return torch.stack([torch.from_numpy(np.asarray(Image.open(f), dtype=np.float32) / 255).permute(2, 0, 1)
-                        for f in sorted(folder.glob("*.png"))])
+    return torch.stack(
+        [
+            torch.from_numpy(np.asarray(Image.open(f), dtype=np.float32) / 255).permute(2, 0, 1)
+            for f in sorted(folder.glob("*.png"))
+        ]
+    )
 
 
 def original(work: Path) -> None:
@@ -56,10 +60,16 @@ def original(work: Path) -> None:
         fid.update(fake, real=False)
         features = fid.inception((real * 255).byte())
     torch.save({"features": features}, work / "original.pt")
-    (work / "original.json").write_text(json.dumps({
-        "fid": float(fid.compute()), "torch": torch.__version__, "torchmetrics": torchmetrics.__version__,
-        "torch_fidelity": torch_fidelity.__version__,
-    }))
+    (work / "original.json").write_text(
+        json.dumps(
+            {
+                "fid": float(fid.compute()),
+                "torch": torch.__version__,
+                "torchmetrics": torchmetrics.__version__,
+                "torch_fidelity": torch_fidelity.__version__,
+            }
+        )
+    )
 
 
 def fidelity_layout() -> list:
@@ -113,12 +123,22 @@ def main() -> None:
 
     result = {
         "what": "FID Inception-v3 features and FID of torchmetrics + torch-fidelity and of ecad's port, same random "
-                "weights in torch-fidelity's file layout, same PNG images",
-        "date": time.strftime("%Y-%m-%d"), "threads": args.threads, "weight_seed": WEIGHT_SEED,
-        "real_seed": REAL_SEED, "fake_seed": FAKE_SEED, "images": IMAGES, "image_size": [HEIGHT, WIDTH],
+        "weights in torch-fidelity's file layout, same PNG images",
+        "date": time.strftime("%Y-%m-%d"),
+        "threads": args.threads,
+        "weight_seed": WEIGHT_SEED,
+        "real_seed": REAL_SEED,
+        "fake_seed": FAKE_SEED,
+        "images": IMAGES,
+        "image_size": [HEIGHT, WIDTH],
         "original": {**theirs, "features": their_features[:, :RECORDED_FEATURES].tolist()},
-        "ecad": {"fid": ours, "torch": torch.__version__, "torchmetrics": torchmetrics.__version__,
-                 "seconds": seconds, "batch_size": 4},
+        "ecad": {
+            "fid": ours,
+            "torch": torch.__version__,
+            "torchmetrics": torchmetrics.__version__,
+            "seconds": seconds,
+            "batch_size": 4,
+        },
         "fid_relative_difference": abs(ours - theirs["fid"]) / abs(theirs["fid"]),
         "max_abs_feature_difference": float((features - their_features).abs().max()),
         "feature_scale": float(their_features.abs().mean()),
@@ -126,8 +146,11 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps({k: result[k] for k in ("fid_relative_difference", "max_abs_feature_difference",
-                                             "feature_scale")}), theirs["fid"], ours)
+    print(
+        json.dumps({k: result[k] for k in ("fid_relative_difference", "max_abs_feature_difference", "feature_scale")}),
+        theirs["fid"],
+        ours,
+    )
 
 
 if __name__ == "__main__":

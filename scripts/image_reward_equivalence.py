@@ -41,7 +41,13 @@ from pathlib import Path
 
 import torch
 from metric_fixtures import (
-    bert_vocab, equivalence_arguments, layout_of, put_in_hub_cache, run_original_side, seeded_images, seeded_state_dict,
+    bert_vocab,
+    equivalence_arguments,
+    layout_of,
+    put_in_hub_cache,
+    run_original_side,
+    seeded_images,
+    seeded_state_dict,
 )
 from PIL import Image
 
@@ -49,21 +55,52 @@ RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "i
 # THUDM/ImageReward's med_config.json (BLIP's BERT-base "med" with cross-attention; the vocabulary has BLIP's
 # [DEC] and [ENC] added to bert-base-uncased's 30,522 tokens).
 MED_CONFIG = {
-    "architectures": ["BertModel"], "attention_probs_dropout_prob": 0.1, "hidden_act": "gelu",
-    "hidden_dropout_prob": 0.1, "hidden_size": 768, "initializer_range": 0.02, "intermediate_size": 3072,
-    "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "model_type": "bert", "num_attention_heads": 12,
-    "num_hidden_layers": 12, "pad_token_id": 0, "type_vocab_size": 2, "vocab_size": 30524, "encoder_width": 768,
+    "architectures": ["BertModel"],
+    "attention_probs_dropout_prob": 0.1,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "hidden_size": 768,
+    "initializer_range": 0.02,
+    "intermediate_size": 3072,
+    "layer_norm_eps": 1e-12,
+    "max_position_embeddings": 512,
+    "model_type": "bert",
+    "num_attention_heads": 12,
+    "num_hidden_layers": 12,
+    "pad_token_id": 0,
+    "type_vocab_size": 2,
+    "vocab_size": 30524,
+    "encoder_width": 768,
     "add_cross_attention": True,
 }
 PROMPTS = ["a red fox in the snow", "an astronaut riding a horse on the moon, digital art"]
 IMAGES_PER_PROMPT = 3
 IMAGE_HEIGHT, IMAGE_WIDTH = 250, 331  # not square: exercises the resize and the centre crop's rounding
 WEIGHT_SEED, IMAGE_SEED = 0, 1
-VOCAB_WORDS = ["a", "red", "fox", "in", "the", "snow", "an", "astro", "##naut", "riding", "horse", "on", "moon", ",",
-               "digital", "art"]
+VOCAB_WORDS = [
+    "a",
+    "red",
+    "fox",
+    "in",
+    "the",
+    "snow",
+    "an",
+    "astro",
+    "##naut",
+    "riding",
+    "horse",
+    "on",
+    "moon",
+    ",",
+    "digital",
+    "art",
+]
 # Tokenizer check: casing, accents, punctuation, wordpieces, the special tokens BLIP adds, truncation past 35.
 TOKEN_PROMPTS = [
-    *PROMPTS, "A Photo of a CAFÉ at night!", "[DEC] an [ENC] astronaut", "naïve résumé-writing, 3.5x zoom: ok?",
+    *PROMPTS,
+    "A Photo of a CAFÉ at night!",
+    "[DEC] an [ENC] astronaut",
+    "naïve résumé-writing, 3.5x zoom: ok?",
     " ".join(["a very long prompt"] * 12),
 ]
 
@@ -84,6 +121,7 @@ def image_files(work: Path) -> list[Path]:
 
 # ---- the original side (runs in the throwaway environment) ----
 
+
 def original_layout(work: Path) -> None:
     from ImageReward.ImageReward import ImageReward
 
@@ -103,29 +141,44 @@ def original_scores(work: Path) -> None:
     files = image_files(work)
     scores = []
     for p, prompt in enumerate(PROMPTS):
-        rows = files[p * IMAGES_PER_PROMPT:(p + 1) * IMAGES_PER_PROMPT]
+        rows = files[p * IMAGES_PER_PROMPT : (p + 1) * IMAGES_PER_PROMPT]
         scores += model.score(prompt, [Image.open(f) for f in rows])
-    tokens = {"synthetic": [model.blip.tokenizer(t, padding="max_length", truncation=True, max_length=35).input_ids
-                            for t in TOKEN_PROMPTS]}
+    tokens = {
+        "synthetic": [
+            model.blip.tokenizer(t, padding="max_length", truncation=True, max_length=35).input_ids
+            for t in TOKEN_PROMPTS
+        ]
+    }
     if (work / "real" / "bert-base-uncased").is_dir():
         os.chdir(work / "real")
         real = init_tokenizer()
-        tokens["real"] = [real(t, padding="max_length", truncation=True, max_length=35).input_ids
-                          for t in TOKEN_PROMPTS]
-    (work / "original.json").write_text(json.dumps({
-        "scores": scores, "tokens": tokens, "seconds": time.perf_counter() - started,
-        "torch": torch.__version__, "transformers": transformers.__version__, "image_reward": "1.5",
-    }))
+        tokens["real"] = [
+            real(t, padding="max_length", truncation=True, max_length=35).input_ids for t in TOKEN_PROMPTS
+        ]
+    (work / "original.json").write_text(
+        json.dumps(
+            {
+                "scores": scores,
+                "tokens": tokens,
+                "seconds": time.perf_counter() - started,
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "image_reward": "1.5",
+            }
+        )
+    )
 
 
 # ---- ecad's side ----
+
 
 def ecad_tokens(vocab_root: Path) -> list[list[int]]:
     from ecad.metrics.image_reward_model import MAX_TEXT_LENGTH, load_tokenizer
 
     tokenizer = load_tokenizer(str(vocab_root))
-    return [tokenizer(t, padding="max_length", truncation=True, max_length=MAX_TEXT_LENGTH).input_ids
-            for t in TOKEN_PROMPTS]
+    return [
+        tokenizer(t, padding="max_length", truncation=True, max_length=MAX_TEXT_LENGTH).input_ids for t in TOKEN_PROMPTS
+    ]
 
 
 def main() -> None:
@@ -138,9 +191,9 @@ def main() -> None:
         parser.error("--original-python is required")
 
     import numpy as np
+    import transformers
 
     import ecad
-    import transformers
     from ecad.generation import Generated
     from ecad.metrics import get_metric
     from ecad.metrics.image_reward_model import REPO, TOKENIZER
@@ -164,14 +217,22 @@ def main() -> None:
         original = json.loads((work / "original.json").read_text())
 
         cache = work / "hub"
-        put_in_hub_cache(cache, REPO, {"ImageReward.pt": work / "ImageReward.pt",
-                                       "med_config.json": json.dumps(MED_CONFIG)})
-        put_in_hub_cache(cache, TOKENIZER, {"vocab.txt": "\n".join(vocab) + "\n",
-                                            "tokenizer_config.json": json.dumps({"do_lower_case": True})})
+        put_in_hub_cache(
+            cache, REPO, {"ImageReward.pt": work / "ImageReward.pt", "med_config.json": json.dumps(MED_CONFIG)}
+        )
+        put_in_hub_cache(
+            cache,
+            TOKENIZER,
+            {"vocab.txt": "\n".join(vocab) + "\n", "tokenizer_config.json": json.dumps({"do_lower_case": True})},
+        )
         started = time.perf_counter()
         metric = get_metric("image-reward", cache_dir=cache, local_files_only=True, device="cpu", batch_size=4)
-        pixels = torch.stack([torch.from_numpy(np.asarray(Image.open(f), dtype=np.float32) / 255).permute(2, 0, 1)
-                              for f in image_files(work)])
+        pixels = torch.stack(
+            [
+                torch.from_numpy(np.asarray(Image.open(f), dtype=np.float32) / 255).permute(2, 0, 1)
+                for f in image_files(work)
+            ]
+        )
         prompts = [p for p in PROMPTS for _ in range(IMAGES_PER_PROMPT)]
         scores = metric.score(pixels, prompts).tolist()
         quality = metric(Generated(pixels, torch.zeros(len(prompts)), prompts))["quality"]
@@ -183,14 +244,26 @@ def main() -> None:
     difference = max(abs(a - b) for a, b in zip(original["scores"], scores, strict=True))
     result = {
         "what": "ImageReward scores of the original image-reward 1.5 and of ecad's port, same random weights "
-                "(checkpoint-shaped, from the original's own state dict), same prompts and PNG images",
-        "date": time.strftime("%Y-%m-%d"), "threads": args.threads,
-        "weight_seed": WEIGHT_SEED, "image_seed": IMAGE_SEED, "image_size": [IMAGE_HEIGHT, IMAGE_WIDTH],
-        "prompts": PROMPTS, "images_per_prompt": IMAGES_PER_PROMPT, "vocab_words": VOCAB_WORDS,
+        "(checkpoint-shaped, from the original's own state dict), same prompts and PNG images",
+        "date": time.strftime("%Y-%m-%d"),
+        "threads": args.threads,
+        "weight_seed": WEIGHT_SEED,
+        "image_seed": IMAGE_SEED,
+        "image_size": [IMAGE_HEIGHT, IMAGE_WIDTH],
+        "prompts": PROMPTS,
+        "images_per_prompt": IMAGES_PER_PROMPT,
+        "vocab_words": VOCAB_WORDS,
         "med_config": MED_CONFIG,
         "original": {k: original[k] for k in ("scores", "seconds", "torch", "transformers", "image_reward")},
-        "ecad": {"scores": scores, "quality": quality, "seconds": seconds, "torch": torch.__version__,
-                 "transformers": transformers.__version__, "ecad": ecad.__version__, "batch_size": 4},
+        "ecad": {
+            "scores": scores,
+            "quality": quality,
+            "seconds": seconds,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "ecad": ecad.__version__,
+            "batch_size": 4,
+        },
         "max_abs_difference": difference,
         "score_spread": float(np.std(original["scores"])),
         "tokens_equal": {name: original["tokens"][name] == ids for name, ids in tokens.items()},

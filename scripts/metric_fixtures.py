@@ -55,8 +55,9 @@ def seeded_images(count: int, height: int, width: int, seed: int) -> list[Image.
     rng = np.random.default_rng(seed)
     images = []
     for _ in range(count):
-        coarse = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize((width, height),
-                                                                                             Image.Resampling.BICUBIC)
+        coarse = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize(
+            (width, height), Image.Resampling.BICUBIC
+        )
         noise = rng.normal(0, 12, (height, width, 3))
         images.append(Image.fromarray(np.clip(np.asarray(coarse) + noise, 0, 255).astype(np.uint8)))
     return images
@@ -107,6 +108,11 @@ def equivalence_arguments(description: str, sides: list[str], results: Path) -> 
 def run_original_side(script: str, args: argparse.Namespace, side: str, work: Path) -> None:
     """Run ``script --side side`` with the original's python, in ``work``, offline."""
     path = os.pathsep.join(filter(None, [args.original_path, str(Path(__file__).parent)]))
-    env = {**os.environ, "PYTHONPATH": path, "THREADS": str(args.threads), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": path,
+        "THREADS": str(args.threads),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
     subprocess.run([args.original_python, script, "--side", side, "--work", str(work)], cwd=work, env=env, check=True)

@@ -19,15 +19,21 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers import AutoencoderKL, PixArtTransformer2DModel
+from transformers import T5EncoderModel
 
 from ecad.models.tiny_shapes import reward as reward_lib
 from ecad.models.tiny_shapes.build import (
-    MAX_SEQUENCE_LENGTH, TEXT_DIM, build_pipeline, build_scheduler, build_text_encoder, build_tokenizer,
-    build_transformer, build_vae,
+    MAX_SEQUENCE_LENGTH,
+    TEXT_DIM,
+    build_pipeline,
+    build_scheduler,
+    build_text_encoder,
+    build_tokenizer,
+    build_transformer,
+    build_vae,
 )
 from ecad.models.tiny_shapes.scenes import caption, parse_caption, render_batch, sample_scene
-from diffusers import AutoencoderKL, PixArtTransformer2DModel
-from transformers import T5EncoderModel
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src" / "ecad" / "tiny_shapes" / "weights"
 
@@ -80,12 +86,20 @@ def train_vae(args: argparse.Namespace, device: torch.device) -> AutoencoderKL:
 
 def tokenize(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokenize exactly as PixArtAlphaPipeline.encode_prompt does."""
-    enc = tokenizer(texts, padding="max_length", max_length=MAX_SEQUENCE_LENGTH, truncation=True,
-                    add_special_tokens=True, return_tensors="pt")
+    enc = tokenizer(
+        texts,
+        padding="max_length",
+        max_length=MAX_SEQUENCE_LENGTH,
+        truncation=True,
+        add_special_tokens=True,
+        return_tensors="pt",
+    )
     return enc.input_ids, enc.attention_mask
 
 
-def encode_dataset(vae: AutoencoderKL, n: int, seed: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def encode_dataset(
+    vae: AutoencoderKL, n: int, seed: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Render n training-split scenes once and keep their latent posterior (mean, std) for resampling."""
     rng = np.random.default_rng(seed + 1)
     means, stds, texts = [], [], []
@@ -114,8 +128,15 @@ class TextReadout(torch.nn.Module):
         return reward_lib.loss(list(self.linear(pooled).split(reward_lib.HEAD_SIZES, dim=1)), target)
 
 
-def pretrain_text_encoder(args: argparse.Namespace, text_encoder: T5EncoderModel, readout: TextReadout,
-                          ids: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, device: torch.device) -> None:
+def pretrain_text_encoder(
+    args: argparse.Namespace,
+    text_encoder: T5EncoderModel,
+    readout: TextReadout,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    target: torch.Tensor,
+    device: torch.device,
+) -> None:
     """A short caption-only warm start of the T5 encoder on the readout loss (no images involved)."""
     params = list(text_encoder.parameters()) + list(readout.parameters())
     opt = torch.optim.AdamW(params, lr=args.text_lr, weight_decay=0.01)
@@ -133,7 +154,9 @@ def pretrain_text_encoder(args: argparse.Namespace, text_encoder: T5EncoderModel
             log(f"text step {step} readout loss {loss.item():.4f}")
 
 
-def train_dit(args: argparse.Namespace, vae: AutoencoderKL, device: torch.device) -> tuple[PixArtTransformer2DModel, T5EncoderModel]:
+def train_dit(
+    args: argparse.Namespace, vae: AutoencoderKL, device: torch.device
+) -> tuple[PixArtTransformer2DModel, T5EncoderModel]:
     """DDPM v-prediction loss (x0-space weight min(SNR + 1, 5)), T5 trained jointly, 10% empty captions
     for classifier-free guidance; the shipped weights are an EMA of the trained ones."""
     torch.manual_seed(args.seed)
@@ -148,7 +171,10 @@ def train_dit(args: argparse.Namespace, vae: AutoencoderKL, device: torch.device
     readout = TextReadout().to(device)
     pretrain_text_encoder(args, text_encoder, readout, ids, mask, target, device)
     params = list(transformer.parameters()) + list(text_encoder.parameters()) + list(readout.parameters())
-    ema = [copy.deepcopy(transformer).eval().requires_grad_(False), copy.deepcopy(text_encoder).eval().requires_grad_(False)]
+    ema = [
+        copy.deepcopy(transformer).eval().requires_grad_(False),
+        copy.deepcopy(text_encoder).eval().requires_grad_(False),
+    ]
     opt = torch.optim.AdamW(params, lr=args.dit_lr, weight_decay=0.01)
     alphas_cumprod = build_scheduler().alphas_cumprod.to(device)
     gen = torch.Generator().manual_seed(args.seed)
@@ -156,8 +182,11 @@ def train_dit(args: argparse.Namespace, vae: AutoencoderKL, device: torch.device
     snapshots: list[dict] = []
     for step in range(args.dit_steps):
         for group in opt.param_groups:
-            group["lr"] = (constant_lr(step, args.dit_lr, args.dit_warmup) if args.dit_schedule == "constant"
-                           else cosine_lr(step, args.dit_steps, args.dit_lr, args.dit_warmup))
+            group["lr"] = (
+                constant_lr(step, args.dit_lr, args.dit_warmup)
+                if args.dit_schedule == "constant"
+                else cosine_lr(step, args.dit_steps, args.dit_lr, args.dit_warmup)
+            )
         idx = torch.randint(0, len(texts), (args.dit_batch,), generator=gen)
         x0 = means[idx] + stds[idx] * torch.randn(means[idx].shape, generator=gen).to(device)
         drop = torch.rand(args.dit_batch, generator=gen) < args.cfg_dropout
@@ -168,8 +197,13 @@ def train_dit(args: argparse.Namespace, vae: AutoencoderKL, device: torch.device
         ac = alphas_cumprod[t].view(-1, 1, 1, 1)
         xt = ac.sqrt() * x0 + (1 - ac).sqrt() * noise
         cond = text_encoder(b_ids, attention_mask=b_mask)[0]
-        pred = transformer(xt, encoder_hidden_states=cond, encoder_attention_mask=b_mask, timestep=t,
-                           added_cond_kwargs={"resolution": None, "aspect_ratio": None}).sample
+        pred = transformer(
+            xt,
+            encoder_hidden_states=cond,
+            encoder_attention_mask=b_mask,
+            timestep=t,
+            added_cond_kwargs={"resolution": None, "aspect_ratio": None},
+        ).sample
         v = ac.sqrt() * noise - (1 - ac).sqrt() * x0
         snr = ac.flatten() / (1 - ac.flatten())
         weight = (snr + 1).clamp(max=5.0) / (snr + 1)  # x0-space weight min(snr + 1, 5): never below 1
@@ -188,7 +222,9 @@ def train_dit(args: argparse.Namespace, vae: AutoencoderKL, device: torch.device
                     q.lerp_(p, 1 - decay)
         if step % 100 == 0 or step == args.dit_steps - 1:
             log(f"dit step {step} loss {loss.item():.4f} lr {opt.param_groups[0]['lr']:.2e}")
-        if args.snapshot_every and (step + 1) % args.snapshot_every == 0:  # loadable EMA snapshots to evaluate while training goes on
+        if (
+            args.snapshot_every and (step + 1) % args.snapshot_every == 0
+        ):  # loadable EMA snapshots to evaluate while training goes on
             path = args.work / f"pipeline_step{step + 1:05d}"
             build_pipeline(copy.deepcopy(ema[0]), copy.deepcopy(ema[1]), vae).save_pretrained(path)
             snapshots.append({"step": step + 1, "dit_loop_s": time.time() - start, "path": str(path)})
@@ -241,7 +277,9 @@ def main() -> None:
     parser.add_argument("--dit-warmup", type=int, default=200)
     parser.add_argument("--dit-schedule", choices=("constant", "cosine"), default="cosine", help="LR after warm-up")
     parser.add_argument("--ema", type=float, default=0.999)
-    parser.add_argument("--snapshot-every", type=int, default=1000, help="save an EMA pipeline snapshot every N DiT steps (0: never)")
+    parser.add_argument(
+        "--snapshot-every", type=int, default=1000, help="save an EMA pipeline snapshot every N DiT steps (0: never)"
+    )
     parser.add_argument("--text-steps", type=int, default=800, help="caption-only warm start of the T5 encoder")
     parser.add_argument("--text-batch", type=int, default=256)
     parser.add_argument("--text-lr", type=float, default=3e-3)

@@ -17,9 +17,17 @@ from pathlib import Path
 from typing import Any
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--remote-debugging-port=0")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--remote-debugging-port=0",
+)
 VIEWPORT = (1280, 1000)
 
 
@@ -35,15 +43,17 @@ class Browser:
         self.profile = profile
         self.log = profile.parent / f"{profile.name}.log"
         with open(self.log, "w") as log:
-            self.process = subprocess.Popen([executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                                            stdout=log, stderr=log)
+            self.process = subprocess.Popen(
+                [executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"], stdout=log, stderr=log
+            )
         try:
             port = self._devtools_port()
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=timeout) as response:
                 page = next(t for t in json.load(response) if t["type"] == "page")
             # No Origin header: Chromium rejects DevTools connections from origins it was not told to allow.
-            self.socket = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=timeout,
-                                                      suppress_origin=True)
+            self.socket = websocket.create_connection(
+                page["webSocketDebuggerUrl"], timeout=timeout, suppress_origin=True
+            )
         except BaseException:
             self.process.kill()  # a browser that could not be driven must not outlive the test
             self.process.wait()
@@ -52,8 +62,13 @@ class Browser:
         self.events: list[dict[str, Any]] = []
         for domain in ("Page", "Runtime", "Log"):
             self.send(f"{domain}.enable")
-        self.send("Emulation.setDeviceMetricsOverride", width=VIEWPORT[0], height=VIEWPORT[1], deviceScaleFactor=1,
-                  mobile=False)
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=VIEWPORT[0],
+            height=VIEWPORT[1],
+            deviceScaleFactor=1,
+            mobile=False,
+        )
 
     def _devtools_port(self) -> int:
         """Chromium writes the port it chose into the profile's DevToolsActivePort file."""

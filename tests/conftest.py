@@ -37,7 +37,17 @@ def tiny_run(tiny_model_dir, tmp_path_factory) -> Path:
     from ecad.search import SearchConfig, search
 
     out = tmp_path_factory.mktemp("run") / "run"
-    config = SearchConfig(model=str(tiny_model_dir), prompts=["a w1 w2", "w3 w4"], population=4, generations=3,
-                          num_steps=6, height=16, width=16, batch_size=4, device="cpu", strategy="paper")
+    config = SearchConfig(
+        model=str(tiny_model_dir),
+        prompts=["a w1 w2", "w3 w4"],
+        population=4,
+        generations=3,
+        num_steps=6,
+        height=16,
+        width=16,
+        batch_size=4,
+        device="cpu",
+        strategy="paper",
+    )
     search(config, out, progress=False)
     return out

@@ -13,8 +13,15 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from metric_fixtures import bert_vocab, put_in_hub_cache, seeded_images, seeded_state_dict  # noqa: E402
 
-__all__ = ["bert_vocab", "cache_folder", "put_in_hub_cache", "recorded", "seeded_images", "seeded_state_dict",
-           "threads"]
+__all__ = [
+    "bert_vocab",
+    "cache_folder",
+    "put_in_hub_cache",
+    "recorded",
+    "seeded_images",
+    "seeded_state_dict",
+    "threads",
+]
 
 
 def recorded(name: str) -> dict:

@@ -1,9 +1,9 @@
 """The four standard checks for every adapter, plus replay and per-pass caches, on tiny models built from configs.
 
-Cases: PixArt (PixArtAlphaPipeline), FLUX (FluxPipeline), FLUX with true CFG (two transformer passes per step), SD3 (StableDiffusion3Pipeline with a
-dual-attention first block and a context-pre-only last block), Sana (SanaPipeline: Gemma2 text encoder, DC-AE, CFG
-batched into one pass) and Sana through the generic adapter (a bare tiny transformer driven by a hand-written
-denoising loop, so ``enable_cache`` also gets a transformer instead of a pipeline).
+Cases: PixArt (PixArtAlphaPipeline), FLUX (FluxPipeline), FLUX with true CFG (two transformer passes per step), SD3
+(StableDiffusion3Pipeline with a dual-attention first block and a context-pre-only last block), Sana (SanaPipeline:
+Gemma2 text encoder, DC-AE, CFG batched into one pass) and Sana through the generic adapter (a bare tiny transformer
+driven by a hand-written denoising loop, so ``enable_cache`` also gets a transformer instead of a pipeline).
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ import torch
 from dead_work import live_bits
 from diffusers.models.normalization import RMSNorm
 from tiny_pipelines import (
-    NEW_FAMILIES, tiny_flux_pipeline, tiny_pixart_pipeline, tiny_sana_pipeline, tiny_sana_transformer,
+    NEW_FAMILIES,
+    tiny_flux_pipeline,
+    tiny_pixart_pipeline,
+    tiny_sana_pipeline,
+    tiny_sana_transformer,
     tiny_sd3_pipeline,
 )
 from torch.overrides import TorchFunctionMode
@@ -60,8 +64,17 @@ def flux_case(true_cfg: bool) -> Case:
     prompts = ["w1 w2"] if true_cfg else ["w1 w2", "w3"]
 
     def run() -> torch.Tensor:
-        return pipe(prompts, num_inference_steps=STEPS, height=16, width=16, guidance_scale=3.5,
-                    generator=_generator(), output_type="pt", max_sequence_length=8, **extra).images
+        return pipe(
+            prompts,
+            num_inference_steps=STEPS,
+            height=16,
+            width=16,
+            guidance_scale=3.5,
+            generator=_generator(),
+            output_type="pt",
+            max_sequence_length=8,
+            **extra,
+        ).images
 
     return Case(pipe, run, passes=2 if true_cfg else 1)
 
@@ -70,9 +83,18 @@ def pixart_case() -> Case:
     pipe = tiny_pixart_pipeline()
 
     def run() -> torch.Tensor:
-        return pipe(["w1 w2", "w3"], num_inference_steps=STEPS, height=16, width=16, guidance_scale=4.5,
-                    generator=_generator(), output_type="pt", max_sequence_length=8, use_resolution_binning=False,
-                    clean_caption=False).images
+        return pipe(
+            ["w1 w2", "w3"],
+            num_inference_steps=STEPS,
+            height=16,
+            width=16,
+            guidance_scale=4.5,
+            generator=_generator(),
+            output_type="pt",
+            max_sequence_length=8,
+            use_resolution_binning=False,
+            clean_caption=False,
+        ).images
 
     return Case(pipe, run)
 
@@ -81,8 +103,16 @@ def sd3_case() -> Case:
     pipe = tiny_sd3_pipeline()
 
     def run() -> torch.Tensor:
-        return pipe(["w1 w2", "w3"], num_inference_steps=STEPS, height=16, width=16, guidance_scale=4.0,
-                    generator=_generator(), output_type="pt", max_sequence_length=8).images
+        return pipe(
+            ["w1 w2", "w3"],
+            num_inference_steps=STEPS,
+            height=16,
+            width=16,
+            guidance_scale=4.0,
+            generator=_generator(),
+            output_type="pt",
+            max_sequence_length=8,
+        ).images
 
     return Case(pipe, run)
 
@@ -91,9 +121,18 @@ def sana_case() -> Case:
     pipe = tiny_sana_pipeline()
 
     def run() -> torch.Tensor:
-        return pipe(["w1 w2", "w3"], num_inference_steps=STEPS, height=32, width=32, guidance_scale=4.5,
-                    generator=_generator(), output_type="pt", max_sequence_length=8, use_resolution_binning=False,
-                    complex_human_instruction=None).images
+        return pipe(
+            ["w1 w2", "w3"],
+            num_inference_steps=STEPS,
+            height=32,
+            width=32,
+            guidance_scale=4.5,
+            generator=_generator(),
+            output_type="pt",
+            max_sequence_length=8,
+            use_resolution_binning=False,
+            complex_human_instruction=None,
+        ).images
 
     return Case(pipe, run)
 
@@ -129,8 +168,7 @@ def bare_case(family: str) -> Case:
 
     @torch.no_grad()
     def run() -> torch.Tensor:
-        outputs = [transformer(**inputs, **{timestep_arg: torch.full((2,), t)}, return_dict=False)
-                   for t in timesteps]
+        outputs = [transformer(**inputs, **{timestep_arg: torch.full((2,), t)}, return_dict=False) for t in timesteps]
         return torch.cat([o.flatten() for o in _outputs(outputs)])
 
     return Case(transformer, run)
@@ -147,8 +185,9 @@ BUILDERS = {
 }
 
 
-@pytest.fixture(scope="module", params=[pytest.param(name, marks=pytest.mark.slow) if name == "ltx2" else name
-                                        for name in BUILDERS])
+@pytest.fixture(
+    scope="module", params=[pytest.param(name, marks=pytest.mark.slow) if name == "ltx2" else name for name in BUILDERS]
+)
 def case(request) -> Case:
     return BUILDERS[request.param]()
 
@@ -211,11 +250,7 @@ def test_each_component_runs_exactly_when_its_bits_say(case):
         hook.remove()
     assert call[0] + 1 == STEPS * case.passes
     assert 0 < handle.counts["reused"]
-    expected = {
-        (b, c, s * case.passes + p)
-        for s, b, c in expected_bits.nonzero().tolist()
-        for p in range(case.passes)
-    }
+    expected = {(b, c, s * case.passes + p) for s, b, c in expected_bits.nonzero().tolist() for p in range(case.passes)}
     assert mode.seen == expected
 
 
@@ -240,9 +275,12 @@ def test_reused_outputs_replay_bit_exactly_per_pass(case):
     bits = schedule.effective()
     adapter = ecad.get_adapter(case.transformer, case.adapter)
     seen: dict[tuple[int, int], list[tuple[torch.Tensor, ...]]] = {}
-    hooks = [module.register_forward_hook(
-        lambda _m, _i, out, key=(b, c): seen.setdefault(key, []).append(tuple(t.clone() for t in _as_tuple(out))))
-        for b, c, _, module in adapter.components(case.transformer)]
+    hooks = [
+        module.register_forward_hook(
+            lambda _m, _i, out, key=(b, c): seen.setdefault(key, []).append(tuple(t.clone() for t in _as_tuple(out)))
+        )
+        for b, c, _, module in adapter.components(case.transformer)
+    ]
     try:
         with case.enable(schedule, prune=False):
             case.run()
@@ -266,16 +304,19 @@ def _norm_calls(case: Case) -> tuple[list[int], list[torch.utils.hooks.Removable
     """Counts calls of every norm inside the blocks (the work a skip forward leaves out for replayed components)."""
     adapter = ecad.get_adapter(case.transformer, case.adapter)
     calls = [0]
-    handles = [module.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
-               for *_, block, _ in adapter.blocks(case.transformer) for module in block.modules()
-               if isinstance(module, (torch.nn.LayerNorm, torch.nn.RMSNorm, RMSNorm))]
+    handles = [
+        module.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+        for *_, block, _ in adapter.blocks(case.transformer)
+        for module in block.modules()
+        if isinstance(module, (torch.nn.LayerNorm, torch.nn.RMSNorm, RMSNorm))
+    ]
     return calls, handles
 
 
 def _every_plan(case: Case) -> list[CacheSchedule]:
     """Schedules in which every block meets every plan (which of its components run) at some step after step 0."""
     full = ecad.full_schedule(case.target, STEPS, adapter=case.adapter)
-    plans = 2 ** full.num_components
+    plans = 2**full.num_components
     per_run = STEPS - 1
     schedules = []
     for run in range(-(-plans // per_run)):

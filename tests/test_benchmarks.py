@@ -16,11 +16,14 @@ def billions(module: torch.nn.Module) -> float:
     return sum(p.numel() for p in module.parameters()) / 1e9
 
 
-@pytest.mark.parametrize(("model", "pipeline", "blocks", "transformer_b", "text_b"), [
-    ("random:pixart-alpha", "PixArtAlphaPipeline", 28, 0.611, 4.762),  # PixArt-XL-2 (611 M) + T5-v1.1-XXL encoder
-    ("random:pixart-sigma", "PixArtSigmaPipeline", 28, 0.611, 4.762),
-    ("random:flux-dev", "FluxPipeline", 19 + 38, 11.901, 0.123),  # FLUX.1-dev (11.9 B) + CLIP-L text tower
-])
+@pytest.mark.parametrize(
+    ("model", "pipeline", "blocks", "transformer_b", "text_b"),
+    [
+        ("random:pixart-alpha", "PixArtAlphaPipeline", 28, 0.611, 4.762),  # PixArt-XL-2 (611 M) + T5-v1.1-XXL encoder
+        ("random:pixart-sigma", "PixArtSigmaPipeline", 28, 0.611, 4.762),
+        ("random:flux-dev", "FluxPipeline", 19 + 38, 11.901, 0.123),  # FLUX.1-dev (11.9 B) + CLIP-L text tower
+    ],
+)
 def test_random_pipelines_have_the_published_sizes(model, pipeline, blocks, transformer_b, text_b):
     pipe = random_pipelines.build(model, torch.bfloat16, "meta")
     assert type(pipe).__name__ == pipeline
@@ -50,9 +53,18 @@ def test_gpu_script_dry_run_on_the_cpu(tmp_path):
     import subprocess
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.sh"
-    env = {**os.environ, "CONFIGS": "stand-in 64 no-cache,fora:3", "DEVICE": "cpu", "DTYPE": "float32",
-           "BACKEND": "eager", "MODES": "eager,regional,whole:reduce-overhead", "STEPS": "3", "ROUNDS": "1",
-           "OUT": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "CONFIGS": "stand-in 64 no-cache,fora:3",
+        "DEVICE": "cpu",
+        "DTYPE": "float32",
+        "BACKEND": "eager",
+        "MODES": "eager,regional,whole:reduce-overhead",
+        "STEPS": "3",
+        "ROUNDS": "1",
+        "OUT": str(tmp_path),
+        "OMP_NUM_THREADS": "1",
+    }
     subprocess.run(["bash", str(script)], env=env, check=True, capture_output=True, timeout=600)
     records = [json.loads(line) for line in (tmp_path / "gpu.jsonl").read_text().splitlines()]
     assert len(records) == 1 and records[0]["model"] == "stand-in" and records[0]["backend"] == "eager"

@@ -31,4 +31,6 @@ def test_eval_metric_defaults_to_tiny_reward_on_tiny_shapes(tmp_path):
     common = ("--prompts", "tiny-shapes-heldout", "--out", str(tmp_path))
     assert eval_config(parse("eval", "--model", "tiny-shapes", *common)).metrics == ["tiny-reward"]
     assert eval_config(parse("eval", "--model", "some/pixart", *common)).metrics == ["fidelity"]
-    assert eval_config(parse("eval", "--model", "tiny-shapes", "--metrics", "fidelity", *common)).metrics == ["fidelity"]
+    assert eval_config(parse("eval", "--model", "tiny-shapes", "--metrics", "fidelity", *common)).metrics == [
+        "fidelity"
+    ]

@@ -19,8 +19,14 @@ OWN = re.compile(r"^(INFO|WARNING) ecad[.\w]*: |^denoising: ")
 
 
 def ecad(*args, stdout=subprocess.PIPE):
-    return subprocess.run([sys.executable, "-m", "ecad", *map(str, args)], stdout=stdout, stderr=subprocess.PIPE,
-                          text=True, env=ENV, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ecad", *map(str, args)],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
 
 
 def foreign_lines(text):
@@ -29,23 +35,31 @@ def foreign_lines(text):
 
 
 def test_help_imports_neither_torch_nor_diffusers():
-    code = ("import sys\nfrom ecad.cli import main\n"
-            "for argv in (['--help'], *([c, '--help'] for c in sys.argv[1:])):\n"
-            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'diffusers', 'transformers', 'numpy'))\n"
-            "print('HEAVY', heavy)\n")
+    code = (
+        "import sys\nfrom ecad.cli import main\n"
+        "for argv in (['--help'], *([c, '--help'] for c in sys.argv[1:])):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'diffusers', 'transformers', 'numpy'))\n"
+        "print('HEAVY', heavy)\n"
+    )
     commands = [c.__name__.rsplit(".", 1)[1] for c in COMMANDS]
-    done = subprocess.run([sys.executable, "-c", code, *("eval" if c == "evaluate" else c for c in commands)],
-                          capture_output=True, text=True, env=ENV, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *("eval" if c == "evaluate" else c for c in commands)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("HEAVY []"), done.stdout[-500:]
 
 
 @pytest.mark.slow
 def test_help_and_show_print_no_third_party_warning(tmp_path):
-    from ecad.schedule.heuristics import fora
-    from ecad.schedule import ModelLayout
     import torch
+
+    from ecad.schedule import ModelLayout
+    from ecad.schedule.heuristics import fora
 
     layout = ModelLayout(("0", "1"), ("attn1", "attn2", "ff"), torch.ones(2, 3, dtype=torch.bool))
     fora(layout, 6, 2).save(tmp_path / "fora.json")
@@ -57,8 +71,19 @@ def test_help_and_show_print_no_third_party_warning(tmp_path):
 
 @pytest.mark.slow
 def test_a_tiny_generate_prints_only_ecads_own_lines(tmp_path):
-    done = ecad("generate", "--model", "tiny-shapes", "--steps", "2", "--device", "cpu",
-                "--prompt", "a small red circle above a large blue square", "--out", tmp_path / "x.png")
+    done = ecad(
+        "generate",
+        "--model",
+        "tiny-shapes",
+        "--steps",
+        "2",
+        "--device",
+        "cpu",
+        "--prompt",
+        "a small red circle above a large blue square",
+        "--out",
+        tmp_path / "x.png",
+    )
     assert done.returncode == 0, done.stderr
     assert foreign_lines(done.stderr) == [] and done.stdout.strip() == str(tmp_path / "x.png")
     assert "denoising: " in done.stderr  # per-step progress of the one image
@@ -70,6 +95,7 @@ def test_every_subcommand_shows_its_defaults():
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for name, sub in subparsers.choices.items():
         assert sub.formatter_class is HelpFormatter, name  # one formatter, set in one place
+
     def help_of(name):  # one line: argparse wraps at spaces and after hyphens
         return " ".join(re.sub(r"-\n\s*", "-", subparsers.choices[name].format_help()).split())
 
@@ -87,8 +113,8 @@ def test_the_option_names_match_what_implements_them():
     dtypes are taken from ecad.names by the modules that implement them."""
     from ecad.cost.table import COUNTED
     from ecad.metrics import METRICS
-    from ecad.peers import PEERS
     from ecad.models.prompts import BUILTIN
+    from ecad.peers import PEERS
     from ecad.search import EXECUTORS
 
     assert set(names.METRIC_NAMES) == set(METRICS)

@@ -5,22 +5,34 @@ import dataclasses
 import pytest
 import torch
 import torch._dynamo
+from tiny_pipelines import (
+    tiny_flux_pipeline,
+    tiny_pixart_pipeline,
+    tiny_sana_pipeline,
+    tiny_sana_transformer,
+    tiny_sd3_pipeline,
+)
 from torch._dynamo.testing import CompileCounter
 from torch._dynamo.utils import counters
-from tiny_pipelines import (
-    tiny_flux_pipeline, tiny_pixart_pipeline, tiny_sana_pipeline, tiny_sana_transformer, tiny_sd3_pipeline,
-)
 
 import ecad
-from ecad.schedule.heuristics import fora
 from ecad.models.macs import count_macs
+from ecad.schedule.heuristics import fora
 
 pytestmark = pytest.mark.compile
 
 
 def generate(pipe):
-    return pipe(["a w1"], num_inference_steps=6, height=16, width=16, generator=torch.Generator().manual_seed(0),
-                output_type="pt", use_resolution_binning=False, max_sequence_length=8).images
+    return pipe(
+        ["a w1"],
+        num_inference_steps=6,
+        height=16,
+        width=16,
+        generator=torch.Generator().manual_seed(0),
+        output_type="pt",
+        use_resolution_binning=False,
+        max_sequence_length=8,
+    ).images
 
 
 # A forecast's weights are Python floats eager and float64 tensors compiled (so that they never recompile): the
@@ -141,8 +153,16 @@ def test_inductor_compiled_transformer_with_ecad_matches_eager_and_never_recompi
     pipe = tiny_pixart_pipeline(num_layers=1)
 
     def run():
-        return pipe(["a w1"], num_inference_steps=3, height=16, width=16, generator=torch.Generator().manual_seed(0),
-                    output_type="pt", use_resolution_binning=False, max_sequence_length=8).images
+        return pipe(
+            ["a w1"],
+            num_inference_steps=3,
+            height=16,
+            width=16,
+            generator=torch.Generator().manual_seed(0),
+            output_type="pt",
+            use_resolution_binning=False,
+            max_sequence_length=8,
+        ).images
 
     full = ecad.full_schedule(pipe, 3)
     schedule = full.like(torch.tensor([[[1, 1, 1]], [[1, 0, 1]], [[0, 1, 0]]]))
@@ -273,8 +293,16 @@ def test_a_fifty_step_schedule_whose_steps_all_differ_compiles_each_once():
     schedule = full.like(bits)
 
     def run():
-        return pipe(["a w1"], num_inference_steps=steps, height=32, width=32, generator=torch.Generator().manual_seed(0),
-                    output_type="pt", use_resolution_binning=False, max_sequence_length=8).images
+        return pipe(
+            ["a w1"],
+            num_inference_steps=steps,
+            height=32,
+            width=32,
+            generator=torch.Generator().manual_seed(0),
+            output_type="pt",
+            use_resolution_binning=False,
+            max_sequence_length=8,
+        ).images
 
     with ecad.enable_cache(pipe, schedule):
         eager = run()

@@ -10,15 +10,15 @@ import shutil
 import pytest
 import torch
 import torch._dynamo
+from tiny_pipelines import tiny_pixart_pipeline
 from torch._dynamo.testing import CompileCounter
 from torch._dynamo.utils import counters
-from tiny_pipelines import tiny_pixart_pipeline
 
 from ecad.cli import main
-from ecad.runtime.compilation import CompileConfig
-from ecad.evaluation import EvalConfig, evaluate
 from ecad.cost.latency import measure_latency
+from ecad.evaluation import EvalConfig, evaluate
 from ecad.models.prompts import load_prompts
+from ecad.runtime.compilation import CompileConfig
 
 pytestmark = pytest.mark.compile
 
@@ -50,8 +50,9 @@ def test_latency_table_is_measured_on_the_compiled_transformer(scope):
     pipe = tiny_pixart_pipeline(num_layers=2)
     counter = RunCounter()
     warmup, repeats = 1, 2
-    table = measure_latency(pipe, 32, 32, guidance_scale=4.5, warmup=warmup, repeats=repeats,
-                            compile=CompileConfig(scope, counter))
+    table = measure_latency(
+        pipe, 32, 32, guidance_scale=4.5, warmup=warmup, repeats=repeats, compile=CompileConfig(scope, counter)
+    )
     assert not counters["graph_break"]
     assert counter.frame_count > 0
     steps = 1 + (2 + len(table.component_names)) * (warmup + repeats)  # step 0, then every measuring plan per round
@@ -68,9 +69,34 @@ def test_latency_table_is_measured_on_the_compiled_transformer(scope):
 
 
 def search_args(model_dir, prompts, out, *extra):
-    return ["search", "--model", str(model_dir), "--prompts", str(prompts), "--metric", "fidelity",
-            "--population", "4", "--generations", "1", "--steps", "6", "--height", "16", "--width", "16",
-            "--batch-size", "4", "--device", "cpu", "--cost", "latency", "--out", str(out), *extra]
+    return [
+        "search",
+        "--model",
+        str(model_dir),
+        "--prompts",
+        str(prompts),
+        "--metric",
+        "fidelity",
+        "--population",
+        "4",
+        "--generations",
+        "1",
+        "--steps",
+        "6",
+        "--height",
+        "16",
+        "--width",
+        "16",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+        "--cost",
+        "latency",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 @pytest.fixture()
@@ -106,11 +132,14 @@ def test_search_measures_latency_compiled_and_a_resumed_run_keeps_it(tiny_model_
     assert "delete it to measure again" in errors[0]
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--compile", "--compile-backend", "inductorr"], "compile_backend must be a torch.compile backend such as"),
-    (["--compile-backend", "eager"], "nothing is compiled: add --compile"),
-    (["--compile", "--cost", "macs"], "add --cost latency or leave --compile out"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--compile", "--compile-backend", "inductorr"], "compile_backend must be a torch.compile backend such as"),
+        (["--compile-backend", "eager"], "nothing is compiled: add --compile"),
+        (["--compile", "--cost", "macs"], "add --cost latency or leave --compile out"),
+    ],
+)
 def test_bad_compile_settings_are_one_line(tiny_model_dir, prompts, tmp_path, capsys, extra, message):
     out = tmp_path / "run"
     assert main(search_args(tiny_model_dir, prompts, out, *extra)) == 1
@@ -132,8 +161,18 @@ def test_eval_times_the_compiled_transformer_and_records_it(tiny_model_dir, tmp_
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a w1\n")
     out = tmp_path / "eval"
-    common = dict(model=str(tiny_model_dir), prompts=load_prompts(str(prompts)), baselines=["fora:2"],
-                  metrics=["fidelity"], num_steps=6, height=16, width=16, batch_size=1, warmup=1, device="cpu")
+    common = dict(
+        model=str(tiny_model_dir),
+        prompts=load_prompts(str(prompts)),
+        baselines=["fora:2"],
+        metrics=["fidelity"],
+        num_steps=6,
+        height=16,
+        width=16,
+        batch_size=1,
+        warmup=1,
+        device="cpu",
+    )
     torch._dynamo.reset()
     counters.clear()
     report = evaluate(EvalConfig(**common, repeats=1, compile="whole", compile_backend="eager"), out, progress=False)
@@ -158,8 +197,9 @@ def test_latency_table_measured_with_inductor():
     torch._dynamo.reset()
     counters.clear()
     pipe = tiny_pixart_pipeline(num_layers=1)
-    table = measure_latency(pipe, 32, 32, guidance_scale=4.5, warmup=1, repeats=1,
-                            compile=CompileConfig("regional", "inductor"))
+    table = measure_latency(
+        pipe, 32, 32, guidance_scale=4.5, warmup=1, repeats=1, compile=CompileConfig("regional", "inductor")
+    )
     assert not counters["graph_break"] and counters["stats"]["unique_graphs"] > 0
     assert (table.compile_scope, table.compile_backend) == ("regional", "inductor")
     assert bool((table.full_block_seconds > 0).all())

@@ -18,8 +18,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", ROOT / "docs" / "index.md", ROOT / "docs" / "getting-started.md",
-         *sorted((ROOT / "docs" / "guides").glob("*.md")), ROOT / "docs" / "tiny_shapes.md"]
+PAGES = [
+    ROOT / "README.md",
+    ROOT / "docs" / "index.md",
+    ROOT / "docs" / "getting-started.md",
+    *sorted((ROOT / "docs" / "guides").glob("*.md")),
+    ROOT / "docs" / "tiny_shapes.md",
+]
 CHECK_ONLY = {"gpu", "network", "slow", "parse-only"}
 # The README's install commands (CI runs them itself, in a fresh venv).
 INSTALL_MARKERS = {"main-command", "test-command"}
@@ -49,7 +54,7 @@ def blocks(page: Path) -> list[Block]:
             end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
             if fence.group(1) in ("python", "bash"):
                 runs = marker not in CHECK_ONLY | INSTALL_MARKERS
-                found.append(Block(page, i + 1, fence.group(1), "\n".join(lines[i + 1:end]) + "\n", runs))
+                found.append(Block(page, i + 1, fence.group(1), "\n".join(lines[i + 1 : end]) + "\n", runs))
             marker, i = None, end + 1
             continue
         if line.strip():
@@ -63,7 +68,9 @@ ALL = [b for page in PAGES for b in blocks(page)]
 
 
 def test_every_page_has_examples_and_markers_are_known():
-    assert all(any(b.page == page for b in ALL) for page in PAGES if page.name != "index.md"), "a page lost its examples"
+    assert all(any(b.page == page for b in ALL) for page in PAGES if page.name != "index.md"), (
+        "a page lost its examples"
+    )
     for page in PAGES:
         for marker in MARKER.findall(page.read_text()):
             assert marker in CHECK_ONLY | INSTALL_MARKERS, f"{page.name}: unknown docs-test marker {marker!r}"
@@ -145,8 +152,14 @@ def test_block_parses_and_names_exist(block):
 def demo_run(tmp_path_factory) -> Path:
     """One ``ecad demo`` run that every page's examples share, and the schedule the guides call my_schedule.json."""
     where = tmp_path_factory.mktemp("docs")
-    done = subprocess.run(["ecad", "demo", "--out", "ecad-demo", "--samples", "1"], cwd=where, env=_env(),
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        ["ecad", "demo", "--out", "ecad-demo", "--samples", "1"],
+        cwd=where,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return where / "ecad-demo"
 
@@ -167,20 +180,30 @@ def test_page_examples_run(page, demo_run, tmp_path):
     """A page's runnable blocks, in order, in a fresh directory that holds the shared demo run (``ecad-demo``) and
     the schedule ``ecad front ecad-demo --suggested`` picks (``my_schedule.json``)."""
     (tmp_path / "ecad-demo").symlink_to(demo_run, target_is_directory=True)
-    suggested = subprocess.run(["ecad", "front", "ecad-demo", "--suggested"], cwd=tmp_path, env=_env(),
-                               capture_output=True, text=True, check=True).stdout.strip()
+    suggested = subprocess.run(
+        ["ecad", "front", "ecad-demo", "--suggested"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     shutil.copy(tmp_path / suggested, tmp_path / "my_schedule.json")
     for block in (b for b in ALL if b.page == page and b.runs):
-        command = ([sys.executable, "-c", block.code] if block.language == "python"
-                   else ["bash", "-euo", "pipefail", "-c", block.code])
+        command = (
+            [sys.executable, "-c", block.code]
+            if block.language == "python"
+            else ["bash", "-euo", "pipefail", "-c", block.code]
+        )
         done = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, f"{block} failed:\n{block.code}\n{done.stderr[-3000:]}"
 
 
 # ---------------------------------------------------------------------------------------------- generated pages
 def test_generated_pages_equal_a_fresh_generation():
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "docs_pages.py"), "--check"], env=_env(),
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "docs_pages.py"), "--check"], env=_env(), capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -191,8 +214,9 @@ def test_readme_is_short_and_keeps_the_ci_commands():
         assert re.search(rf"<!-- {marker} -->\n```bash\n.+\n```", text), marker
 
 
-BOOKKEEPING = re.compile(r"\bissues? #?\d+|(?<![\w.])#\d+\b(?!-)|\btargets? (?:of|met|not)|\b(?:not|target) met\b",
-                         re.IGNORECASE)
+BOOKKEEPING = re.compile(
+    r"\bissues? #?\d+|(?<![\w.])#\d+\b(?!-)|\btargets? (?:of|met|not)|\b(?:not|target) met\b", re.IGNORECASE
+)
 
 
 def test_no_page_speaks_of_the_projects_bookkeeping():
@@ -202,10 +226,18 @@ def test_no_page_speaks_of_the_projects_bookkeeping():
     assert not found, found
 
 
-@pytest.mark.skipif(shutil.which("mkdocs") is None and not (Path(sys.executable).parent / "mkdocs").exists(),
-                    reason="mkdocs is not installed (pip install -e '.[docs]')")
+@pytest.mark.skipif(
+    shutil.which("mkdocs") is None and not (Path(sys.executable).parent / "mkdocs").exists(),
+    reason="mkdocs is not installed (pip install -e '.[docs]')",
+)
 def test_site_builds_strictly(tmp_path):
     mkdocs = shutil.which("mkdocs", path=_env()["PATH"])
-    done = subprocess.run([mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=ROOT,
-                          env={**_env(), "NO_MKDOCS_2_WARNING": "1"}, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        env={**_env(), "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]

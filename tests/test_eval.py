@@ -8,12 +8,12 @@ import pytest
 import torch
 
 import ecad
-from ecad.schedule import heuristics
 from ecad.cli import main
 from ecad.evaluation import EvalConfig, ImageStore, evaluate
 from ecad.generation import Generated
 from ecad.metrics import FidMetric, get_metric
 from ecad.models.prompts import load_prompts
+from ecad.schedule import heuristics
 from ecad.search import schedule_from_key, schedule_key
 
 
@@ -27,8 +27,7 @@ class MeanColour(torch.nn.Module):
 
 def images(seed, n=12, shift=0.0):
     generator = torch.Generator().manual_seed(seed)
-    return Generated((torch.rand(n, 3, 8, 8, generator=generator) + shift).clamp(0, 1), torch.zeros(n, 4),
-                     ["p"] * n)
+    return Generated((torch.rand(n, 3, 8, 8, generator=generator) + shift).clamp(0, 1), torch.zeros(n, 4), ["p"] * n)
 
 
 def test_fid_with_an_injected_feature_extractor(tmp_path):
@@ -75,19 +74,52 @@ def schedule_file(tiny_model_dir, tmp_path_factory):
 
 
 def eval_args(model_dir, prompts, out, *extra):
-    return ["eval", "--model", str(model_dir), "--prompts", str(prompts), "--steps", "6", "--height", "16",
-            "--width", "16", "--batch-size", "4", "--warmup", "1", "--repeats", "2", "--device", "cpu",
-            "--out", str(out), *extra]
+    return [
+        "eval",
+        "--model",
+        str(model_dir),
+        "--prompts",
+        str(prompts),
+        "--steps",
+        "6",
+        "--height",
+        "16",
+        "--width",
+        "16",
+        "--batch-size",
+        "4",
+        "--warmup",
+        "1",
+        "--repeats",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
-def test_eval_writes_tables_and_resumes_without_generating(tiny_model_dir, schedule_file, tmp_path, monkeypatch,
-                                                           capsys):
+def test_eval_writes_tables_and_resumes_without_generating(
+    tiny_model_dir, schedule_file, tmp_path, monkeypatch, capsys
+):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a w1\nw2 w3\nw4 a\n")
     out = tmp_path / "eval"
-    config = EvalConfig(model=str(tiny_model_dir), prompts=load_prompts(str(prompts), limit=2),
-                        schedules=[str(schedule_file)], baselines=["fora:2", "tgate"], metrics=["fidelity", "fid"],
-                        num_steps=6, height=16, width=16, batch_size=4, warmup=1, repeats=2, device="cpu")
+    config = EvalConfig(
+        model=str(tiny_model_dir),
+        prompts=load_prompts(str(prompts), limit=2),
+        schedules=[str(schedule_file)],
+        baselines=["fora:2", "tgate"],
+        metrics=["fidelity", "fid"],
+        num_steps=6,
+        height=16,
+        width=16,
+        batch_size=4,
+        warmup=1,
+        repeats=2,
+        device="cpu",
+    )
     report = evaluate(config, out, metrics={"fid": FidMetric(feature=MeanColour())}, progress=False)
 
     names = [r["name"] for r in report["results"]]
@@ -112,8 +144,17 @@ def test_eval_writes_tables_and_resumes_without_generating(tiny_model_dir, sched
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["name"] for r in rows] == names
-    assert {"macs", "macs_speedup", "latency_median_s", "latency_q1_s", "latency_q3_s", "speedup", "fid",
-            "fidelity.ssim", "fidelity.psnr"} <= set(rows[0])
+    assert {
+        "macs",
+        "macs_speedup",
+        "latency_median_s",
+        "latency_q1_s",
+        "latency_q3_s",
+        "speedup",
+        "fid",
+        "fidelity.ssim",
+        "fidelity.psnr",
+    } <= set(rows[0])
     table = (out / "results.md").read_text()
     assert "| schedule |" in table and "| fora-2 |" in table and env["device_name"] in table
 
@@ -122,8 +163,19 @@ def test_eval_writes_tables_and_resumes_without_generating(tiny_model_dir, sched
     original = ImageStore.save
     monkeypatch.setattr(ImageStore, "save", lambda self, name, *a: generated.append(name) or original(self, name, *a))
     capsys.readouterr()
-    args = eval_args(tiny_model_dir, prompts, out, "--limit", "2", "--schedules", str(schedule_file),
-                     "--baselines", "fora:2,tgate,fora:3", "--metrics", "fidelity")
+    args = eval_args(
+        tiny_model_dir,
+        prompts,
+        out,
+        "--limit",
+        "2",
+        "--schedules",
+        str(schedule_file),
+        "--baselines",
+        "fora:2,tgate,fora:3",
+        "--metrics",
+        "fidelity",
+    )
     assert main(args) == 0
     assert generated == ["fora-3"]
     again = json.loads((out / "results.json").read_text())
@@ -137,13 +189,16 @@ def test_eval_writes_tables_and_resumes_without_generating(tiny_model_dir, sched
     assert "other settings (guidance_scale: 4.5 -> 2.0)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--steps", "8"], "has 6 steps but the evaluation runs 8; pass --resample"),
-    (["--baselines", "toca"], "unknown baseline 'toca'"),
-    (["--baselines", "fora:2,dbcache:1,0"], "dbcache takes 3 to 4 settings"),
-    (["--metrics", "fidelity,sharpness"], "unknown metric 'sharpness'"),
-    (["--fid-reference", "somewhere"], "fid is not in --metrics"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--steps", "8"], "has 6 steps but the evaluation runs 8; pass --resample"),
+        (["--baselines", "toca"], "unknown baseline 'toca'"),
+        (["--baselines", "fora:2,dbcache:1,0"], "dbcache takes 3 to 4 settings"),
+        (["--metrics", "fidelity,sharpness"], "unknown metric 'sharpness'"),
+        (["--fid-reference", "somewhere"], "fid is not in --metrics"),
+    ],
+)
 def test_eval_errors_are_one_line(tiny_model_dir, schedule_file, tmp_path, capsys, extra, message):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a w1\n")
@@ -154,8 +209,11 @@ def test_eval_errors_are_one_line(tiny_model_dir, schedule_file, tmp_path, capsy
     assert len(errors) == 1 and message in errors[0]
 
 
-PAPER_PROMPTS = ("ImageRewardPrompts.json", 100, "a concept art of a vehicle, cyberpunk"), \
-    ("DrawBench200.txt", 200, "A red colored car."), ("PartiPrompts.tsv", 1632, "bond")
+PAPER_PROMPTS = (
+    ("ImageRewardPrompts.json", 100, "a concept art of a vehicle, cyberpunk"),
+    ("DrawBench200.txt", 200, "A red colored car."),
+    ("PartiPrompts.tsv", 1632, "bond"),
+)
 
 
 @pytest.mark.parametrize("name, count, first", PAPER_PROMPTS)

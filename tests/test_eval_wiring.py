@@ -12,11 +12,11 @@ import torch
 from safetensors.torch import load_file
 
 import ecad
-from ecad.schedule import heuristics
 from ecad.cli import main
 from ecad.evaluation import EvalConfig, evaluate
 from ecad.generation import CalibrationGenerator
 from ecad.models.loading import load_pipeline
+from ecad.schedule import heuristics
 
 PROMPTS = ["a w1", "w2 w3"]
 STEPS = 6
@@ -30,9 +30,17 @@ def direct_latents(model_dir, schedule, steps=STEPS, **enable):
     """The rows' final latents from one plain pipeline call (prompt strings, one seeded generator per row)."""
     pipe = load_pipeline(str(model_dir), device="cpu")
     with ecad.enable_cache(pipe, schedule, **enable) if schedule is not None else nullcontext():
-        return pipe(PROMPTS, num_inference_steps=steps, height=16, width=16, guidance_scale=4.5,
-                    generator=[torch.Generator().manual_seed(0) for _ in PROMPTS], output_type="latent",
-                    use_resolution_binning=False, clean_caption=False).images
+        return pipe(
+            PROMPTS,
+            num_inference_steps=steps,
+            height=16,
+            width=16,
+            guidance_scale=4.5,
+            generator=[torch.Generator().manual_seed(0) for _ in PROMPTS],
+            output_type="latent",
+            use_resolution_binning=False,
+            clean_caption=False,
+        ).images
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +49,20 @@ def layout(tiny_model_dir):
 
 
 def config(model_dir, schedules, **overrides):
-    values = dict(model=str(model_dir), prompts=PROMPTS, schedules=[str(s) for s in schedules],
-                  baselines=["fora:2", "tgate"], metrics=["fidelity"], num_steps=STEPS, height=16, width=16,
-                  batch_size=4, warmup=0, repeats=0, device="cpu")
+    values = dict(
+        model=str(model_dir),
+        prompts=PROMPTS,
+        schedules=[str(s) for s in schedules],
+        baselines=["fora:2", "tgate"],
+        metrics=["fidelity"],
+        num_steps=STEPS,
+        height=16,
+        width=16,
+        batch_size=4,
+        warmup=0,
+        repeats=0,
+        device="cpu",
+    )
     return EvalConfig(**{**values, **overrides})
 
 
@@ -52,8 +71,12 @@ def test_each_image_set_is_generated_under_its_own_schedule(tiny_model_dir, layo
     mine.save(tmp_path / "mine.json")
     out = tmp_path / "eval"
     report = evaluate(config(tiny_model_dir, [tmp_path / "mine.json"]), out, progress=False)
-    expected = {"no-cache": None, "fora-2": heuristics.fora(layout, STEPS, 2), "tgate-2": heuristics.tgate(layout, STEPS),
-                "mine": mine}
+    expected = {
+        "no-cache": None,
+        "fora-2": heuristics.fora(layout, STEPS, 2),
+        "tgate-2": heuristics.tgate(layout, STEPS),
+        "mine": mine,
+    }
     assert [row["name"] for row in report["results"]] == list(expected)
     latents = {name: stored_latents(out, name) for name in expected}
     for name, schedule in expected.items():
@@ -64,7 +87,7 @@ def test_each_image_set_is_generated_under_its_own_schedule(tiny_model_dir, layo
             assert row["key"] == ecad.search.schedule_key(schedule)
             assert row["metrics"]["fidelity"]["latent_rel_error"] > 0
     names = list(expected)
-    assert all(not torch.equal(latents[a], latents[b]) for i, a in enumerate(names) for b in names[i + 1:])
+    assert all(not torch.equal(latents[a], latents[b]) for i, a in enumerate(names) for b in names[i + 1 :])
 
 
 def test_latency_is_timed_with_the_schedule_replaying(tiny_model_dir, layout, tmp_path, monkeypatch):
@@ -87,6 +110,7 @@ def test_latency_is_timed_with_the_schedule_replaying(tiny_model_dir, layout, tm
                         schedule, counts, calls = seen.get(name) or (handle.schedule, Counter(), 0)
                         counts.update({k: handle.counts[k] - before[k] for k in before})
                         seen[name] = (schedule, counts, calls + 1)
+
             return apply
 
         return original(pipe, call, {name: counted(name, m) for name, m in methods.items()}, **kwargs)
@@ -99,8 +123,11 @@ def test_latency_is_timed_with_the_schedule_replaying(tiny_model_dir, layout, tm
         assert calls == 3  # warm-up and timed rounds
         assert ecad.search.schedule_key(schedule) == row["key"]
         bits, exists = schedule.effective(), schedule.exists.expand_as(schedule.effective())
-        assert counts == {"computed": calls * int(bits.sum()), "reused": calls * int((exists & ~bits).sum()),
-                          "forecast": 0}, row["name"]
+        assert counts == {
+            "computed": calls * int(bits.sum()),
+            "reused": calls * int((exists & ~bits).sum()),
+            "forecast": 0,
+        }, row["name"]
         assert counts["reused"] > 0
 
 
@@ -114,9 +141,13 @@ def test_changed_bits_are_generated_again(tiny_model_dir, layout, tmp_path, monk
     changed.save(path)
     generated = []
     original = CalibrationGenerator.__call__
-    monkeypatch.setattr(CalibrationGenerator, "__call__",  # eval applies each row's method around the generator
-                        lambda self, schedule, **kw: generated.append(ecad.active_cache(self.pipe).schedule)
-                        or original(self, schedule, **kw))
+    monkeypatch.setattr(
+        CalibrationGenerator,
+        "__call__",  # eval applies each row's method around the generator
+        lambda self, schedule, **kw: (
+            generated.append(ecad.active_cache(self.pipe).schedule) or original(self, schedule, **kw)
+        ),
+    )
     evaluate(config(tiny_model_dir, [path], baselines=[]), out, progress=False)
     assert [ecad.search.schedule_key(s) for s in generated] == [ecad.search.schedule_key(changed)]
     assert torch.equal(stored_latents(out, "mine"), direct_latents(tiny_model_dir, changed))
@@ -130,9 +161,27 @@ def test_resample_maps_a_schedule_to_the_evaluations_steps(tiny_model_dir, layou
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("\n".join(PROMPTS) + "\n")
     out = tmp_path / "eval"
-    args = ["eval", "--model", str(tiny_model_dir), "--prompts", str(prompts), "--schedules", str(path),
-            "--steps", str(STEPS), "--height", "16", "--width", "16", "--repeats", "0", "--device", "cpu",
-            "--out", str(out)]
+    args = [
+        "eval",
+        "--model",
+        str(tiny_model_dir),
+        "--prompts",
+        str(prompts),
+        "--schedules",
+        str(path),
+        "--steps",
+        str(STEPS),
+        "--height",
+        "16",
+        "--width",
+        "16",
+        "--repeats",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 1  # 4 steps against 6: refused without --resample
     assert main(args + ["--resample"]) == 0
     stored = ecad.CacheSchedule.load(out / "schedules" / "four.json")

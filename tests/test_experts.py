@@ -8,9 +8,9 @@ import torch
 from tiny_pipelines import tiny_wan_pipeline
 
 import ecad
-from ecad.runtime.experts import expert_steps, split_schedule
 from ecad.cost.table import experts_step_macs
 from ecad.models.macs import count_macs
+from ecad.runtime.experts import expert_steps, split_schedule
 
 STEPS = 6
 
@@ -21,15 +21,26 @@ def pipe():
 
 
 def frames(pipe) -> torch.Tensor:
-    return pipe("w1 w2", num_inference_steps=STEPS, height=16, width=16, num_frames=5, guidance_scale=4.0,
-                generator=torch.Generator().manual_seed(0), output_type="pt", max_sequence_length=8).frames
+    return pipe(
+        "w1 w2",
+        num_inference_steps=STEPS,
+        height=16,
+        width=16,
+        num_frames=5,
+        guidance_scale=4.0,
+        generator=torch.Generator().manual_seed(0),
+        output_type="pt",
+        max_sequence_length=8,
+    ).frames
 
 
 def calls(pipe) -> list[int]:
     """Which expert each transformer call of a generation went to."""
     seen: list[int] = []
-    handles = [getattr(pipe, name).register_forward_pre_hook(lambda *_, e=e: seen.append(e))
-               for e, name in enumerate(("transformer", "transformer_2"))]
+    handles = [
+        getattr(pipe, name).register_forward_pre_hook(lambda *_, e=e: seen.append(e))
+        for e, name in enumerate(("transformer", "transformer_2"))
+    ]
     try:
         frames(pipe)
     finally:
@@ -61,9 +72,12 @@ def test_each_expert_reads_its_own_rows(pipe):
     bits[5] = False  # expert 2 replays after its first step (row 4, which computes: nothing crosses the hand-over)
     schedule = full.like(bits)
     computed = {0: 0, 1: 0}
-    handles = [getattr(pipe, name).blocks[0].attn1.register_forward_hook(
-        lambda *_, e=e: computed.__setitem__(e, computed[e] + 1)) for e, name in enumerate(("transformer",
-                                                                                            "transformer_2"))]
+    handles = [
+        getattr(pipe, name)
+        .blocks[0]
+        .attn1.register_forward_hook(lambda *_, e=e: computed.__setitem__(e, computed[e] + 1))
+        for e, name in enumerate(("transformer", "transformer_2"))
+    ]
     try:
         with ecad.enable_cache_experts(pipe, schedule) as handle:
             cached = frames(pipe)
@@ -120,8 +134,13 @@ def test_a_short_search_sees_both_experts(pipe, tmp_path):
         runs.append(handle.counts["computed"] + handle.counts["reused"])
         return output
 
-    executor = FunctionExecutor(ecad.model_layout(pipe), float(table.full_step_macs * STEPS), run,
-                                lambda s: sum(experts_step_macs(table, s, experts)), (16, 16))
+    executor = FunctionExecutor(
+        ecad.model_layout(pipe),
+        float(table.full_step_macs * STEPS),
+        run,
+        lambda s: sum(experts_step_macs(table, s, experts)),
+        (16, 16),
+    )
     result = short_search(executor, tmp_path / "run", STEPS, "wan2.2-tiny")
     assert result.evaluations >= 4 and set(runs) == {2 * 6 * STEPS}  # every step of both experts decided each run
     assert min(row["cost"] for row in result.front) < executor.full_cost

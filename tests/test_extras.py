@@ -45,8 +45,10 @@ def torch_conflicts(requirements: list[str], torch_version: str) -> list[str]:
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
-            problems.append(f"{via} asks for {requirement}, which is not installed here, so it cannot be checked "
-                            "offline: add it to the test extra")
+            problems.append(
+                f"{via} asks for {requirement}, which is not installed here, so it cannot be checked "
+                "offline: add it to the test extra"
+            )
             continue
         if not requirement.specifier.contains(dist.version, prereleases=True):
             problems.append(f"{via} asks for {requirement}; installed {name} {dist.version} does not satisfy it")
@@ -74,5 +76,7 @@ def test_the_check_catches_a_dependency_that_pulls_another_torch():
     torch_version = metadata.version("torch")
     assert torch_conflicts(["torchmetrics"], torch_version) == []
     assert any("torchmetrics" in p and "asks for torch>=2.0.0" in p for p in torch_conflicts(["torchmetrics"], "1.13"))
-    assert any("torchmetrics" in p and "asks for torchvision" in p
-               for p in torch_conflicts(["torchmetrics[image]"], torch_version))
+    assert any(
+        "torchmetrics" in p and "asks for torchvision" in p
+        for p in torch_conflicts(["torchmetrics[image]"], torch_version)
+    )

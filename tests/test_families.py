@@ -23,8 +23,17 @@ def flux():
 
 
 def flux_images(pipe, steps=4, size=16, **kwargs):
-    return pipe(["w1 w2"], num_inference_steps=steps, height=size, width=size, guidance_scale=3.5,
-                generator=torch.Generator().manual_seed(0), output_type="pt", max_sequence_length=8, **kwargs).images
+    return pipe(
+        ["w1 w2"],
+        num_inference_steps=steps,
+        height=size,
+        width=size,
+        guidance_scale=3.5,
+        generator=torch.Generator().manual_seed(0),
+        output_type="pt",
+        max_sequence_length=8,
+        **kwargs,
+    ).images
 
 
 def test_prune_rule_on_one_source_consumer_pair():
@@ -59,7 +68,8 @@ def test_flux_pruning_is_bit_exact_and_computes_less(flux):
     report = table.report(schedule)
     assert report["total_macs"] == report["pruned_total_macs"] < report["unpruned_total_macs"]
     assert report["unpruned_total_macs"] - report["pruned_total_macs"] == 2 * int(
-        table.component_macs[2:, [full.component_names.index("attn"), full.component_names.index("proj_mlp")]].sum())
+        table.component_macs[2:, [full.component_names.index("attn"), full.component_names.index("proj_mlp")]].sum()
+    )
 
 
 def test_sd3_missing_pairs_are_masked_cost_nothing_and_cannot_be_switched_on():
@@ -75,7 +85,9 @@ def test_sd3_missing_pairs_are_masked_cost_nothing_and_cannot_be_switched_on():
     table = count_macs("sd3.5-medium", 1024, 1024)
     assert table.exists[:, attn2].tolist() == [True] * 13 + [False] * 11
     assert not bool(table.exists[23, ff_context]) and bool(table.exists[:23, ff_context].all())
-    assert bool((table.component_macs[~table.exists] == 0).all()) and bool((table.component_macs[table.exists] > 0).all())
+    assert bool((table.component_macs[~table.exists] == 0).all()) and bool(
+        (table.component_macs[table.exists] > 0).all()
+    )
 
 
 def test_generic_adapter_by_pattern_and_registration():
@@ -83,14 +95,17 @@ def test_generic_adapter_by_pattern_and_registration():
     by_pattern = ecad.model_layout(transformer, GenericAdapter("transformer_blocks", "attn?|ff"))
     assert by_pattern.component_names == ("attn1", "attn2", "ff")
     assert ecad.model_layout(transformer, GenericAdapter("transformer_blocks", "attn*")).component_names == (
-        "attn1", "attn2")
+        "attn1",
+        "attn2",
+    )
     with pytest.raises(UnsupportedModelError, match="no child .* matches 'mlp'"):
         ecad.model_layout(transformer, GenericAdapter("transformer_blocks", "mlp"))
     with pytest.raises(UnsupportedModelError, match="does not fit SanaTransformer2DModel"):
         ecad.model_layout(transformer, GenericAdapter("blocks", ("attn1",)))
     # registered first, a generic adapter takes over its class
-    adapter = ecad.register_adapter(GenericAdapter("transformer_blocks", ("ff",), transformer_classes=(
-        "SanaTransformer2DModel",)))
+    adapter = ecad.register_adapter(
+        GenericAdapter("transformer_blocks", ("ff",), transformer_classes=("SanaTransformer2DModel",))
+    )
     try:
         assert ecad.model_layout(transformer).component_names == ("ff",)
     finally:
@@ -125,9 +140,27 @@ def test_generate_cli_runs_flux_with_a_resampled_schedule(flux, tmp_path, monkey
     flux.save_pretrained(tmp_path / "flux")
     schedule = ecad.full_schedule(flux, 20)
     schedule.like(torch.rand(schedule.shape, generator=torch.Generator().manual_seed(0)) < 0.5).save(
-        tmp_path / "s.json")
-    args = ["generate", "--model", str(tmp_path / "flux"), "--schedule", str(tmp_path / "s.json"), "--prompt", "w1",
-            "--steps", "28", "--height", "16", "--width", "16", "--device", "cpu", "--out", str(tmp_path / "x.png")]
+        tmp_path / "s.json"
+    )
+    args = [
+        "generate",
+        "--model",
+        str(tmp_path / "flux"),
+        "--schedule",
+        str(tmp_path / "s.json"),
+        "--prompt",
+        "w1",
+        "--steps",
+        "28",
+        "--height",
+        "16",
+        "--width",
+        "16",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "x.png"),
+    ]
     assert main(args) == 1  # 28 steps, 20-step schedule: refused without --resample
     with caplog.at_level(logging.INFO, logger="ecad"):
         assert main([*args, "--resample"]) == 0

@@ -44,7 +44,7 @@ def test_fid_through_the_inception_port_gives_torch_fidelitys_features_and_fid(t
     features = torch.cat(seen[:2])  # the real images' features: batches of 4 and 2
     theirs = torch.tensor(RESULT["original"]["features"])
     assert features.shape == (RESULT["images"], 2048)
-    assert (features[:, :theirs.shape[1]] - theirs).abs().max() < 1e-4 * RESULT["feature_scale"] + 1e-6
+    assert (features[:, : theirs.shape[1]] - theirs).abs().max() < 1e-4 * RESULT["feature_scale"] + 1e-6
     assert scores["fid"] == pytest.approx(RESULT["original"]["fid"], rel=1e-3)
     assert scores["quality"] == -scores["fid"] and scores["fid"] > 0
 

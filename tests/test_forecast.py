@@ -40,7 +40,9 @@ def test_actions_round_trip_and_binary_schedules_keep_format_1(tmp_path):
 
 
 def test_file_errors_name_the_forecast_format(tmp_path):
-    data = layout_schedule(3).with_actions(torch.tensor([[[1, 1], [1, 0]], [[2, 1], [0, 0]], [[2, 0], [2, 0]]])).to_dict()
+    data = (
+        layout_schedule(3).with_actions(torch.tensor([[[1, 1], [1, 0]], [[2, 1], [0, 0]], [[2, 0], [2, 0]]])).to_dict()
+    )
     assert data["blocks"]["0"]["attn"] == "1ff"
     data["format"] = "ecad.schedule/1"
     (tmp_path / "v1.json").write_text(json.dumps({**data, "forecast_order": 1}))
@@ -57,7 +59,9 @@ def test_file_errors_name_the_forecast_format(tmp_path):
         CacheSchedule.from_dict({**data, "format": "ecad.schedule/2"}).to_paper_dict()
     with pytest.raises(ScheduleError, match="one action"):
         full = layout_schedule(3)
-        CacheSchedule(full.recompute, full.block_names, full.component_names, full.exists, {}, full.exists.expand(3, -1, -1))
+        CacheSchedule(
+            full.recompute, full.block_names, full.component_names, full.exists, {}, full.exists.expand(3, -1, -1)
+        )
     with pytest.raises(ScheduleError, match="forecast_order"):
         CacheSchedule(full.recompute, full.block_names, full.component_names, forecast_order=3)
 
@@ -107,10 +111,14 @@ def test_forecast_equals_the_hand_computed_extrapolation(case, unit):
     seen: dict[tuple[int, int], list[tuple[torch.Tensor, ...]]] = {}
     times: list[float] = []
     tracker = case.transformer.register_forward_pre_hook(
-        lambda _m, args, kwargs: times.append(float(kwargs[adapter.timestep_arg].reshape(-1)[0])), with_kwargs=True)
-    hooks = [tracker] + [module.register_forward_hook(
-        lambda _m, _i, out, key=(b, c): seen.setdefault(key, []).append(tuple(t.clone() for t in _as_tuple(out))))
-        for b, c, _, module in adapter.components(case.transformer)]
+        lambda _m, args, kwargs: times.append(float(kwargs[adapter.timestep_arg].reshape(-1)[0])), with_kwargs=True
+    )
+    hooks = [tracker] + [
+        module.register_forward_hook(
+            lambda _m, _i, out, key=(b, c): seen.setdefault(key, []).append(tuple(t.clone() for t in _as_tuple(out)))
+        )
+        for b, c, _, module in adapter.components(case.transformer)
+    ]
     try:
         with case.enable(schedule, prune=False, forecast_unit=unit) as handle:
             case.run()
@@ -218,14 +226,26 @@ def test_search_over_three_actions_resumes_to_the_same_front(tmp_path):
     tiny_pixart_pipeline(num_layers=2, seed=1).save_pretrained(model)
 
     def config(generations):
-        return SearchConfig(model=str(model), prompts=["a w1", "w2 w3"], population=6, generations=generations,
-                            num_steps=6, height=16, width=16, device="cpu", batch_size=4, actions="reuse,forecast")
+        return SearchConfig(
+            model=str(model),
+            prompts=["a w1", "w2 w3"],
+            population=6,
+            generations=generations,
+            num_steps=6,
+            height=16,
+            width=16,
+            device="cpu",
+            batch_size=4,
+            actions="reuse,forecast",
+        )
 
     from ecad.cli import build_parser
 
     args = build_parser().parse_args(["search", "--model", "m", "--out", "o", "--actions", "reuse,forecast"])
-    assert args.actions == "reuse,forecast" and build_parser().parse_args(["search", "--model", "m", "--out",
-                                                                            "o"]).actions == "reuse"
+    assert (
+        args.actions == "reuse,forecast"
+        and build_parser().parse_args(["search", "--model", "m", "--out", "o"]).actions == "reuse"
+    )
     straight = search(config(2), tmp_path / "straight", progress=False)
     search(config(1), tmp_path / "resumed", progress=False)
     resumed = search(config(2), tmp_path / "resumed", resume=True, progress=False)
@@ -243,8 +263,8 @@ def test_search_over_three_actions_resumes_to_the_same_front(tmp_path):
 
 def test_taylorseer_baseline_show_and_picture(tmp_path, capsys):
     from ecad.cli import main
-    from ecad.schedule.heuristics import baseline, parse_baseline
     from ecad.report.pictures import COLORS, schedule_image
+    from ecad.schedule.heuristics import baseline, parse_baseline
 
     layout = ecad.adapters.ModelLayout(("0", "1"), ("attn", "ff"), torch.ones(2, 2, dtype=torch.bool))
     schedule = baseline(layout, 7, "taylorseer:3:2")
@@ -252,8 +272,11 @@ def test_taylorseer_baseline_show_and_picture(tmp_path, capsys):
     assert schedule.actions[:, 0, 0].tolist() == [1, 2, 2, 1, 2, 2, 1]
     assert schedule.effective_actions()[:, 0, 0].tolist() == [1, 0, 0, 1, 2, 2, 1]  # one computed output: reuse
     assert parse_baseline("taylorseer:3") == ("taylorseer", [3])
-    for bad, message in (("taylorseer", "needs its interval"), ("taylorseer:2:3", "forecast order"),
-                         ("fora:2:2", "takes 1 argument")):
+    for bad, message in (
+        ("taylorseer", "needs its interval"),
+        ("taylorseer:2:3", "forecast order"),
+        ("fora:2:2", "takes 1 argument"),
+    ):
         with pytest.raises(ValueError, match=message):
             parse_baseline(bad)
     path = tmp_path / "ts.json"

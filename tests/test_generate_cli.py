@@ -29,8 +29,21 @@ def test_generate_uncached_and_with_full_schedule_are_identical(model_dir, tmp_p
     assert main(["generate", "--model", str(model_dir), "--out", str(tmp_path / "plain.png"), *ARGS]) == 0
     full = ecad.full_schedule(tiny_pixart_pipeline(num_layers=2), 4)
     full.save(tmp_path / "full.json")
-    assert main(["generate", "--model", str(model_dir), "--schedule", str(tmp_path / "full.json"),
-                 "--out", str(tmp_path / "cached.png"), *ARGS]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(model_dir),
+                "--schedule",
+                str(tmp_path / "full.json"),
+                "--out",
+                str(tmp_path / "cached.png"),
+                *ARGS,
+            ]
+        )
+        == 0
+    )
     plain = pixels(tmp_path / "plain.png")
     assert plain.shape == (16, 16, 3)
     assert np.array_equal(plain, pixels(tmp_path / "cached.png"))
@@ -41,8 +54,21 @@ def test_generate_with_a_caching_schedule_differs(model_dir, tmp_path):
     bits = full.recompute.clone()
     bits[1:] = False
     full.like(bits).save(tmp_path / "cache.json")
-    assert main(["generate", "--model", str(model_dir), "--schedule", str(tmp_path / "cache.json"),
-                 "--out", str(tmp_path / "cached.png"), *ARGS]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(model_dir),
+                "--schedule",
+                str(tmp_path / "cache.json"),
+                "--out",
+                str(tmp_path / "cached.png"),
+                *ARGS,
+            ]
+        )
+        == 0
+    )
     assert main(["generate", "--model", str(model_dir), "--out", str(tmp_path / "plain.png"), *ARGS]) == 0
     assert not np.array_equal(pixels(tmp_path / "plain.png"), pixels(tmp_path / "cached.png"))
 
@@ -61,11 +87,38 @@ def test_generate_errors_are_one_line(model_dir, tmp_path, capsys):
         assert len(errors) == 1 and message in errors[0] and "Traceback" not in err, err
     full = ecad.full_schedule(tiny_pixart_pipeline(num_layers=2), 6)
     full.save(tmp_path / "six.json")
-    assert main(["generate", "--model", str(model_dir), "--schedule", str(tmp_path / "six.json"),
-                 "--out", str(tmp_path / "x.png"), *ARGS]) == 1
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(model_dir),
+                "--schedule",
+                str(tmp_path / "six.json"),
+                "--out",
+                str(tmp_path / "x.png"),
+                *ARGS,
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err  # command-line advice, not Python's (schedule.resample, resample=True)
     assert "schedule has 6 steps but --steps 4" in err and "--steps 6" in err and "--resample" in err
     assert "resample(" not in err and "resample=True" not in err
-    assert main(["generate", "--model", str(model_dir), "--schedule", str(tmp_path / "six.json"), "--resample",
-                 "--out", str(tmp_path / "x.png"), *ARGS]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(model_dir),
+                "--schedule",
+                str(tmp_path / "six.json"),
+                "--resample",
+                "--out",
+                str(tmp_path / "x.png"),
+                *ARGS,
+            ]
+        )
+        == 0
+    )
     assert not (tmp_path / "x.png.tmp").exists()

@@ -19,14 +19,23 @@ FAMILIES = {
 def test_generator_matches_the_pipeline_and_caches(family):
     build, extra, size = FAMILIES[family]
     pipe = build()
-    calibration = Calibration(PROMPTS, images_per_prompt=2, num_steps=4, height=size, width=size,
-                              guidance_scale=3.0, batch_size=3, seed=5)
+    calibration = Calibration(
+        PROMPTS, images_per_prompt=2, num_steps=4, height=size, width=size, guidance_scale=3.0, batch_size=3, seed=5
+    )
     generator = CalibrationGenerator(pipe, calibration)
     uncached = generator(None)
     assert uncached.images.shape == (4, 3, size, size) and uncached.prompts == [p for p in PROMPTS for _ in (0, 1)]
     for row, (prompt, seed) in enumerate(calibration.rows):
-        own = pipe(prompt, num_inference_steps=4, height=size, width=size, guidance_scale=3.0, output_type="pt",
-                   generator=torch.Generator().manual_seed(seed), **extra).images
+        own = pipe(
+            prompt,
+            num_inference_steps=4,
+            height=size,
+            width=size,
+            guidance_scale=3.0,
+            output_type="pt",
+            generator=torch.Generator().manual_seed(seed),
+            **extra,
+        ).images
         assert torch.allclose(own[0], uncached.images[row], atol=1e-5), (family, row)
     full = ecad.full_schedule(pipe, 4)
     assert torch.equal(generator(full).images, uncached.images)

@@ -19,8 +19,10 @@ TOLERANCE = 1e-4  # the original ran one image per call on torch 2.14.1; differe
 
 
 def tokenizer_files():
-    return {"vocab.txt": "\n".join(bert_vocab(RESULT["vocab_words"])) + "\n",
-            "tokenizer_config.json": json.dumps({"do_lower_case": True})}
+    return {
+        "vocab.txt": "\n".join(bert_vocab(RESULT["vocab_words"])) + "\n",
+        "tokenizer_config.json": json.dumps({"do_lower_case": True}),
+    }
 
 
 @pytest.fixture
@@ -36,8 +38,9 @@ def checkpoint_in_hub_cache(hub_cache, tmp_path):
     """THUDM/ImageReward too, its ImageReward.pt holding the script's seeded weights (1.8 GB on disk)."""
     checkpoint = tmp_path / "ImageReward.pt"
     torch.save(seeded_state_dict(RESULT["checkpoint_layout"], RESULT["weight_seed"]), checkpoint)
-    put_in_hub_cache(hub_cache, REPO, {"ImageReward.pt": checkpoint,
-                                       "med_config.json": json.dumps(RESULT["med_config"])})
+    put_in_hub_cache(
+        hub_cache, REPO, {"ImageReward.pt": checkpoint, "med_config.json": json.dumps(RESULT["med_config"])}
+    )
     yield hub_cache
     checkpoint.unlink()  # pytest keeps the temporary folders of the last runs
 
@@ -53,8 +56,9 @@ def recorded_inputs():
 
 @pytest.mark.slow
 def test_full_size_port_gives_the_original_packages_scores(checkpoint_in_hub_cache):
-    metric = get_metric("image-reward", cache_dir=checkpoint_in_hub_cache, local_files_only=True, device="cpu",
-                        batch_size=4)
+    metric = get_metric(
+        "image-reward", cache_dir=checkpoint_in_hub_cache, local_files_only=True, device="cpu", batch_size=4
+    )
     images, prompts = recorded_inputs()
     with threads(2):
         metric._load()
@@ -72,8 +76,10 @@ def test_full_size_port_gives_the_original_packages_scores(checkpoint_in_hub_cac
 
 def test_tokenizer_gives_the_original_token_ids(hub_cache):
     tokenizer = load_tokenizer(TOKENIZER, cache_dir=hub_cache, local_files_only=True)
-    ids = [tokenizer(text, padding="max_length", truncation=True, max_length=35).input_ids
-           for text in RESULT["token_prompts"]]
+    ids = [
+        tokenizer(text, padding="max_length", truncation=True, max_length=35).input_ids
+        for text in RESULT["token_prompts"]
+    ]
     assert ids == RESULT["original_tokens"]
     assert RESULT["tokens_equal"].get("real", True)  # on the real bert-base-uncased vocabulary, when it was checked
 
@@ -85,11 +91,14 @@ def meta_checkpoint():
     return checkpoint
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda c: c.pop("blip.text_encoder.encoder.layer.3.crossattention.self.key.weight"), "1 tensors missing"),
-    (lambda c: c.update({"blip.itm_head.weight": torch.empty(2, 768, device="meta")}), "itm_head"),
-    (lambda c: c.update({POSITION_IDS: torch.zeros(1, 512, dtype=torch.long)}), "not 0, 1, 2"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c.pop("blip.text_encoder.encoder.layer.3.crossattention.self.key.weight"), "1 tensors missing"),
+        (lambda c: c.update({"blip.itm_head.weight": torch.empty(2, 768, device="meta")}), "itm_head"),
+        (lambda c: c.update({POSITION_IDS: torch.zeros(1, 512, dtype=torch.long)}), "not 0, 1, 2"),
+    ],
+)
 def test_a_checkpoint_that_does_not_map_exactly_is_refused(change, message):
     checkpoint = meta_checkpoint()
     change(checkpoint)

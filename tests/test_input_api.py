@@ -25,8 +25,15 @@ def pipe():
 
 
 def generate(pipe):
-    return pipe("a w1", num_inference_steps=STEPS, height=16, width=16, output_type="latent",
-                generator=torch.Generator().manual_seed(0), use_resolution_binning=False).images
+    return pipe(
+        "a w1",
+        num_inference_steps=STEPS,
+        height=16,
+        width=16,
+        output_type="latent",
+        generator=torch.Generator().manual_seed(0),
+        use_resolution_binning=False,
+    ).images
 
 
 def cached_schedule(pipe):
@@ -112,21 +119,30 @@ def test_schedule_bits_must_be_bools_or_0_1():
     assert CacheSchedule.from_array([[[1, 0, 1]]]).recompute.tolist() == [[[True, False, True]]]
 
 
-@pytest.mark.parametrize("config, field", [
-    (lambda: SearchConfig(model="m", prompts=["p"], population=-3), "population must be a whole number >= 2"),
-    (lambda: SearchConfig(model="m", prompts=["p"], generations=0), "generations must be a whole number >= 1"),
-    (lambda: SearchConfig(model="m", prompts=["p"], num_steps=1), "num_steps must be a whole number >= 2"),
-    (lambda: SearchConfig(model="m", prompts=["p"], guidance_scale=float("nan")), "guidance_scale must be a finite"),
-    (lambda: SearchConfig(model="m", prompts=["p"], device="nonsense"), "device must be auto or a device"),
-    (lambda: SearchConfig(model="m", prompts=[]), "prompts must be a non-empty list"),
-    (lambda: SearchConfig(model="m", prompts=["p", None]), "prompts item 1 must be non-empty text"),
-    (lambda: SearchConfig(model="m", prompts=["p"], height=100), "height must be a positive multiple of 8"),
-    (lambda: SearchConfig(model="m", prompts=["p"], cost="time"), "cost must be one of macs, latency"),
-    (lambda: EvalConfig(model="m", prompts=["p"], latency_batch=0), "latency_batch must be a whole number >= 1"),
-    (lambda: EvalConfig(model="m", prompts=["p"], baselines=["fora:x"]), "the argument must be a whole number"),
-    (lambda: EvalConfig(model="m", prompts=["p"], baselines=["magcache:0.1,2,3"]), "magcache takes 1 to 2 settings"),
-    (lambda: EvalConfig(model="m", prompts=["p"], repeats=-1), "repeats must be a whole number >= 0"),
-])
+@pytest.mark.parametrize(
+    "config, field",
+    [
+        (lambda: SearchConfig(model="m", prompts=["p"], population=-3), "population must be a whole number >= 2"),
+        (lambda: SearchConfig(model="m", prompts=["p"], generations=0), "generations must be a whole number >= 1"),
+        (lambda: SearchConfig(model="m", prompts=["p"], num_steps=1), "num_steps must be a whole number >= 2"),
+        (
+            lambda: SearchConfig(model="m", prompts=["p"], guidance_scale=float("nan")),
+            "guidance_scale must be a finite",
+        ),
+        (lambda: SearchConfig(model="m", prompts=["p"], device="nonsense"), "device must be auto or a device"),
+        (lambda: SearchConfig(model="m", prompts=[]), "prompts must be a non-empty list"),
+        (lambda: SearchConfig(model="m", prompts=["p", None]), "prompts item 1 must be non-empty text"),
+        (lambda: SearchConfig(model="m", prompts=["p"], height=100), "height must be a positive multiple of 8"),
+        (lambda: SearchConfig(model="m", prompts=["p"], cost="time"), "cost must be one of macs, latency"),
+        (lambda: EvalConfig(model="m", prompts=["p"], latency_batch=0), "latency_batch must be a whole number >= 1"),
+        (lambda: EvalConfig(model="m", prompts=["p"], baselines=["fora:x"]), "the argument must be a whole number"),
+        (
+            lambda: EvalConfig(model="m", prompts=["p"], baselines=["magcache:0.1,2,3"]),
+            "magcache takes 1 to 2 settings",
+        ),
+        (lambda: EvalConfig(model="m", prompts=["p"], repeats=-1), "repeats must be a whole number >= 0"),
+    ],
+)
 def test_config_fields_are_checked_on_creation(config, field):
     with pytest.raises(ValueError, match=field):
         config()
@@ -134,7 +150,7 @@ def test_config_fields_are_checked_on_creation(config, field):
 
 def test_prompt_files_excel_bom_null_and_parser_errors(tmp_path):
     excel = tmp_path / "excel.csv"
-    excel.write_bytes("\ufeffprompt,seed\r\na red fox,1\r\n\"two, with comma\",2\r\n".encode("utf-8"))
+    excel.write_bytes('\ufeffprompt,seed\r\na red fox,1\r\n"two, with comma",2\r\n'.encode("utf-8"))
     assert load_prompts(str(excel)) == ["a red fox", "two, with comma"]
     (tmp_path / "null.json").write_text('[{"prompt": null}]')
     with pytest.raises(PromptError, match=r"null.json, item 0: 'prompt' is null"):
@@ -163,16 +179,36 @@ class UnloadableMetric:
         raise OSError("cannot load the unloadable metric's weights (a stand-in)")
 
 
-def test_a_failed_search_start_leaves_nothing_and_the_corrected_command_works(tiny_model_dir, tmp_path, capsys,
-                                                                              monkeypatch):
+def test_a_failed_search_start_leaves_nothing_and_the_corrected_command_works(
+    tiny_model_dir, tmp_path, capsys, monkeypatch
+):
     """A new run whose first candidate fails (the stand-in metric) is removed, an existing empty --out is emptied
     again, and the corrected command then works without --resume."""
     from ecad.metrics import METRICS
 
     monkeypatch.setitem(METRICS, "unloadable", UnloadableMetric)
     monkeypatch.setattr("ecad.cli.search.METRIC_NAMES", (*METRICS,))  # the parser's choices: the registered metrics
-    base = ["search", "--model", str(tiny_model_dir), "--prompts", "tiny-shapes", "--limit", "1", "--population",
-            "4", "--generations", "1", "--steps", "4", "--height", "16", "--width", "16", "--device", "cpu"]
+    base = [
+        "search",
+        "--model",
+        str(tiny_model_dir),
+        "--prompts",
+        "tiny-shapes",
+        "--limit",
+        "1",
+        "--population",
+        "4",
+        "--generations",
+        "1",
+        "--steps",
+        "4",
+        "--height",
+        "16",
+        "--width",
+        "16",
+        "--device",
+        "cpu",
+    ]
     empty = tmp_path / "empty"
     empty.mkdir()
     for out in (tmp_path / "new" / "run", empty):
@@ -192,10 +228,18 @@ def test_damaged_eval_files_are_named(tmp_path):
 
     Image.new("RGB", (8, 8)).save(folder / "0000.png")
     (folder / "latents.safetensors").write_bytes(b"garbage" * 10)
-    entry = {"key": "k", "schedule": "schedules/s.json", "latents": "images/s/latents.safetensors",
-             "files": ["images/s/0000.png"]}
-    index = {"format": INDEX_FORMAT, "settings": {}, "rows": [{"row": 0, "prompt": "p", "seed": 0}],
-             "schedules": {"s": entry}}
+    entry = {
+        "key": "k",
+        "schedule": "schedules/s.json",
+        "latents": "images/s/latents.safetensors",
+        "files": ["images/s/0000.png"],
+    }
+    index = {
+        "format": INDEX_FORMAT,
+        "settings": {},
+        "rows": [{"row": 0, "prompt": "p", "seed": 0}],
+        "schedules": {"s": entry},
+    }
     (tmp_path / "index.json").write_text(json.dumps(index))
     store = ImageStore(tmp_path)
     store.read()

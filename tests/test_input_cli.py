@@ -6,8 +6,8 @@ during start-up is checked on a real process."""
 from __future__ import annotations
 
 import hashlib
-import os
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -50,8 +50,11 @@ def _fake_run(path: Path, generation: dict | None = None, front: dict | None = N
     (path / "config.json").write_text(json.dumps(config))
     row = {"file": "front/000.json", "key": key, "quality": 1.0, "cost": 4.0, "speedup": 1.0}
     (path / "front.json").write_text(json.dumps({"full_cost": 4.0, "front": [row]} if front is None else front))
-    population = {"generation": 0, "summary": {}, "population": [{"key": key, "name": "no-cache", "quality": 1.0,
-                                                                  "cost_fraction": 1.0}]}
+    population = {
+        "generation": 0,
+        "summary": {},
+        "population": [{"key": key, "name": "no-cache", "quality": 1.0, "cost_fraction": 1.0}],
+    }
     (path / "generations" / "0000.json").write_text(json.dumps(population if generation is None else generation))
     return path
 
@@ -65,15 +68,37 @@ def _fake_eval(path: Path) -> Path:
     (folder / "0000.png").write_bytes(data[: len(data) // 2])
     CacheSchedule.full(4, ["0", "1"], PIXART).save(path / "schedules" / "no-cache.json")
     key = schedule_key(CacheSchedule.full(4, ["0", "1"], PIXART))
-    entry = {"key": key, "schedule": "schedules/no-cache.json", "latents": "images/no-cache/latents.safetensors",
-             "files": ["images/no-cache/0000.png"]}
-    index = {"format": INDEX_FORMAT, "settings": {}, "schedules": {"no-cache": entry},
-             "rows": [{"row": 0, "prompt": "a w1", "seed": 0}]}
+    entry = {
+        "key": key,
+        "schedule": "schedules/no-cache.json",
+        "latents": "images/no-cache/latents.safetensors",
+        "files": ["images/no-cache/0000.png"],
+    }
+    index = {
+        "format": INDEX_FORMAT,
+        "settings": {},
+        "schedules": {"no-cache": entry},
+        "rows": [{"row": 0, "prompt": "a w1", "seed": 0}],
+    }
     (path / "index.json").write_text(json.dumps(index))
-    results = {"config": {"model": "tiny-shapes"}, "num_steps": 4, "height": 16, "width": 16, "images": 1,
-               "environment": {"device_name": "cpu", "latency_batch_size": 1, "repeats": 0},
-               "results": [{"name": "no-cache", "source": "no caching", "key": key, "recompute_fraction": 1.0,
-                            "macs_speedup": 1.0, "metrics": {}}]}
+    results = {
+        "config": {"model": "tiny-shapes"},
+        "num_steps": 4,
+        "height": 16,
+        "width": 16,
+        "images": 1,
+        "environment": {"device_name": "cpu", "latency_batch_size": 1, "repeats": 0},
+        "results": [
+            {
+                "name": "no-cache",
+                "source": "no caching",
+                "key": key,
+                "recompute_fraction": 1.0,
+                "macs_speedup": 1.0,
+                "metrics": {},
+            }
+        ],
+    }
     (path / "results.json").write_text(json.dumps(results))
     return path
 
@@ -109,18 +134,18 @@ def files(tmp_path) -> dict[str, str]:
     for name, content in {
         "steps_1e15.json": _schedule_file(t / "a.json", num_steps=1e15).read_text(),
         "steps_inf.json": '{"format": "ecad.schedule/1", "num_steps": Infinity, "components": ["attn1"], '
-                          '"blocks": {"0": {"attn1": "1"}}}',
+        '"blocks": {"0": {"attn1": "1"}}}',
         "steps_neg.json": _schedule_file(t / "a.json", num_steps=-5).read_text(),
         # 150 bytes: spun forever before (nothing bounded the 10^12 steps)
         "steps_1e12.json": '{"format": "ecad.schedule/1", "num_steps": 1000000000000, "components": ["attn1"], '
-                           '"blocks": {"0": {}}}',
+        '"blocks": {"0": {}}}',
         "steps_1e12_bits.json": _schedule_file(t / "a.json", num_steps=10**12).read_text(),
         "blocks_list.json": _schedule_file(t / "a.json", blocks=[{"attn1": "1111"}]).read_text(),
         "bits_number.json": _schedule_file(t / "a.json", blocks={"0": {"attn1": 1011}}).read_text(),
         "metadata_list.json": _schedule_file(t / "a.json", metadata=["x"]).read_text(),
         "newer.json": _schedule_file(t / "a.json", format="ecad.schedule/3").read_text(),
         "duplicate.json": '{"format": "ecad.schedule/1", "num_steps": 1, "components": ["a"], '
-                          '"blocks": {"0": {"a": "1"}, "0": {"a": "0"}}}',
+        '"blocks": {"0": {"a": "1"}, "0": {"a": "0"}}}',
         "paper_empty.json": '{"cache_schedule": {"schedule": {}}}',
         "paper_strings.json": _paper(t / "a.json", {"0": {"attn1": "false", "attn2": True, "ff": True}}).read_text(),
         "paper_null.json": _paper(t / "a.json", {"0": {"attn1": None, "attn2": True, "ff": True}}).read_text(),
@@ -129,10 +154,18 @@ def files(tmp_path) -> dict[str, str]:
     }.items():
         (t / name).write_text(content)
     out = {p.stem: str(p) for p in t.iterdir()}
-    out.update(run=str(_fake_run(t / "run")), no_population=str(_fake_run(t / "no_pop", generation={"generation": 0})),
-               empty_front=str(_fake_run(t / "empty_front", front={})), eval_png=str(_fake_eval(t / "eval_png")),
-               sqlite_run=str(sqlite), list_config=str(list_config), wal_store=str(wal_store), new=str(t / "new" / "run"), tmp=str(t),
-               missing=str(t / "missing"))
+    out.update(
+        run=str(_fake_run(t / "run")),
+        no_population=str(_fake_run(t / "no_pop", generation={"generation": 0})),
+        empty_front=str(_fake_run(t / "empty_front", front={})),
+        eval_png=str(_fake_eval(t / "eval_png")),
+        sqlite_run=str(sqlite),
+        list_config=str(list_config),
+        wal_store=str(wal_store),
+        new=str(t / "new" / "run"),
+        tmp=str(t),
+        missing=str(t / "missing"),
+    )
     return out
 
 
@@ -186,9 +219,15 @@ ROWS = [
     ("generate --model tiny-shapes --prompt ' ' --out {tmp}/x.png", "argument --prompt: must be non-empty text", ()),
     ("generate --model tiny-shapes --prompt hi --out {tmp}/x.xyz", "has no image suffix PIL can write", ()),
     ("generate --model {missing} --prompt hi --out {tmp}/x.png", "model folder not found", ()),
-    ("generate --model {missing} --prompt hi --out {tmp}/x.png", ("; give a folder saved with save_pretrained (it "
-                                                                  "holds model_index.json), a hub id, a preset name or "
-                                                                  "tiny-shapes"), ()),
+    (
+        "generate --model {missing} --prompt hi --out {tmp}/x.png",
+        (
+            "; give a folder saved with save_pretrained (it "
+            "holds model_index.json), a hub id, a preset name or "
+            "tiny-shapes"
+        ),
+        (),
+    ),
     # search
     (SEARCH + " --generations 0", "argument --generations: must be a whole number >= 1, got 0", ()),
     (SEARCH + " --generations -1", "argument --generations: must be a whole number >= 1, got -1", ()),
@@ -204,8 +243,14 @@ ROWS = [
     (SEARCH + " --cpus-per-worker 0", "argument --cpus-per-worker: must be a finite number > 0", ()),
     (SEARCH + " --device nonsense", "argument --device", ()),
     (SEARCH + " --metric sharpness", "argument --metric: invalid choice: 'sharpness'", ()),
-    (SEARCH + " --metric fidelty", ("invalid choice: 'fidelty' (choose from 'clip', 'fid', 'fidelity', 'image-reward', "
-                                    "'pickscore', 'shape-fid', 'tiny-reward') (did you mean fidelity?)"), ()),
+    (
+        SEARCH + " --metric fidelty",
+        (
+            "invalid choice: 'fidelty' (choose from 'clip', 'fid', 'fidelity', 'image-reward', "
+            "'pickscore', 'shape-fid', 'tiny-reward') (did you mean fidelity?)"
+        ),
+        (),
+    ),
     (SEARCH + " --height 72", "height 72 is not a multiple of 16, which tiny-shapes needs", ()),
     ("search --model tiny-shapes --prompts {missing} --out {new}", "prompt file not found", ()),
     ("search --model tiny-shapes --prompts {null} --out {new}", "item 0: 'prompt' is null", ()),
@@ -215,12 +260,21 @@ ROWS = [
     ("search --model tiny-shapes --prompts {prompts} --out {foreign}", "holds no search run", ("foreign",)),
     ("search --model tiny-shapes --prompts {prompts} --out {run}", "pass --resume", ("run",)),
     ("search --model tiny-shapes --prompts {prompts} --out {run} --resume --seed 3", "seed: 0 -> 3", ("run",)),
-    ("search --model tiny-shapes --prompts {prompts} --resume --out {sqlite_run}",
-     "evaluations.sqlite is an SQLite database of something else (tables ['people'])", ("sqlite_run",)),
-    ("search --model tiny-shapes --prompts {prompts} --resume --out {wal_store}", "has store schema 9, this ecad reads 1",
-     ("wal_store",)),
-    ("search --model tiny-shapes --resume --out {list_config}", "is not an ecad search config (format 'list'",
-     ("list_config",)),
+    (
+        "search --model tiny-shapes --prompts {prompts} --resume --out {sqlite_run}",
+        "evaluations.sqlite is an SQLite database of something else (tables ['people'])",
+        ("sqlite_run",),
+    ),
+    (
+        "search --model tiny-shapes --prompts {prompts} --resume --out {wal_store}",
+        "has store schema 9, this ecad reads 1",
+        ("wal_store",),
+    ),
+    (
+        "search --model tiny-shapes --resume --out {list_config}",
+        "is not an ecad search config (format 'list'",
+        ("list_config",),
+    ),
     # front
     ("front {missing}", "has no front.json yet", ()),
     ("front {empty_front}", "front.json: the top level lacks the field 'full_cost'", ("empty_front",)),
@@ -247,23 +301,31 @@ ROWS = [
     (EVAL + " --height 72", "height 72 is not a multiple of 16", ()),
     (EVAL + " --schedules {bits_number}", "'blocks/0/attn1' is a number", ()),
     ("eval --model tiny-shapes --prompts {prompts} --out {foreign}", "holds no eval index.json", ("foreign",)),
-    ("eval --model tiny-shapes --prompts {prompts} --out {bad_index}", "index.json: the top level is a list",
-     ("bad_index",)),
+    (
+        "eval --model tiny-shapes --prompts {prompts} --out {bad_index}",
+        "index.json: the top level is a list",
+        ("bad_index",),
+    ),
     # report
     ("report {run} --samples -1", "argument --samples: must be a whole number >= 0", ()),
     ("report {run} --max-generations 1", "--max-generations must be at least 2", ()),
     ("report {run} --max-generations 0", "argument --max-generations: must be a whole number >= 1", ()),
     ("report {missing}", "not a search run directory", ()),
-    ("report {no_population} -o {tmp}/r/report.html", "0000.json: the top level lacks the field 'population'",
-     ("no_population",)),
+    (
+        "report {no_population} -o {tmp}/r/report.html",
+        "0000.json: the top level lacks the field 'population'",
+        ("no_population",),
+    ),
     ("report {run} --eval {eval_png} --samples 1 -o {tmp}/r/report.html", "0000.png is damaged", ("run", "eval_png")),
     ("report {run} -o {tmp}", "is a directory", ("run",)),
 ]
 
 
 def _snapshot(path: Path) -> dict[str, str]:
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(path.rglob("*"))}
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(path.rglob("*"))
+    }
 
 
 @pytest.fixture
@@ -284,8 +346,9 @@ def _argv(row: str, files: dict[str, str]) -> list[str]:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("row, fragment, unchanged", ROWS, ids=[r[0].split(" {")[0][:40] + f"-{i}"
-                                                               for i, r in enumerate(ROWS)])
+@pytest.mark.parametrize(
+    "row, fragment, unchanged", ROWS, ids=[r[0].split(" {")[0][:40] + f"-{i}" for i, r in enumerate(ROWS)]
+)
 def test_bad_argument_is_one_line_and_exit_1(row, fragment, unchanged, files, no_model, capsys):
     before = {name: _snapshot(Path(files[name])) for name in unchanged}
     assert main(_argv(row, files)) == 1
@@ -322,8 +385,10 @@ def test_foreign_sqlite_file_is_not_written(files, no_model, capsys):
 def test_resume_after_a_failed_start_starts_the_run(files, tiny_model_dir, capsys):
     """A typo in --model is refused and leaves nothing behind; the retry with --resume finds no run yet: it starts
     one, and says so."""
-    search = ("search --model {model} --prompts {prompts} --out {new} --population 2 --generations 1 --steps 2 "
-              "--height 16 --width 16 --device cpu --resume")
+    search = (
+        "search --model {model} --prompts {prompts} --out {new} --population 2 --generations 1 --steps 2 "
+        "--height 16 --width 16 --device cpu --resume"
+    )
     assert main(_argv(search, {**files, "model": files["missing"]})) == 1
     assert not Path(files["new"]).exists()
     capsys.readouterr()
@@ -341,9 +406,27 @@ def test_a_mistyped_hub_id_offline_is_one_line_with_the_fix(tmp_path):
     do, without the hub library's and diffusers' lines (diffusers' message points at a stack trace ecad does not
     print)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    result = subprocess.run([sys.executable, "-m", "ecad", "generate", "--model", "PixArt-alpa/PixArt-XL-2-256x256",
-                             "--prompt", "hi", "--out", str(tmp_path / "x.png"), "--device", "cpu"],
-                            capture_output=True, text=True, timeout=120, env=env, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ecad",
+            "generate",
+            "--model",
+            "PixArt-alpa/PixArt-XL-2-256x256",
+            "--prompt",
+            "hi",
+            "--out",
+            str(tmp_path / "x.png"),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
     assert result.returncode == 1, result.stderr
     lines = [line for line in result.stderr.splitlines() if not line.startswith("INFO ecad")]
     assert len(lines) == 1 and lines[0].startswith("ecad generate: error: cannot load model"), result.stderr
@@ -367,8 +450,12 @@ def _interrupt(process: subprocess.Popen) -> tuple[int, str]:
 
 
 def test_ctrl_c_while_the_command_line_imports_prints_one_line():
-    process = subprocess.Popen([sys.executable, "-m", "ecad", "macs", "--arch", "pixart-alpha"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ecad", "macs", "--arch", "pixart-alpha"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     maps, deadline = Path(f"/proc/{process.pid}/maps"), time.monotonic() + 60
     while process.poll() is None and time.monotonic() < deadline and "libtorch" not in maps.read_text():
         time.sleep(0.01)  # the command line is parsed (it imports nothing heavy); `macs` is now importing torch
@@ -379,9 +466,27 @@ def test_ctrl_c_while_the_command_line_imports_prints_one_line():
 @pytest.mark.slow
 def test_ctrl_c_while_a_search_starts_prints_one_line_and_leaves_no_run(tmp_path):
     out = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "ecad", "search", "--model", "tiny-shapes", "--prompts",
-                                "tiny-shapes", "--metric", "fidelity", "--device", "cpu", "--out", str(out)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ecad",
+            "search",
+            "--model",
+            "tiny-shapes",
+            "--prompts",
+            "tiny-shapes",
+            "--metric",
+            "fidelity",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not out.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)  # the run directory appears right before the model loads

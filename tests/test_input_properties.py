@@ -20,13 +20,17 @@ from ecad.models.prompts import PromptError, load_prompts
 
 # Deterministic (the same examples every run), no example database written into the repository; every example must
 # finish within the deadline, and the whole module within its timeout.
-SETTINGS = settings(max_examples=80, deadline=2000, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=80, deadline=2000, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 pytestmark = pytest.mark.timeout(120)
 
 names = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=5)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(10**15), 10**15) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**15), 10**15)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=8,
@@ -45,8 +49,9 @@ def schedules(draw: st.DrawFn) -> CacheSchedule:
     exists = exists.reshape(blocks, len(components))
     bits = np.array(draw(st.lists(st.booleans(), min_size=steps * cells, max_size=steps * cells)), dtype=bool)
     metadata = draw(st.dictionaries(st.text(max_size=6).filter(lambda k: k not in RESERVED), json_values, max_size=3))
-    return CacheSchedule.from_array(bits.reshape(steps, blocks, len(components)) & exists, block_names, components,
-                                    exists, metadata)
+    return CacheSchedule.from_array(
+        bits.reshape(steps, blocks, len(components)) & exists, block_names, components, exists, metadata
+    )
 
 
 def _load(directory: str, content: str | bytes) -> CacheSchedule | None:
@@ -94,8 +99,10 @@ def torch_equal_bits(loaded: CacheSchedule, original: CacheSchedule) -> bool:
                 return False
             continue
         i = loaded.component_names.index(name)
-        if not (torch.equal(loaded.recompute[:, :, i], original.recompute[:, :, c])
-                and torch.equal(loaded.exists[:, i], original.exists[:, c])):
+        if not (
+            torch.equal(loaded.recompute[:, :, i], original.recompute[:, :, c])
+            and torch.equal(loaded.exists[:, i], original.exists[:, c])
+        ):
             return False
     return True
 
@@ -114,10 +121,13 @@ def _mutate(data: st.DataObject, value, depth: int = 0):
         else:
             copy[key] = _mutate(data, copy[key], depth + 1)
         return copy
-    return data.draw(st.one_of(
-        json_values, st.sampled_from([10**12, 10**15, -5, 0, 1e15, 1e12, 2.5, "false", "true", None, [], {}]),
-        st.text(alphabet="01x2 ", max_size=8),
-    ))
+    return data.draw(
+        st.one_of(
+            json_values,
+            st.sampled_from([10**12, 10**15, -5, 0, 1e15, 1e12, 2.5, "false", "true", None, [], {}]),
+            st.text(alphabet="01x2 ", max_size=8),
+        )
+    )
 
 
 @SETTINGS
@@ -138,8 +148,11 @@ def test_damaged_schedule_text_loads_and_round_trips_or_raises_schedule_error(sc
     for _ in range(data.draw(st.integers(1, 3))):
         at = data.draw(st.integers(0, len(text)))
         cut = data.draw(st.integers(0, 3))
-        text = text[:at] + data.draw(st.sampled_from(["", "0", "1", "Infinity", "NaN", '"', "{", "]", "1e12", "-"])) \
-            + text[at + cut:]
+        text = (
+            text[:at]
+            + data.draw(st.sampled_from(["", "0", "1", "Infinity", "NaN", '"', "{", "]", "1e12", "-"]))
+            + text[at + cut :]
+        )
     with TemporaryDirectory() as tmp:
         loaded = _load(tmp, text)
         if loaded is not None:
@@ -185,8 +198,10 @@ def test_prompt_files_round_trip_in_every_format(prompts, suffix, bom):
 
 
 @SETTINGS
-@given(st.binary(max_size=120) | json_values.map(lambda v: json.dumps(v).encode()) | st.text(max_size=60).map(str.encode),
-       st.sampled_from([".txt", ".json", ".csv", ".tsv"]))
+@given(
+    st.binary(max_size=120) | json_values.map(lambda v: json.dumps(v).encode()) | st.text(max_size=60).map(str.encode),
+    st.sampled_from([".txt", ".json", ".csv", ".tsv"]),
+)
 def test_random_prompt_files_load_or_raise_prompt_error(content, suffix):
     with TemporaryDirectory() as tmp:
         path = Path(tmp) / f"p{suffix}"

@@ -5,19 +5,23 @@ import json
 import pytest
 import torch
 from tiny_pipelines import (
-    tiny_flux_pipeline, tiny_pixart_pipeline, tiny_pixart_transformer, tiny_sana_pipeline, tiny_sd3_pipeline,
+    tiny_flux_pipeline,
+    tiny_pixart_pipeline,
+    tiny_pixart_transformer,
+    tiny_sana_pipeline,
+    tiny_sd3_pipeline,
 )
 from torch.utils.flop_counter import FlopCounterMode
 
 import ecad
-import ecad.models.loading
 import ecad.cost.observe
+import ecad.models.loading
 from ecad import CacheSchedule
 from ecad.cli import main
-from ecad.models.loading import load_pipeline
-from ecad.models.macs import count_macs
 from ecad.cost.counting import count_pipeline_macs
 from ecad.cost.observe import probe_call
+from ecad.models.loading import load_pipeline
+from ecad.models.macs import count_macs
 from ecad.models.tiny_shapes import GUIDANCE_SCALE
 
 
@@ -38,8 +42,14 @@ def pixart_paper_macs(tokens=256, text=120, hidden=1152, blocks=28, latent_chann
     image token, attn2 = 2 D^2 per image token (q, out) + 2 D^2 per text token (k, v), ff = 2 x 4 D^2 per image
     token."""
     d2 = hidden * hidden
-    outside = (tokens * hidden * latent_channels * patch * patch + 256 * hidden + d2 + 6 * d2
-               + text * (4096 * hidden + d2) + tokens * hidden * patch * patch * out_channels)
+    outside = (
+        tokens * hidden * latent_channels * patch * patch
+        + 256 * hidden
+        + d2
+        + 6 * d2
+        + text * (4096 * hidden + d2)
+        + tokens * hidden * patch * patch * out_channels
+    )
     block = 4 * d2 * tokens + (2 * d2 * tokens + 2 * d2 * text) + 2 * 4 * d2 * tokens
     return 2 * outside, 2 * (outside + blocks * block)
 
@@ -51,8 +61,15 @@ def flux_paper_macs(tokens, text=512, hidden=3072, mlp=12288, double=19, single=
     d2, all_tokens = hidden * hidden, tokens + text
     double_block = 2 * 6 * d2 + 4 * d2 * all_tokens + 2 * hidden * mlp * all_tokens
     single_block = 3 * d2 + (3 * d2 + hidden * mlp + (hidden + mlp) * hidden) * all_tokens
-    outside = (64 * hidden * tokens + 4096 * hidden * text + 2 * (256 * hidden + d2) + 768 * hidden + d2 + 2 * d2
-               + hidden * 64 * tokens)
+    outside = (
+        64 * hidden * tokens
+        + 4096 * hidden * text
+        + 2 * (256 * hidden + d2)
+        + 768 * hidden
+        + d2
+        + 2 * d2
+        + hidden * 64 * tokens
+    )
     return 2 * (outside + double * double_block + single * single_block)
 
 
@@ -60,17 +77,34 @@ def test_paper_convention_reproduces_every_pixart_file(paper_schedules):
     for path in pixart_files(paper_schedules):
         data = json.loads(path.read_text())
         metrics = data["metrics"]
-        sigma = path.parent.name == "pixart_sigma_256" or data["config"].get("pipeline", {}).get("name") == "pixart_sigma"
+        sigma = (
+            path.parent.name == "pixart_sigma_256" or data["config"].get("pipeline", {}).get("name") == "pixart_sigma"
+        )
         report = count_macs("pixart-sigma" if sigma else "pixart-alpha", 256, 256, convention="paper").report(
-            CacheSchedule.load(path))
+            CacheSchedule.load(path)
+        )
         assert report["total_macs"] == metrics["total_macs"], path
         assert report["per_step"] == published_per_step(metrics), path
 
 
 def test_cli_json_matches_the_paper_file(paper_schedules, capsys):
     path = paper_schedules / "pixart_alpha_256" / "ours_fastest.json"
-    code = main(["macs", "--arch", "pixart-alpha", "--height", "256", "--width", "256", "--schedule", str(path),
-                 "--convention", "paper", "--json"])
+    code = main(
+        [
+            "macs",
+            "--arch",
+            "pixart-alpha",
+            "--height",
+            "256",
+            "--width",
+            "256",
+            "--schedule",
+            str(path),
+            "--convention",
+            "paper",
+            "--json",
+        ]
+    )
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     metrics = json.loads(path.read_text())["metrics"]
@@ -112,8 +146,25 @@ def test_module_folder_and_preset_agree(tmp_path, capsys):
     assert from_module.full_step_macs == from_folder.full_step_macs > 0
     assert torch.equal(from_module.component_macs, from_folder.component_macs)
     assert bool((from_module.component_macs > 0).all())
-    assert main(["macs", "--model", str(tmp_path / "pipe"), "--height", "32", "--width", "32", "--text-len", "7",
-                 "--steps", "4", "--json"]) == 0
+    assert (
+        main(
+            [
+                "macs",
+                "--model",
+                str(tmp_path / "pipe"),
+                "--height",
+                "32",
+                "--width",
+                "32",
+                "--text-len",
+                "7",
+                "--steps",
+                "4",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["full_macs"] == 4 * from_module.full_step_macs
 
 
@@ -155,7 +206,9 @@ def test_paper_convention_reproduces_every_flux_file_at_its_own_resolution(paper
     assert flux_paper_macs(4096) == 59_512_255_414_272
 
 
-@pytest.mark.parametrize("arch", ["flux-dev", "flux-schnell", "sd3-medium", "sd3.5-medium", "sd3.5-large", "sana-1600m"])
+@pytest.mark.parametrize(
+    "arch", ["flux-dev", "flux-schnell", "sd3-medium", "sd3.5-medium", "sd3.5-large", "sana-1600m"]
+)
 @pytest.mark.slow
 def test_presets_count_at_any_resolution(arch):
     small, wide = count_macs(arch, 256, 256), count_macs(arch, 256, 512)
@@ -183,8 +236,12 @@ def _count_calls(pipe, call) -> list[int]:
     counters: list[FlopCounterMode] = []
 
     def enter(*_):
-        counters.append(FlopCounterMode(display=False, custom_mapping={
-            torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_attention}))
+        counters.append(
+            FlopCounterMode(
+                display=False,
+                custom_mapping={torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_attention},
+            )
+        )
         counters[-1].__enter__()
 
     def leave(*_):
@@ -233,10 +290,20 @@ def test_predicted_step_macs_equal_what_the_runtime_runs(name):
     schedule = full.like(torch.rand(full.shape, generator=torch.Generator().manual_seed(7)) < 0.4)
     kwargs = {**ecad.models.loading.pipeline_call_kwargs(pipe), **extra}
     with ecad.enable_cache(pipe, schedule):
-        real = _count_calls(pipe, lambda: pipe([ecad.cost.observe.PROBE_PROMPT], num_inference_steps=steps, height=size,
-                                               width=size, guidance_scale=guidance, output_type="latent", **kwargs))
+        real = _count_calls(
+            pipe,
+            lambda: pipe(
+                [ecad.cost.observe.PROBE_PROMPT],
+                num_inference_steps=steps,
+                height=size,
+                width=size,
+                guidance_scale=guidance,
+                output_type="latent",
+                **kwargs,
+            ),
+        )
     per_call = table.calls_per_step
-    measured = [sum(real[s * per_call:(s + 1) * per_call]) for s in range(steps)]
+    measured = [sum(real[s * per_call : (s + 1) * per_call]) for s in range(steps)]
     assert measured == table.step_macs(schedule)
     assert table.step_macs(schedule) == table.step_macs(schedule, prune=True)
     assert sum(measured) < table.full_step_macs * steps
@@ -248,8 +315,27 @@ def test_macs_cli_observes_a_pipeline_folder_without_its_weights(tmp_path, capsy
     pipe = tiny_pixart_pipeline(num_layers=2)
     pipe.save_pretrained(tmp_path / "pipe")
     real = count_pipeline_macs(pipe, 32, 32, guidance_scale=4.5, images=3)
-    assert main(["macs", "--model", str(tmp_path / "pipe"), "--height", "32", "--width", "32", "--guidance", "4.5",
-                 "--images", "3", "--steps", "4", "--json"]) == 0
+    assert (
+        main(
+            [
+                "macs",
+                "--model",
+                str(tmp_path / "pipe"),
+                "--height",
+                "32",
+                "--width",
+                "32",
+                "--guidance",
+                "4.5",
+                "--images",
+                "3",
+                "--steps",
+                "4",
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["full_macs"] == 4 * real.full_step_macs
     assert (report["batch_size"], report["text_len"]) == (6, 120)
@@ -260,8 +346,7 @@ def test_macs_cli_observes_a_pipeline_folder_without_its_weights(tmp_path, capsy
 
 def test_tiny_shapes_cost_is_counted_at_its_real_shapes(capsys):
     """tiny-shapes: 4x VAE (16x16 latents, 64 tokens), 16 text tokens; cross-attention is 17% of a block's MACs."""
-    assert main(["macs", "--model", "tiny-shapes", "--height", "64", "--width", "64", "--guidance", "3",
-                 "--json"]) == 0
+    assert main(["macs", "--model", "tiny-shapes", "--height", "64", "--width", "64", "--guidance", "3", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["batch_size"], report["text_len"]) == (2, 16)
     table = count_macs("tiny-shapes", 64, 64, guidance_scale=GUIDANCE_SCALE)

@@ -17,15 +17,39 @@ from ecad.metrics.images import to_pil
 
 WORDS = ("a", "red", "circle", "blue", "square", "fox", "in", "the", "snow")
 # CLIP-ViT-H-14 (laion/CLIP-ViT-H-14-laion2B-s32B-b79K, the model PickScore_v1 fine-tunes), as published.
-CLIP_H_TEXT = {"hidden_size": 1024, "intermediate_size": 4096, "num_attention_heads": 16, "num_hidden_layers": 24,
-               "max_position_embeddings": 77, "vocab_size": 49408}
+CLIP_H_TEXT = {
+    "hidden_size": 1024,
+    "intermediate_size": 4096,
+    "num_attention_heads": 16,
+    "num_hidden_layers": 24,
+    "max_position_embeddings": 77,
+    "vocab_size": 49408,
+}
 SMALL_VOCAB = len(WORDS) + 2
-SMALL_TEXT = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-              "max_position_embeddings": 77, "vocab_size": SMALL_VOCAB}
-SMALL_VISION = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-                "image_size": 32, "patch_size": 8}
-CLIP_H_VISION = {"hidden_size": 1280, "intermediate_size": 5120, "num_attention_heads": 16, "num_hidden_layers": 32,
-                 "patch_size": 14, "image_size": 224}
+SMALL_TEXT = {
+    "hidden_size": 16,
+    "intermediate_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "max_position_embeddings": 77,
+    "vocab_size": SMALL_VOCAB,
+}
+SMALL_VISION = {
+    "hidden_size": 16,
+    "intermediate_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "image_size": 32,
+    "patch_size": 8,
+}
+CLIP_H_VISION = {
+    "hidden_size": 1280,
+    "intermediate_size": 5120,
+    "num_attention_heads": 16,
+    "num_hidden_layers": 32,
+    "patch_size": 14,
+    "image_size": 224,
+}
 
 
 def generated(seed, n=4, prompts=("a red circle", "a blue square"), size=32):
@@ -52,8 +76,9 @@ def test_fidelity_is_perfect_on_the_reference_and_drops_with_noise():
 def clip_processor(image_size):
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1} | {w + "</w>": i + 2 for i, w in enumerate(WORDS)}
     tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
-    image_processor = CLIPImageProcessorPil(size={"shortest_edge": image_size},
-                                            crop_size={"height": image_size, "width": image_size})
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    )
     return CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
@@ -89,8 +114,9 @@ def save_clip(tmp_path, cache, repo, processor_repo, text, vision, projection_di
 
 def through_forward(model, processor, batch):
     """The score's cosine by another path: CLIPModel.forward's logits_per_image = exp(logit_scale) x cosine."""
-    inputs = processor(text=batch.prompts, images=[to_pil(im) for im in batch.images], return_tensors="pt",
-                       padding=True)
+    inputs = processor(
+        text=batch.prompts, images=[to_pil(im) for im in batch.images], return_tensors="pt", padding=True
+    )
     with torch.no_grad():
         return model(**inputs).logits_per_image.diagonal() / model.logit_scale.exp()
 
@@ -118,8 +144,9 @@ def test_metrics_score_a_batch_per_forward_pass(tmp_path):
     batched.score(batch.images[:1], batch.prompts[:1])
     calls = []
     batched.model.vision_model.register_forward_hook(lambda *_: calls.append(1))
-    assert torch.allclose(batched.score(batch.images, batch.prompts), one_call.score(batch.images, batch.prompts),
-                          rtol=1e-5, atol=1e-5)
+    assert torch.allclose(
+        batched.score(batch.images, batch.prompts), one_call.score(batch.images, batch.prompts), rtol=1e-5, atol=1e-5
+    )
     assert len(calls) == 3
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         ClipMetric(cache_dir=cache, local_files_only=True, device="cpu", batch_size=0)(batch)
@@ -127,8 +154,9 @@ def test_metrics_score_a_batch_per_forward_pass(tmp_path):
 
 def test_pickscore_score_and_processor_with_a_small_clip(tmp_path):
     cache = tmp_path / "hub"
-    model = save_clip(tmp_path, cache, PickScoreMetric.default_model, PickScoreMetric.default_processor, SMALL_TEXT,
-                      SMALL_VISION, 8)
+    model = save_clip(
+        tmp_path, cache, PickScoreMetric.default_model, PickScoreMetric.default_processor, SMALL_TEXT, SMALL_VISION, 8
+    )
     batch = generated(5, n=3, prompts=("a red fox in the snow", "a blue square"))
     metric = get_metric("pickscore", cache_dir=cache, local_files_only=True, device="cpu", batch_size=2)
     scores = metric(batch)
@@ -149,8 +177,16 @@ def test_pickscore_at_full_clip_h_size_through_the_hub_loading_path(tmp_path):
     batch = generated(5, n=2, prompts=("a red fox in the snow", "a blue square"), size=64)
     try:
         with threads(2):
-            model = save_clip(tmp_path, cache, PickScoreMetric.default_model, PickScoreMetric.default_processor,
-                              CLIP_H_TEXT, CLIP_H_VISION, 1024, fast_random=True)
+            model = save_clip(
+                tmp_path,
+                cache,
+                PickScoreMetric.default_model,
+                PickScoreMetric.default_processor,
+                CLIP_H_TEXT,
+                CLIP_H_VISION,
+                1024,
+                fast_random=True,
+            )
             probe = model.vision_model.encoder.layers[31].mlp.fc2.weight[:8].clone()
             del model
             metric = get_metric("pickscore", cache_dir=cache, local_files_only=True, device="cpu")
@@ -168,8 +204,11 @@ def test_pickscore_at_full_clip_h_size_through_the_hub_loading_path(tmp_path):
 
 def test_missing_weights_offline_say_how_to_get_them(tmp_path):
     metric = get_metric("pickscore", cache_dir=tmp_path, local_files_only=True, device="cpu")
-    with pytest.raises(OSError, match=r"cannot get the hub repository yuvalkirstain/PickScore_v1 .*"
-                                      r"run `hf download yuvalkirstain/PickScore_v1`"):
+    with pytest.raises(
+        OSError,
+        match=r"cannot get the hub repository yuvalkirstain/PickScore_v1 .*"
+        r"run `hf download yuvalkirstain/PickScore_v1`",
+    ):
         metric(generated(6, n=1))
 
 

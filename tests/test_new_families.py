@@ -17,6 +17,7 @@ import ecad
 from ecad.cli import main
 from ecad.models.macs import count_macs
 
+
 def _tensors(value) -> list[torch.Tensor]:
     return [value] if isinstance(value, torch.Tensor) else [t for item in value for t in _tensors(item)]
 
@@ -29,8 +30,11 @@ def _build(name):
 
 
 def _real_macs(model, inputs) -> int:
-    mapping = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu:
-               lambda q, k, v, *args, out_shape=None, **kwargs: sdpa_flop_count(q, k, v)}
+    mapping = {
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: lambda q, k, v, *args, out_shape=None, **kwargs: (
+            sdpa_flop_count(q, k, v)
+        )
+    }
     with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=mapping) as counter:
         model(**inputs)
     return sum(counter.get_flop_counts()["Global"].values()) // 2
@@ -54,8 +58,9 @@ def test_predicted_step_macs_equal_what_the_runtime_runs(name):
     full = ecad.full_schedule(model, len(timesteps))
     schedule = full.like(torch.rand(full.shape, generator=torch.Generator().manual_seed(7)) < 0.4)
     with ecad.enable_cache(model, schedule):
-        measured = [_real_macs(model, {**inputs, timestep_arg: torch.full((2,), t), "return_dict": False})
-                    for t in timesteps]
+        measured = [
+            _real_macs(model, {**inputs, timestep_arg: torch.full((2,), t), "return_dict": False}) for t in timesteps
+        ]
     assert measured == table.step_macs(schedule)
     assert sum(measured) < table.full_step_macs * len(timesteps)
 
@@ -83,8 +88,9 @@ def _bare_executor(name: str) -> tuple[FunctionExecutor, torch.nn.Module]:
         with ecad.enable_cache(model, schedule) if schedule is not None else contextlib.nullcontext():
             return torch.cat([t.flatten() for call in calls for t in _tensors(model(**call)[0])])
 
-    executor = FunctionExecutor(ecad.model_layout(model), float(table.full_step_macs * len(calls)), run,
-                                table.schedule_macs, (size, size))
+    executor = FunctionExecutor(
+        ecad.model_layout(model), float(table.full_step_macs * len(calls)), run, table.schedule_macs, (size, size)
+    )
     return executor, model
 
 
@@ -105,9 +111,16 @@ def test_z_image_in_its_pipeline_follows_the_scheduler_while_its_timestep_rises(
     pipe = tiny_z_image_pipeline()
 
     def run():
-        return pipe(prompt_embeds=[torch.ones(TEXT, 16)], negative_prompt_embeds=[torch.zeros(TEXT, 16)],
-                    guidance_scale=3.0, height=32, width=32, num_inference_steps=4,
-                    generator=torch.Generator().manual_seed(0), output_type="pt").images
+        return pipe(
+            prompt_embeds=[torch.ones(TEXT, 16)],
+            negative_prompt_embeds=[torch.zeros(TEXT, 16)],
+            guidance_scale=3.0,
+            height=32,
+            width=32,
+            num_inference_steps=4,
+            generator=torch.Generator().manual_seed(0),
+            output_type="pt",
+        ).images
 
     reference = run()
     full = ecad.full_schedule(pipe, 4)
@@ -121,16 +134,29 @@ def test_z_image_in_its_pipeline_follows_the_scheduler_while_its_timestep_rises(
     assert handle.counts == {"computed": 4, "reused": 12, "forecast": 0}
 
 
-NEW_PRESETS = ["wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.2-t2v-a14b", "qwen-image", "flux2-dev",
-               "hunyuanvideo-1.5", "ltx-2", "z-image-turbo"]
+NEW_PRESETS = [
+    "wan2.1-t2v-1.3b",
+    "wan2.1-t2v-14b",
+    "wan2.2-t2v-a14b",
+    "qwen-image",
+    "flux2-dev",
+    "hunyuanvideo-1.5",
+    "ltx-2",
+    "z-image-turbo",
+]
 
 
 @pytest.mark.slow  # building a real-size architecture on the meta device takes seconds
 @pytest.mark.parametrize("arch", NEW_PRESETS)
 def test_macs_cli_counts_every_new_preset(arch, capsys):
     video = arch.startswith(("wan", "hunyuan", "ltx"))
-    assert main(["macs", "--arch", arch, "--height", "256", "--width", "256", "--json"]
-                + (["--frames", "9"] if video else [])) == 0
+    assert (
+        main(
+            ["macs", "--arch", arch, "--height", "256", "--width", "256", "--json"]
+            + (["--frames", "9"] if video else [])
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["frames"] == (9 if video else 1) and report["full_macs"] > 0
 
@@ -192,7 +218,14 @@ def test_z_image_skip_forward_equals_the_block_with_both_modulations(per_token):
     model, *_ = _build("z-image")
     block = model.layers[0]
     x, conditioning = torch.randn(2, 6, 32), torch.randn(2, 32)
-    kwargs = ({"noise_mask": torch.tensor([[1, 1, 0, 0, 1, 0]] * 2), "adaln_noisy": conditioning,
-               "adaln_clean": torch.randn(2, 32)} if per_token else {"adaln_input": conditioning})
+    kwargs = (
+        {
+            "noise_mask": torch.tensor([[1, 1, 0, 0, 1, 0]] * 2),
+            "adaln_noisy": conditioning,
+            "adaln_clean": torch.randn(2, 32),
+        }
+        if per_token
+        else {"adaln_input": conditioning}
+    )
     with torch.no_grad():
         assert torch.equal(_forward(block, _RunsAll(), x, None, None, **kwargs), block(x, None, None, **kwargs))

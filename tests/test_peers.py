@@ -8,29 +8,47 @@ import torch
 from tiny_pipelines import tiny_pixart_pipeline
 
 import ecad
-from ecad.schedule import heuristics
+from ecad.cost.counting import count_pipeline_macs
 from ecad.evaluation import EvalConfig, ImageStore, evaluate
 from ecad.evaluation.executed import ExecutionCounter
-from ecad.cost.counting import count_pipeline_macs
 from ecad.peers import PEERS, PeerError, PipelineState, parse_peer, resolve_baseline
+from ecad.schedule import heuristics
 
 STEPS = 12  # more than cache-dit's 8 warm-up steps
 PROMPTS = ["a w1 w2", "w3 w4"]
-CALL = dict(prompt=PROMPTS, num_inference_steps=STEPS, height=16, width=16, guidance_scale=4.5,
-            use_resolution_binning=False, max_sequence_length=8)
+CALL = dict(
+    prompt=PROMPTS,
+    num_inference_steps=STEPS,
+    height=16,
+    width=16,
+    guidance_scale=4.5,
+    use_resolution_binning=False,
+    max_sequence_length=8,
+)
 
 # One aggressive setting per family, so that each visibly skips work on a random-weight model.
 AGGRESSIVE = {
-    "fbcache": "fbcache:1000", "pab": "pab:2,4", "fastercache": "fastercache:2,2",
-    "taylorseer-diffusers": "taylorseer-diffusers:2", "magcache": "magcache:1000",
-    "dbcache": "dbcache:1,0,1000", "dbcache-taylorseer": "dbcache-taylorseer:1,0,1000",
+    "fbcache": "fbcache:1000",
+    "pab": "pab:2,4",
+    "fastercache": "fastercache:2,2",
+    "taylorseer-diffusers": "taylorseer-diffusers:2",
+    "magcache": "magcache:1000",
+    "dbcache": "dbcache:1,0,1000",
+    "dbcache-taylorseer": "dbcache-taylorseer:1,0,1000",
 }
 
 
 def observed_cost(pipe):
     """The cost table of the tests' own pipeline call (ecad eval prices with the call it observes)."""
-    return count_pipeline_macs(pipe, 16, 16, guidance_scale=CALL["guidance_scale"], images=1,
-                               use_resolution_binning=False, max_sequence_length=8)
+    return count_pipeline_macs(
+        pipe,
+        16,
+        16,
+        guidance_scale=CALL["guidance_scale"],
+        images=1,
+        use_resolution_binning=False,
+        max_sequence_length=8,
+    )
 
 
 def generate(pipe):
@@ -108,9 +126,14 @@ def test_pipeline_state_takes_away_what_a_method_leaves(pipe):
     cls._is_cached = True
     children = list(pipe.transformer._modules)
     pipe.transformer._modules["transformer_blocks"] = pipe.transformer._modules.pop("transformer_blocks")  # mock.patch
-    assert {"BasicTransformerBlock._diffusers_hook", "BasicTransformerBlock diffusers hook leaky",
-            "PixArtTransformer2DModel.forward", f"{cls.__name__}._is_cached", f"{cls.__name__}.__call__ replaced",
-            "PixArtTransformer2DModel children reordered"} <= set(state.leftovers())
+    assert {
+        "BasicTransformerBlock._diffusers_hook",
+        "BasicTransformerBlock diffusers hook leaky",
+        "PixArtTransformer2DModel.forward",
+        f"{cls.__name__}._is_cached",
+        f"{cls.__name__}.__call__ replaced",
+        "PixArtTransformer2DModel children reordered",
+    } <= set(state.leftovers())
     state.restore()
     assert state.leftovers() == [] and cls.__call__ is original_call
     assert list(pipe.transformer._modules) == children
@@ -120,8 +143,11 @@ def test_pipeline_state_takes_away_what_a_method_leaves(pipe):
 @pytest.mark.parametrize("name", ["fora:2", "random"])
 def test_counted_compute_of_a_schedule_is_the_cost_model_exactly(pipe, name):
     layout = ecad.model_layout(pipe)
-    schedule = (heuristics.fora(layout, STEPS, 2) if name == "fora:2"
-                else heuristics.random_schedule(layout, STEPS, 0.4, seed=3))
+    schedule = (
+        heuristics.fora(layout, STEPS, 2)
+        if name == "fora:2"
+        else heuristics.random_schedule(layout, STEPS, 0.4, seed=3)
+    )
     table = observed_cost(pipe)
     with ExecutionCounter(pipe, STEPS) as counter:
         generate(pipe)
@@ -150,8 +176,11 @@ def test_magcache_calibrates_once_per_model_and_settings(pipe, monkeypatch):
     calls, bars = [], []
     original, bar = type(pipe).__call__, type(pipe).progress_bar
     monkeypatch.setattr(type(pipe), "__call__", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
-    monkeypatch.setattr(type(pipe), "progress_bar",
-                        lambda self, *a, **k: bars.append(dict(self._progress_bar_config)) or bar(self, *a, **k))
+    monkeypatch.setattr(
+        type(pipe),
+        "progress_bar",
+        lambda self, *a, **k: bars.append(dict(self._progress_bar_config)) or bar(self, *a, **k),
+    )
     before = dict(pipe._progress_bar_config)
     for _ in range(2):
         with peer.apply(pipe, CALL):
@@ -181,9 +210,19 @@ def test_specs_sweeps_and_errors():
 def test_eval_runs_peers_like_schedules_and_resumes(tiny_model_dir, tmp_path, monkeypatch):
     pytest.importorskip("cache_dit", reason="cache-dit is not installed (pip install 'ecad[peers]')")
     out = tmp_path / "eval"
-    config = EvalConfig(model=str(tiny_model_dir), prompts=PROMPTS, baselines=["fora:2", "fbcache:1000",
-                        "dbcache:1,0,1000,2"], metrics=["fidelity"], num_steps=6, height=16, width=16, batch_size=2,
-                        warmup=0, repeats=1, device="cpu")
+    config = EvalConfig(
+        model=str(tiny_model_dir),
+        prompts=PROMPTS,
+        baselines=["fora:2", "fbcache:1000", "dbcache:1,0,1000,2"],
+        metrics=["fidelity"],
+        num_steps=6,
+        height=16,
+        width=16,
+        batch_size=2,
+        warmup=0,
+        repeats=1,
+        device="cpu",
+    )
     assert evaluate(config, out, progress=False, max_new=2) is None  # a long evaluation, in pieces
     assert list(ImageStore(out).read()["schedules"]) == ["no-cache", "fora-2"]
     report = evaluate(config, out, progress=False)
@@ -216,8 +255,14 @@ def other_family(request):
     from tiny_pipelines import tiny_flux_pipeline, tiny_sd3_pipeline
 
     pipe = tiny_flux_pipeline() if request.param == "flux" else tiny_sd3_pipeline()
-    call = dict(prompt=["w1 w2", "w3"], num_inference_steps=STEPS, height=16, width=16, max_sequence_length=8,
-                guidance_scale=3.5 if request.param == "flux" else 4.5)
+    call = dict(
+        prompt=["w1 w2", "w3"],
+        num_inference_steps=STEPS,
+        height=16,
+        width=16,
+        max_sequence_length=8,
+        guidance_scale=3.5 if request.param == "flux" else 4.5,
+    )
     return request.param, pipe, call
 
 

@@ -25,8 +25,11 @@ def _schedules(layout, steps):
     forecast = (~base).to(torch.int64) * 2 + base.to(torch.int64)
     late = forecast.clone()
     late[4:, 1] = 0  # block 1 reuses from step 4 on
-    schedules += [full.with_actions(forecast), full.with_actions(late), full.with_actions(late).like(
-        late == 1, late == 2)]
+    schedules += [
+        full.with_actions(forecast),
+        full.with_actions(late),
+        full.with_actions(late).like(late == 1, late == 2),
+    ]
     return list(dict.fromkeys(schedules))  # distinct, in order
 
 
@@ -34,8 +37,15 @@ def test_shared_prefixes_give_every_candidate_its_own_images_exactly():
     pipe = tiny_pixart_pipeline(num_layers=3, seed=1)
     layout = ecad.model_layout(pipe)
     steps = 6
-    calibration = Calibration(("a w1 w2", "w3 w4", "w5 a"), images_per_prompt=1, num_steps=steps, height=16,
-                              width=16, guidance_scale=4.5, batch_size=2)  # CFG on, two pipeline calls
+    calibration = Calibration(
+        ("a w1 w2", "w3 w4", "w5 a"),
+        images_per_prompt=1,
+        num_steps=steps,
+        height=16,
+        width=16,
+        guidance_scale=4.5,
+        batch_size=2,
+    )  # CFG on, two pipeline calls
     generator = CalibrationGenerator(pipe, calibration)
     schedules = _schedules(layout, steps)
     alone = [generator(s) for s in schedules]

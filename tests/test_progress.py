@@ -11,8 +11,9 @@ from ecad.search import SearchConfig, build_evaluator
 def test_the_calibration_generator_shows_images_and_restores_the_pipelines_bar(capsys):
     pipe = tiny_pixart_pipeline(num_layers=2)
     pipe.set_progress_bar_config(desc="the user's bar")
-    generator = CalibrationGenerator(pipe, Calibration(("a w1", "w2", "w3 w4"), num_steps=4, height=16, width=16,
-                                                       batch_size=2))
+    generator = CalibrationGenerator(
+        pipe, Calibration(("a w1", "w2", "w3 w4"), num_steps=4, height=16, width=16, batch_size=2)
+    )
     capsys.readouterr()
     generator(None, progress=True)
     err = capsys.readouterr().err
@@ -24,8 +25,17 @@ def test_the_calibration_generator_shows_images_and_restores_the_pipelines_bar(c
 
 
 def test_eval_shows_progress_per_schedule_and_image(tiny_model_dir, tmp_path, capsys):
-    config = EvalConfig(model=str(tiny_model_dir), prompts=["w5 w6", "a w7"], baselines=["fora:2"], num_steps=6,
-                        height=16, width=16, warmup=0, repeats=1, device="cpu")
+    config = EvalConfig(
+        model=str(tiny_model_dir),
+        prompts=["w5 w6", "a w7"],
+        baselines=["fora:2"],
+        num_steps=6,
+        height=16,
+        width=16,
+        warmup=0,
+        repeats=1,
+        device="cpu",
+    )
     evaluate(config, tmp_path / "eval")
     err = capsys.readouterr().err
     assert "schedules:" in err and "images:" in err and "img/s" in err and "metrics:" in err
@@ -33,8 +43,9 @@ def test_eval_shows_progress_per_schedule_and_image(tiny_model_dir, tmp_path, ca
     assert "/6 [" not in err  # no per-step bar of the pipeline (6 steps) from generating or the timed calls
 
 
-def test_the_search_warms_up_with_a_short_uncached_call_before_the_first_candidate(tiny_model_dir, tmp_path,
-                                                                                    monkeypatch):
+def test_the_search_warms_up_with_a_short_uncached_call_before_the_first_candidate(
+    tiny_model_dir, tmp_path, monkeypatch
+):
     calls = []
     original = CalibrationGenerator._generate
 
@@ -43,8 +54,15 @@ def test_the_search_warms_up_with_a_short_uncached_call_before_the_first_candida
         return original(self, batch, num_steps)
 
     monkeypatch.setattr(CalibrationGenerator, "_generate", spy)
-    config = SearchConfig(model=str(tiny_model_dir), prompts=["a w1 w2"], metric="fidelity", num_steps=6, height=16,
-                          width=16, device="cpu")
+    config = SearchConfig(
+        model=str(tiny_model_dir),
+        prompts=["a w1 w2"],
+        metric="fidelity",
+        num_steps=6,
+        height=16,
+        width=16,
+        device="cpu",
+    )
     evaluator, layout, _ = build_evaluator(config, tmp_path)
     assert calls[0] == (2, False)  # the warm-up: 2 steps, no cache, before the reference and any candidate
     # the cost table's observed call (stopped after its first step), then fidelity's uncached reference

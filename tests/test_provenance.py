@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import ecad
-from ecad.runtime import provenance
 from ecad.cli import main
 from ecad.evaluation import EvalConfig, evaluate
 from ecad.models.loading import load_pipeline
+from ecad.runtime import provenance
 from ecad.runtime.provenance import GenerationSettings
 from ecad.schedule import CacheSchedule
 
@@ -33,8 +33,13 @@ def test_front_files_record_settings_score_and_mac_speedup(tiny_run, tiny_model_
     for row in summary["front"]:
         schedule = CacheSchedule.load(tiny_run / row["file"])
         meta = schedule.metadata
-        assert meta["settings"] == {"model": str(tiny_model_dir), "num_steps": 6, "guidance_scale": 4.5,
-                                    "height": 16, "width": 16}
+        assert meta["settings"] == {
+            "model": str(tiny_model_dir),
+            "num_steps": 6,
+            "guidance_scale": 4.5,
+            "height": 16,
+            "width": 16,
+        }
         assert meta["score"]["by"] == "ecad search" and meta["score"]["rows"] == 2
         assert meta["score"]["metric"] == "fidelity" and meta["score"]["quality"] == row["quality"]
         assert meta["score"]["numbers"]["fidelity.ssim"] == row["ssim"]
@@ -64,17 +69,50 @@ def test_show_prints_what_the_file_records(tiny_run, capsys):
     assert f"MACs (full convention): {macs / 1e6:.4g} MMAC, " in out  # in the unit its size reads in, not 0.0000 T
 
 
-def test_generate_takes_the_schedules_settings_and_warns_when_told_otherwise(tiny_run, tiny_model_dir, tmp_path,
-                                                                            caplog):
+def test_generate_takes_the_schedules_settings_and_warns_when_told_otherwise(
+    tiny_run, tiny_model_dir, tmp_path, caplog
+):
     schedule = str(tiny_run / "front" / "000.json")
     caplog.set_level(logging.INFO, logger="ecad")
-    assert main(["generate", "--model", str(tiny_model_dir), "--schedule", schedule, *PROMPT,
-                 "--out", str(tmp_path / "a.png")]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(tiny_model_dir),
+                "--schedule",
+                schedule,
+                *PROMPT,
+                "--out",
+                str(tmp_path / "a.png"),
+            ]
+        )
+        == 0
+    )
     assert warnings_of(caplog) == []
     assert "using the schedule's settings: guidance 4.5, height 16, width 16" in caplog.text
     caplog.clear()
-    assert main(["generate", "--model", str(tiny_model_dir), "--schedule", schedule, *PROMPT, "--guidance", "2",
-                 "--height", "32", "--width", "32", "--out", str(tmp_path / "b.png")]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(tiny_model_dir),
+                "--schedule",
+                schedule,
+                *PROMPT,
+                "--guidance",
+                "2",
+                "--height",
+                "32",
+                "--width",
+                "32",
+                "--out",
+                str(tmp_path / "b.png"),
+            ]
+        )
+        == 0
+    )
     (warning,) = warnings_of(caplog)
     assert warning.startswith("ecad generate: this schedule was found under")
     assert "guidance 2 (found with 4.5)" in warning and "height 32 (found with 16)" in warning
@@ -83,8 +121,9 @@ def test_generate_takes_the_schedules_settings_and_warns_when_told_otherwise(tin
 def test_enable_cache_warns_about_the_model_steps_and_resolution(tiny_run, tiny_model_dir, caplog):
     pipe = load_pipeline(str(tiny_model_dir), device="cpu")
     schedule = CacheSchedule.load(tiny_run / "front" / "000.json")
-    call = dict(prompt="a w1 w2", guidance_scale=4.5, use_resolution_binning=False, clean_caption=False,
-                output_type="latent")
+    call = dict(
+        prompt="a w1 w2", guidance_scale=4.5, use_resolution_binning=False, clean_caption=False, output_type="latent"
+    )
     with ecad.enable_cache(pipe, schedule):
         pipe(num_inference_steps=6, height=16, width=16, **call)
     assert warnings_of(caplog) == []  # the settings it was found under
@@ -114,8 +153,15 @@ def test_a_name_and_the_folder_or_hub_id_it_stands_for_are_one_model():
 
 def test_eval_warns_and_its_schedule_files_record_the_evaluation(tiny_run, tiny_model_dir, tmp_path, caplog):
     front = str(tiny_run / "front" / "000.json")
-    config = EvalConfig(model=str(tiny_model_dir), prompts=["w5 w6", "a w7"], schedules=[front],
-                        guidance_scale=3.0, warmup=0, repeats=1, device="cpu")
+    config = EvalConfig(
+        model=str(tiny_model_dir),
+        prompts=["w5 w6", "a w7"],
+        schedules=[front],
+        guidance_scale=3.0,
+        warmup=0,
+        repeats=1,
+        device="cpu",
+    )
     report = evaluate(config, tmp_path / "eval", progress=False)
     assert "guidance 3 (found with 4.5)" in " ".join(warnings_of(caplog))
     assert report["num_steps"] == 6 and (report["height"], report["width"]) == (16, 16)  # from the schedule file
@@ -123,9 +169,15 @@ def test_eval_warns_and_its_schedule_files_record_the_evaluation(tiny_run, tiny_
     for row in report["results"]:
         meta = CacheSchedule.load(tmp_path / "eval" / index["schedules"][row["name"]]["schedule"]).metadata
         assert meta["settings"]["guidance_scale"] == 3.0 and meta["settings"]["height"] == 16
-        assert meta["score"] == {"by": "ecad eval", "rows": 2, "numbers": {
-            "fidelity.ssim": row["metrics"]["fidelity"]["ssim"], "fidelity.psnr": row["metrics"]["fidelity"]["psnr"],
-            "fidelity.latent_rel_error": row["metrics"]["fidelity"]["latent_rel_error"]}}
+        assert meta["score"] == {
+            "by": "ecad eval",
+            "rows": 2,
+            "numbers": {
+                "fidelity.ssim": row["metrics"]["fidelity"]["ssim"],
+                "fidelity.psnr": row["metrics"]["fidelity"]["psnr"],
+                "fidelity.latent_rel_error": row["metrics"]["fidelity"]["latent_rel_error"],
+            },
+        }
         assert meta["macs"]["mac_speedup"] == pytest.approx(row["macs_speedup"])
         assert meta["measured"]["speedup"] == row["speedup"]
 
@@ -133,7 +185,14 @@ def test_eval_warns_and_its_schedule_files_record_the_evaluation(tiny_run, tiny_
 def test_eval_defaults_to_the_pipelines_guidance_without_recorded_settings(tiny_model_dir, tmp_path):
     full = ecad.full_schedule(load_pipeline(str(tiny_model_dir), device="cpu"), 4)
     full.save(tmp_path / "plain.json")
-    config = EvalConfig(model=str(tiny_model_dir), prompts=["w5"], schedules=[str(tmp_path / "plain.json")],
-                        height=16, width=16, repeats=0, device="cpu")
+    config = EvalConfig(
+        model=str(tiny_model_dir),
+        prompts=["w5"],
+        schedules=[str(tmp_path / "plain.json")],
+        height=16,
+        width=16,
+        repeats=0,
+        device="cpu",
+    )
     assert evaluate(config, tmp_path / "eval", progress=False)["config"]["guidance_scale"] == 4.5  # PixArt's default
     assert torch.equal(CacheSchedule.load(tmp_path / "plain.json").recompute, full.recompute)

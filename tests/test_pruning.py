@@ -34,8 +34,11 @@ def test_prune_dead_matches_the_definition_on_the_paper_flux_files(paper_schedul
     for path in files:
         schedule = CacheSchedule.load(path)
         names = schedule.component_names
-        feeds = tuple((b, names.index(source), names.index(consumer)) for b, block in enumerate(schedule.block_names)
-                      for source, consumer in adapter.group_of(block).feeds)
+        feeds = tuple(
+            (b, names.index(source), names.index(consumer))
+            for b, block in enumerate(schedule.block_names)
+            for source, consumer in adapter.group_of(block).feeds
+        )
         assert len(feeds) == 2 * 38
         bits = schedule.effective()
         expected = live_bits(bits, feeds)
@@ -69,9 +72,12 @@ def assert_pruning_changes_nothing(case, schedules):
 
 def test_pruning_is_bit_identical_on_random_schedules(case):
     full = ecad.full_schedule(case.target, STEPS, adapter=case.adapter)
-    schedules = [full.like(torch.rand(full.shape, generator=torch.Generator().manual_seed(100 + i)) < density,
-                           name=f"random-{density}")
-                 for i, density in enumerate(DENSITIES)]
+    schedules = [
+        full.like(
+            torch.rand(full.shape, generator=torch.Generator().manual_seed(100 + i)) < density, name=f"random-{density}"
+        )
+        for i, density in enumerate(DENSITIES)
+    ]
     skipped = assert_pruning_changes_nothing(case, schedules)
     assert (skipped > 0) == bool(case.layout().feeds)  # FLUX: the schedules do exercise pruning
 
@@ -84,7 +90,11 @@ def paper_derived(layout_schedule: CacheSchedule, paper: CacheSchedule) -> Cache
     for b, block in enumerate(layout_schedule.block_names):
         pb = paper.block_names.index(block) if block in paper.block_names else b
         for c, component in enumerate(layout_schedule.component_names):
-            pc = paper.component_names.index(component) if component in paper.component_names else c % paper.num_components
+            pc = (
+                paper.component_names.index(component)
+                if component in paper.component_names
+                else c % paper.num_components
+            )
             bits[:, b, c] = source[:, pb, pc]
     return layout_schedule.like(bits, name=f"{paper.metadata.get('name', 'paper')}-derived")
 

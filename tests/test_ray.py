@@ -29,9 +29,19 @@ def ray_cluster():
 def config(tmp_path_factory):
     path = tmp_path_factory.mktemp("ray") / "pipe"
     tiny_pixart_pipeline(num_layers=3, seed=2).save_pretrained(path)
-    return SearchConfig(model=str(path), prompts=["a w1 w2", "w3 w4", "w5"], population=6, generations=3,
-                        images_per_prompt=2, num_steps=6, height=16, width=16, batch_size=3, device="cpu",
-                        strategy="paper")
+    return SearchConfig(
+        model=str(path),
+        prompts=["a w1 w2", "w3 w4", "w5"],
+        population=6,
+        generations=3,
+        images_per_prompt=2,
+        num_steps=6,
+        height=16,
+        width=16,
+        batch_size=3,
+        device="cpu",
+        strategy="paper",
+    )
 
 
 def call_name(schedule, rows=None):
@@ -48,8 +58,9 @@ def local_run(config, out):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each Ray worker with one CPU: identical arithmetic
     calls, original = [], CandidateEvaluator.__call__
-    CandidateEvaluator.__call__ = (lambda self, schedule, *rows: calls.append(call_name(schedule, *rows))
-                                   or original(self, schedule, *rows))
+    CandidateEvaluator.__call__ = lambda self, schedule, *rows: (
+        calls.append(call_name(schedule, *rows)) or original(self, schedule, *rows)
+    )
     try:
         search(config, out, progress=False)
     finally:
@@ -167,8 +178,10 @@ def test_missing_ray_says_how_to_install(monkeypatch, config, tmp_path):
     import builtins
 
     real_import = builtins.__import__
-    monkeypatch.setattr(builtins, "__import__",
-                        lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name)) if name == "ray"
-                        else real_import(name, *a, **k))
+    monkeypatch.setattr(
+        builtins,
+        "__import__",
+        lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name)) if name == "ray" else real_import(name, *a, **k),
+    )
     with pytest.raises(ImportError, match=r"pip install 'ecad\[ray\]'"):
         search(config, tmp_path / "no-ray", progress=False, executor="ray")

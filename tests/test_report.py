@@ -18,8 +18,18 @@ def eval_dir(tiny_run, tiny_model_dir, tmp_path_factory):
     """An evaluation of two front schedules, FORA-2 and First Block Cache on held-out prompts (latency minimal)."""
     out = tmp_path_factory.mktemp("eval") / "eval"
     front = sorted((tiny_run / "front").glob("*.json"))[:2]
-    config = EvalConfig(model=str(tiny_model_dir), prompts=["w5 w6", "a w7"], schedules=[str(f) for f in front],
-                        baselines=["fora:2", "fbcache:1000"], num_steps=6, height=16, width=16, warmup=0, repeats=1, device="cpu")
+    config = EvalConfig(
+        model=str(tiny_model_dir),
+        prompts=["w5 w6", "a w7"],
+        schedules=[str(f) for f in front],
+        baselines=["fora:2", "fbcache:1000"],
+        num_steps=6,
+        height=16,
+        width=16,
+        warmup=0,
+        repeats=1,
+        device="cpu",
+    )
     evaluate(config, out, progress=False)
     return out
 
@@ -39,8 +49,11 @@ def expected_points(run_dir: Path) -> list[int]:
         for row in generation["population"]:
             seen.setdefault(row["key"], (row["quality"], row["cost_fraction"]))
         feasible = {k: v for k, v in seen.items() if v[1] < 1.0}
-        front = {k for k, (q, c) in feasible.items()
-                 if not any(q2 >= q and c2 <= c and (q2, c2) != (q, c) for q2, c2 in feasible.values())}
+        front = {
+            k
+            for k, (q, c) in feasible.items()
+            if not any(q2 >= q and c2 <= c and (q2, c2) != (q, c) for q2, c2 in feasible.values())
+        }
         counts.append(len({r["key"] for r in generation["population"]} | front | baselines))
     return counts
 
@@ -67,8 +80,9 @@ def test_report_is_one_self_contained_page(tiny_run, eval_dir, tmp_path, capsys)
     data = page_data(html)
     run = load_run(tiny_run)
     assert [g["index"] for g in data["generations"]] == [0, 1, 2]
-    assert [len({*g["population"], *g["front"], *data["baselines"]}) for g in data["generations"]] == \
-        expected_points(tiny_run)
+    assert [len({*g["population"], *g["front"], *data["baselines"]}) for g in data["generations"]] == expected_points(
+        tiny_run
+    )
     names = {data["points"][i]["name"] for i in data["baselines"]}
     assert {"no-cache", "fora-2", "fora-3"} <= names
     points = {p["key"]: p for p in data["points"]}
@@ -122,41 +136,59 @@ def test_report_in_headless_chromium(tiny_run, eval_dir, tmp_path):
         browser.open(out.as_uri())
         assert browser.evaluate("document.querySelectorAll('#plot .pt').length") == expected[-1]
         assert browser.evaluate("document.querySelector('#plot .front-line') !== null")
-        browser.evaluate("const s = document.getElementById('generation'); s.value = 0; "
-                         "s.dispatchEvent(new Event('input'))")
+        browser.evaluate(
+            "const s = document.getElementById('generation'); s.value = 0; s.dispatchEvent(new Event('input'))"
+        )
         assert browser.evaluate("document.querySelectorAll('#plot .pt').length") == expected[0]
-        browser.evaluate("const g = document.getElementById('generation'); g.value = g.max; "
-                         "g.dispatchEvent(new Event('input'))")
-        box = browser.evaluate("(() => { const r = document.querySelector('#plot .pt.front')"
-                               ".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        browser.evaluate(
+            "const g = document.getElementById('generation'); g.value = g.max; g.dispatchEvent(new Event('input'))"
+        )
+        box = browser.evaluate(
+            "(() => { const r = document.querySelector('#plot .pt.front')"
+            ".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
         browser.click(*box)
         assert not browser.evaluate("document.getElementById('tooltip').hidden")
-        shown = browser.evaluate("[...document.querySelectorAll('#details img.sample')]"
-                                 ".map(i => i.complete && i.naturalWidth > 0)")
+        shown = browser.evaluate(
+            "[...document.querySelectorAll('#details img.sample')].map(i => i.complete && i.naturalWidth > 0)"
+        )
         assert shown == [True, True]
         assert browser.evaluate("document.querySelector('#details .schedule-picture img').naturalWidth") > 0
         assert browser.evaluate("document.querySelectorAll('#plot .pt.selected').length") == 1
-        assert browser.evaluate("document.querySelectorAll('#front-table tbody tr').length") == \
-            len(load_run(tiny_run).generations[-1].front)
+        assert browser.evaluate("document.querySelectorAll('#front-table tbody tr').length") == len(
+            load_run(tiny_run).generations[-1].front
+        )
         # no caching, FORA-2, First Block Cache and the two front schedules
         assert browser.evaluate("document.querySelectorAll('#eval-table tbody tr').length") == 5
         assert browser.evaluate("document.querySelector('#front-table thead th').textContent") == "file"
-        labels = browser.evaluate("[...document.querySelectorAll('#plot .base-label')].map(t => { "
-                                  "const b = t.getBBox(); return [b.x, b.y, b.width, b.height]; })")
+        labels = browser.evaluate(
+            "[...document.querySelectorAll('#plot .base-label')].map(t => { "
+            "const b = t.getBBox(); return [b.x, b.y, b.width, b.height]; })"
+        )
         assert len(labels) == len(load_run(tiny_run).baselines)
-        assert not any(ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
-                       for i, (ax, ay, aw, ah) in enumerate(labels) for bx, by, bw, bh in labels[i + 1:])
+        assert not any(
+            ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
+            for i, (ax, ay, aw, ah) in enumerate(labels)
+            for bx, by, bw, bh in labels[i + 1 :]
+        )
         # each label has a leader line from its own diamond's centre to the label
-        leaders = browser.evaluate("[...document.querySelectorAll('#plot .base-leader')].map(l => "
-                                   "['x1', 'y1', 'x2', 'y2'].map(a => +l.getAttribute(a)))")
-        diamonds = browser.evaluate("[...document.querySelectorAll('#plot .pt.base')].map(d => { "
-                                    "const b = d.getBBox(); return [b.x + b.width / 2, b.y + b.height / 2]; })")
+        leaders = browser.evaluate(
+            "[...document.querySelectorAll('#plot .base-leader')].map(l => "
+            "['x1', 'y1', 'x2', 'y2'].map(a => +l.getAttribute(a)))"
+        )
+        diamonds = browser.evaluate(
+            "[...document.querySelectorAll('#plot .pt.base')].map(d => { "
+            "const b = d.getBBox(); return [b.x + b.width / 2, b.y + b.height / 2]; })"
+        )
         assert len(leaders) == len(labels)
         assert sorted((round(x1, 2), round(y1, 2)) for x1, y1, _, _ in leaders) == sorted(
-            (round(x, 2), round(y, 2)) for x, y in diamonds)
+            (round(x, 2), round(y, 2)) for x, y in diamonds
+        )
         for _, _, x2, y2 in leaders:  # ends at the middle of a label's left or right edge
-            assert any(y2 == pytest.approx(ly + lh / 2) and x2 in (pytest.approx(lx), pytest.approx(lx + lw))
-                       for lx, ly, lw, lh in labels)
+            assert any(
+                y2 == pytest.approx(ly + lh / 2) and x2 in (pytest.approx(lx), pytest.approx(lx + lw))
+                for lx, ly, lw, lh in labels
+            )
         screenshot = tmp_path / "report.png"
         browser.screenshot(screenshot)
         assert browser.errors() == []
@@ -179,6 +211,8 @@ def test_long_runs_show_evenly_spaced_generations_with_the_first_and_last(tiny_r
     assert [g["index"] for g in data["generations"]] == [0, 2]  # of the run's 3
     assert main(["report", str(tiny_run), "-o", str(tmp_path / "x.html"), "--max-generations", "1"]) == 1
     assert "--max-generations must be at least 2" in capsys.readouterr().err
+
+
 def test_report_names_each_front_file_with_a_command_and_the_suggestion(tiny_run, tmp_path):
     build_report(tiny_run, tmp_path / "report.html", samples=0)
     data = page_data((tmp_path / "report.html").read_text())
@@ -187,10 +221,13 @@ def test_report_names_each_front_file_with_a_command_and_the_suggestion(tiny_run
     for row in front:
         point = points[row["key"]]
         assert point["file"] == row["file"]
-        assert point["command"] == (f"ecad generate --model {load_run(tiny_run).config.model} --schedule "
-                                    f"{tiny_run / row['file']} --prompt 'a w1 w2' --out image.png")
-    assert all(p["file"] is None and p["command"] is None for p in data["points"]
-               if p["key"] not in {r["key"] for r in front})
+        assert point["command"] == (
+            f"ecad generate --model {load_run(tiny_run).config.model} --schedule "
+            f"{tiny_run / row['file']} --prompt 'a w1 w2' --out image.png"
+        )
+    assert all(
+        p["file"] is None and p["command"] is None for p in data["points"] if p["key"] not in {r["key"] for r in front}
+    )
     assert data["run"]["suggested"] in {r["key"] for r in front}
     notes = " ".join(data["run"]["notes"])
     assert "front/000.json is the cheapest" in notes and "Suggested: front/" in notes
@@ -200,8 +237,9 @@ def test_report_names_each_front_file_with_a_command_and_the_suggestion(tiny_run
 def test_report_prints_the_paths_of_what_it_writes(tiny_run, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["report", str(tiny_run), "-o", "report.html", "--samples", "0"]) == 0
-    assert capsys.readouterr().out.splitlines() == [str(tmp_path / n) for n in ("report.html", "front.png",
-                                                                                "hypervolume.png")]
+    assert capsys.readouterr().out.splitlines() == [
+        str(tmp_path / n) for n in ("report.html", "front.png", "hypervolume.png")
+    ]
 
 
 def test_report_warns_when_cached_schedules_beat_no_caching_on_few_rows(tiny_run, tmp_path):
@@ -235,10 +273,11 @@ def test_plot_labels_never_overlap_and_generation_ticks_are_whole(tiny_run, tmp_
     renderer = fig.canvas.get_renderer()
     boxes = [Text.get_window_extent(label, renderer) for label in labels]  # the text, not its leader line (placed)
     assert len(boxes) == 4
-    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
     # each label has a leader line to its own point, and sits near it: within 3 label heights
-    for label, (x, y, text) in zip(sorted(labels, key=lambda label: label.get_text()), sorted(crowded, key=lambda p: p[2]),
-                                  strict=True):
+    for label, (x, y, text) in zip(
+        sorted(labels, key=lambda label: label.get_text()), sorted(crowded, key=lambda p: p[2]), strict=True
+    ):
         assert label.get_text() == text and label.xy == (x, y) and label.arrow_patch is not None
         point = ax.transData.transform((x, y))
         box = Text.get_window_extent(label, renderer)

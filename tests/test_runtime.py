@@ -13,9 +13,16 @@ PROMPTS = ["a w1 w2", "w3 w4"]
 
 def generate(pipe, prompts=PROMPTS, steps=STEPS, seed=0, **kwargs):
     return pipe(
-        prompts, num_inference_steps=steps, height=16, width=16, guidance_scale=4.5,
-        generator=torch.Generator().manual_seed(seed), output_type="pt", use_resolution_binning=False,
-        max_sequence_length=8, **kwargs,
+        prompts,
+        num_inference_steps=steps,
+        height=16,
+        width=16,
+        guidance_scale=4.5,
+        generator=torch.Generator().manual_seed(seed),
+        output_type="pt",
+        use_resolution_binning=False,
+        max_sequence_length=8,
+        **kwargs,
     ).images
 
 
@@ -54,7 +61,9 @@ def test_each_component_runs_exactly_when_its_bit_says(pipe):
             inner = getattr(block, name)
             # a leaf inside the component runs only when the component really computes
             leaf = inner.to_q if name != "ff" else inner.net[2]
-            hooks.append(leaf.register_forward_hook(lambda *_, key=(b, c): calls.setdefault(key, []).append(step["value"])))
+            hooks.append(
+                leaf.register_forward_hook(lambda *_, key=(b, c): calls.setdefault(key, []).append(step["value"]))
+            )
     try:
         with ecad.enable_cache(pipe, schedule) as handle:
             generate(pipe)
@@ -77,8 +86,11 @@ def test_reused_outputs_are_replayed_bit_exactly(pipe):
     hooks = []
     for b, block in enumerate(pipe.transformer.transformer_blocks):
         for c, name in enumerate(("attn1", "attn2", "ff")):
-            hooks.append(getattr(block, name).register_forward_hook(
-                lambda _m, _i, out, key=(b, c): seen.setdefault(key, []).append(out.clone())))
+            hooks.append(
+                getattr(block, name).register_forward_hook(
+                    lambda _m, _i, out, key=(b, c): seen.setdefault(key, []).append(out.clone())
+                )
+            )
     with ecad.enable_cache(pipe, schedule, prune=False):
         generate(pipe)
     for h in hooks:
@@ -202,8 +214,11 @@ def test_cache_memory_matches_the_formula_and_half_precision_halves_it(pipe):
 def test_dead_work_skipping_is_bit_exact_and_leaves_only_gates_in_replayed_blocks(pipe):
     """PixArt's skip forward: where a block replays every component, no norm runs in it (only the modulation table,
     the gates on the replayed outputs and the residual adds); images equal ``prune=False`` bit for bit."""
-    norms = [(b, getattr(block, name)) for b, block in enumerate(pipe.transformer.transformer_blocks)
-             for name in ("norm1", "norm2")]
+    norms = [
+        (b, getattr(block, name))
+        for b, block in enumerate(pipe.transformer.transformer_blocks)
+        for name in ("norm1", "norm2")
+    ]
     step = {"value": -1}
     seen: list[tuple[int, int]] = []
     handles = [pipe.transformer.register_forward_pre_hook(lambda *_: step.__setitem__("value", step["value"] + 1))]

@@ -50,8 +50,17 @@ def pixart():
 
 
 def pixart_images(pipe, steps=STEPS, **kwargs):
-    return pipe(["a w1", "w2"], num_inference_steps=steps, height=16, width=16, generator=torch.Generator().manual_seed(0),
-                output_type="pt", use_resolution_binning=False, max_sequence_length=8, **kwargs).images
+    return pipe(
+        ["a w1", "w2"],
+        num_inference_steps=steps,
+        height=16,
+        width=16,
+        generator=torch.Generator().manual_seed(0),
+        output_type="pt",
+        use_resolution_binning=False,
+        max_sequence_length=8,
+        **kwargs,
+    ).images
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +76,18 @@ INIT_IMAGE = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(5)
 
 def flux_images(pipe, strength=None, **kwargs):
     extra = {} if strength is None else {"image": INIT_IMAGE, "strength": strength}
-    return pipe("w1 w2", num_inference_steps=STEPS, height=16, width=16, guidance_scale=3.5,
-                generator=torch.Generator().manual_seed(0), output_type="pt", max_sequence_length=8,
-                **extra, **kwargs).images
+    return pipe(
+        "w1 w2",
+        num_inference_steps=STEPS,
+        height=16,
+        width=16,
+        guidance_scale=3.5,
+        generator=torch.Generator().manual_seed(0),
+        output_type="pt",
+        max_sequence_length=8,
+        **extra,
+        **kwargs,
+    ).images
 
 
 @pytest.mark.parametrize("stop", [abort_at, interrupt_at], ids=["exception", "interrupt"])
@@ -108,7 +126,8 @@ def test_img2img_runs_the_schedules_last_steps(flux):
     computed_before_call = []
     with ecad.enable_cache(image_to_image, schedule, prune=False) as handle:
         watch = image_to_image.transformer.register_forward_pre_hook(
-            lambda *_: computed_before_call.append(handle.counts["computed"]))
+            lambda *_: computed_before_call.append(handle.counts["computed"])
+        )
         try:
             unpruned = flux_images(image_to_image, strength=0.5)
         finally:
@@ -166,9 +185,11 @@ def test_set_schedule_with_a_foreign_layout_is_refused_and_keeps_the_schedule(pi
         assert torch.equal(pixart_images(pixart), expected)
 
 
-
-@pytest.mark.parametrize("setting", [{"resample": True}, {"prune": False}, {"cache_dtype": torch.float16},
-                                     {"forecast_unit": "timestep"}], ids=lambda s: next(iter(s)))
+@pytest.mark.parametrize(
+    "setting",
+    [{"resample": True}, {"prune": False}, {"cache_dtype": torch.float16}, {"forecast_unit": "timestep"}],
+    ids=lambda s: next(iter(s)),
+)
 def test_settings_beside_a_cache_config_are_refused_and_leave_the_model_as_it_was(pixart, setting):
     config = ecad.CacheConfig(random_schedule(pixart, seed=7))
     name = next(iter(setting))
@@ -179,9 +200,14 @@ def test_settings_beside_a_cache_config_are_refused_and_leave_the_model_as_it_wa
         assert handle.state.resample is False and handle.state.prune is True
     with ecad.enable_cache(pixart, config.schedule, **setting) as handle:  # beside a bare schedule, each is used
         state = handle.state
-        used = {"resample": state.resample, "prune": state.prune, "cache_dtype": state.outputs.dtype,
-                "forecast_unit": state.forecast_unit}
+        used = {
+            "resample": state.resample,
+            "prune": state.prune,
+            "cache_dtype": state.outputs.dtype,
+            "forecast_unit": state.forecast_unit,
+        }
         assert used[name] == setting[name]
+
 
 def test_a_transformer_call_without_timestep_is_a_clear_error(pixart):
     transformer = pixart.transformer
@@ -203,7 +229,10 @@ def test_bare_transformer_after_an_aborted_loop_needs_reset(pixart):
     def loop(timesteps):
         out = x
         for t in timesteps:
-            out = out - 0.1 * transformer(out, encoder_hidden_states=text, timestep=t.reshape(1), return_dict=False)[0][:, :4]
+            out = (
+                out
+                - 0.1 * transformer(out, encoder_hidden_states=text, timestep=t.reshape(1), return_dict=False)[0][:, :4]
+            )
         return out
 
     timesteps = torch.linspace(900, 100, STEPS)
@@ -231,9 +260,17 @@ def test_half_precision_cache_of_tuple_outputs(build):
                 seen["kept"] = handle.state.outputs.kept()
             return tensors
 
-        return pipe(["w1 w2", "w3"], num_inference_steps=4, height=16, width=16, guidance_scale=3.5,
-                    generator=torch.Generator().manual_seed(0), output_type="pt", max_sequence_length=8,
-                    callback_on_step_end=at_last_step).images
+        return pipe(
+            ["w1 w2", "w3"],
+            num_inference_steps=4,
+            height=16,
+            width=16,
+            guidance_scale=3.5,
+            generator=torch.Generator().manual_seed(0),
+            output_type="pt",
+            max_sequence_length=8,
+            callback_on_step_end=at_last_step,
+        ).images
 
     full, half = {}, {}
     with ecad.enable_cache(pipe, schedule) as handle:

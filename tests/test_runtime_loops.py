@@ -17,8 +17,12 @@ def denoise(transformer, seed=0):
     timesteps = torch.linspace(999, 0, STEPS)
     with torch.no_grad():
         for t in timesteps:
-            noise = transformer(torch.cat([latents] * 2), encoder_hidden_states=text, timestep=t.expand(2),
-                                added_cond_kwargs={"resolution": None, "aspect_ratio": None}).sample[:, :4]
+            noise = transformer(
+                torch.cat([latents] * 2),
+                encoder_hidden_states=text,
+                timestep=t.expand(2),
+                added_cond_kwargs={"resolution": None, "aspect_ratio": None},
+            ).sample[:, :4]
             uncond, cond = noise.chunk(2)
             latents = latents - (uncond + 4.5 * (cond - uncond)) / STEPS
     return latents

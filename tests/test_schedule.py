@@ -72,9 +72,12 @@ def test_flux_paper_file_loads_with_the_flux_adapters_layout(paper_schedules):
     assert torch.equal(schedule.exists, count_macs("flux-dev", 256, 256, convention="paper").exists)
     assert int(schedule.exists.sum()) == 57 * 3
     c = schedule.component_names.index
-    for step, block, b, ours, theirs in [("005", "3", 3, "attn", "full_attn"), ("011", "7", 7, "ff_context", "full_ff_context"),
-                                         ("005", "single_4", 23, "attn", "single_attn"),
-                                         ("013", "single_30", 49, "proj_out", "single_proj_out")]:
+    for step, block, b, ours, theirs in [
+        ("005", "3", 3, "attn", "full_attn"),
+        ("011", "7", 7, "ff_context", "full_ff_context"),
+        ("005", "single_4", 23, "attn", "single_attn"),
+        ("013", "single_30", 49, "proj_out", "single_proj_out"),
+    ]:
         assert bool(schedule.recompute[int(step), b, c(ours)]) == raw[step][block][theirs]
     assert sum(v for s in raw.values() for comps in s.values() for v in comps.values()) == int(schedule.recompute.sum())
     exported = schedule.to_paper_dict()["cache_schedule"]["schedule"]

@@ -12,8 +12,8 @@ import torch
 from tiny_pipelines import tiny_pixart_pipeline
 
 import ecad
-from ecad.schedule import heuristics
 from ecad.cli import main
+from ecad.schedule import heuristics
 from ecad.search import RunDirectory, SearchConfig, search
 
 
@@ -32,9 +32,33 @@ def prompt_file(tmp_path_factory):
 
 
 def cli_args(model_dir, prompt_file, out, generations=3):
-    return ["search", "--model", str(model_dir), "--prompts", str(prompt_file), "--metric", "fidelity",
-            "--population", "6", "--generations", str(generations), "--steps", "6", "--height", "16",
-            "--width", "16", "--batch-size", "4", "--images-per-prompt", "2", "--device", "cpu", "--out", str(out)]
+    return [
+        "search",
+        "--model",
+        str(model_dir),
+        "--prompts",
+        str(prompt_file),
+        "--metric",
+        "fidelity",
+        "--population",
+        "6",
+        "--generations",
+        str(generations),
+        "--steps",
+        "6",
+        "--height",
+        "16",
+        "--width",
+        "16",
+        "--batch-size",
+        "4",
+        "--images-per-prompt",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
 
 
 def test_heuristics_cover_the_paper_seeds():
@@ -83,7 +107,9 @@ def run_killable(args, log, threads):
 def start_counted(args, log):
     """``run_counted`` in a process of its own, to be killed. Spawned, not forked: a child forked from a process whose
     OpenMP pool has started (more than one thread) hangs at its first parallel region."""
-    process = multiprocessing.get_context("spawn").Process(target=run_killable, args=(args, log, torch.get_num_threads()))
+    process = multiprocessing.get_context("spawn").Process(
+        target=run_killable, args=(args, log, torch.get_num_threads())
+    )
     process.start()
     return process
 
@@ -145,7 +171,8 @@ def test_search_writes_a_complete_run_directory(straight_run, capsys):
     assert main(["front", str(out)]) == 0
     listing = capsys.readouterr().out
     assert [line[2:].split()[0] for line in listing.splitlines() if line[2:].startswith(str(out / "front"))] == [
-        str(out / row["file"]) for row in front]  # one line per front file, in order
+        str(out / row["file"]) for row in front
+    ]  # one line per front file, in order
 
 
 @pytest.mark.parametrize("strategy", ["paper", "fast"])
@@ -166,7 +193,9 @@ def test_resume_after_kill_9_reaches_the_same_front(model_dir, prompt_file, tmp_
     stored_at_kill = stored_keys(killed)
     counted_at_kill = new_evaluations(killed)  # the generations finished before the kill
 
-    assert run_counted(cli_args(model_dir, prompt_file, killed, generations) + ["--resume"], killed_log) == 0  # keeps it
+    assert (
+        run_counted(cli_args(model_dir, prompt_file, killed, generations) + ["--resume"], killed_log) == 0
+    )  # keeps it
     assert json.loads((killed / "config.json").read_text())["strategy"] == strategy
     front_a = json.loads((straight / "front.json").read_text())
     front_b = json.loads((killed / "front.json").read_text())
@@ -224,8 +253,16 @@ def test_bad_run_directories_are_clear_errors(model_dir, prompt_file, tmp_path, 
 
 
 def test_python_api_and_empty_prompts(model_dir, tmp_path):
-    config = SearchConfig(model=str(model_dir), prompts=["a w1"], population=4, generations=1, num_steps=6,
-                          height=16, width=16, device="cpu")
+    config = SearchConfig(
+        model=str(model_dir),
+        prompts=["a w1"],
+        population=4,
+        generations=1,
+        num_steps=6,
+        height=16,
+        width=16,
+        device="cpu",
+    )
     result = search(config, tmp_path / "api", progress=False)
     assert result.evaluations >= 4 and len(result.hypervolumes) == 1
     assert RunDirectory(tmp_path / "api").read_front()["front"] == result.front

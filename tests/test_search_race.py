@@ -29,10 +29,21 @@ def race_config(strategy="race", **changes):
     first stage's 2 rows; race with the t bound (confidence 0.95) and the first generation in full unless
     ``changes`` say otherwise. Racing decides on quality differences: tiny-shapes' are far above float noise (see
     ``assert_margin``)."""
-    return SearchConfig(model="tiny-shapes", prompts=SHAPES_PROMPTS, population=4, generations=3, images_per_prompt=2,
-                        num_steps=6, height=32, width=32, guidance_scale=3.0, batch_size=2, device="cpu",
-                        strategy=strategy, **({"race_confidence": 0.95, "race_first_generation": False} | changes
-                                              if strategy == "race" else changes))
+    return SearchConfig(
+        model="tiny-shapes",
+        prompts=SHAPES_PROMPTS,
+        population=4,
+        generations=3,
+        images_per_prompt=2,
+        num_steps=6,
+        height=32,
+        width=32,
+        guidance_scale=3.0,
+        batch_size=2,
+        device="cpu",
+        strategy=strategy,
+        **({"race_confidence": 0.95, "race_first_generation": False} | changes if strategy == "race" else changes),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +55,9 @@ def race_run(tmp_path_factory):
 
 
 def evaluation(cost, rows, **metrics):
-    return Evaluation("k", sum(rows) / len(rows), cost, {"row_quality": list(rows), "rows_scored": len(rows),
-                                                          **metrics})
+    return Evaluation(
+        "k", sum(rows) / len(rows), cost, {"row_quality": list(rows), "rows_scored": len(rows), **metrics}
+    )
 
 
 def test_the_paired_bound_rejects_only_a_candidate_a_cheaper_front_point_beats():
@@ -156,7 +168,8 @@ def test_race_resumes_to_the_uninterrupted_front(race_run, tmp_path, monkeypatch
     assert run_files(out) == run_files(race_run)
     assert stored(out).keys() == stored(race_run).keys()
     assert {k: e.metrics.get("race") for k, e in stored(out).items()} == {
-        k: e.metrics.get("race") for k, e in stored(race_run).items()}
+        k: e.metrics.get("race") for k, e in stored(race_run).items()
+    }
 
 
 def test_race_needs_a_per_row_metric(tmp_path):
@@ -194,8 +207,7 @@ def test_a_first_generation_raced_against_itself_keeps_its_first_stage_pareto_se
         SearchConfig(model="m", prompts=["a", "b"], strategy="fast", race_first_generation=True)
 
 
-def test_a_raced_first_generation_spends_less_and_resumes_to_the_uninterrupted_front(
-        race_run, tmp_path, monkeypatch):
+def test_a_raced_first_generation_spends_less_and_resumes_to_the_uninterrupted_front(race_run, tmp_path, monkeypatch):
     """``race_first_generation``: generation 0 rejects candidates after their first rows (no caching is scored in
     full), spends less than the unraced start, and an interruption between its first stages and its decisions
     resumes to the uninterrupted run's front, decisions and generation files."""
@@ -228,4 +240,5 @@ def test_a_raced_first_generation_spends_less_and_resumes_to_the_uninterrupted_f
     search(config, out, resume=True, progress=False)
     assert run_files(out) == run_files(whole)
     assert {k: e.metrics.get("race") for k, e in stored(out).items()} == {
-        k: e.metrics.get("race") for k, e in evaluations.items()}
+        k: e.metrics.get("race") for k, e in evaluations.items()
+    }

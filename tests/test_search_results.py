@@ -81,5 +81,7 @@ def test_a_store_of_another_schema_version_is_refused(tmp_path):
     EvaluationStore(path).close()
     with sqlite3.connect(path) as db:
         db.execute("UPDATE info SET value = ? WHERE name = 'schema'", (str(SCHEMA_VERSION + 1),))
-    with pytest.raises(CorruptRunError, match=f"has store schema {SCHEMA_VERSION + 1}, this ecad reads {SCHEMA_VERSION}"):
+    with pytest.raises(
+        CorruptRunError, match=f"has store schema {SCHEMA_VERSION + 1}, this ecad reads {SCHEMA_VERSION}"
+    ):
         EvaluationStore(path)

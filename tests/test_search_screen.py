@@ -64,8 +64,9 @@ def test_screened_mating_evaluates_the_offspring_the_surrogate_ranks_best():
     X = rng.random((60, n_var)) < 0.5
     surrogate = RidgeSurrogate(values=2)
     surrogate.fit(X, linear_objectives(X))
-    algorithm = NSGA2(pop_size=pop_size, crossover=PointCrossover(n_points=2), mutation=BitflipMutation(),
-                      eliminate_duplicates=True)
+    algorithm = NSGA2(
+        pop_size=pop_size, crossover=PointCrossover(n_points=2), mutation=BitflipMutation(), eliminate_duplicates=True
+    )
     algorithm.setup(problem, seed=0)
     pop = RankAndCrowding().do(problem, Population.new(X=X[:pop_size], F=linear_objectives(X[:pop_size])))
     spy = Spy(algorithm.mating)
@@ -110,8 +111,9 @@ def test_a_screened_run_resumes_to_the_uninterrupted_front(screen_run, tiny_mode
     out = tmp_path / "run"
     spent = summaries(screen_run)[1]["compute_spent"]
     config = tiny_config(tiny_model_dir, strategy="fast", screen=3, generations=4)
-    result = search(tiny_config(tiny_model_dir, strategy="fast", screen=3, generations=4, budget=spent + 0.01), out,
-                    progress=False)
+    result = search(
+        tiny_config(tiny_model_dir, strategy="fast", screen=3, generations=4, budget=spent + 0.01), out, progress=False
+    )
     assert result.stopped and len(summaries(out)) == 2  # stopped inside the first screened generation
     before = summaries(out)
     search(config, out, resume=True, progress=False)
@@ -132,12 +134,15 @@ def test_the_race_first_stage_is_a_setting():
     assert QualityRace(rows=32, first=4).first == range(4)
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"strategy": "paper", "screen": 2}, "--strategy paper is the paper's search unchanged"),
-    ({"strategy": "fast", "race_rows": 0.25}, "this run's strategy is fast: add --strategy race"),
-    ({"strategy": "race", "race_confidence": 0.4}, "race_confidence must be a finite number >= 0.5"),
-    ({"strategy": "race", "race_rows": 0.0}, "race_rows must be a finite number > 0"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"strategy": "paper", "screen": 2}, "--strategy paper is the paper's search unchanged"),
+        ({"strategy": "fast", "race_rows": 0.25}, "this run's strategy is fast: add --strategy race"),
+        ({"strategy": "race", "race_confidence": 0.4}, "race_confidence must be a finite number >= 0.5"),
+        ({"strategy": "race", "race_rows": 0.0}, "race_rows must be a finite number > 0"),
+    ],
+)
 def test_screen_and_race_settings_are_checked(changes, message):
     with pytest.raises(ValueError, match=message):
         SearchConfig(model="m", prompts=["a", "b", "c"], **changes)
@@ -145,8 +150,26 @@ def test_screen_and_race_settings_are_checked(changes, message):
 
 def test_the_cli_refuses_screening_the_paper_strategy(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["search", "--model", "tiny-shapes", "--prompts", "tiny-shapes", "--limit", "2", "--strategy", "paper", "--screen", "2",
-                 "--out", str(out)]) != 0
+    assert (
+        main(
+            [
+                "search",
+                "--model",
+                "tiny-shapes",
+                "--prompts",
+                "tiny-shapes",
+                "--limit",
+                "2",
+                "--strategy",
+                "paper",
+                "--screen",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        != 0
+    )
     assert "--screen" in capsys.readouterr().err and not out.exists()
 
 
@@ -156,11 +179,35 @@ def test_the_cli_passes_the_race_and_screen_settings_and_resume_keeps_them(tmp_p
     from ecad.search import RunDirectory
 
     out = tmp_path / "run"
-    args = build_parser().parse_args(["search", "--model", "m", "--prompts", "tiny-shapes", "--limit", "3",
-                                      "--strategy", "race", "--race-rows", "0.5", "--race-confidence", "0.5",
-                                      "--race-first-generation", "--screen", "3", "--out", str(out)])
+    args = build_parser().parse_args(
+        [
+            "search",
+            "--model",
+            "m",
+            "--prompts",
+            "tiny-shapes",
+            "--limit",
+            "3",
+            "--strategy",
+            "race",
+            "--race-rows",
+            "0.5",
+            "--race-confidence",
+            "0.5",
+            "--race-first-generation",
+            "--screen",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     config = config_from_args(args)
-    assert (config.race_rows, config.race_confidence, config.race_first_generation, config.screen) == (0.5, 0.5, True, 3)
+    assert (config.race_rows, config.race_confidence, config.race_first_generation, config.screen) == (
+        0.5,
+        0.5,
+        True,
+        3,
+    )
     RunDirectory(out).open(config, resume=False)
     RunDirectory(out).commit(config)
     resumed = config_from_args(build_parser().parse_args(["search", "--model", "m", "--out", str(out), "--resume"]))

@@ -24,9 +24,21 @@ SHAPES_PROMPTS = ["a small red circle in the center", "a small magenta triangle 
 
 def tiny_config(model_dir, **changes):
     """The conftest ``tiny_run``'s settings."""
-    return SearchConfig(**{"model": str(model_dir), "prompts": ["a w1 w2", "w3 w4"], "population": 4, "generations": 3,
-                           "num_steps": 6, "height": 16, "width": 16, "batch_size": 4, "device": "cpu", "strategy": "paper",
-                           **changes})
+    return SearchConfig(
+        **{
+            "model": str(model_dir),
+            "prompts": ["a w1 w2", "w3 w4"],
+            "population": 4,
+            "generations": 3,
+            "num_steps": 6,
+            "height": 16,
+            "width": 16,
+            "batch_size": 4,
+            "device": "cpu",
+            "strategy": "paper",
+            **changes,
+        }
+    )
 
 
 def run_files(out):
@@ -63,7 +75,7 @@ def summaries(out):
 def leaves(data, path=()):
     """Every leaf of a JSON document by its path."""
     if isinstance(data, dict | list):
-        for key, value in (data.items() if isinstance(data, dict) else enumerate(data)):
+        for key, value in data.items() if isinstance(data, dict) else enumerate(data):
             yield from leaves(value, (*path, key))
     else:
         yield path, data
@@ -73,9 +85,23 @@ def leaves(data, path=()):
 def shapes_paper_run(tmp_path_factory):
     """The paper's search on tiny-shapes at 32 px: population 4, 3 generations, 6 steps, 2 prompts."""
     out = tmp_path_factory.mktemp("shapes") / "run"
-    search(SearchConfig(model="tiny-shapes", prompts=SHAPES_PROMPTS, population=4, generations=3, num_steps=6,
-                        height=32, width=32, guidance_scale=3.0, batch_size=2, device="cpu", strategy="paper"),
-           out, progress=False)
+    search(
+        SearchConfig(
+            model="tiny-shapes",
+            prompts=SHAPES_PROMPTS,
+            population=4,
+            generations=3,
+            num_steps=6,
+            height=32,
+            width=32,
+            guidance_scale=3.0,
+            batch_size=2,
+            device="cpu",
+            strategy="paper",
+        ),
+        out,
+        progress=False,
+    )
     assert_margin(out)
     return out
 
@@ -90,8 +116,9 @@ def test_paper_strategy_reproduces_the_recorded_front(shapes_paper_run):
     recorded = dict(leaves({k: golden[k] for k in ("front", "generations", "files")}))
     assert found.keys() == recorded.keys()
     scores = [p for p in recorded if str(p[-1]).rsplit(".")[-1] in MEASURED]
-    assert scores and {p: found[p] for p in found if p not in scores} == {p: recorded[p] for p in recorded
-                                                                          if p not in scores}
+    assert scores and {p: found[p] for p in found if p not in scores} == {
+        p: recorded[p] for p in recorded if p not in scores
+    }
     assert [found[p] for p in scores] == pytest.approx([recorded[p] for p in scores], rel=RECORDED_TOLERANCE)
 
 
@@ -114,16 +141,40 @@ def test_fast_strategy_finds_the_same_front_with_less_compute(tiny_run, fast_run
     spent = [(p["compute_spent"], f["compute_spent"]) for p, f in zip(paper, fast, strict=True)]
     assert all(0 < f < p for p, f in spent)  # every candidate shares at least step 0 with another
     assert main(["front", str(fast_run)]) == 0
-    assert f"compute spent: {fast[-1]['compute_spent']:.1f} image-equivalents in 3 generations" in capsys.readouterr().out
+    assert (
+        f"compute spent: {fast[-1]['compute_spent']:.1f} image-equivalents in 3 generations" in capsys.readouterr().out
+    )
 
 
 def test_budget_stops_cleanly_and_resumes_to_the_same_front(tiny_model_dir, fast_run, tmp_path, capsys):
     out = tmp_path / "run"
     first = summaries(fast_run)[0]["compute_spent"]
     budget = first + 0.5  # generation 0 fits, generation 1 stops after its first new candidate
-    args = ["search", "--model", str(tiny_model_dir), "--prompts", str(tmp_path / "p.txt"), "--population", "4",
-            "--generations", "3", "--steps", "6", "--height", "16", "--width", "16", "--batch-size", "4",
-            "--device", "cpu", "--strategy", "fast", "--out", str(out)]
+    args = [
+        "search",
+        "--model",
+        str(tiny_model_dir),
+        "--prompts",
+        str(tmp_path / "p.txt"),
+        "--population",
+        "4",
+        "--generations",
+        "3",
+        "--steps",
+        "6",
+        "--height",
+        "16",
+        "--width",
+        "16",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+        "--strategy",
+        "fast",
+        "--out",
+        str(out),
+    ]
     (tmp_path / "p.txt").write_text("a w1 w2\nw3 w4\n")
     assert main([*args, "--budget", str(budget)]) == 0
     printed = capsys.readouterr().out
@@ -155,8 +206,7 @@ def test_fast_strategy_with_forecasts_finds_the_paper_strategys_front(tiny_model
     runs = {}
     for strategy in ("paper", "fast"):
         runs[strategy] = tmp_path / strategy
-        search(tiny_config(tiny_model_dir, strategy=strategy, actions="reuse,forecast"), runs[strategy],
-               progress=False)
+        search(tiny_config(tiny_model_dir, strategy=strategy, actions="reuse,forecast"), runs[strategy], progress=False)
     paper, fast = run_files(runs["paper"]), run_files(runs["fast"])
     assert any(f.get("format") == "ecad.schedule/2" for f in paper["files"].values())  # forecasts on the front
     assert fast == paper

@@ -10,8 +10,13 @@ def row(file, speedup, quality):
 
 
 # A front as `ecad demo` writes it: front/000.json is the cheapest and useless (FORA-10 drawing noise).
-FRONT = [row("front/000.json", 7.06, 0.001), row("front/001.json", 5.86, 0.150), row("front/002.json", 3.83, 0.737),
-         row("front/003.json", 1.82, 0.756), row("front/004.json", 1.70, 0.769)]
+FRONT = [
+    row("front/000.json", 7.06, 0.001),
+    row("front/001.json", 5.86, 0.150),
+    row("front/002.json", 3.83, 0.737),
+    row("front/003.json", 1.82, 0.756),
+    row("front/004.json", 1.70, 0.769),
+]
 
 
 def test_the_suggestion_is_the_fastest_schedule_within_the_loss():
@@ -39,7 +44,11 @@ def test_without_a_schedule_within_the_loss_or_a_reference_the_best_quality_is_s
 def test_the_loss_is_relative_so_negated_distances_work_too():
     assert quality_floor(0.8, 0.05) == pytest.approx(0.76)
     assert quality_floor(-48.0, 0.05) == pytest.approx(-50.4)  # -shape-FID: at most 5% larger distance
-    fid_front = [row("front/000.json", 5.0, -80.0), row("front/001.json", 3.0, -50.0), row("front/002.json", 2.0, -48.5)]
+    fid_front = [
+        row("front/000.json", 5.0, -80.0),
+        row("front/001.json", 3.0, -50.0),
+        row("front/002.json", 2.0, -48.5),
+    ]
     assert suggest(fid_front, -48.0, 0.05).row["file"] == "front/001.json"
 
 
@@ -53,5 +62,7 @@ def test_calibration_note_only_when_cached_schedules_beat_no_caching():
 
 def test_the_generate_command_is_quoted_for_the_shell():
     command = generate_command("tiny-shapes", "runs/my run/front/002.json", "a small red circle")
-    assert command == ("ecad generate --model tiny-shapes --schedule 'runs/my run/front/002.json' "
-                       "--prompt 'a small red circle' --out image.png")
+    assert command == (
+        "ecad generate --model tiny-shapes --schedule 'runs/my run/front/002.json' "
+        "--prompt 'a small red circle' --out image.png"
+    )

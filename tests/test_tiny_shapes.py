@@ -7,10 +7,22 @@ import pytest
 import torch
 
 from ecad.models.tiny_shapes import (
-    PIPELINE_DIR, PIPELINE_KWARGS, REWARD_DIR, load_pipeline, load_reward_model, shape_fid,
+    PIPELINE_DIR,
+    PIPELINE_KWARGS,
+    REWARD_DIR,
+    load_pipeline,
+    load_reward_model,
+    shape_fid,
 )
 from ecad.models.tiny_shapes.scenes import (
-    all_captions, caption, is_held_out, parse_caption, render, render_batch, sample_scene, sample_spec,
+    all_captions,
+    caption,
+    is_held_out,
+    parse_caption,
+    render,
+    render_batch,
+    sample_scene,
+    sample_spec,
 )
 
 
@@ -114,8 +126,14 @@ def test_python_path_is_as_easy_as_the_cli(monkeypatch):
     image = easy(prompt, num_inference_steps=4, generator=torch.Generator().manual_seed(0), output_type="pt").images
     plain = PixArtAlphaPipeline.from_pretrained(PIPELINE_DIR)
     plain.set_progress_bar_config(disable=True)
-    same = plain(prompt, num_inference_steps=4, guidance_scale=GUIDANCE_SCALE, generator=torch.Generator().manual_seed(0),
-                 output_type="pt", **PIPELINE_KWARGS).images
+    same = plain(
+        prompt,
+        num_inference_steps=4,
+        guidance_scale=GUIDANCE_SCALE,
+        generator=torch.Generator().manual_seed(0),
+        output_type="pt",
+        **PIPELINE_KWARGS,
+    ).images
     assert image.shape == (1, 3, 64, 64) and torch.equal(image, same)
     with pytest.raises(ValueError, match="Invalid sample size"):  # PixArt's binning knows only 256-1024 px models
         plain(prompt, num_inference_steps=2)

@@ -30,9 +30,14 @@ def caption_check(pipe, judge, captions) -> dict[str, float]:
     level of this judge, against the next row's caption. Passes when at least half the images are judged matching
     and the right captions score at least 0.4 above the wrong ones on average."""
     with torch.inference_mode():
-        images = pipe(captions, num_inference_steps=20, guidance_scale=GUIDANCE_SCALE, output_type="pt",
-                      generator=[torch.Generator().manual_seed(i) for i in range(len(captions))],
-                      **PIPELINE_KWARGS).images
+        images = pipe(
+            captions,
+            num_inference_steps=20,
+            guidance_scale=GUIDANCE_SCALE,
+            output_type="pt",
+            generator=[torch.Generator().manual_seed(i) for i in range(len(captions))],
+            **PIPELINE_KWARGS,
+        ).images
     right = judge.score(images, captions)
     wrong = judge.score(images, captions[1:] + captions[:1])
     match_rate = (right > 0.5).float().mean().item()

@@ -14,11 +14,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .adapters import get_adapter
-from .runtime.cache import enable_cache
-from .models.loading import check_image_size, default_size, progress_bar_off
 from .cost.counting import count_calls
-from .models.macs import count_macs
 from .cost.observe import TransformerCall, observe_calls
+from .models.loading import check_image_size, default_size, progress_bar_off
+from .models.macs import count_macs
+from .runtime.cache import enable_cache
 from .schedule import CacheSchedule
 
 
@@ -97,7 +97,7 @@ class CalibrationGenerator:
                 latents.append(lat.float().cpu())
                 images.append(self.adapter.decode_latents(self.pipe, lat, self.height, self.width).float().cpu())
                 bar.update(len(self.prompts[batch]))
-        return Generated(torch.cat(images), torch.cat(latents), self.prompts[rows.start:rows.stop], rows.start)
+        return Generated(torch.cat(images), torch.cat(latents), self.prompts[rows.start : rows.stop], rows.start)
 
     def observe(self, rows: int = 1) -> list[TransformerCall]:
         """The transformer calls of one denoising step of this generator's own call for its first ``rows`` rows
@@ -110,6 +110,7 @@ class CalibrationGenerator:
         if convention == "paper":
             return count_macs(self.pipe.transformer, self.height, self.width, convention="paper")
         return count_calls(self.pipe.transformer, self.observe(), self.height, self.width)
+
     def warm_up(self) -> None:
         """One short uncached call on the first batch, so the first candidate is not charged the model's one-time
         start-up (allocations, kernel selection), which would skew the search's ETA."""
@@ -122,13 +123,18 @@ class CalibrationGenerator:
         kwargs = {k: v[batch] for k, v in self.embeddings.items()}
         generators = [torch.Generator("cpu").manual_seed(s) for s in self.seeds[batch]]
         return self.pipe(
-            num_inference_steps=num_steps or self.calibration.num_steps, guidance_scale=self.calibration.guidance_scale,
-            height=self.height, width=self.width, generator=generators, output_type="latent",
-            **self.adapter.call_kwargs, **self.adapter.call_with_embeddings(), **kwargs,
+            num_inference_steps=num_steps or self.calibration.num_steps,
+            guidance_scale=self.calibration.guidance_scale,
+            height=self.height,
+            width=self.width,
+            generator=generators,
+            output_type="latent",
+            **self.adapter.call_kwargs,
+            **self.adapter.call_with_embeddings(),
+            **kwargs,
         ).images
 
     def close(self) -> None:
         if self.handle is not None:
             self.handle.disable()
             self.handle = None
-

@@ -18,7 +18,10 @@ EXECUTOR_NAMES = ("local", "ray")
 # prefixes computed once (ecad.search.prefix); race: fast, and the full calibration set spent only on candidates that
 # can still enter the front (ecad.search.racing)
 STRATEGIES = ("paper", "fast", "race")
-ACTIONS = ("reuse", "reuse,forecast")  # what a search may do instead of recomputing: the paper's reuse, or also forecast
+ACTIONS = (
+    "reuse",
+    "reuse,forecast",
+)  # what a search may do instead of recomputing: the paper's reuse, or also forecast
 # Registered quality metrics (ecad.metrics.METRICS; a test keeps the two equal).
 METRIC_NAMES = ("clip", "fid", "fidelity", "image-reward", "pickscore", "shape-fid", "tiny-reward")
 # Other libraries' caches `ecad eval --baselines` takes (ecad.peers.PEERS; a test keeps the two equal).

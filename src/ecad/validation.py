@@ -26,8 +26,12 @@ def whole(minimum: int, maximum: int | None = None) -> Check:
     bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
 
     def check(value: Any) -> int:
-        if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum
-                or (maximum is not None and value > maximum)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Integral)
+            or value < minimum
+            or (maximum is not None and value > maximum)
+        ):
             raise ValueError(f"must be a whole number {bound}, got {value!r}")
         return int(value)
 
@@ -36,14 +40,21 @@ def whole(minimum: int, maximum: int | None = None) -> Check:
 
 def real(minimum: float | None = None, maximum: float | None = None, *, above: float | None = None) -> Check:
     """A finite number in ``[minimum, maximum]``, or greater than ``above``."""
-    bounds = [f">= {minimum:g}" if minimum is not None else "", f"> {above:g}" if above is not None else "",
-              f"<= {maximum:g}" if maximum is not None else ""]
+    bounds = [
+        f">= {minimum:g}" if minimum is not None else "",
+        f"> {above:g}" if above is not None else "",
+        f"<= {maximum:g}" if maximum is not None else "",
+    ]
     bound = "".join(f" {b}" for b in bounds if b)
 
     def check(value: Any) -> float:
         ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
-        if (not ok or (minimum is not None and value < minimum) or (above is not None and value <= above)
-                or (maximum is not None and value > maximum)):
+        if (
+            not ok
+            or (minimum is not None and value < minimum)
+            or (above is not None and value <= above)
+            or (maximum is not None and value > maximum)
+        ):
             raise ValueError(f"must be a finite number{bound}, got {value!r}")
         return float(value)
 
@@ -228,8 +239,9 @@ def schema_problem(data: Any, schema: dict[str, Any]) -> str | None:
     return f"{reason} ({description})" if description else reason
 
 
-def read_json(path: str | Path, schema: dict[str, Any] | None = None, *, error: type[Exception] = ValueError,
-              fix: str = "") -> Any:
+def read_json(
+    path: str | Path, schema: dict[str, Any] | None = None, *, error: type[Exception] = ValueError, fix: str = ""
+) -> Any:
     """The content of a JSON file, strictly parsed and checked against ``schema``; every problem is one
     ``error(...)`` line naming the file, what is wrong and ``fix``."""
     path = Path(path)

@@ -25,14 +25,35 @@ from .wan import WanAdapter
 from .z_image import ZImageAdapter
 
 ADAPTERS: list[ModelAdapter] = [
-    PixArtAdapter(), FluxAdapter(), SD3Adapter(), SanaAdapter(), WanAdapter(), QwenImageAdapter(), Flux2Adapter(),
-    HunyuanVideo15Adapter(), LTX2Adapter(), ZImageAdapter(),
+    PixArtAdapter(),
+    FluxAdapter(),
+    SD3Adapter(),
+    SanaAdapter(),
+    WanAdapter(),
+    QwenImageAdapter(),
+    Flux2Adapter(),
+    HunyuanVideo15Adapter(),
+    LTX2Adapter(),
+    ZImageAdapter(),
 ]
 
 __all__ = [
-    "ADAPTERS", "ArchPreset", "AutoAdapter", "BlockGroup", "GenericAdapter", "ModelAdapter", "ModelLayout", "UnsupportedModelError",
-    "adapter_for_config", "discover_adapter", "find_preset", "get_adapter", "model_source", "presets",
-    "register_adapter", "register_model_source",
+    "ADAPTERS",
+    "ArchPreset",
+    "AutoAdapter",
+    "BlockGroup",
+    "GenericAdapter",
+    "ModelAdapter",
+    "ModelLayout",
+    "UnsupportedModelError",
+    "adapter_for_config",
+    "discover_adapter",
+    "find_preset",
+    "get_adapter",
+    "model_source",
+    "presets",
+    "register_adapter",
+    "register_model_source",
 ]
 
 
@@ -96,10 +117,13 @@ def get_adapter(transformer: nn.Module, adapter: ModelAdapter | None = None) -> 
         ) from None
     if type(transformer).__name__ not in _LOGGED:
         _LOGGED.add(type(transformer).__name__)
-        logger.warning("ecad has no adapter for %s and uses the layout it found:\n%s\nCheck it once; keep it with "
-                       "`ecad.adapters.discover_adapter(transformer).save(path)` and pass "
-                       "`adapter=ecad.adapters.AutoAdapter.load(path)`, or name it with `ecad.GenericAdapter`.",
-                       type(transformer).__name__, found.describe())
+        logger.warning(
+            "ecad has no adapter for %s and uses the layout it found:\n%s\nCheck it once; keep it with "
+            "`ecad.adapters.discover_adapter(transformer).save(path)` and pass "
+            "`adapter=ecad.adapters.AutoAdapter.load(path)`, or name it with `ecad.GenericAdapter`.",
+            type(transformer).__name__,
+            found.describe(),
+        )
     return found
 
 

@@ -83,8 +83,13 @@ class AutoAdapter(ModelAdapter):
         timestep_arg, sample_arg: the transformer's timestep and latent arguments.
     """
 
-    def __init__(self, transformer_class: str, groups: tuple[BlockGroup, ...], timestep_arg: str = "timestep",
-                 sample_arg: str = "hidden_states") -> None:
+    def __init__(
+        self,
+        transformer_class: str,
+        groups: tuple[BlockGroup, ...],
+        timestep_arg: str = "timestep",
+        sample_arg: str = "hidden_states",
+    ) -> None:
         self.family = f"auto({transformer_class})"
         self.transformer_classes = (transformer_class,)
         self.groups = groups
@@ -98,9 +103,12 @@ class AutoAdapter(ModelAdapter):
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"transformer_class": self.transformer_classes[0], "timestep_arg": self.timestep_arg,
-                "sample_arg": self.sample_arg,
-                "groups": [{"attr": g.attr, "components": list(g.components), "prefix": g.prefix} for g in self.groups]}
+        return {
+            "transformer_class": self.transformer_classes[0],
+            "timestep_arg": self.timestep_arg,
+            "sample_arg": self.sample_arg,
+            "groups": [{"attr": g.attr, "components": list(g.components), "prefix": g.prefix} for g in self.groups],
+        }
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
@@ -109,12 +117,15 @@ class AutoAdapter(ModelAdapter):
     def load(cls, path: str | Path) -> AutoAdapter:
         try:
             data = json.loads(Path(path).read_text())
-            groups = tuple(BlockGroup(g["attr"], tuple(g["components"]), prefix=g.get("prefix", ""))
-                           for g in data["groups"])
+            groups = tuple(
+                BlockGroup(g["attr"], tuple(g["components"]), prefix=g.get("prefix", "")) for g in data["groups"]
+            )
             return cls(data["transformer_class"], groups, data["timestep_arg"], data["sample_arg"])
         except (OSError, ValueError, KeyError, TypeError) as err:
-            raise UnsupportedModelError(f"{path} is not a layout file saved by AutoAdapter.save ({err}); save it "
-                                        "again from `ecad.adapters.discover_adapter(transformer)`.") from None
+            raise UnsupportedModelError(
+                f"{path} is not a layout file saved by AutoAdapter.save ({err}); save it "
+                "again from `ecad.adapters.discover_adapter(transformer)`."
+            ) from None
 
     def __repr__(self) -> str:
         return f"AutoAdapter({self.to_dict()!r})"
@@ -128,5 +139,6 @@ def discover_adapter(transformer: nn.Module) -> AutoAdapter:
             f"ecad has no adapter for {type(transformer).__name__} and found no list of repeated blocks with "
             "attention or feed-forward modules in it."
         )
-    return AutoAdapter(type(transformer).__name__, groups, _argument(transformer, _TIMESTEP_ARGS),
-                       _argument(transformer, _SAMPLE_ARGS))
+    return AutoAdapter(
+        type(transformer).__name__, groups, _argument(transformer, _TIMESTEP_ARGS), _argument(transformer, _SAMPLE_ARGS)
+    )

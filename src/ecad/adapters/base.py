@@ -52,7 +52,9 @@ class BlockGroup:
             raise ValueError(f"block group {self.attr!r}: give one paper name per component or none.")
         for source, consumer in self.feeds:
             if source not in self.components or consumer not in self.components:
-                raise ValueError(f"block group {self.attr!r}: feeds pair {(source, consumer)} names an unknown component.")
+                raise ValueError(
+                    f"block group {self.attr!r}: feeds pair {(source, consumer)} names an unknown component."
+                )
         if {c for _, c in self.feeds} & {s for s, _ in self.feeds}:
             raise ValueError(f"block group {self.attr!r}: a consumer in feeds cannot itself be a source (no chains).")
 
@@ -180,7 +182,9 @@ class ModelAdapter:
 
     def group_of(self, block_name: str) -> BlockGroup:
         """The block group a block name belongs to: the longest prefix followed by an index."""
-        candidates = [g for g in self.groups if block_name.startswith(g.prefix) and block_name[len(g.prefix):].isdigit()]
+        candidates = [
+            g for g in self.groups if block_name.startswith(g.prefix) and block_name[len(g.prefix) :].isdigit()
+        ]
         if not candidates:
             raise ScheduleError(f"block {block_name!r} is not a {self.family} block name.")
         return max(candidates, key=lambda g: len(g.prefix))

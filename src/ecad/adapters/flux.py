@@ -19,7 +19,14 @@ from torch import nn
 
 from .base import ArchPreset, BlockGroup, ModelAdapter
 from .skip import (
-    BlockSkip, BlockStep, add_into, class_is, context_feed_forward, gated_add_tokens, joint_adaln_zero, linear_modulation,
+    BlockSkip,
+    BlockStep,
+    add_into,
+    class_is,
+    context_feed_forward,
+    gated_add_tokens,
+    joint_adaln_zero,
+    linear_modulation,
     modulate_tokens,
 )
 
@@ -43,38 +50,56 @@ def _clip_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def _double_forward(
-    block: nn.Module, step: BlockStep, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor,
-    temb: torch.Tensor, image_rotary_emb: Any = None, joint_attention_kwargs: dict[str, Any] | None = None,
+    block: nn.Module,
+    step: BlockStep,
+    hidden_states: torch.Tensor,
+    encoder_hidden_states: torch.Tensor,
+    temb: torch.Tensor,
+    image_rotary_emb: Any = None,
+    joint_attention_kwargs: dict[str, Any] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``FluxTransformerBlock.forward`` computing each component's input only if it runs."""
     shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = linear_modulation(block.norm1, temb, 6)
     c_shift_msa, c_scale_msa, c_gate_msa, c_shift_mlp, c_scale_mlp, c_gate_mlp = linear_modulation(
-        block.norm1_context, temb, 6)
+        block.norm1_context, temb, 6
+    )
     if step.runs("attn"):
         outputs = step.compute(
-            "attn", block.attn,
+            "attn",
+            block.attn,
             hidden_states=modulate_tokens(block.norm1.norm(hidden_states), scale_msa, shift_msa),
-            encoder_hidden_states=modulate_tokens(block.norm1_context.norm(encoder_hidden_states), c_scale_msa,
-                                                  c_shift_msa),
-            image_rotary_emb=image_rotary_emb, **(joint_attention_kwargs or {}),
+            encoder_hidden_states=modulate_tokens(
+                block.norm1_context.norm(encoder_hidden_states), c_scale_msa, c_shift_msa
+            ),
+            image_rotary_emb=image_rotary_emb,
+            **(joint_attention_kwargs or {}),
         )
     else:
         outputs = step.replay("attn")
     attn_output, context_attn_output, *ip_output = outputs
     hidden_states = gated_add_tokens(gate_msa, attn_output, hidden_states)
-    ff_output = (step.compute("ff", block.ff, modulate_tokens(block.norm2(hidden_states), scale_mlp, shift_mlp))
-                 if step.runs("ff") else step.replay("ff"))
+    ff_output = (
+        step.compute("ff", block.ff, modulate_tokens(block.norm2(hidden_states), scale_mlp, shift_mlp))
+        if step.runs("ff")
+        else step.replay("ff")
+    )
     hidden_states = gated_add_tokens(gate_mlp, ff_output, hidden_states)
     if ip_output:
         hidden_states = add_into(hidden_states, ip_output[0])
-    encoder_hidden_states = context_feed_forward(block, step, encoder_hidden_states, context_attn_output, c_gate_msa,
-                                                 c_shift_mlp, c_scale_mlp, c_gate_mlp)
+    encoder_hidden_states = context_feed_forward(
+        block, step, encoder_hidden_states, context_attn_output, c_gate_msa, c_shift_mlp, c_scale_mlp, c_gate_mlp
+    )
     return _clip_half(encoder_hidden_states), hidden_states
 
 
 def _single_forward(
-    block: nn.Module, step: BlockStep, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor,
-    temb: torch.Tensor, image_rotary_emb: Any = None, joint_attention_kwargs: dict[str, Any] | None = None,
+    block: nn.Module,
+    step: BlockStep,
+    hidden_states: torch.Tensor,
+    encoder_hidden_states: torch.Tensor,
+    temb: torch.Tensor,
+    image_rotary_emb: Any = None,
+    joint_attention_kwargs: dict[str, Any] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``FluxSingleTransformerBlock.forward`` computing each component's input only if it runs."""
     text_seq_len = encoder_hidden_states.shape[1]
@@ -84,8 +109,17 @@ def _single_forward(
     if runs_attn or runs_mlp:
         normed = modulate_tokens(block.norm.norm(residual), scale_msa, shift_msa)
     mlp = step.compute("proj_mlp", block.proj_mlp, normed) if runs_mlp else None
-    attn = step.compute("attn", block.attn, hidden_states=normed, image_rotary_emb=image_rotary_emb,
-                      **(joint_attention_kwargs or {})) if runs_attn else None
+    attn = (
+        step.compute(
+            "attn",
+            block.attn,
+            hidden_states=normed,
+            image_rotary_emb=image_rotary_emb,
+            **(joint_attention_kwargs or {}),
+        )
+        if runs_attn
+        else None
+    )
     if runs_out:
         mlp = block.act_mlp(mlp if runs_mlp else step.replay("proj_mlp"))
         attn = attn if runs_attn else step.replay("attn")
@@ -101,21 +135,33 @@ class FluxAdapter(ModelAdapter):
     transformer_classes = ("FluxTransformer2DModel",)
     vae_factor = 16
     groups = (
-        BlockGroup("transformer_blocks", ("attn", "ff", "ff_context"),
-                   paper_names=("full_attn", "full_ff", "full_ff_context"),
-                   skip=BlockSkip(_double_forward, joint_adaln_zero("FluxTransformerBlock"))),
-        BlockGroup("single_transformer_blocks", ("attn", "proj_mlp", "proj_out"), prefix="single_",
-                   paper_names=("single_attn", "single_proj_mlp", "single_proj_out"),
-                   feeds=(("attn", "proj_out"), ("proj_mlp", "proj_out")),
-                   skip=BlockSkip(_single_forward, class_is("FluxSingleTransformerBlock"))),
+        BlockGroup(
+            "transformer_blocks",
+            ("attn", "ff", "ff_context"),
+            paper_names=("full_attn", "full_ff", "full_ff_context"),
+            skip=BlockSkip(_double_forward, joint_adaln_zero("FluxTransformerBlock")),
+        ),
+        BlockGroup(
+            "single_transformer_blocks",
+            ("attn", "proj_mlp", "proj_out"),
+            prefix="single_",
+            paper_names=("single_attn", "single_proj_mlp", "single_proj_out"),
+            feeds=(("attn", "proj_out"), ("proj_mlp", "proj_out")),
+            skip=BlockSkip(_single_forward, class_is("FluxSingleTransformerBlock")),
+        ),
     )
     default_text_len = 512
     timestep_scale = 1.0
     presets = {
         "flux-dev": ArchPreset("flux-dev", {**_FLUX_1, "guidance_embeds": True}, 512, "black-forest-labs/FLUX.1-dev"),
         # schnell's pipeline encodes at most 256 T5 tokens; the paper convention keeps FLUX's 512.
-        "flux-schnell": ArchPreset("flux-schnell", {**_FLUX_1, "guidance_embeds": False}, 256,
-                                   "black-forest-labs/FLUX.1-schnell", paper_text_len=512),
+        "flux-schnell": ArchPreset(
+            "flux-schnell",
+            {**_FLUX_1, "guidance_embeds": False},
+            256,
+            "black-forest-labs/FLUX.1-schnell",
+            paper_text_len=512,
+        ),
     }
 
     def dummy_inputs(
@@ -139,5 +185,6 @@ class FluxAdapter(ModelAdapter):
         return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
 
     def decode_latents(self, pipe: Any, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        return super().decode_latents(pipe, pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor),
-                                      height, width)
+        return super().decode_latents(
+            pipe, pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor), height, width
+        )

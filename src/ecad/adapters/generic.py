@@ -64,15 +64,24 @@ class GenericAdapter(ModelAdapter):
         alternatives = self.pattern.split("|")
         names: list[str] = []
         for block in blocks:
-            names += [n for n, _ in block.named_children() if n not in names and any(
-                fnmatch.fnmatchcase(n, p) for p in alternatives)]
+            names += [
+                n
+                for n, _ in block.named_children()
+                if n not in names and any(fnmatch.fnmatchcase(n, p) for p in alternatives)
+            ]
         if not names:
             raise UnsupportedModelError(
                 f"no child of {type(transformer).__name__}.{self.block_list}[i] matches {self.pattern!r}; "
                 f"children are {[n for n, _ in blocks[0].named_children()]}."
             )
-        bound = GenericAdapter(self.block_list, tuple(names), transformer_classes=self.transformer_classes,
-                               timestep_arg=self.timestep_arg, sample_arg=self.sample_arg, family=self.family)
+        bound = GenericAdapter(
+            self.block_list,
+            tuple(names),
+            transformer_classes=self.transformer_classes,
+            timestep_arg=self.timestep_arg,
+            sample_arg=self.sample_arg,
+            family=self.family,
+        )
         return bound
 
     def __repr__(self) -> str:

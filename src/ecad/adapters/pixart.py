@@ -40,9 +40,14 @@ _PIXART_XL_2 = {
 
 def _supports(block: nn.Module) -> bool:
     """The adaLN-single configuration PixArt uses (no positional embedding, GLIGEN or chunked feed-forward)."""
-    return (type(block).__name__ == "BasicTransformerBlock" and block.norm_type == "ada_norm_single"
-            and block.pos_embed is None and not block.only_cross_attention and block._chunk_size is None
-            and not hasattr(block, "fuser"))
+    return (
+        type(block).__name__ == "BasicTransformerBlock"
+        and block.norm_type == "ada_norm_single"
+        and block.pos_embed is None
+        and not block.only_cross_attention
+        and block._chunk_size is None
+        and not hasattr(block, "fuser")
+    )
 
 
 def _gated_residual(gate: torch.Tensor, output: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
@@ -51,26 +56,37 @@ def _gated_residual(gate: torch.Tensor, output: torch.Tensor, residual: torch.Te
 
 
 def _forward(
-    block: nn.Module, step: BlockStep, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
-    encoder_hidden_states: torch.Tensor | None = None, encoder_attention_mask: torch.Tensor | None = None,
-    timestep: torch.Tensor | None = None, cross_attention_kwargs: dict[str, Any] | None = None,
-    class_labels: Any = None, added_cond_kwargs: Any = None,
+    block: nn.Module,
+    step: BlockStep,
+    hidden_states: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    encoder_hidden_states: torch.Tensor | None = None,
+    encoder_attention_mask: torch.Tensor | None = None,
+    timestep: torch.Tensor | None = None,
+    cross_attention_kwargs: dict[str, Any] | None = None,
+    class_labels: Any = None,
+    added_cond_kwargs: Any = None,
 ) -> torch.Tensor:
     """``BasicTransformerBlock.forward`` (ada_norm_single) computing each component's input only if it runs."""
     kwargs = dict(cross_attention_kwargs or {})
     kwargs.pop("gligen", None)
     shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = table_modulation(
-        block.scale_shift_table, timestep, hidden_states.shape[0])
+        block.scale_shift_table, timestep, hidden_states.shape[0]
+    )
     if step.runs("attn1"):
         attn_input = modulate(block.norm1(hidden_states), scale_msa, shift_msa)
-        output = step.compute("attn1", block.attn1, attn_input, encoder_hidden_states=None,
-                              attention_mask=attention_mask, **kwargs)
+        output = step.compute(
+            "attn1", block.attn1, attn_input, encoder_hidden_states=None, attention_mask=attention_mask, **kwargs
+        )
     else:
         output = step.replay("attn1")
     hidden_states = _gated_residual(gate_msa, output, hidden_states)
     hidden_states = cross_attention(block, step, hidden_states, encoder_hidden_states, encoder_attention_mask, **kwargs)
-    output = (step.compute("ff", block.ff, modulate(block.norm2(hidden_states), scale_mlp, shift_mlp))
-              if step.runs("ff") else step.replay("ff"))
+    output = (
+        step.compute("ff", block.ff, modulate(block.norm2(hidden_states), scale_mlp, shift_mlp))
+        if step.runs("ff")
+        else step.replay("ff")
+    )
     return _gated_residual(gate_mlp, output, hidden_states)
 
 
@@ -84,12 +100,17 @@ class PixArtAdapter(ModelAdapter):
     call_kwargs = {"use_resolution_binning": False, "clean_caption": False}
     presets = {
         "pixart-alpha": ArchPreset(
-            "pixart-alpha", {**_PIXART_XL_2, "use_additional_conditions": False}, 120,
+            "pixart-alpha",
+            {**_PIXART_XL_2, "use_additional_conditions": False},
+            120,
             "PixArt-alpha/PixArt-XL-2-256x256",
         ),
         "pixart-sigma": ArchPreset(
-            "pixart-sigma", {**_PIXART_XL_2, "use_additional_conditions": False}, 300,
-            "PixArt-alpha/PixArt-Sigma-XL-2-1024-MS", paper_text_len=120,
+            "pixart-sigma",
+            {**_PIXART_XL_2, "use_additional_conditions": False},
+            300,
+            "PixArt-alpha/PixArt-Sigma-XL-2-1024-MS",
+            paper_text_len=120,
         ),
     }
 
@@ -114,8 +135,11 @@ class PixArtAdapter(ModelAdapter):
 
     def encode_prompts(self, pipe: Any, prompts: list[str], guidance_scale: float) -> dict[str, torch.Tensor]:
         embeds, mask, negative, negative_mask = pipe.encode_prompt(
-            prompts, do_classifier_free_guidance=guidance_scale > 1.0, device=pipe._execution_device,
-            clean_caption=False, max_sequence_length=self.max_sequence_length(pipe),
+            prompts,
+            do_classifier_free_guidance=guidance_scale > 1.0,
+            device=pipe._execution_device,
+            clean_caption=False,
+            max_sequence_length=self.max_sequence_length(pipe),
         )
         out = {"prompt_embeds": embeds, "prompt_attention_mask": mask}
         if negative is not None:

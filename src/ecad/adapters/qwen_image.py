@@ -20,9 +20,16 @@ from .skip import BlockSkip, BlockStep, class_is
 # Qwen/Qwen-Image, transformer/config.json: the defaults of QwenImageTransformer2DModel in diffusers, which were set
 # from it (docs/source/en/api/models/qwenimage_transformer2d.md loads that repo without overrides).
 _QWEN_IMAGE = {
-    "_class_name": "QwenImageTransformer2DModel", "attention_head_dim": 128, "axes_dims_rope": [16, 56, 56],
-    "guidance_embeds": False, "in_channels": 64, "joint_attention_dim": 3584, "num_attention_heads": 24,
-    "num_layers": 60, "out_channels": 16, "patch_size": 2,
+    "_class_name": "QwenImageTransformer2DModel",
+    "attention_head_dim": 128,
+    "axes_dims_rope": [16, 56, 56],
+    "guidance_embeds": False,
+    "in_channels": 64,
+    "joint_attention_dim": 3584,
+    "num_attention_heads": 24,
+    "num_layers": 60,
+    "out_channels": 16,
+    "patch_size": 2,
 }
 
 
@@ -35,8 +42,9 @@ def _gate(mod_params: torch.Tensor, index: Any) -> torch.Tensor:
     return torch.where(index.unsqueeze(-1) == 0, gate[:half].unsqueeze(1), gate[half:].unsqueeze(1))
 
 
-def _mlp(block: nn.Module, step: BlockStep, name: str, norm: nn.Module, states: torch.Tensor, mod: torch.Tensor,
-         index: Any) -> torch.Tensor:
+def _mlp(
+    block: nn.Module, step: BlockStep, name: str, norm: nn.Module, states: torch.Tensor, mod: torch.Tensor, index: Any
+) -> torch.Tensor:
     if step.runs(name):
         modulated, gate = block._modulate(norm(states), mod, index)
         output = step.compute(name, getattr(block, name), modulated)
@@ -46,9 +54,15 @@ def _mlp(block: nn.Module, step: BlockStep, name: str, norm: nn.Module, states: 
 
 
 def _forward(
-    block: nn.Module, step: BlockStep, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor,
-    encoder_hidden_states_mask: torch.Tensor, temb: torch.Tensor, image_rotary_emb: Any = None,
-    joint_attention_kwargs: dict[str, Any] | None = None, modulate_index: Any = None,
+    block: nn.Module,
+    step: BlockStep,
+    hidden_states: torch.Tensor,
+    encoder_hidden_states: torch.Tensor,
+    encoder_hidden_states_mask: torch.Tensor,
+    temb: torch.Tensor,
+    image_rotary_emb: Any = None,
+    joint_attention_kwargs: dict[str, Any] | None = None,
+    modulate_index: Any = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``QwenImageTransformerBlock.forward`` computing each component's input only if it runs."""
     img_mod1, img_mod2 = block.img_mod(temb).chunk(2, dim=-1)
@@ -59,9 +73,14 @@ def _forward(
         img_modulated, img_gate1 = block._modulate(block.img_norm1(hidden_states), img_mod1, modulate_index)
         txt_modulated, txt_gate1 = block._modulate(block.txt_norm1(encoder_hidden_states), txt_mod1)
         img_attn, txt_attn = step.compute(
-            "attn", block.attn, hidden_states=img_modulated, encoder_hidden_states=txt_modulated,
-            encoder_hidden_states_mask=encoder_hidden_states_mask, image_rotary_emb=image_rotary_emb,
-            **(joint_attention_kwargs or {}))
+            "attn",
+            block.attn,
+            hidden_states=img_modulated,
+            encoder_hidden_states=txt_modulated,
+            encoder_hidden_states_mask=encoder_hidden_states_mask,
+            image_rotary_emb=image_rotary_emb,
+            **(joint_attention_kwargs or {}),
+        )
     else:
         img_gate1, txt_gate1 = _gate(img_mod1, modulate_index), _gate(txt_mod1, None)
         img_attn, txt_attn = step.replay("attn")
@@ -79,8 +98,13 @@ def _forward(
 class QwenImageAdapter(ModelAdapter):
     family = "qwen-image"
     transformer_classes = ("QwenImageTransformer2DModel",)
-    groups = (BlockGroup("transformer_blocks", ("attn", "img_mlp", "txt_mlp"),
-                         skip=BlockSkip(_forward, class_is("QwenImageTransformerBlock"))),)
+    groups = (
+        BlockGroup(
+            "transformer_blocks",
+            ("attn", "img_mlp", "txt_mlp"),
+            skip=BlockSkip(_forward, class_is("QwenImageTransformerBlock")),
+        ),
+    )
     default_text_len = 512  # QwenImagePipeline's max_sequence_length (the prompt's own length is used, up to it)
     timestep_scale = 1.0
     presets = {"qwen-image": ArchPreset("qwen-image", _QWEN_IMAGE, 512, "Qwen/Qwen-Image")}

@@ -60,8 +60,12 @@ def class_is(*names: str) -> Callable[[nn.Module], bool]:
 def joint_adaln_zero(name: str) -> Callable[[nn.Module], bool]:
     """Joint blocks of class ``name`` (FLUX double-stream, HunyuanVideo) whose two adaLN-Zero norms take the
     conditioning as given (no embedding of their own): the layout their skip forwards are written for."""
-    return lambda block: (type(block).__name__ == name and class_is("AdaLayerNormZero")(block.norm1)
-                          and block.norm1.emb is None and block.norm1_context.emb is None)
+    return lambda block: (
+        type(block).__name__ == name
+        and class_is("AdaLayerNormZero")(block.norm1)
+        and block.norm1.emb is None
+        and block.norm1_context.emb is None
+    )
 
 
 def table_modulation(table: torch.Tensor, timestep: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, ...]:
@@ -101,27 +105,50 @@ def add_into(own: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
 
 
 def cross_attention(
-    block: nn.Module, step: BlockStep, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None,
-    mask: torch.Tensor | None, **kwargs: Any,
+    block: nn.Module,
+    step: BlockStep,
+    hidden_states: torch.Tensor,
+    encoder_hidden_states: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    **kwargs: Any,
 ) -> torch.Tensor:
     """PixArt's and Sana's ungated cross-attention on the residual stream: ``attn2(h, ...) + h``."""
     if block.attn2 is None:
         return hidden_states
-    output = (step.compute("attn2", block.attn2, hidden_states, encoder_hidden_states=encoder_hidden_states,
-                           attention_mask=mask, **kwargs)
-              if step.runs("attn2") else step.replay("attn2"))
+    output = (
+        step.compute(
+            "attn2",
+            block.attn2,
+            hidden_states,
+            encoder_hidden_states=encoder_hidden_states,
+            attention_mask=mask,
+            **kwargs,
+        )
+        if step.runs("attn2")
+        else step.replay("attn2")
+    )
     return add_into(hidden_states, output)
 
 
-def context_feed_forward(block: nn.Module, step: BlockStep, encoder_hidden_states: torch.Tensor,
-                         context_attn_output: torch.Tensor, gate_msa: torch.Tensor, shift_mlp: torch.Tensor,
-                         scale_mlp: torch.Tensor, gate_mlp: torch.Tensor) -> torch.Tensor:
+def context_feed_forward(
+    block: nn.Module,
+    step: BlockStep,
+    encoder_hidden_states: torch.Tensor,
+    context_attn_output: torch.Tensor,
+    gate_msa: torch.Tensor,
+    shift_mlp: torch.Tensor,
+    scale_mlp: torch.Tensor,
+    gate_mlp: torch.Tensor,
+) -> torch.Tensor:
     """The text stream of a joint block (FLUX double-stream, SD3) after attention: gated attention output, then
     ``ff_context`` on the modulated ``norm2_context``, gated."""
     encoder_hidden_states = gated_add_tokens(gate_msa, context_attn_output, encoder_hidden_states)
     if step.runs("ff_context"):
-        output = step.compute("ff_context", block.ff_context,
-                              modulate_tokens(block.norm2_context(encoder_hidden_states), scale_mlp, shift_mlp))
+        output = step.compute(
+            "ff_context",
+            block.ff_context,
+            modulate_tokens(block.norm2_context(encoder_hidden_states), scale_mlp, shift_mlp),
+        )
     else:
         output = step.replay("ff_context")
     return gated_add_tokens(gate_mlp, output, encoder_hidden_states)

@@ -21,17 +21,31 @@ from .skip import BlockSkip, BlockStep, class_is
 # scripts/convert_wan_to_diffusers.py in huggingface/diffusers ("Wan-T2V-1.3B" / "Wan-T2V-14B"), the configs of
 # Wan-AI/Wan2.1-T2V-1.3B-Diffusers and -14B-Diffusers; Wan-AI/Wan2.2-T2V-A14B-Diffusers' two experts use the 14B one.
 _WAN = {
-    "_class_name": "WanTransformer3DModel", "added_kv_proj_dim": None, "attention_head_dim": 128,
-    "cross_attn_norm": True, "eps": 1e-6, "freq_dim": 256, "image_dim": None, "in_channels": 16, "out_channels": 16,
-    "patch_size": [1, 2, 2], "qk_norm": "rms_norm_across_heads", "rope_max_seq_len": 1024, "text_dim": 4096,
+    "_class_name": "WanTransformer3DModel",
+    "added_kv_proj_dim": None,
+    "attention_head_dim": 128,
+    "cross_attn_norm": True,
+    "eps": 1e-6,
+    "freq_dim": 256,
+    "image_dim": None,
+    "in_channels": 16,
+    "out_channels": 16,
+    "patch_size": [1, 2, 2],
+    "qk_norm": "rms_norm_across_heads",
+    "rope_max_seq_len": 1024,
+    "text_dim": 4096,
 }
 _WAN_1_3B = {**_WAN, "ffn_dim": 8960, "num_attention_heads": 12, "num_layers": 30}
 _WAN_14B = {**_WAN, "ffn_dim": 13824, "num_attention_heads": 40, "num_layers": 40}
 
 
 def _forward(
-    block: nn.Module, step: BlockStep, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor,
-    temb: torch.Tensor, rotary_emb: torch.Tensor,
+    block: nn.Module,
+    step: BlockStep,
+    hidden_states: torch.Tensor,
+    encoder_hidden_states: torch.Tensor,
+    temb: torch.Tensor,
+    rotary_emb: torch.Tensor,
 ) -> torch.Tensor:
     """``WanTransformerBlock.forward`` computing each component's input only if it runs."""
     if temb.ndim == 4:  # per-token modulation (Wan 2.2 TI2V 5B)
@@ -67,7 +81,9 @@ def latent_frames(frames: int, temporal: int) -> int:
 class WanAdapter(ModelAdapter):
     family = "wan"
     transformer_classes = ("WanTransformer3DModel",)
-    groups = (BlockGroup("blocks", ("attn1", "attn2", "ffn"), skip=BlockSkip(_forward, class_is("WanTransformerBlock"))),)
+    groups = (
+        BlockGroup("blocks", ("attn1", "attn2", "ffn"), skip=BlockSkip(_forward, class_is("WanTransformerBlock"))),
+    )
     cross_attention = ("attn2",)
     default_text_len = 512  # WanPipeline's max_sequence_length
     default_frames = 81
@@ -81,12 +97,19 @@ class WanAdapter(ModelAdapter):
         return 8 * int(config["patch_size"][-1])
 
     def dummy_inputs(
-        self, config: Any, batch_size: int, height: int, width: int, text_len: int, device: torch.device | str,
+        self,
+        config: Any,
+        batch_size: int,
+        height: int,
+        width: int,
+        text_len: int,
+        device: torch.device | str,
         frames: int = 1,
     ) -> dict[str, Any]:
         return {
-            "hidden_states": torch.empty(batch_size, config["in_channels"], latent_frames(frames, 4), height // 8,
-                                         width // 8, device=device),
+            "hidden_states": torch.empty(
+                batch_size, config["in_channels"], latent_frames(frames, 4), height // 8, width // 8, device=device
+            ),
             "timestep": torch.empty(batch_size, device=device),
             "encoder_hidden_states": torch.empty(batch_size, text_len, config["text_dim"], device=device),
         }

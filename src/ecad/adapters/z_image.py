@@ -22,9 +22,21 @@ from .skip import BlockSkip, BlockStep
 # Tongyi-MAI/Z-Image-Turbo, transformer/config.json: the defaults of ZImageTransformer2DModel, which
 # scripts/convert_z_image_to_diffusers.py in huggingface/diffusers writes (inferred from the class).
 _Z_IMAGE_TURBO = {
-    "_class_name": "ZImageTransformer2DModel", "all_f_patch_size": [1], "all_patch_size": [2], "axes_dims": [32, 48, 48],
-    "axes_lens": [1024, 512, 512], "cap_feat_dim": 2560, "dim": 3840, "in_channels": 16, "n_heads": 30,
-    "n_kv_heads": 30, "n_layers": 30, "n_refiner_layers": 2, "norm_eps": 1e-5, "qk_norm": True, "rope_theta": 256.0,
+    "_class_name": "ZImageTransformer2DModel",
+    "all_f_patch_size": [1],
+    "all_patch_size": [2],
+    "axes_dims": [32, 48, 48],
+    "axes_lens": [1024, 512, 512],
+    "cap_feat_dim": 2560,
+    "dim": 3840,
+    "in_channels": 16,
+    "n_heads": 30,
+    "n_kv_heads": 30,
+    "n_layers": 30,
+    "n_refiner_layers": 2,
+    "norm_eps": 1e-5,
+    "qk_norm": True,
+    "rope_theta": 256.0,
     "t_scale": 1000.0,
 }
 
@@ -36,23 +48,43 @@ def _modulation(chunks: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
 
 
 def _forward(
-    block: nn.Module, step: BlockStep, x: torch.Tensor, attn_mask: torch.Tensor, freqs_cis: torch.Tensor,
-    adaln_input: torch.Tensor | None = None, noise_mask: Any = None, adaln_noisy: Any = None, adaln_clean: Any = None,
+    block: nn.Module,
+    step: BlockStep,
+    x: torch.Tensor,
+    attn_mask: torch.Tensor,
+    freqs_cis: torch.Tensor,
+    adaln_input: torch.Tensor | None = None,
+    noise_mask: Any = None,
+    adaln_noisy: Any = None,
+    adaln_clean: Any = None,
 ) -> torch.Tensor:
     """``ZImageTransformerBlock.forward`` (modulated blocks) computing each component's input only if it runs."""
     if noise_mask is not None:  # per-token modulation of noisy and clean tokens (Z-Image Omni)
         noisy, clean = (_modulation(block.adaLN_modulation(a).chunk(4, dim=1)) for a in (adaln_noisy, adaln_clean))
-        scale_msa, gate_msa, scale_mlp, gate_mlp = (select_per_token(n, c, noise_mask, x.shape[1])
-                                                    for n, c in zip(noisy, clean, strict=True))
+        scale_msa, gate_msa, scale_mlp, gate_mlp = (
+            select_per_token(n, c, noise_mask, x.shape[1]) for n, c in zip(noisy, clean, strict=True)
+        )
     else:
         scale_msa, gate_msa, scale_mlp, gate_mlp = _modulation(
-            block.adaLN_modulation(adaln_input).unsqueeze(1).chunk(4, dim=2))
-    output = (step.compute("attention", block.attention, block.attention_norm1(x) * scale_msa, attention_mask=attn_mask,
-                           freqs_cis=freqs_cis)
-              if step.runs("attention") else step.replay("attention"))
+            block.adaLN_modulation(adaln_input).unsqueeze(1).chunk(4, dim=2)
+        )
+    output = (
+        step.compute(
+            "attention",
+            block.attention,
+            block.attention_norm1(x) * scale_msa,
+            attention_mask=attn_mask,
+            freqs_cis=freqs_cis,
+        )
+        if step.runs("attention")
+        else step.replay("attention")
+    )
     x = x + gate_msa * block.attention_norm2(output)
-    output = (step.compute("feed_forward", block.feed_forward, block.ffn_norm1(x) * scale_mlp)
-              if step.runs("feed_forward") else step.replay("feed_forward"))
+    output = (
+        step.compute("feed_forward", block.feed_forward, block.ffn_norm1(x) * scale_mlp)
+        if step.runs("feed_forward")
+        else step.replay("feed_forward")
+    )
     return x + gate_mlp * block.ffn_norm2(output)
 
 

@@ -42,8 +42,14 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text, default = action.help or "", action.default
-        if (not action.option_strings or default is None or default is False or default is argparse.SUPPRESS
-                or default == [] or "(default" in text):
+        if (
+            not action.option_strings
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+            or default == []
+            or "(default" in text
+        ):
             return text
         shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
         return f"{text} (default: {shown.replace('%', '%%')})".strip()
@@ -68,11 +74,16 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="ecad", description="Evolutionary caching for diffusion transformers.",
-                    formatter_class=HelpFormatter)
+    parser = Parser(
+        prog="ecad", description="Evolutionary caching for diffusion transformers.", formatter_class=HelpFormatter
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                parser_class=functools.partial(Parser, formatter_class=HelpFormatter))
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        parser_class=functools.partial(Parser, formatter_class=HelpFormatter),
+    )
     for command in COMMANDS:
         command.add_parser(sub)
     return parser

@@ -45,8 +45,12 @@ def split_names(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def names(known: Iterable[str] | None = None, check: Check | None = None, what: str = "name",
-          split: Callable[[str], list[str]] = split_names) -> Callable[[str], list[str]]:
+def names(
+    known: Iterable[str] | None = None,
+    check: Check | None = None,
+    what: str = "name",
+    split: Callable[[str], list[str]] = split_names,
+) -> Callable[[str], list[str]]:
     """A comma-separated list (as ``split`` cuts it); each name must be in ``known`` (or pass ``check``)."""
     options = sorted(known) if known is not None else None
 
@@ -54,8 +58,9 @@ def names(known: Iterable[str] | None = None, check: Check | None = None, what: 
         items = split(value)
         for item in items:
             if options is not None and item not in options:
-                raise argparse.ArgumentTypeError(f"unknown {what} {item!r}{did_you_mean(item, options)}; choose from "
-                                                 f"{', '.join(options)}")
+                raise argparse.ArgumentTypeError(
+                    f"unknown {what} {item!r}{did_you_mean(item, options)}; choose from {', '.join(options)}"
+                )
             if check is not None:
                 try:
                     check(item)
@@ -81,8 +86,16 @@ def image_file(value: str) -> str:
 def add_compile(parser: argparse.ArgumentParser, purpose: str) -> None:
     """``--compile [regional|whole]`` and ``--compile-backend NAME`` (checked by the run's config, which imports
     torch: the parser does not)."""
-    parser.add_argument("--compile", nargs="?", const="regional", choices=COMPILE_SCOPES, metavar="SCOPE",
-                        help=f"{purpose}: regional (each block, the default SCOPE) or whole (the transformer's call)")
-    parser.add_argument("--compile-backend", metavar="NAME",
-                        help="torch.compile's backend with --compile (default: inductor; eager traces without "
-                             "generating code)")
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="regional",
+        choices=COMPILE_SCOPES,
+        metavar="SCOPE",
+        help=f"{purpose}: regional (each block, the default SCOPE) or whole (the transformer's call)",
+    )
+    parser.add_argument(
+        "--compile-backend",
+        metavar="NAME",
+        help="torch.compile's backend with --compile (default: inductor; eager traces without generating code)",
+    )

@@ -7,26 +7,41 @@ import json
 from pathlib import Path
 from typing import Any
 
-FRONT_ORDER = ("front/000.json is the cheapest schedule (fastest, lowest quality); the numbers grow with cost "
-               "towards no caching.")
+FRONT_ORDER = (
+    "front/000.json is the cheapest schedule (fastest, lowest quality); the numbers grow with cost towards no caching."
+)
 
 
 def add_max_loss(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-loss", type=float, default=5.0, metavar="PERCENT",
-                        help="the suggested schedule is the fastest whose quality is at most PERCENT below no caching")
+    parser.add_argument(
+        "--max-loss",
+        type=float,
+        default=5.0,
+        metavar="PERCENT",
+        help="the suggested schedule is the fastest whose quality is at most PERCENT below no caching",
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("front", help="list the Pareto front of a search run and suggest a schedule",
-                            description="List the Pareto front of a search run (one schedule file per point), "
-                                        "suggest the fastest schedule within --max-loss of no caching, and print "
-                                        "the command that uses it. " + FRONT_ORDER)
+    parser = sub.add_parser(
+        "front",
+        help="list the Pareto front of a search run and suggest a schedule",
+        description="List the Pareto front of a search run (one schedule file per point), "
+        "suggest the fastest schedule within --max-loss of no caching, and print "
+        "the command that uses it. " + FRONT_ORDER,
+    )
     parser.add_argument("run_dir", help="search run directory (ecad search --out, ecad demo --out)")
-    parser.add_argument("--json", action="store_true",
-                        help="print the front as a JSON list (each row with its path, command and whether suggested)")
-    parser.add_argument("--suggested", action="store_true",
-                        help="print only the suggested schedule's path, for scripts: cp \"$(ecad front RUN "
-                             "--suggested)\" my_schedule.json")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the front as a JSON list (each row with its path, command and whether suggested)",
+    )
+    parser.add_argument(
+        "--suggested",
+        action="store_true",
+        help="print only the suggested schedule's path, for scripts: cp \"$(ecad front RUN "
+        '--suggested)" my_schedule.json',
+    )
     add_max_loss(parser)
     parser.set_defaults(run=run)
 
@@ -45,20 +60,31 @@ def front_lines(run_dir: str | Path, max_loss: float) -> tuple[list[str], list[d
     out = []
     for row in rows:
         path = Path(run_dir) / row["file"]
-        out.append({**row, "path": str(path), "suggested": suggestion is not None and row is suggestion.row,
-                    "command": generate_command(config.model, path, config.prompts[0])})
+        out.append(
+            {
+                **row,
+                "path": str(path),
+                "suggested": suggestion is not None and row is suggestion.row,
+                "command": generate_command(config.model, path, config.prompts[0]),
+            }
+        )
     uncached = f"; no caching {reference:.4f}" if reference is not None else ""
     width = max([len("file"), *(len(r["path"]) for r in out)])
-    lines = [f"{len(rows)} schedules on the front of {run_dir} ({config.metric} on {calibration} calibration rows"
-             f"{uncached}). {FRONT_ORDER}",
-             f"  {'file':<{width}}  {label}  {config.metric:>12}"]
+    lines = [
+        f"{len(rows)} schedules on the front of {run_dir} ({config.metric} on {calibration} calibration rows"
+        f"{uncached}). {FRONT_ORDER}",
+        f"  {'file':<{width}}  {label}  {config.metric:>12}",
+    ]
     for row in out:
         mark = "*" if row["suggested"] else " "
         lines.append(f"{mark} {row['path']:<{width}}  {row['speedup']:>{len(label) - 1}.2f}x  {row['quality']:>12.4f}")
     if suggestion is not None:
         chosen = next(r for r in out if r["suggested"])
-        lines += [f"* suggested: {suggestion.reason(config.metric, label)}", f"  use it: {chosen['command']}",
-                  "  (any other file above works the same way in --schedule)"]
+        lines += [
+            f"* suggested: {suggestion.reason(config.metric, label)}",
+            f"  use it: {chosen['command']}",
+            "  (any other file above works the same way in --schedule)",
+        ]
     note = calibration_note(rows, reference, calibration, config.metric)
     if note:
         lines.append(f"note: {note}")

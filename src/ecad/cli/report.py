@@ -8,18 +8,31 @@ from . import arguments
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("report", help="write a self-contained HTML report of a search run (and PNG plots)",
-                            description="Write one self-contained HTML page of a search run (fronts per generation, "
-                                        "schedules, sample images, an optional held-out evaluation), plus front.png "
-                                        "and hypervolume.png beside it.")
+    parser = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report of a search run (and PNG plots)",
+        description="Write one self-contained HTML page of a search run (fronts per generation, "
+        "schedules, sample images, an optional held-out evaluation), plus front.png "
+        "and hypervolume.png beside it.",
+    )
     parser.add_argument("run_dir", help="search run directory")
-    parser.add_argument("-o", "--out", default="report.html", help="HTML file; front.png and hypervolume.png go beside it")
+    parser.add_argument(
+        "-o", "--out", default="report.html", help="HTML file; front.png and hypervolume.png go beside it"
+    )
     parser.add_argument("--eval", dest="eval_dir", help="an `ecad eval` directory: its table and images are shown")
-    parser.add_argument("--samples", type=arguments.count, default=3,
-                        help="sample images per point; generated with the run's model for the last front and the "
-                             "baselines when no --eval images exist (0: none)")
-    parser.add_argument("--max-generations", type=arguments.positive, default=60,
-                        help="generations the page can show (evenly spaced, always the first and last)")
+    parser.add_argument(
+        "--samples",
+        type=arguments.count,
+        default=3,
+        help="sample images per point; generated with the run's model for the last front and the "
+        "baselines when no --eval images exist (0: none)",
+    )
+    parser.add_argument(
+        "--max-generations",
+        type=arguments.positive,
+        default=60,
+        help="generations the page can show (evenly spaced, always the first and last)",
+    )
     parser.set_defaults(run=run)
 
 

@@ -45,6 +45,8 @@ from .table import COUNTED, CostTable
 
 # On the meta device scaled-dot-product attention decomposes into these two batched products: the attention core.
 _ATTENTION_CORE_OPS = (torch.ops.aten.bmm, torch.ops.aten.baddbmm)
+
+
 def _zero(*args: Any, **kwargs: Any) -> int:
     return 0
 
@@ -94,7 +96,10 @@ def _shape_key(value: Any) -> Any:
 
 
 def _count_call(
-    adapter: ModelAdapter, model: nn.Module, signature: str, convention: str,
+    adapter: ModelAdapter,
+    model: nn.Module,
+    signature: str,
+    convention: str,
 ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
     """``(component_macs, outside_macs, input_macs)`` of one call; input MACs from counting every block's skip
     forward under the plans "nothing runs" and "only component c runs" (one block per kind and input shapes)."""
@@ -104,11 +109,17 @@ def _count_call(
     outputs: dict[int, dict[str, Any]] = {}
     handles = []
     for b, block, _, present in skips:
-        handles.append(block.register_forward_pre_hook(
-            lambda _m, args, kwargs, b=b: block_inputs.__setitem__(b, (args, kwargs)), with_kwargs=True))
+        handles.append(
+            block.register_forward_pre_hook(
+                lambda _m, args, kwargs, b=b: block_inputs.__setitem__(b, (args, kwargs)), with_kwargs=True
+            )
+        )
         for name in present:
-            handles.append(getattr(block, name).register_forward_hook(
-                lambda _m, _i, out, b=b, name=name: outputs.setdefault(b, {}).__setitem__(name, out)))
+            handles.append(
+                getattr(block, name).register_forward_hook(
+                    lambda _m, _i, out, b=b, name=name: outputs.setdefault(b, {}).__setitem__(name, out)
+                )
+            )
     args, kwargs = TransformerCall.meta_arguments(signature)
     try:
         with adapter.counting_context():
@@ -127,25 +138,41 @@ def _count_call(
     counted: dict[Any, dict[int, int]] = {}
     for b, block, skip, present in skips:
         bargs, bkwargs = block_inputs[b]
-        kind = (type(block).__name__, tuple(present), tuple((n, tuple(p.shape)) for n, p in block.named_parameters()),
-                _shape_key((bargs, bkwargs)), _shape_key(outputs[b]))
+        kind = (
+            type(block).__name__,
+            tuple(present),
+            tuple((n, tuple(p.shape)) for n, p in block.named_parameters()),
+            _shape_key((bargs, bkwargs)),
+            _shape_key(outputs[b]),
+        )
         if kind not in counted:
             plans = {c: {name} for name, c in present.items()} | {-1: set()}
-            counted[kind] = {c: _macs(mapping, skip.forward, block, _Plan(runs, outputs[b]), *bargs, **bkwargs)[0]
-                             for c, runs in plans.items()}
+            counted[kind] = {
+                c: _macs(mapping, skip.forward, block, _Plan(runs, outputs[b]), *bargs, **bkwargs)[0]
+                for c, runs in plans.items()
+            }
         plan_macs = counted[kind]
         for c in present.values():
             input_macs[b, c] = plan_macs[c] - plan_macs[-1] - component_macs[b, c]
     if bool((input_macs < 0).any()):
-        raise RuntimeError("a skip forward counted fewer MACs with a component running than its module alone; "
-                           "the adapter's skip forward does not match the block.")
+        raise RuntimeError(
+            "a skip forward counted fewer MACs with a component running than its module alone; "
+            "the adapter's skip forward does not match the block."
+        )
     return component_macs, total - int(component_macs.sum()), input_macs
 
 
 @functools.lru_cache(maxsize=64)
 def _count(
-    arch: str, config_json: str, signatures: tuple[str, ...], convention: str, adapter: ModelAdapter, height: int,
-    width: int, counted: str, frames: int = 1,
+    arch: str,
+    config_json: str,
+    signatures: tuple[str, ...],
+    convention: str,
+    adapter: ModelAdapter,
+    height: int,
+    width: int,
+    counted: str,
+    frames: int = 1,
 ) -> CostTable:
     model = _meta_model(adapter, config_json)
     adapter = adapter.bind(model)
@@ -165,13 +192,28 @@ def _count(
     text = first.argument(adapter.text_arg)
     text_len = int(text[0].shape[0] if isinstance(text, list) else text.shape[1]) if text is not None else 0
     return CostTable(
-        arch, convention, height, width, int(sample.shape[0]), text_len, layout.block_names, layout.component_names,
-        layout.exists, component_macs, outside, layout.feeds, input_macs, counted, len(signatures), frames,
+        arch,
+        convention,
+        height,
+        width,
+        int(sample.shape[0]),
+        text_len,
+        layout.block_names,
+        layout.component_names,
+        layout.exists,
+        component_macs,
+        outside,
+        layout.feeds,
+        input_macs,
+        counted,
+        len(signatures),
+        frames,
     )
 
 
-def architecture_of(transformer: nn.Module,
-                    adapter: ModelAdapter | None = None) -> tuple[dict[str, Any], str, ModelAdapter]:
+def architecture_of(
+    transformer: nn.Module, adapter: ModelAdapter | None = None
+) -> tuple[dict[str, Any], str, ModelAdapter]:
     """``(config, arch, adapter)`` of a transformer: what counting rebuilds it from, without its weights."""
     model = unwrap_module(transformer)
     return {**model.config, "_class_name": type(model).__name__}, type(model).__name__, get_adapter(model, adapter)
@@ -182,21 +224,44 @@ def _config_json(config: Any) -> str:
 
 
 def count_calls(
-    transformer: nn.Module, calls: Sequence[TransformerCall], height: int, width: int, *, convention: str = "full",
-    adapter: ModelAdapter | None = None, arch: str | None = None, counted: str = COUNTED["full"],
+    transformer: nn.Module,
+    calls: Sequence[TransformerCall],
+    height: int,
+    width: int,
+    *,
+    convention: str = "full",
+    adapter: ModelAdapter | None = None,
+    arch: str | None = None,
+    counted: str = COUNTED["full"],
 ) -> CostTable:
     """The cost table of one denoising step made of ``calls`` (observed with :func:`ecad.cost.observe.observe_calls`),
     counted on a weightless copy of ``transformer``'s architecture."""
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown MAC convention {convention!r}; use one of {CONVENTIONS}.")
     config, own_arch, adapter = architecture_of(transformer, adapter)
-    return _count(arch or own_arch, _config_json(config), tuple(c.signature() for c in calls),
-                  convention, adapter, height, width, counted)
+    return _count(
+        arch or own_arch,
+        _config_json(config),
+        tuple(c.signature() for c in calls),
+        convention,
+        adapter,
+        height,
+        width,
+        counted,
+    )
 
 
 def count_pipeline_macs(
-    pipe: Any, height: int, width: int, *, convention: str = "full", guidance_scale: float | None = None,
-    images: int = 1, arch: str | None = None, adapter: ModelAdapter | None = None, **call_kwargs: Any,
+    pipe: Any,
+    height: int,
+    width: int,
+    *,
+    convention: str = "full",
+    guidance_scale: float | None = None,
+    images: int = 1,
+    arch: str | None = None,
+    adapter: ModelAdapter | None = None,
+    **call_kwargs: Any,
 ) -> CostTable:
     """MACs of one denoising step of ``pipe`` generating ``images`` images at ``height`` x ``width``: the transformer
     calls a real call of the pipeline makes (``guidance_scale=None``: the pipeline's default) are observed and
@@ -204,20 +269,37 @@ def count_pipeline_macs(
     if convention == "paper":
         return count_architecture(*architecture_of(pipe.transformer, adapter), height, width, convention="paper")
     calls = observe_calls(pipe, probe_call(pipe, height, width, guidance_scale, images, adapter, **call_kwargs))
-    return count_calls(pipe.transformer, calls, height, width, convention=convention, adapter=adapter,
-                       arch=arch or type(pipe).__name__)
+    return count_calls(
+        pipe.transformer, calls, height, width, convention=convention, adapter=adapter, arch=arch or type(pipe).__name__
+    )
 
 
-def _assumed_signature(adapter: ModelAdapter, config: dict[str, Any], batch_size: int, height: int, width: int,
-                       text_len: int, frames: int | None) -> str:
+def _assumed_signature(
+    adapter: ModelAdapter,
+    config: dict[str, Any],
+    batch_size: int,
+    height: int,
+    width: int,
+    text_len: int,
+    frames: int | None,
+) -> str:
     video = {} if adapter.default_frames is None else {"frames": frames}
-    return TransformerCall((), adapter.dummy_inputs(config, batch_size, height, width, text_len, "meta",
-                                                    **video)).signature()
+    return TransformerCall(
+        (), adapter.dummy_inputs(config, batch_size, height, width, text_len, "meta", **video)
+    ).signature()
 
 
 def count_architecture(
-    config: dict[str, Any], arch: str, adapter: ModelAdapter, height: int, width: int, *, convention: str = "full",
-    preset: ArchPreset | None = None, batch_size: int | None = None, text_len: int | None = None,
+    config: dict[str, Any],
+    arch: str,
+    adapter: ModelAdapter,
+    height: int,
+    width: int,
+    *,
+    convention: str = "full",
+    preset: ArchPreset | None = None,
+    batch_size: int | None = None,
+    text_len: int | None = None,
     frames: int | None = None,
 ) -> CostTable:
     """The cost table of one denoising step of the architecture ``config`` describes, at inputs assumed from it (or
@@ -234,11 +316,15 @@ def count_architecture(
     frames = frames or adapter.default_frames
     multiple = adapter.pixel_multiple(config)
     if height % multiple or width % multiple or height <= 0 or width <= 0:
-        raise ValueError(f"{arch} needs height and width that are positive multiples of {multiple}, got {height}x{width}.")
+        raise ValueError(
+            f"{arch} needs height and width that are positive multiples of {multiple}, got {height}x{width}."
+        )
     signature = _assumed_signature(adapter, config, batch_size, height, width, text_len, frames)
     counted = COUNTED["paper" if convention == "paper" else ("full" if preset is not None else "assumed")]
     if preset is not None and convention != "paper":
         video = f"{frames} frames, " if frames else ""
-        counted = ("attention core included, dead recomputes and replayed components' inputs left out; the "
-                   f"preset's inputs: its VAE and patching, {video}{text_len} text tokens, batch {batch_size}")
+        counted = (
+            "attention core included, dead recomputes and replayed components' inputs left out; the "
+            f"preset's inputs: its VAE and patching, {video}{text_len} text tokens, batch {batch_size}"
+        )
     return _count(arch, _config_json(config), (signature,), convention, adapter, height, width, counted, frames or 1)

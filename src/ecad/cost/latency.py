@@ -7,8 +7,8 @@ replayed through ecad's own runtime (``prune=True``) under a measuring schedule 
 "every component runs", "every component replays" and "only component c runs", with a timer on each block. A block
 then costs, at a step, its all-run time if all its components run, else its all-replay time (the gates and residual
 adds, the modulation, what its skip forward cannot leave out) plus, for each component that runs, what that
-component adds (its input included). Time outside the blocks (embeddings, final layer) is paid at every step. Measured with
-``forecasts=True``, the plans "only component c forecasts" price the third action too: what a forecasting component
+component adds (its input included). Time outside the blocks (embeddings, final layer) is paid at every step. Measured
+with ``forecasts=True``, the plans "only component c forecasts" price the third action too: what a forecasting component
 adds to its block's all-replay time (the extrapolation's element-wise work, which costs no MACs); a table measured
 without them prices a forecast like a reuse.
 
@@ -38,8 +38,8 @@ from ..adapters import get_adapter
 from ..adapters.layout import split_target
 from ..runtime.cache import enable_cache
 from ..runtime.compilation import CompileConfig, compiled, timed_calls
-from .observe import TransformerCall, observe_calls, probe_call
 from ..schedule import CacheSchedule
+from .observe import TransformerCall, observe_calls, probe_call
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,9 @@ class LatencyTable:
     feeds: tuple[tuple[int, int, int], ...] = ()
     calls_per_step: int = 1
     forecast_seconds: torch.Tensor | None = None  # float64 [blocks, components]: what a forecast adds; None: 0
-    compile_scope: str | None = None  # how the transformer was compiled when measured ("regional", "whole"); None: eager
+    compile_scope: str | None = (
+        None  # how the transformer was compiled when measured ("regional", "whole"); None: eager
+    )
     compile_backend: str | None = None  # torch.compile's backend then
 
     @property
@@ -103,18 +105,23 @@ class LatencyTable:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LatencyTable:
-        return cls(**{
-            **data,
-            "block_names": tuple(data["block_names"]),
-            "component_names": tuple(data["component_names"]),
-            "exists": torch.tensor(data["exists"], dtype=torch.bool),
-            "component_seconds": torch.tensor(data["component_seconds"], dtype=torch.float64),
-            "replay_seconds": torch.tensor(data["replay_seconds"], dtype=torch.float64),
-            "full_block_seconds": torch.tensor(data["full_block_seconds"], dtype=torch.float64),
-            "feeds": tuple(tuple(f) for f in data.get("feeds", ())),
-            "forecast_seconds": (None if data.get("forecast_seconds") is None
-                                 else torch.tensor(data["forecast_seconds"], dtype=torch.float64)),
-        })
+        return cls(
+            **{
+                **data,
+                "block_names": tuple(data["block_names"]),
+                "component_names": tuple(data["component_names"]),
+                "exists": torch.tensor(data["exists"], dtype=torch.bool),
+                "component_seconds": torch.tensor(data["component_seconds"], dtype=torch.float64),
+                "replay_seconds": torch.tensor(data["replay_seconds"], dtype=torch.float64),
+                "full_block_seconds": torch.tensor(data["full_block_seconds"], dtype=torch.float64),
+                "feeds": tuple(tuple(f) for f in data.get("feeds", ())),
+                "forecast_seconds": (
+                    None
+                    if data.get("forecast_seconds") is None
+                    else torch.tensor(data["forecast_seconds"], dtype=torch.float64)
+                ),
+            }
+        )
 
 
 def _synchronizer(device: torch.device) -> Callable[[], None]:
@@ -158,8 +165,14 @@ def _with(call: TransformerCall, name: str, position: int | None, value: Any) ->
 
 
 def _timed_steps(
-    transformer: Any, adapter: Any, schedule: CacheSchedule, calls: Sequence[TransformerCall],
-    timesteps: list[list[Any]], position: int | None, sync: Callable[[], None], blocks: list[Any],
+    transformer: Any,
+    adapter: Any,
+    schedule: CacheSchedule,
+    calls: Sequence[TransformerCall],
+    timesteps: list[list[Any]],
+    position: int | None,
+    sync: Callable[[], None],
+    blocks: list[Any],
 ) -> tuple[list[tuple[float, list[float]]], list, list]:
     """Run every step of ``schedule`` as one generation; per step, ``(seconds outside blocks, seconds per block)``
     (``blocks`` empty: the step's total and no split), and the handle's recompute and forecast tables."""
@@ -199,8 +212,15 @@ def _scaled(parts: tuple[float, list[float]], total: float) -> tuple[float, list
 
 @torch.inference_mode()
 def measure_call_latency(
-    target: Any, calls: Sequence[TransformerCall], height: int, width: int, *, warmup: int = 2, repeats: int = 5,
-    forecasts: bool = False, compile: CompileConfig | None = None,
+    target: Any,
+    calls: Sequence[TransformerCall],
+    height: int,
+    width: int,
+    *,
+    warmup: int = 2,
+    repeats: int = 5,
+    forecasts: bool = False,
+    compile: CompileConfig | None = None,
 ) -> LatencyTable:
     """Time the transformer of ``target`` (a pipeline or the transformer) on the observed ``calls`` of one step,
     through ecad's runtime under a measuring schedule (medians of ``repeats`` rounds after ``warmup``); with
@@ -219,8 +239,9 @@ def measure_call_latency(
     # run" plan comes first in every round, so each forecast has two computed outputs to extrapolate from
     rounds = [layout.exists] + [p for p, _ in plans] * (warmup + repeats)
     forecast = [torch.zeros_like(layout.exists)] + [f for _, f in plans] * (warmup + repeats)
-    schedule = CacheSchedule(torch.stack(rounds), layout.block_names, layout.component_names, layout.exists,
-                             forecast=torch.stack(forecast))
+    schedule = CacheSchedule(
+        torch.stack(rounds), layout.block_names, layout.component_names, layout.exists, forecast=torch.stack(forecast)
+    )
     measured = range(1 + warmup * len(plans), schedule.num_steps)
     params = list(inspect.signature(transformer.forward).parameters)
     position = params.index(adapter.timestep_arg) if adapter.timestep_arg in params else None
@@ -247,9 +268,18 @@ def measure_call_latency(
             present = [c for c, on in enumerate(exists[b]) if on]
             predicted = [c for c, on in enumerate(forecasting[step][b]) if on]
             kind: str | int | tuple[str, int] | None = (
-                ("forecast", predicted[0]) if len(predicted) == 1 and not running else None if predicted
-                else "all" if running == present else "none" if not running else running[0] if len(running) == 1
-                else None)
+                ("forecast", predicted[0])
+                if len(predicted) == 1 and not running
+                else None
+                if predicted
+                else "all"
+                if running == present
+                else "none"
+                if not running
+                else running[0]
+                if len(running) == 1
+                else None
+            )
             if kind is not None:
                 samples.setdefault((b, kind), []).append(seconds)
     median = {key: statistics.median(values) for key, values in samples.items()}
@@ -265,15 +295,38 @@ def measure_call_latency(
     outside = statistics.median(per_step[step][0] for step in measured)
     sample = calls[0].argument(adapter.sample_arg, 0)
     return LatencyTable(
-        str(device), str(dtype).removeprefix("torch."), height, width, int(sample.shape[0]), layout.block_names,
-        layout.component_names, layout.exists, components, max(0.0, outside), replay, full, layout.feeds, len(calls),
-        forecast_seconds, compile.scope if compile else None, compile.backend_name if compile else None,
+        str(device),
+        str(dtype).removeprefix("torch."),
+        height,
+        width,
+        int(sample.shape[0]),
+        layout.block_names,
+        layout.component_names,
+        layout.exists,
+        components,
+        max(0.0, outside),
+        replay,
+        full,
+        layout.feeds,
+        len(calls),
+        forecast_seconds,
+        compile.scope if compile else None,
+        compile.backend_name if compile else None,
     )
 
 
 def measure_latency(
-    pipe: Any, height: int, width: int, *, images: int = 1, guidance_scale: float | None = None, warmup: int = 2,
-    repeats: int = 5, forecasts: bool = False, compile: CompileConfig | None = None, **call_kwargs: Any,
+    pipe: Any,
+    height: int,
+    width: int,
+    *,
+    images: int = 1,
+    guidance_scale: float | None = None,
+    warmup: int = 2,
+    repeats: int = 5,
+    forecasts: bool = False,
+    compile: CompileConfig | None = None,
+    **call_kwargs: Any,
 ) -> LatencyTable:
     """Measure the latency cost model of ``pipe`` on its device: what ``ecad search --cost latency`` uses.
 
@@ -293,5 +346,6 @@ def measure_latency(
         A ``LatencyTable``: seconds per block plan and outside the blocks, which prices any schedule.
     """
     calls = observe_calls(pipe, probe_call(pipe, height, width, guidance_scale, images, **call_kwargs))
-    return measure_call_latency(pipe, calls, height, width, warmup=warmup, repeats=repeats, forecasts=forecasts,
-                                compile=compile)
+    return measure_call_latency(
+        pipe, calls, height, width, warmup=warmup, repeats=repeats, forecasts=forecasts, compile=compile
+    )

@@ -39,8 +39,10 @@ def _spec(value: Any) -> Any:
         return {"list" if isinstance(value, list) else "tuple": [_spec(v) for v in value]}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    raise TypeError(f"ecad cannot describe a transformer argument of type {type(value).__name__}; the cost model "
-                    "counts calls whose arguments are tensors and plain values.")
+    raise TypeError(
+        f"ecad cannot describe a transformer argument of type {type(value).__name__}; the cost model "
+        "counts calls whose arguments are tensors and plain values."
+    )
 
 
 def _meta(spec: Any) -> Any:
@@ -49,8 +51,7 @@ def _meta(spec: Any) -> Any:
     if isinstance(spec, dict):
         if "tensor" in spec:
             dtype = getattr(torch, spec["dtype"])
-            return torch.empty(spec["tensor"], dtype=torch.float32 if dtype.is_floating_point else dtype,
-                               device="meta")
+            return torch.empty(spec["tensor"], dtype=torch.float32 if dtype.is_floating_point else dtype, device="meta")
         if "dict" in spec:
             return {k: _meta(v) for k, v in spec["dict"].items()}
         if "list" in spec:
@@ -106,7 +107,8 @@ def observe_calls(pipe: Any, call: Callable[[], Any]) -> list[TransformerCall]:
     """
     calls: list[TransformerCall] = []
     handle = pipe.transformer.register_forward_pre_hook(
-        lambda _module, args, kwargs: calls.append(TransformerCall.of(args, kwargs)), with_kwargs=True)
+        lambda _module, args, kwargs: calls.append(TransformerCall.of(args, kwargs)), with_kwargs=True
+    )
 
     def stop(*_args: Any, **_kwargs: Any) -> None:
         raise _Observed
@@ -123,13 +125,22 @@ def observe_calls(pipe: Any, call: Callable[[], Any]) -> list[TransformerCall]:
         if cache is not None:
             cache.reset()
     if not calls:
-        raise RuntimeError(f"{type(pipe).__name__} made no transformer call before its first scheduler step; ecad "
-                           "cannot observe what it feeds the transformer.")
+        raise RuntimeError(
+            f"{type(pipe).__name__} made no transformer call before its first scheduler step; ecad "
+            "cannot observe what it feeds the transformer."
+        )
     return calls
 
 
-def probe_call(pipe: Any, height: int, width: int, guidance_scale: float | None = None, images: int = 1,
-               adapter: Any = None, **call_kwargs: Any) -> Callable[[], Any]:
+def probe_call(
+    pipe: Any,
+    height: int,
+    width: int,
+    guidance_scale: float | None = None,
+    images: int = 1,
+    adapter: Any = None,
+    **call_kwargs: Any,
+) -> Callable[[], Any]:
     """A pipeline call of ``images`` copies of a probe prompt at this size, with ecad's usual keyword arguments for
     the family (:meth:`ecad.adapters.ModelAdapter.pipeline_kwargs`); ``guidance_scale=None`` keeps the pipeline's
     default."""
@@ -138,7 +149,8 @@ def probe_call(pipe: Any, height: int, width: int, guidance_scale: float | None 
         kwargs["guidance_scale"] = guidance_scale
 
     def call() -> Any:
-        return pipe([PROBE_PROMPT] * images, height=height, width=width, num_inference_steps=2, output_type="latent",
-                    **kwargs)
+        return pipe(
+            [PROBE_PROMPT] * images, height=height, width=width, num_inference_steps=2, output_type="latent", **kwargs
+        )
 
     return call

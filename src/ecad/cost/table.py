@@ -13,10 +13,10 @@ from ..schedule import CacheSchedule
 
 COUNTED = {
     "full": "what the runtime runs (prune=True): attention core included, dead recomputes and the inputs of "
-            "replayed components left out; shapes of the observed pipeline call",
+    "replayed components left out; shapes of the observed pipeline call",
     "paper": "the ECAD paper's convention: attention core excluded, every recompute bit, fixed text length",
     "assumed": "attention core included, dead recomputes and replayed components' inputs left out; inputs assumed "
-               "from the architecture (no pipeline call observed)",
+    "from the architecture (no pipeline call observed)",
 }
 
 
@@ -58,8 +58,9 @@ class CostTable:
         """MACs of every denoising step under ``schedule`` (step 0 always full).
 
         ``prune=False`` counts every recompute bit and every block's own forward (the paper's semantics, the runtime
-        with ``prune=False``); ``prune=True`` what the runtime runs by default: dead recomputes (:mod:`ecad.schedule.pruning`)
-        and the inputs of replayed components left out. ``None``: the convention's own (full: True, paper: False).
+        with ``prune=False``); ``prune=True`` what the runtime runs by default: dead recomputes
+        (:mod:`ecad.schedule.pruning`) and the inputs of replayed components left out. ``None``: the convention's own
+        (full: True, paper: False).
         """
         self._check(schedule)
         if prune is None:
@@ -116,9 +117,11 @@ class CostTable:
             )
 
 
-def experts_step_macs(table: CostTable, schedule: CacheSchedule, experts: list[int],
-                      prune: bool | None = None) -> list[int]:
+def experts_step_macs(
+    table: CostTable, schedule: CacheSchedule, experts: list[int], prune: bool | None = None
+) -> list[int]:
     """MACs of every step of ``schedule`` run by the experts (one cost table: they share the architecture); the
     first step of each expert computes in full."""
-    return [macs for part in split_schedule(schedule, experts) if part is not None
-            for macs in table.step_macs(part, prune)]
+    return [
+        macs for part in split_schedule(schedule, experts) if part is not None for macs in table.step_macs(part, prune)
+    ]

@@ -132,9 +132,12 @@ class ExecutionCounter:
         self.state = PipelineState(self.pipe)
         for block, component, _, module in self.adapter.components(self.transformer):
             HookRegistry.check_if_exists_or_initialize(module).register_hook(
-                _ComponentCount(self, block, component), _COUNT_HOOK)
-        self.handles = [self.transformer.register_forward_pre_hook(self._call_starts, with_kwargs=True),
-                        self.transformer.register_forward_hook(self._call_ends)]
+                _ComponentCount(self, block, component), _COUNT_HOOK
+            )
+        self.handles = [
+            self.transformer.register_forward_pre_hook(self._call_starts, with_kwargs=True),
+            self.transformer.register_forward_hook(self._call_ends),
+        ]
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -28,25 +28,37 @@ from safetensors.torch import load_file, save_file
 from ..generation import Generated
 from ..metrics.images import to_pil
 from ..schedule import CacheSchedule
-from ..validation import write_json
-from ..validation import read_json
+from ..validation import read_json, write_json
 from .executed import Executed
 
 INDEX_FORMAT = "ecad.eval-images/1"
 INDEX_SCHEMA = {
-    "type": "object", "required": ["format", "settings", "rows", "schedules"],
+    "type": "object",
+    "required": ["format", "settings", "rows", "schedules"],
     "properties": {
         "format": {"const": INDEX_FORMAT},
         "settings": {"type": "object"},
-        "rows": {"type": "array", "items": {
-            "type": "object", "required": ["row", "prompt", "seed"],
-            "properties": {"row": {"type": "integer"}, "prompt": {"type": "string"}, "seed": {"type": "integer"}},
-        }},
-        "schedules": {"type": "object", "additionalProperties": {
-            "type": "object", "required": ["key", "schedule", "latents", "files"],
-            "properties": {"key": {"type": "string"}, "schedule": {"type": "string"}, "latents": {"type": "string"},
-                           "files": {"type": "array", "items": {"type": "string"}}},
-        }},
+        "rows": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["row", "prompt", "seed"],
+                "properties": {"row": {"type": "integer"}, "prompt": {"type": "string"}, "seed": {"type": "integer"}},
+            },
+        },
+        "schedules": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["key", "schedule", "latents", "files"],
+                "properties": {
+                    "key": {"type": "string"},
+                    "schedule": {"type": "string"},
+                    "latents": {"type": "string"},
+                    "files": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
     },
 }
 
@@ -59,8 +71,10 @@ def safe_name(name: str) -> str:
 
 def _damaged(path: Path, err: Exception) -> ValueError:
     reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return ValueError(f"{path} is damaged ({reason}); delete {path.parent} and run `ecad eval` again with the same "
-                      "--out: it generates that schedule's images again.")
+    return ValueError(
+        f"{path} is damaged ({reason}); delete {path.parent} and run `ecad eval` again with the same "
+        "--out: it generates that schedule's images again."
+    )
 
 
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -98,18 +112,27 @@ class ImageStore:
 
     def open(self, settings: dict[str, Any], rows: list[tuple[str, int]]) -> None:
         """Start a new directory or check that an existing one was generated with the same settings and rows."""
-        wanted = {"format": INDEX_FORMAT, "settings": settings,
-                  "rows": [{"row": i, "prompt": p, "seed": s} for i, (p, s) in enumerate(rows)], "schedules": {}}
+        wanted = {
+            "format": INDEX_FORMAT,
+            "settings": settings,
+            "rows": [{"row": i, "prompt": p, "seed": s} for i, (p, s) in enumerate(rows)],
+            "schedules": {},
+        }
         self.check()
         if self.index_path.is_file():
             index = self.index
-            changed = [f"{k}: {index['settings'].get(k)!r} -> {v!r}" for k, v in settings.items()
-                       if index["settings"].get(k) != v]
+            changed = [
+                f"{k}: {index['settings'].get(k)!r} -> {v!r}"
+                for k, v in settings.items()
+                if index["settings"].get(k) != v
+            ]
             if index["rows"] != wanted["rows"]:
                 changed.append("prompts or seeds differ")
             if changed:
-                raise ValueError(f"{self.path} holds images generated with other settings ({'; '.join(changed)}); "
-                                 "use the same settings to resume, or another --out.")
+                raise ValueError(
+                    f"{self.path} holds images generated with other settings ({'; '.join(changed)}); "
+                    "use the same settings to resume, or another --out."
+                )
         else:
             self.index = wanted
             write_json(self.index, self.index_path)
@@ -138,8 +161,9 @@ class ImageStore:
         files = [*entry["files"], entry["latents"], entry["schedule"], entry.get("executed")]
         return all(f and (self.path / f).is_file() for f in files)
 
-    def save(self, name: str, key: str, method: CacheSchedule | dict[str, Any], generated: Generated,
-             executed: Executed) -> None:
+    def save(
+        self, name: str, key: str, method: CacheSchedule | dict[str, Any], generated: Generated, executed: Executed
+    ) -> None:
         """Store one row's images, latents, what ran and the schedule (or peer description) it ran under."""
         folder = self.path / "images" / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -152,9 +176,13 @@ class ImageStore:
         save_file(executed.tensors(), str(folder / "executed.safetensors"))
         schedule_file = self.write_schedule(name, method)
         self.index["schedules"][name] = {
-            "key": key, "kind": "schedule" if isinstance(method, CacheSchedule) else "peer",
-            "schedule": schedule_file.relative_to(self.path).as_posix(), "latents": f"images/{name}/latents.safetensors",
-            "executed": f"images/{name}/executed.safetensors", "files": files}
+            "key": key,
+            "kind": "schedule" if isinstance(method, CacheSchedule) else "peer",
+            "schedule": schedule_file.relative_to(self.path).as_posix(),
+            "latents": f"images/{name}/latents.safetensors",
+            "executed": f"images/{name}/executed.safetensors",
+            "files": files,
+        }
         write_json(self.index, self.index_path)
 
     def write_schedule(self, name: str, method: CacheSchedule | dict[str, Any]) -> Path:
@@ -173,9 +201,11 @@ class ImageStore:
         entry = self.index["schedules"][name]
         images = [load_png(self.path / f) for f in entry["files"]]
         if len(images) != len(self.index["rows"]) or len({tuple(im.shape) for im in images}) > 1:
-            raise ValueError(f"{self.path / 'images' / name} holds {len(images)} images of sizes "
-                             f"{sorted({tuple(im.shape[1:]) for im in images})} for {len(self.index['rows'])} rows; "
-                             "delete it and run `ecad eval` again with the same --out to generate them again.")
+            raise ValueError(
+                f"{self.path / 'images' / name} holds {len(images)} images of sizes "
+                f"{sorted({tuple(im.shape[1:]) for im in images})} for {len(self.index['rows'])} rows; "
+                "delete it and run `ecad eval` again with the same --out to generate them again."
+            )
         latents = _load_tensors(self.path / entry["latents"])["latents"]
         return Generated(torch.stack(images), latents, [row["prompt"] for row in self.index["rows"]])
 

@@ -29,19 +29,31 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..runtime.compilation import CompileConfig, compile_config, compiled
-from ..generation import Calibration, CalibrationGenerator
-from ..schedule.heuristics import no_cache
 from ..adapters.layout import model_layout
-from ..runtime.cache import enable_cache
-from ..models.loading import call_default, check_image_size, load_pipeline, pipeline_call_kwargs
+from ..generation import Calibration, CalibrationGenerator
 from ..metrics import QualityMetric, get_metric
+from ..models.loading import call_default, check_image_size, load_pipeline, pipeline_call_kwargs
 from ..names import COMPILE_SCOPES, CONVENTIONS, DTYPE_NAMES, metric_columns
 from ..peers import Peer, check_baseline, resolve_baseline
+from ..runtime.cache import enable_cache
+from ..runtime.compilation import CompileConfig, compile_config, compiled
 from ..runtime.provenance import GenerationSettings, annotate, mac_record, score_record, warn_differences
 from ..schedule import CacheSchedule, ScheduleError, schedule_key
+from ..schedule.heuristics import no_cache
 from ..validation import (
-    check_fields, checked, compile_backend, device, each, flag, one_of, optional, pixels, real, text, texts, whole,
+    check_fields,
+    checked,
+    compile_backend,
+    device,
+    each,
+    flag,
+    one_of,
+    optional,
+    pixels,
+    real,
+    text,
+    texts,
+    whole,
 )
 from .executed import ExecutionCounter
 from .images import ImageStore, safe_name
@@ -77,7 +89,9 @@ class EvalConfig:
     num_steps: int | None = checked(optional(whole(1)), default=None)
     height: int | None = checked(optional(pixels), default=None)
     width: int | None = checked(optional(pixels), default=None)
-    guidance_scale: float | None = checked(optional(real(0)), default=None)  # None: the first schedule's, else the pipeline's
+    guidance_scale: float | None = checked(
+        optional(real(0)), default=None
+    )  # None: the first schedule's, else the pipeline's
     batch_size: int = checked(whole(1), default=8)
     seed: int = checked(whole(0), default=0)
     resample: bool = checked(flag, default=False)
@@ -102,8 +116,14 @@ class EvalConfig:
 
     def generation_settings(self, steps: int, height: int, width: int) -> dict[str, Any]:
         """What the stored images depend on (checked when an eval directory is reused)."""
-        return {"model": self.model, "num_steps": steps, "height": height, "width": width,
-                "guidance_scale": self.guidance_scale, "dtype": self.dtype}
+        return {
+            "model": self.model,
+            "num_steps": steps,
+            "height": height,
+            "width": width,
+            "guidance_scale": self.guidance_scale,
+            "dtype": self.dtype,
+        }
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -119,8 +139,10 @@ def _fit_steps(name: str, schedule: CacheSchedule, steps: int, resample: bool) -
     if schedule.num_steps == steps:
         return schedule
     if not resample:
-        raise ScheduleError(f"schedule {name} has {schedule.num_steps} steps but the evaluation runs {steps}; "
-                            "pass --resample to map it, or --steps to match it.")
+        raise ScheduleError(
+            f"schedule {name} has {schedule.num_steps} steps but the evaluation runs {steps}; "
+            "pass --resample to map it, or --steps to match it."
+        )
     return schedule.resample(steps)
 
 
@@ -151,8 +173,7 @@ class Candidate:
         return self.method.describe() if isinstance(self.method, Peer) else self.method
 
 
-def _candidates(config: EvalConfig, layout: Any, steps: int,
-                files: list[tuple[str, CacheSchedule]]) -> list[Candidate]:
+def _candidates(config: EvalConfig, layout: Any, steps: int, files: list[tuple[str, CacheSchedule]]) -> list[Candidate]:
     """No caching first (the reference), then the baselines in the order given, then the schedule files."""
     taken = {REFERENCE}
     candidates = [Candidate(REFERENCE, "no caching", REFERENCE, no_cache(layout, steps))]
@@ -186,8 +207,9 @@ def _recorded_defaults(config: EvalConfig, files: list[tuple[str, CacheSchedule]
     guidance = config.guidance_scale
     if guidance is None:
         guidance = found.guidance_scale or call_default(pipe, "guidance_scale") or Calibration.guidance_scale
-    return replace(config, guidance_scale=float(guidance), height=config.height or found.height,
-                   width=config.width or found.width)
+    return replace(
+        config, guidance_scale=float(guidance), height=config.height or found.height, width=config.width or found.width
+    )
 
 
 def _earlier_latency(out: Path, results: list[dict[str, Any]], compiled: str) -> dict[str, Any] | None:
@@ -202,8 +224,12 @@ def _earlier_latency(out: Path, results: list[dict[str, Any]], compiled: str) ->
     except json.JSONDecodeError:
         return None
     if earlier.get("environment", {}).get("compiled", "eager") != compiled:
-        logger.info("latency: %s was timed %s, this run asks for %s: not reused", path,
-                    earlier["environment"].get("compiled", "eager"), compiled)
+        logger.info(
+            "latency: %s was timed %s, this run asks for %s: not reused",
+            path,
+            earlier["environment"].get("compiled", "eager"),
+            compiled,
+        )
         return None
     timed = {row["key"]: row for row in earlier.get("results", []) if "latency" in row}
     reference = timed.get(results[0]["key"])
@@ -224,13 +250,26 @@ def _add_speedups(results: list[dict[str, Any]]) -> None:
             row["transformer_speedup"] = reference["transformer_median_s"] / row["latency"]["transformer_median_s"]
 
 
-def _record(schedule: CacheSchedule, row: dict[str, Any], settings: GenerationSettings, rows: int,
-            full_macs: float, convention: str, device: str) -> CacheSchedule:
+def _record(
+    schedule: CacheSchedule,
+    row: dict[str, Any],
+    settings: GenerationSettings,
+    rows: int,
+    full_macs: float,
+    convention: str,
+    device: str,
+) -> CacheSchedule:
     """The schedule file an evaluation keeps: its settings, scores, MACs and measured speedup."""
-    numbers = {column: value for name, scores in row["metrics"].items()
-               for column, value in metric_columns(name, scores).items()}
-    metadata: dict[str, Any] = {"settings": settings, "score": score_record("ecad eval", rows, numbers=numbers),
-                                "macs": mac_record(row["macs"], full_macs, convention)}
+    numbers = {
+        column: value
+        for name, scores in row["metrics"].items()
+        for column, value in metric_columns(name, scores).items()
+    }
+    metadata: dict[str, Any] = {
+        "settings": settings,
+        "score": score_record("ecad eval", rows, numbers=numbers),
+        "macs": mac_record(row["macs"], full_macs, convention),
+    }
     if "speedup" in row:
         metadata["measured"] = {"speedup": row["speedup"], "median_s": row["latency"]["median_s"], "device": device}
     return annotate(schedule, **metadata)
@@ -244,15 +283,22 @@ def _metric_instances(config: EvalConfig, metrics: dict[str, QualityMetric] | No
 def _announce_timing(methods: int, config: EvalConfig, batch: int, seconds_per_image: float | None) -> None:
     """Before latency timing: what it costs (it can take longer than generating the images) and how to skip it."""
     calls = methods * (config.warmup + config.repeats)
-    cost = (f"{calls} pipeline calls of {batch} image(s) ({methods} methods x {config.warmup} warm-up + "
-            f"{config.repeats} timed rounds)")
+    cost = (
+        f"{calls} pipeline calls of {batch} image(s) ({methods} methods x {config.warmup} warm-up + "
+        f"{config.repeats} timed rounds)"
+    )
     if seconds_per_image is not None:
         cost += f", about {calls * batch * seconds_per_image / 60:.1f} min at this run's generation speed"
     logger.info("latency: %s; --repeats 0 skips timing (and keeps latencies an earlier run of --out measured)", cost)
 
 
-def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetric] | None = None,
-             progress: bool = True, max_new: int | None = None) -> dict[str, Any] | None:
+def evaluate(
+    config: EvalConfig,
+    out: str | Path,
+    metrics: dict[str, QualityMetric] | None = None,
+    progress: bool = True,
+    max_new: int | None = None,
+) -> dict[str, Any] | None:
     """Evaluate schedules, baselines and no caching on the same rows: what ``ecad eval`` runs.
 
     Args:
@@ -287,8 +333,14 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
     generator = CalibrationGenerator(pipe, calibration)
     latency_batch = config.latency_batch or min(config.batch_size, len(calibration.rows))
     prompts, seeds = _timed_rows(calibration.rows, latency_batch)
-    call = dict(prompt=prompts, num_inference_steps=steps, guidance_scale=config.guidance_scale,
-                height=generator.height, width=generator.width, **pipeline_call_kwargs(pipe))
+    call = dict(
+        prompt=prompts,
+        num_inference_steps=steps,
+        guidance_scale=config.guidance_scale,
+        height=generator.height,
+        width=generator.width,
+        **pipeline_call_kwargs(pipe),
+    )
     settings = GenerationSettings(config.model, steps, config.guidance_scale, generator.height, generator.width)
     for file, schedule in files:
         warn_differences(schedule, settings, f"ecad eval {file}")
@@ -310,7 +362,9 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
                 start = time.perf_counter()
                 generated = generator(None, progress=progress)
                 generating += time.perf_counter() - start
-            store.save(candidate.name, candidate.key, candidate.record(), generated, counter.result(len(generated.images)))
+            store.save(
+                candidate.name, candidate.key, candidate.record(), generated, counter.result(len(generated.images))
+            )
 
     for metric in instances.values():
         if metric.needs_reference:
@@ -320,24 +374,35 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
     for candidate in tqdm(candidates, desc="metrics", disable=not progress):
         executed = store.executed(candidate.name)
         images = store.load(candidate.name)
-        results.append({
-            "name": candidate.name, "source": candidate.source, "family": candidate.family, "key": candidate.key,
-            "recompute_fraction": executed.recompute_fraction(layout.exists),
-            "macs": executed.macs(table),
-            "metrics": {metric_name: metric(images) for metric_name, metric in instances.items()},
-        })
+        results.append(
+            {
+                "name": candidate.name,
+                "source": candidate.source,
+                "family": candidate.family,
+                "key": candidate.key,
+                "recompute_fraction": executed.recompute_fraction(layout.exists),
+                "macs": executed.macs(table),
+                "metrics": {metric_name: metric(images) for metric_name, metric in instances.items()},
+            }
+        )
     for row in results:
         row["macs_speedup"] = results[0]["macs"] / row["macs"]
     compile = config.compiled
-    env = {**environment(pipe.device), "latency_batch_size": latency_batch, "warmup": config.warmup,
-           "repeats": config.repeats, "compiled": "eager" if compile is None else compile.label}
+    env = {
+        **environment(pipe.device),
+        "latency_batch_size": latency_batch,
+        "warmup": config.warmup,
+        "repeats": config.repeats,
+        "compiled": "eager" if compile is None else compile.label,
+    }
     if config.repeats > 0:
         rate = generating / (new * len(calibration.rows)) if new else None  # seconds per image
         _announce_timing(len(candidates), config, latency_batch, rate)
         methods = {c.name: partial(c.apply, pipe, call) for c in candidates}
         with compiled(pipe, compile) if compile is not None else nullcontext():
-            timings = time_methods(pipe, call, methods, seeds=seeds, warmup=config.warmup, repeats=config.repeats,
-                                   progress=progress)
+            timings = time_methods(
+                pipe, call, methods, seeds=seeds, warmup=config.warmup, repeats=config.repeats, progress=progress
+            )
         for row in results:
             row["latency"] = timings[row["name"]].to_dict()
     else:
@@ -346,13 +411,27 @@ def evaluate(config: EvalConfig, out: str | Path, metrics: dict[str, QualityMetr
         _add_speedups(results)
     for candidate, row in zip(candidates, results, strict=True):
         if isinstance(candidate.method, CacheSchedule):
-            store.write_schedule(candidate.name, _record(candidate.method, row, settings, len(calibration.rows),
-                                                         results[0]["macs"], config.convention, env["device_name"]))
+            store.write_schedule(
+                candidate.name,
+                _record(
+                    candidate.method,
+                    row,
+                    settings,
+                    len(calibration.rows),
+                    results[0]["macs"],
+                    config.convention,
+                    env["device_name"],
+                ),
+            )
     report = {
         "format": "ecad.eval-results/1",
         "config": asdict(config),
-        "num_steps": steps, "height": generator.height, "width": generator.width,
-        "images": len(calibration.rows), "convention": config.convention, "macs_counted": table.counted,
+        "num_steps": steps,
+        "height": generator.height,
+        "width": generator.width,
+        "images": len(calibration.rows),
+        "convention": config.convention,
+        "macs_counted": table.counted,
         "macs_per": f"image (transformer batch {table.batch_size}, {table.calls_per_step} call(s) per step)",
         "environment": env,
         "results": results,

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ..runtime.compilation import timed_calls
 from ..models.loading import progress_bar_off
+from ..runtime.compilation import timed_calls
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,12 @@ def environment(device: torch.device) -> dict[str, Any]:
     import diffusers
 
     return {
-        "device": str(device), "device_name": device_name(device), "torch": torch.__version__,
-        "diffusers": diffusers.__version__, "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+        "device": str(device),
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
     }
 
 
@@ -81,8 +85,9 @@ def _quartiles(values: list[float]) -> tuple[float, float]:
     return q1, q3
 
 
-def time_pipeline(pipe: Any, call_kwargs: dict[str, Any], *, warmup: int = 2, repeats: int = 5,
-                  batch_size: int = 1) -> Timing:
+def time_pipeline(
+    pipe: Any, call_kwargs: dict[str, Any], *, warmup: int = 2, repeats: int = 5, batch_size: int = 1
+) -> Timing:
     """Time ``pipe(**call_kwargs)`` as it is (``batch_size`` images per call); ``call_kwargs["seed"]`` (default 0)
     seeds every call's generator."""
     kwargs = dict(call_kwargs)
@@ -91,8 +96,16 @@ def time_pipeline(pipe: Any, call_kwargs: dict[str, Any], *, warmup: int = 2, re
     return replace(timing, batch_size=batch_size)
 
 
-def time_methods(pipe: Any, call_kwargs: dict[str, Any], methods: dict[str, Callable[[], AbstractContextManager[Any]]],
-                 *, seeds: list[int], warmup: int = 2, repeats: int = 5, progress: bool = False) -> dict[str, Timing]:
+def time_methods(
+    pipe: Any,
+    call_kwargs: dict[str, Any],
+    methods: dict[str, Callable[[], AbstractContextManager[Any]]],
+    *,
+    seeds: list[int],
+    warmup: int = 2,
+    repeats: int = 5,
+    progress: bool = False,
+) -> dict[str, Timing]:
     """Time one pipeline call under each method, in interleaved rounds: every round calls every method once, in
     order, so a shared machine's drift spreads over all of them; ``warmup`` untimed rounds come first.
 
@@ -132,5 +145,14 @@ def time_methods(pipe: Any, call_kwargs: dict[str, Any], methods: dict[str, Call
 def _timing(runs: list[tuple[float, float]], warmup: int, batch_size: int) -> Timing:
     totals = [total for total, _ in runs]
     q1, q3 = _quartiles(totals)
-    return Timing(statistics.median(totals), q1, q3, min(totals), max(totals),
-                  statistics.median(t for _, t in runs), len(runs), warmup, batch_size)
+    return Timing(
+        statistics.median(totals),
+        q1,
+        q3,
+        min(totals),
+        max(totals),
+        statistics.median(t for _, t in runs),
+        len(runs),
+        warmup,
+        batch_size,
+    )

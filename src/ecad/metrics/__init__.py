@@ -20,13 +20,30 @@ from .pickscore import PickScoreMetric
 from .tiny_reward import ShapeFidMetric, TinyRewardMetric
 
 METRICS: dict[str, type[QualityMetric]] = {
-    m.name: m for m in (FidelityMetric, TinyRewardMetric, ShapeFidMetric, ImageRewardMetric, PickScoreMetric,
-                        ClipMetric, FidMetric)
+    m.name: m
+    for m in (
+        FidelityMetric,
+        TinyRewardMetric,
+        ShapeFidMetric,
+        ImageRewardMetric,
+        PickScoreMetric,
+        ClipMetric,
+        FidMetric,
+    )
 }
 
 __all__ = [
-    "METRICS", "ClipMetric", "FidMetric", "FidelityMetric", "ImageRewardMetric", "PickScoreMetric", "QualityMetric",
-    "RowMetric", "ShapeFidMetric", "TinyRewardMetric", "get_metric",
+    "METRICS",
+    "ClipMetric",
+    "FidMetric",
+    "FidelityMetric",
+    "ImageRewardMetric",
+    "PickScoreMetric",
+    "QualityMetric",
+    "RowMetric",
+    "ShapeFidMetric",
+    "TinyRewardMetric",
+    "get_metric",
 ]
 
 
@@ -42,5 +59,7 @@ def get_metric(name: str, **options: Any) -> QualityMetric:
         The ``QualityMetric``; model-based ones load their weights on first use.
     """
     if name not in METRICS:
-        raise ValueError(f"unknown metric {name!r}{did_you_mean(name, METRICS)}; available: {', '.join(sorted(METRICS))}.")
+        raise ValueError(
+            f"unknown metric {name!r}{did_you_mean(name, METRICS)}; available: {', '.join(sorted(METRICS))}."
+        )
     return METRICS[name](**options)

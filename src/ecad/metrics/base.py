@@ -74,8 +74,13 @@ class PromptImageMetric(RowMetric):
 
     score_name: ClassVar[str] = ""
 
-    def __init__(self, device: str | None = None, batch_size: int = BATCH_SIZE, cache_dir: str | Path | None = None,
-                 local_files_only: bool = False) -> None:
+    def __init__(
+        self,
+        device: str | None = None,
+        batch_size: int = BATCH_SIZE,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+    ) -> None:
         self.device = default_device(device)
         self.batch_size = batch_size
         self.hub = {"cache_dir": cache_dir, "local_files_only": local_files_only}
@@ -93,10 +98,12 @@ class PromptImageMetric(RowMetric):
         """One score per image (float [N, 3, H, W] in [0, 1]) for its prompt, as a float32 CPU tensor."""
         if self.model is None:
             self._load()
-        return torch.cat([
-            self._score_batch([to_pil(image) for image in images[rows]], list(prompts[rows])).float().cpu()
-            for rows in row_batches(len(prompts), self.batch_size)
-        ])
+        return torch.cat(
+            [
+                self._score_batch([to_pil(image) for image in images[rows]], list(prompts[rows])).float().cpu()
+                for rows in row_batches(len(prompts), self.batch_size)
+            ]
+        )
 
     def rows(self, generated: Generated) -> dict[str, torch.Tensor]:
         scores = self.score(generated.images, generated.prompts)

@@ -34,9 +34,15 @@ class ClipScorer(PromptImageMetric):
     default_model: ClassVar[str] = ""
     default_processor: ClassVar[str | None] = None
 
-    def __init__(self, model: str | None = None, processor: str | None = None, device: str | None = None,
-                 batch_size: int = BATCH_SIZE, cache_dir: str | Path | None = None,
-                 local_files_only: bool = False) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        processor: str | None = None,
+        device: str | None = None,
+        batch_size: int = BATCH_SIZE,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+    ) -> None:
         super().__init__(device, batch_size, cache_dir, local_files_only)
         self.model_name = model or self.default_model
         self.processor_name = processor or (self.default_processor if model is None else None) or self.model_name
@@ -50,19 +56,22 @@ class ClipScorer(PromptImageMetric):
         # torchvision backend where torchvision is installed, which resizes slightly differently).
         backend = {"backend": "pil"} if int(transformers.__version__.split(".")[0]) >= 5 else {}
         model = from_hub(self.model_name, lambda: CLIPModel.from_pretrained(self.model_name, **self.hub))
-        self.processor = from_hub(self.processor_name,
-                                  lambda: AutoProcessor.from_pretrained(self.processor_name, **self.hub, **backend))
+        self.processor = from_hub(
+            self.processor_name, lambda: AutoProcessor.from_pretrained(self.processor_name, **self.hub, **backend)
+        )
         self.model = model.to(self.device).eval()
 
     def from_cosine(self, cosine: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def _score_batch(self, images: list[Image.Image], prompts: list[str]) -> torch.Tensor:
-        inputs = self.processor(text=prompts, images=images, return_tensors="pt", padding=True, truncation=True,
-                                max_length=MAX_TEXT_TOKENS).to(self.device)
+        inputs = self.processor(
+            text=prompts, images=images, return_tensors="pt", padding=True, truncation=True, max_length=MAX_TEXT_TOKENS
+        ).to(self.device)
         image = _projected(self.model.get_image_features(pixel_values=inputs["pixel_values"]))
-        text = _projected(self.model.get_text_features(input_ids=inputs["input_ids"],
-                                                       attention_mask=inputs["attention_mask"]))
+        text = _projected(
+            self.model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        )
         return self.from_cosine(torch.nn.functional.cosine_similarity(image, text, dim=-1))
 
 

@@ -47,8 +47,13 @@ class FidMetric(QualityMetric):
     name = "fid"
     needs_reference = True
 
-    def __init__(self, feature: nn.Module | None = None, reference: str | Path | None = None,
-                 batch_size: int = BATCH_SIZE, device: str | None = None) -> None:
+    def __init__(
+        self,
+        feature: nn.Module | None = None,
+        reference: str | Path | None = None,
+        batch_size: int = BATCH_SIZE,
+        device: str | None = None,
+    ) -> None:
         self.feature = feature
         self.reference = reference
         self.batch_size = batch_size
@@ -84,8 +89,9 @@ class FidMetric(QualityMetric):
         """Extract the reference features once; every schedule is then compared with the same statistics."""
         from torchmetrics.image.fid import FrechetInceptionDistance
 
-        self.fid = FrechetInceptionDistance(feature=self.inception(), normalize=True,
-                                            reset_real_features=False).to(self.device)
+        self.fid = FrechetInceptionDistance(feature=self.inception(), normalize=True, reset_real_features=False).to(
+            self.device
+        )
         self._update(folder_images(self.reference) if self.reference is not None else reference.images, real=True)
 
     def __call__(self, generated: Generated) -> dict[str, float]:

@@ -29,8 +29,10 @@ class FidelityMetric(RowMetric):
         rows = slice(generated.first, generated.first + len(generated.images))  # its calibration rows
         ref = Generated(self.reference.images[rows], self.reference.latents[rows], self.reference.prompts[rows])
         if generated.images.shape != ref.images.shape:
-            raise ValueError(f"generated images {tuple(generated.images.shape)} do not match the reference "
-                             f"{tuple(ref.images.shape)}; both must come from the same calibration rows.")
+            raise ValueError(
+                f"generated images {tuple(generated.images.shape)} do not match the reference "
+                f"{tuple(ref.images.shape)}; both must come from the same calibration rows."
+            )
         ssim = structural_similarity_index_measure(generated.images, ref.images, data_range=1.0, reduction="none")
         psnr = peak_signal_noise_ratio(generated.images, ref.images, data_range=1.0, reduction="none", dim=(1, 2, 3))
         error = (generated.latents - ref.latents).flatten(1).norm(dim=1) / ref.latents.flatten(1).norm(dim=1)

@@ -22,9 +22,15 @@ class ImageRewardMetric(PromptImageMetric):
     name = "image-reward"
     score_name = "image_reward"
 
-    def __init__(self, repo: str = REPO, tokenizer: str = TOKENIZER, device: str | None = None,
-                 batch_size: int = BATCH_SIZE, cache_dir: str | Path | None = None,
-                 local_files_only: bool = False) -> None:
+    def __init__(
+        self,
+        repo: str = REPO,
+        tokenizer: str = TOKENIZER,
+        device: str | None = None,
+        batch_size: int = BATCH_SIZE,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+    ) -> None:
         super().__init__(device, batch_size, cache_dir, local_files_only)
         self.repo, self.tokenizer_name = repo, tokenizer
         self.tokenizer: Any = None
@@ -34,6 +40,7 @@ class ImageRewardMetric(PromptImageMetric):
         self.model = model.to(self.device)
 
     def _score_batch(self, images: list[Image.Image], prompts: list[str]) -> torch.Tensor:
-        text = self.tokenizer(prompts, padding="max_length", truncation=True, max_length=MAX_TEXT_LENGTH,
-                              return_tensors="pt").to(self.device)
+        text = self.tokenizer(
+            prompts, padding="max_length", truncation=True, max_length=MAX_TEXT_LENGTH, return_tensors="pt"
+        ).to(self.device)
         return self.model(preprocess(images).to(self.device), text.input_ids, text.attention_mask)

@@ -60,9 +60,17 @@ def vision_config() -> Any:
     """The original's ``create_vit("large", 224)``: ViT-L/16, LayerNorm eps 1e-6, exact GELU."""
     from transformers import BlipVisionConfig
 
-    return BlipVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                            image_size=IMAGE_SIZE, patch_size=16, layer_norm_eps=1e-6, hidden_act="gelu",
-                            attention_dropout=0.0)
+    return BlipVisionConfig(
+        hidden_size=1024,
+        intermediate_size=4096,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        image_size=IMAGE_SIZE,
+        patch_size=16,
+        layer_norm_eps=1e-6,
+        hidden_act="gelu",
+        attention_dropout=0.0,
+    )
 
 
 def text_config(med: Mapping[str, Any], encoder_width: int) -> Any:
@@ -71,16 +79,25 @@ def text_config(med: Mapping[str, Any], encoder_width: int) -> Any:
     from transformers import BlipTextConfig
 
     if not med.get("add_cross_attention", False):
-        raise ValueError("med_config.json must have add_cross_attention: true (ImageReward's text encoder "
-                         "cross-attends to the image).")
+        raise ValueError(
+            "med_config.json must have add_cross_attention: true (ImageReward's text encoder "
+            "cross-attends to the image)."
+        )
     if med.get("position_embedding_type", "absolute") != "absolute":
         raise ValueError(f"unsupported position_embedding_type {med['position_embedding_type']!r} in med_config.json.")
     return BlipTextConfig(
-        vocab_size=med["vocab_size"], hidden_size=med["hidden_size"], intermediate_size=med["intermediate_size"],
-        num_hidden_layers=med["num_hidden_layers"], num_attention_heads=med["num_attention_heads"],
-        max_position_embeddings=med["max_position_embeddings"], layer_norm_eps=med["layer_norm_eps"],
-        hidden_act=med["hidden_act"], pad_token_id=med.get("pad_token_id", 0), encoder_hidden_size=encoder_width,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        vocab_size=med["vocab_size"],
+        hidden_size=med["hidden_size"],
+        intermediate_size=med["intermediate_size"],
+        num_hidden_layers=med["num_hidden_layers"],
+        num_attention_heads=med["num_attention_heads"],
+        max_position_embeddings=med["max_position_embeddings"],
+        layer_norm_eps=med["layer_norm_eps"],
+        hidden_act=med["hidden_act"],
+        pad_token_id=med.get("pad_token_id", 0),
+        encoder_hidden_size=encoder_width,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
         is_decoder=True,  # gives every layer its cross-attention; the forward pass stays bidirectional
     )
 
@@ -97,12 +114,13 @@ class ImageReward(nn.Module):
         widths = (med["hidden_size"], 1024, 128, 64, 16, 1)
         # The original's MLP: five Linear layers, no activation in between, dropout at 1, 3, 5 (idle when scoring).
         index = (0, 2, 4, 6, 7)
-        self.head = nn.Sequential(OrderedDict(
-            (str(i), nn.Linear(a, b)) for i, a, b in zip(index, widths[:-1], widths[1:], strict=True)
-        ))
+        self.head = nn.Sequential(
+            OrderedDict((str(i), nn.Linear(a, b)) for i, a, b in zip(index, widths[:-1], widths[1:], strict=True))
+        )
 
-    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
-                attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
         image = self.vision(pixel_values=pixel_values).last_hidden_state
         text = self.text(input_ids=input_ids, attention_mask=attention_mask, encoder_hidden_states=image)
         features = text.last_hidden_state[:, 0].to(self.head[0].weight.dtype)
@@ -155,8 +173,9 @@ def load_tokenizer(name: str = TOKENIZER, **hub: Any) -> Any:
     return tokenizer
 
 
-def load_image_reward(repo: str = REPO, tokenizer: str = TOKENIZER, cache_dir: str | Path | None = None,
-                      local_files_only: bool = False) -> tuple[ImageReward, Any]:
+def load_image_reward(
+    repo: str = REPO, tokenizer: str = TOKENIZER, cache_dir: str | Path | None = None, local_files_only: bool = False
+) -> tuple[ImageReward, Any]:
     """The official ImageReward-v1.0 and its tokenizer from the hub (1.8 GB on first use, then the hub cache)."""
     hub = {"cache_dir": cache_dir, "local_files_only": local_files_only}
     med = json.loads(hub_file(repo, MED_CONFIG, **hub).read_text())

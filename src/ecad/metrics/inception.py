@@ -20,8 +20,9 @@ from torch import nn
 
 from .weights import load_exact, torch_hub_weights
 
-WEIGHTS_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
-               "weights-inception-2015-12-05-6726825d.pth")
+WEIGHTS_URL = (
+    "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
+)
 UNUSED_PREFIXES = ("fc.",)  # the 1008-class logits: in the weights file, not part of the 2048 pool features
 INPUT_SIZE = 299
 FEATURES = 2048
@@ -103,8 +104,13 @@ def block_a(pool_features: int) -> list[Branch]:
     return [
         Branch((Conv("branch1x1", 64),)),
         Branch((Conv("branch5x5_1", 48), Conv("branch5x5_2", 64, 5, padding=2))),
-        Branch((Conv("branch3x3dbl_1", 64), Conv("branch3x3dbl_2", 96, 3, padding=1),
-                Conv("branch3x3dbl_3", 96, 3, padding=1))),
+        Branch(
+            (
+                Conv("branch3x3dbl_1", 64),
+                Conv("branch3x3dbl_2", 96, 3, padding=1),
+                Conv("branch3x3dbl_3", 96, 3, padding=1),
+            )
+        ),
         Branch((Conv("branch_pool", pool_features),), pool=avg_pool),
     ]
 
@@ -112,8 +118,13 @@ def block_a(pool_features: int) -> list[Branch]:
 def block_b() -> list[Branch]:
     return [
         Branch((Conv("branch3x3", 384, 3, stride=2),)),
-        Branch((Conv("branch3x3dbl_1", 64), Conv("branch3x3dbl_2", 96, 3, padding=1),
-                Conv("branch3x3dbl_3", 96, 3, stride=2))),
+        Branch(
+            (
+                Conv("branch3x3dbl_1", 64),
+                Conv("branch3x3dbl_2", 96, 3, padding=1),
+                Conv("branch3x3dbl_3", 96, 3, stride=2),
+            )
+        ),
         Branch(pool=max_pool_reduce),
     ]
 
@@ -128,8 +139,15 @@ def block_c(c7: int) -> list[Branch]:
     return [
         Branch((Conv("branch1x1", 192),)),
         Branch((Conv("branch7x7_1", c7), row("branch7x7_2", c7), col("branch7x7_3", 192))),
-        Branch((Conv("branch7x7dbl_1", c7), col("branch7x7dbl_2", c7), row("branch7x7dbl_3", c7),
-                col("branch7x7dbl_4", c7), row("branch7x7dbl_5", 192))),
+        Branch(
+            (
+                Conv("branch7x7dbl_1", c7),
+                col("branch7x7dbl_2", c7),
+                row("branch7x7dbl_3", c7),
+                col("branch7x7dbl_4", c7),
+                row("branch7x7dbl_5", 192),
+            )
+        ),
         Branch((Conv("branch_pool", 192),), pool=avg_pool),
     ]
 
@@ -137,8 +155,14 @@ def block_c(c7: int) -> list[Branch]:
 def block_d() -> list[Branch]:
     return [
         Branch((Conv("branch3x3_1", 192), Conv("branch3x3_2", 320, 3, stride=2))),
-        Branch((Conv("branch7x7x3_1", 192), Conv("branch7x7x3_2", 192, (1, 7), padding=(0, 3)),
-                Conv("branch7x7x3_3", 192, (7, 1), padding=(3, 0)), Conv("branch7x7x3_4", 192, 3, stride=2))),
+        Branch(
+            (
+                Conv("branch7x7x3_1", 192),
+                Conv("branch7x7x3_2", 192, (1, 7), padding=(0, 3)),
+                Conv("branch7x7x3_3", 192, (7, 1), padding=(3, 0)),
+                Conv("branch7x7x3_4", 192, 3, stride=2),
+            )
+        ),
         Branch(pool=max_pool_reduce),
     ]
 
@@ -163,8 +187,14 @@ class FidInceptionV3(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        stem = (Conv("Conv2d_1a_3x3", 32, 3, stride=2), Conv("Conv2d_2a_3x3", 32, 3),
-                Conv("Conv2d_2b_3x3", 64, 3, padding=1), None, Conv("Conv2d_3b_1x1", 80), Conv("Conv2d_4a_3x3", 192, 3))
+        stem = (
+            Conv("Conv2d_1a_3x3", 32, 3, stride=2),
+            Conv("Conv2d_2a_3x3", 32, 3),
+            Conv("Conv2d_2b_3x3", 64, 3, padding=1),
+            None,
+            Conv("Conv2d_3b_1x1", 80),
+            Conv("Conv2d_4a_3x3", 192, 3),
+        )
         channels, self.stem = 3, []
         for conv in stem:
             if conv is None:
@@ -174,10 +204,19 @@ class FidInceptionV3(nn.Module):
             self.stem.append(self._modules[conv.name])
             channels = conv.out
         self.stem.append(max_pool_reduce)  # MaxPool_2
-        blocks = (("Mixed_5b", block_a(32)), ("Mixed_5c", block_a(64)), ("Mixed_5d", block_a(64)),
-                  ("Mixed_6a", block_b()), ("Mixed_6b", block_c(128)), ("Mixed_6c", block_c(160)),
-                  ("Mixed_6d", block_c(160)), ("Mixed_6e", block_c(192)), ("Mixed_7a", block_d()),
-                  ("Mixed_7b", block_e(avg_pool)), ("Mixed_7c", block_e(max_pool_same)))
+        blocks = (
+            ("Mixed_5b", block_a(32)),
+            ("Mixed_5c", block_a(64)),
+            ("Mixed_5d", block_a(64)),
+            ("Mixed_6a", block_b()),
+            ("Mixed_6b", block_c(128)),
+            ("Mixed_6c", block_c(160)),
+            ("Mixed_6d", block_c(160)),
+            ("Mixed_6e", block_c(192)),
+            ("Mixed_7a", block_d()),
+            ("Mixed_7b", block_e(avg_pool)),
+            ("Mixed_7c", block_e(max_pool_same)),
+        )
         self.blocks = []
         for name, branches in blocks:
             block = Mixed(channels, branches)
@@ -192,8 +231,9 @@ class FidInceptionV3(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dtype != torch.uint8:
             images = (images * 255).byte()  # what torchmetrics' FID does with normalize=True: truncation
-        x = F.interpolate(images.float(), size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False,
-                          antialias=True)
+        x = F.interpolate(
+            images.float(), size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False, antialias=True
+        )
         x = (x - 128) / 128
         for layer in (*self.stem, *self.blocks):
             x = layer(x)

@@ -14,7 +14,6 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-
 Loaded = TypeVar("Loaded")
 
 
@@ -27,16 +26,23 @@ def from_hub(repo: str, load: Callable[[], Loaded], filename: str = "") -> Loade
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         what = f"{filename} from the hub repository {repo}" if filename else f"the hub repository {repo}"
         command = f"hf download {repo} {filename}".strip()
-        raise OSError(f"cannot get {what} ({reason}). On a machine with network access run `{command}` and copy "
-                      "the hub cache (~/.cache/huggingface/hub, or HF_HUB_CACHE) here.") from None
+        raise OSError(
+            f"cannot get {what} ({reason}). On a machine with network access run `{command}` and copy "
+            "the hub cache (~/.cache/huggingface/hub, or HF_HUB_CACHE) here."
+        ) from None
 
 
 def hub_file(repo: str, filename: str, cache_dir: str | Path | None = None, local_files_only: bool = False) -> Path:
     """``filename`` of the hub repository ``repo`` through ``hf_hub_download`` (downloaded once, then cached)."""
     from huggingface_hub import hf_hub_download
 
-    return Path(from_hub(repo, lambda: hf_hub_download(repo, filename, cache_dir=cache_dir,
-                                                       local_files_only=local_files_only), filename))
+    return Path(
+        from_hub(
+            repo,
+            lambda: hf_hub_download(repo, filename, cache_dir=cache_dir, local_files_only=local_files_only),
+            filename,
+        )
+    )
 
 
 def torch_hub_weights(url: str) -> dict[str, torch.Tensor]:
@@ -44,8 +50,10 @@ def torch_hub_weights(url: str) -> dict[str, torch.Tensor]:
     try:
         return torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=True, weights_only=True)
     except OSError as err:  # URLError and HTTPError are OSErrors
-        raise OSError(f"cannot download {url} ({str(err).splitlines()[0]}); put the file into "
-                      f"{Path(torch.hub.get_dir()) / 'checkpoints'} on this machine.") from None
+        raise OSError(
+            f"cannot download {url} ({str(err).splitlines()[0]}); put the file into "
+            f"{Path(torch.hub.get_dir()) / 'checkpoints'} on this machine."
+        ) from None
 
 
 def load_exact(model: nn.Module, state: Mapping[str, torch.Tensor], source: str, assign: bool = False) -> None:
@@ -56,8 +64,10 @@ def load_exact(model: nn.Module, state: Mapping[str, torch.Tensor], source: str,
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:
-        raise ValueError(f"{source} does not match the model: {len(missing)} tensors missing {missing[:4]}, "
-                         f"{len(unexpected)} not used {unexpected[:4]}.")
+        raise ValueError(
+            f"{source} does not match the model: {len(missing)} tensors missing {missing[:4]}, "
+            f"{len(unexpected)} not used {unexpected[:4]}."
+        )
     try:
         model.load_state_dict(state, strict=True, assign=assign)
     except RuntimeError as err:  # shape mismatches

@@ -33,14 +33,19 @@ def resolve_device(device: str = "auto") -> torch.device:
         raise ValueError(f"device {err}.") from None
     if parsed.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r}: torch sees no CUDA GPU on this machine "
-                             "(torch.cuda.is_available() is False); use --device cpu or auto.")
+            raise ValueError(
+                f"device {device!r}: torch sees no CUDA GPU on this machine "
+                "(torch.cuda.is_available() is False); use --device cpu or auto."
+            )
         if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
-                             f"numbered from 0; use cuda:0..cuda:{torch.cuda.device_count() - 1}.")
+            raise ValueError(
+                f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                f"numbered from 0; use cuda:0..cuda:{torch.cuda.device_count() - 1}."
+            )
     elif parsed.type != "cpu" and not getattr(getattr(torch, parsed.type, None), "is_available", lambda: False)():
-        raise ValueError(f"device {device!r}: torch has no {parsed.type} device on this machine; "
-                         "use --device cpu or auto.")
+        raise ValueError(
+            f"device {device!r}: torch has no {parsed.type} device on this machine; use --device cpu or auto."
+        )
     return parsed
 
 
@@ -75,7 +80,9 @@ def read_transformer_config(path_or_hub_id: str) -> dict[str, Any]:
         for candidate in (path / "transformer" / "config.json", path / "config.json"):
             if candidate.is_file():
                 return json.loads(candidate.read_text())
-        raise FileNotFoundError(f"{path} has no transformer/config.json or config.json; is it a diffusers model folder?")
+        raise FileNotFoundError(
+            f"{path} has no transformer/config.json or config.json; is it a diffusers model folder?"
+        )
     from huggingface_hub import hf_hub_download
 
     try:
@@ -103,8 +110,9 @@ def progress_bar_off(pipe: Any) -> AbstractContextManager[None]:
     return progress_bar_set(pipe, disable=True)
 
 
-MODEL_FIX = ("give a folder saved with save_pretrained (it holds model_index.json), a hub id, a preset name or "
-             "tiny-shapes")
+MODEL_FIX = (
+    "give a folder saved with save_pretrained (it holds model_index.json), a hub id, a preset name or tiny-shapes"
+)
 
 
 def _not_loaded(model: str, err: Exception) -> str:
@@ -113,9 +121,11 @@ def _not_loaded(model: str, err: Exception) -> str:
     if err.__cause__ is None:
         return f"cannot load model {model!r}: {str(err).splitlines()[0]}"
     known = [TINY_SHAPES, *presets(), *(p.hub_id for _, p in presets().values() if p.hub_id)]
-    return (f"cannot load model {model!r}{did_you_mean(model, known)}: not a folder here nor in the hub cache, and "
-            f"the hub did not give it ({str(err.__cause__).splitlines()[0].rstrip('.')}); check the name, or download "
-            "the model once with network access (`hf download ID`).")
+    return (
+        f"cannot load model {model!r}{did_you_mean(model, known)}: not a folder here nor in the hub cache, and "
+        f"the hub did not give it ({str(err.__cause__).splitlines()[0].rstrip('.')}); check the name, or download "
+        "the model once with network access (`hf download ID`)."
+    )
 
 
 @contextmanager
@@ -190,8 +200,10 @@ def check_image_size(model: Any, height: int | None, width: int | None) -> None:
     for name, value in (("height", height), ("width", width)):
         if value is not None and value % multiple:
             lower = value - value % multiple
-            raise ValueError(f"{name} {value} is not a multiple of {multiple}, which {label} needs (VAE factor x "
-                             f"patch size); use {lower or multiple} or {lower + multiple}.")
+            raise ValueError(
+                f"{name} {value} is not a multiple of {multiple}, which {label} needs (VAE factor x "
+                f"patch size); use {lower or multiple} or {lower + multiple}."
+            )
 
 
 def pipeline_call_kwargs(pipe: Any) -> dict[str, Any]:
@@ -280,6 +292,8 @@ def pipeline_without_weights(model: str) -> Any:
     get_adapter(pipe.transformer)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
 def call_default(pipe: Any, name: str) -> Any:
     """The default of one of the pipeline call's arguments (``guidance_scale``: PixArt 4.5, tiny-shapes 3), or None."""
     parameter = inspect.signature(type(pipe).__call__).parameters.get(name)

@@ -76,13 +76,21 @@ def count_macs(
         raise ValueError(f"unknown MAC convention {convention!r}; use one of {CONVENTIONS}.")
     if observes_pipeline(model) and convention != "paper":
         if batch_size is not None or text_len is not None:
-            raise ValueError("batch_size and text_len are observed from the pipeline call; give images= and "
-                             "guidance_scale= instead (or count a preset or a transformer).")
+            raise ValueError(
+                "batch_size and text_len are observed from the pipeline call; give images= and "
+                "guidance_scale= instead (or count a preset or a transformer)."
+            )
         if isinstance(model, str):
-            return count_pipeline_macs(pipeline_without_weights(model), height, width, guidance_scale=guidance_scale,
-                                       images=images, arch=model, adapter=adapter)
-        return count_pipeline_macs(model, height, width, guidance_scale=guidance_scale, images=images,
-                                   adapter=adapter)
+            return count_pipeline_macs(
+                pipeline_without_weights(model),
+                height,
+                width,
+                guidance_scale=guidance_scale,
+                images=images,
+                arch=model,
+                adapter=adapter,
+            )
+        return count_pipeline_macs(model, height, width, guidance_scale=guidance_scale, images=images, adapter=adapter)
     preset = None
     if not isinstance(model, (str, nn.Module)):
         model = model.transformer
@@ -96,5 +104,15 @@ def count_macs(
         adapter = adapter or adapter_for_config(config)
         if adapter is None:
             raise UnsupportedModelError(f"ecad has no adapter for transformer class {config.get('_class_name')!r}.")
-    return count_architecture(config, arch, adapter, height, width, convention=convention, preset=preset,
-                              batch_size=batch_size, text_len=text_len, frames=frames)
+    return count_architecture(
+        config,
+        arch,
+        adapter,
+        height,
+        width,
+        convention=convention,
+        preset=preset,
+        batch_size=batch_size,
+        text_len=text_len,
+        frames=frames,
+    )

@@ -57,8 +57,10 @@ def from_pretrained(cls: Any, source: str | Path, dtype: str | torch.dtype = "fl
     low-memory path only where accelerate is installed (diffusers otherwise warns that it is missing), no loading
     bars (ecad logs the load and its time instead)."""
     start = time.perf_counter()
-    kwargs = {_dtype_keyword(): resolve_dtype(dtype),
-              "low_cpu_mem_usage": importlib.util.find_spec("accelerate") is not None}
+    kwargs = {
+        _dtype_keyword(): resolve_dtype(dtype),
+        "low_cpu_mem_usage": importlib.util.find_spec("accelerate") is not None,
+    }
     with _loading_bars_off():
         pipe = cls.from_pretrained(source, **kwargs)
     logger.debug("loaded %s in %.1f s", source, time.perf_counter() - start)

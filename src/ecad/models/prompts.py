@@ -95,8 +95,10 @@ def _from_table(path: Path, content: str, delimiter: str) -> list[str]:
         raise PromptError(f"{path}: not a readable {'TSV' if delimiter == chr(9) else 'CSV'} file ({err}).") from None
     columns = reader.fieldnames or []
     if not any(name in columns for name in PROMPT_FIELDS):
-        raise PromptError(f"{path}: no prompt column (one of {', '.join(PROMPT_FIELDS)}) in the header "
-                          f"{columns[:8]}; add a 'prompt' header or save the prompts one per line as .txt.")
+        raise PromptError(
+            f"{path}: no prompt column (one of {', '.join(PROMPT_FIELDS)}) in the header "
+            f"{columns[:8]}; add a 'prompt' header or save the prompts one per line as .txt."
+        )
     return [_field(row, path, f"row {i}") for i, row in enumerate(rows, start=1)]
 
 

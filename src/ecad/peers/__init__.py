@@ -9,8 +9,10 @@ A spec is ``name:args`` (one setting) or ``name`` alone (the family's documented
 | ``fastercache:ATTENTION[,UNCOND]`` | FasterCache | diffusers | 2,2; 2,3; 2,5; 4,10 |
 | ``taylorseer-diffusers:INTERVAL[,ORDER[,WARMUP]]`` | TaylorSeer | diffusers | 2, 3, 4 |
 | ``magcache:THRESHOLD[,K]`` | MagCache (with its calibration run) | diffusers | 0.06, 0.12, 0.24, 0.5 |
-| ``dbcache:Fn,Bn,THRESHOLD[,WARMUP]`` | DBCache | cache-dit (``ecad[peers]``) | 1,0,0.16; 1,0,0.32; 1,0,0.32,4; 1,0,0.64,4 |
+| ``dbcache:Fn,Bn,THRESHOLD[,WARMUP]`` | DBCache | cache-dit | 1,0,0.16; 1,0,0.32; 1,0,0.32,4; 1,0,0.64,4 |
 | ``dbcache-taylorseer:Fn,Bn,THRESHOLD[,WARMUP]`` | DBCache + TaylorSeer calibrator | cache-dit | as dbcache |
+
+cache-dit's methods need ``pip install 'ecad[peers]'``.
 
 The sweeps were chosen on 16 tiny-shapes training captions to span about 1.1x to 3x fewer executed MACs where a
 method reaches that far (PAB and FasterCache saturate below 2x: they skip only attention, or only part of CFG).
@@ -22,9 +24,9 @@ method reaches that far (PAB and FasterCache saturate below 2x: they skip only a
 from __future__ import annotations
 
 from ..adapters import ModelLayout
-from ..schedule.heuristics import BASELINES, baseline, parse_baseline
 from ..names import did_you_mean
 from ..schedule import CacheSchedule
+from ..schedule.heuristics import BASELINES, baseline, parse_baseline
 from . import cache_dit, diffusers_caches
 from .base import Peer, PeerError, PipelineState, restored
 
@@ -71,9 +73,12 @@ def check_baseline(spec: str) -> list[Peer] | None:
         return None
     if name in PEERS:
         return parse_peer(spec)
-    raise ValueError(f"unknown baseline {spec!r}{did_you_mean(name, [*BASELINES, *PEERS])}; use ecad's no-cache, fora:N, taylorseer:N[:ORDER], tgate[:STEP], "
-                     f"delta-dit[:N] or a peer method: {', '.join(PEERS)} (name alone = its default sweep, name:ARGS = "
-                     "one setting).")
+    raise ValueError(
+        f"unknown baseline {spec!r}{did_you_mean(name, [*BASELINES, *PEERS])}; use ecad's no-cache, fora:N, "
+        "taylorseer:N[:ORDER], tgate[:STEP], "
+        f"delta-dit[:N] or a peer method: {', '.join(PEERS)} (name alone = its default sweep, name:ARGS = "
+        "one setting)."
+    )
 
 
 def resolve_baseline(layout: ModelLayout, num_steps: int, spec: str) -> list[CacheSchedule | Peer]:
@@ -82,4 +87,13 @@ def resolve_baseline(layout: ModelLayout, num_steps: int, spec: str) -> list[Cac
     return [baseline(layout, num_steps, spec)] if peers is None else list(peers)
 
 
-__all__ = ["PEERS", "Peer", "PeerError", "PipelineState", "check_baseline", "parse_peer", "resolve_baseline", "restored"]
+__all__ = [
+    "PEERS",
+    "Peer",
+    "PeerError",
+    "PipelineState",
+    "check_baseline",
+    "parse_peer",
+    "resolve_baseline",
+    "restored",
+]

@@ -86,8 +86,9 @@ class PipelineState:
     def leftovers(self) -> list[str]:
         """What differs from the record (empty after :meth:`restore`): for tests and for a clear error."""
         found = []
-        for module, attributes, hooks, count, children in zip(self.modules, self.attributes, self.hooks,
-                                                              self.torch_hooks, self.children, strict=True):
+        for module, attributes, hooks, count, children in zip(
+            self.modules, self.attributes, self.hooks, self.torch_hooks, self.children, strict=True
+        ):
             name = type(module).__name__
             found += [f"{name}.{a}" for a in sorted(set(vars(module)) - attributes)]
             if list(module._modules) != children:
@@ -147,8 +148,14 @@ class Peer:
         return {}
 
     def describe(self) -> dict[str, Any]:
-        return {"format": "ecad.peer/1", "family": self.family, "spec": self.spec, "library": self.library,
-                "library_version": self.library_version(), "settings": self.settings()}
+        return {
+            "format": "ecad.peer/1",
+            "family": self.family,
+            "spec": self.spec,
+            "library": self.library,
+            "library_version": self.library_version(),
+            "settings": self.settings(),
+        }
 
     def library_version(self) -> str:
         try:

@@ -18,7 +18,6 @@ from typing import Any
 
 from .base import Peer
 
-
 INSTALL = "pip install 'ecad[peers]'"
 
 
@@ -46,8 +45,12 @@ class DBCache(Peer):
     def cache_config(self) -> dict[str, Any]:
         """The ``DBCacheConfig`` fields this setting gives (the others keep cache-dit's defaults)."""
         fn, bn, threshold, *warmup = self.args
-        return {"Fn_compute_blocks": int(fn), "Bn_compute_blocks": int(bn), "residual_diff_threshold": threshold,
-                **({"max_warmup_steps": int(warmup[0])} if warmup else {})}
+        return {
+            "Fn_compute_blocks": int(fn),
+            "Bn_compute_blocks": int(bn),
+            "residual_diff_threshold": threshold,
+            **({"max_warmup_steps": int(warmup[0])} if warmup else {}),
+        }
 
     def settings(self) -> dict[str, Any]:
         return {**self.cache_config(), **({"calibrator": "TaylorSeer, order 1"} if self.calibrated else {})}
@@ -56,8 +59,13 @@ class DBCache(Peer):
     def _applied(self, pipe: Any, call: dict[str, Any]) -> Iterator[None]:
         cache_dit = _cache_dit()
         calibrator = cache_dit.TaylorSeerCalibratorConfig(taylorseer_order=1) if self.calibrated else None
-        cache_dit.enable_cache(_block_adapter(cache_dit, pipe), cache_config=cache_dit.DBCacheConfig(
-            **self.cache_config(), num_inference_steps=call["num_inference_steps"]), calibrator_config=calibrator)
+        cache_dit.enable_cache(
+            _block_adapter(cache_dit, pipe),
+            cache_config=cache_dit.DBCacheConfig(
+                **self.cache_config(), num_inference_steps=call["num_inference_steps"]
+            ),
+            calibrator_config=calibrator,
+        )
         try:
             yield
         finally:
@@ -70,8 +78,13 @@ def _block_adapter(cache_dit: Any, pipe: Any) -> Any:
     if register.is_supported(pipe) or not register.is_supported(pipe.transformer):
         return pipe  # cache-dit's own adapter, or its own error for a model it does not support
     known = register.get_adapter(pipe.transformer)
-    return cache_dit.BlockAdapter(pipe=pipe, transformer=pipe.transformer, blocks=known.blocks,
-                                  forward_pattern=known.forward_pattern, check_forward_pattern=True)
+    return cache_dit.BlockAdapter(
+        pipe=pipe,
+        transformer=pipe.transformer,
+        blocks=known.blocks,
+        forward_pattern=known.forward_pattern,
+        check_forward_pattern=True,
+    )
 
 
 class DBCacheTaylorSeer(DBCache):

@@ -20,9 +20,18 @@ from typing import Any
 
 import torch
 from diffusers.hooks import (
-    FasterCacheConfig, FirstBlockCacheConfig, HookRegistry, MagCacheConfig, ModelHook, PyramidAttentionBroadcastConfig,
-    TaylorSeerCacheConfig, apply_faster_cache, apply_first_block_cache, apply_mag_cache,
-    apply_pyramid_attention_broadcast, apply_taylorseer_cache,
+    FasterCacheConfig,
+    FirstBlockCacheConfig,
+    HookRegistry,
+    MagCacheConfig,
+    ModelHook,
+    PyramidAttentionBroadcastConfig,
+    TaylorSeerCacheConfig,
+    apply_faster_cache,
+    apply_first_block_cache,
+    apply_mag_cache,
+    apply_pyramid_attention_broadcast,
+    apply_taylorseer_cache,
 )
 from diffusers.models.cache_utils import CacheMixin
 from torch import nn
@@ -64,8 +73,9 @@ class DenoisingContextHook(ModelHook):
 
 
 @contextlib.contextmanager
-def diffusers_cache(pipe: Any, make_config: Callable[[DenoisingContextHook], Any],
-                    apply: Callable[[nn.Module, Any], None]) -> Iterator[None]:
+def diffusers_cache(
+    pipe: Any, make_config: Callable[[DenoisingContextHook], Any], apply: Callable[[nn.Module, Any], None]
+) -> Iterator[None]:
     """Apply one ``diffusers.hooks`` method to the pipeline's transformer for the ``with`` block.
 
     ``make_config`` builds the method's config (it may read the context hook's current timestep); hooks are
@@ -73,8 +83,9 @@ def diffusers_cache(pipe: Any, make_config: Callable[[DenoisingContextHook], Any
     """
     transformer = pipe.transformer
     adapter = get_adapter(transformer)
-    context = DenoisingContextHook(adapter.timestep_arg, adapter.timestep_scale,
-                                   manage_state=not isinstance(transformer, CacheMixin))
+    context = DenoisingContextHook(
+        adapter.timestep_arg, adapter.timestep_scale, manage_state=not isinstance(transformer, CacheMixin)
+    )
     apply(transformer, make_config(context))
     registry = HookRegistry.check_if_exists_or_initialize(transformer)
     registry.register_hook(context, _CONTEXT_HOOK)  # registered last: runs first
@@ -128,9 +139,12 @@ class PyramidAttentionBroadcast(DiffusersPeer):
 
     def _applied(self, pipe: Any, call: dict[str, Any]) -> contextlib.AbstractContextManager[None]:
         return diffusers_cache(
-            pipe, lambda context: PyramidAttentionBroadcastConfig(
-                **self.settings(), current_timestep_callback=context.current_timestep),
-            apply_pyramid_attention_broadcast)
+            pipe,
+            lambda context: PyramidAttentionBroadcastConfig(
+                **self.settings(), current_timestep_callback=context.current_timestep
+            ),
+            apply_pyramid_attention_broadcast,
+        )
 
 
 class FasterCache(DiffusersPeer):
@@ -146,13 +160,18 @@ class FasterCache(DiffusersPeer):
 
     def settings(self) -> dict[str, Any]:
         uncond = int(self.args[1]) if len(self.args) > 1 else 5
-        return {"spatial_attention_block_skip_range": int(self.args[0]), "unconditional_batch_skip_range": uncond,
-                "tensor_format": "BCHW"}
+        return {
+            "spatial_attention_block_skip_range": int(self.args[0]),
+            "unconditional_batch_skip_range": uncond,
+            "tensor_format": "BCHW",
+        }
 
     def _applied(self, pipe: Any, call: dict[str, Any]) -> contextlib.AbstractContextManager[None]:
         return diffusers_cache(
-            pipe, lambda context: FasterCacheConfig(**self.settings(), current_timestep_callback=context.current_timestep),
-            apply_faster_cache)
+            pipe,
+            lambda context: FasterCacheConfig(**self.settings(), current_timestep_callback=context.current_timestep),
+            apply_faster_cache,
+        )
 
 
 class TaylorSeer(DiffusersPeer):
@@ -174,9 +193,14 @@ class TaylorSeer(DiffusersPeer):
     def _applied(self, pipe: Any, call: dict[str, Any]) -> contextlib.AbstractContextManager[None]:
         transformer = pipe.transformer
         return diffusers_cache(
-            pipe, lambda _: TaylorSeerCacheConfig(**self.settings(), taylor_factors_dtype=transformer.dtype,
-                                                  cache_identifiers=[_components_pattern(transformer)]),
-            apply_taylorseer_cache)
+            pipe,
+            lambda _: TaylorSeerCacheConfig(
+                **self.settings(),
+                taylor_factors_dtype=transformer.dtype,
+                cache_identifiers=[_components_pattern(transformer)],
+            ),
+            apply_taylorseer_cache,
+        )
 
 
 class MagCache(DiffusersPeer):
@@ -191,16 +215,25 @@ class MagCache(DiffusersPeer):
     sweep = ("0.06", "0.12", "0.24", "0.5")
 
     def settings(self) -> dict[str, Any]:
-        return {"threshold": self.args[0], "max_skip_steps": int(self.args[1]) if len(self.args) > 1 else 3,
-                **({"mag_ratios": self.memo["ratios"]} if "ratios" in self.memo else {})}
+        return {
+            "threshold": self.args[0],
+            "max_skip_steps": int(self.args[1]) if len(self.args) > 1 else 3,
+            **({"mag_ratios": self.memo["ratios"]} if "ratios" in self.memo else {}),
+        }
 
     def _applied(self, pipe: Any, call: dict[str, Any]) -> contextlib.AbstractContextManager[None]:
         steps = call["num_inference_steps"]
         ratios = self.calibrate(pipe, call)
         return diffusers_cache(
-            pipe, lambda _: MagCacheConfig(threshold=self.args[0], max_skip_steps=self.settings()["max_skip_steps"],
-                                           num_inference_steps=steps, mag_ratios=ratios),
-            apply_mag_cache)
+            pipe,
+            lambda _: MagCacheConfig(
+                threshold=self.args[0],
+                max_skip_steps=self.settings()["max_skip_steps"],
+                num_inference_steps=steps,
+                mag_ratios=ratios,
+            ),
+            apply_mag_cache,
+        )
 
     def calibrate(self, pipe: Any, call: dict[str, Any]) -> list[float]:
         """MagCache's calibration run; its ratios are what diffusers logs at the end of it."""
@@ -209,14 +242,21 @@ class MagCache(DiffusersPeer):
             steps = call["num_inference_steps"]
             prompt = call["prompt"][:1] if isinstance(call["prompt"], list) else [call["prompt"]]
             config = MagCacheConfig(calibrate=True, num_inference_steps=steps)
-            with _captured_log("diffusers.hooks.mag_cache") as records, contextlib.redirect_stdout(io.StringIO()), \
-                    restored(pipe), diffusers_cache(pipe, lambda _: config, apply_mag_cache), torch.inference_mode(), \
-                    progress_bar_set(pipe, desc=f"{self.spec} calibration", leave=False):
+            with (
+                _captured_log("diffusers.hooks.mag_cache") as records,
+                contextlib.redirect_stdout(io.StringIO()),
+                restored(pipe),
+                diffusers_cache(pipe, lambda _: config, apply_mag_cache),
+                torch.inference_mode(),
+                progress_bar_set(pipe, desc=f"{self.spec} calibration", leave=False),
+            ):
                 pipe(**{**call, "prompt": prompt}, generator=torch.Generator("cpu").manual_seed(0))
             found = [r.getMessage() for r in records if r.getMessage().startswith("MagCache Calibration Results:")]
             if not found:
-                raise RuntimeError("MagCache's calibration run reported no ratios; does the transformer have blocks "
-                                   "diffusers' MagCache recognises?")
+                raise RuntimeError(
+                    "MagCache's calibration run reported no ratios; does the transformer have blocks "
+                    "diffusers' MagCache recognises?"
+                )
             text = found[-1].split(":", 1)[1].strip().strip("[]")
             self.memo.update(key=key, ratios=[float(v) for v in text.split(",")])
         return self.memo["ratios"]

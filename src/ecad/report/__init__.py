@@ -9,8 +9,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {"RunData": "data", "load_run": "data", "pareto_front": "data", "build_report": "html",
-            "schedule_image": "pictures"}
+_EXPORTS = {
+    "RunData": "data",
+    "load_run": "data",
+    "pareto_front": "data",
+    "build_report": "html",
+    "schedule_image": "pictures",
+}
 
 __all__ = sorted(_EXPORTS)
 

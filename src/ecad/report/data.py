@@ -56,8 +56,11 @@ def pareto_front(points: list[Point]) -> list[Point]:
     front: list[Point] = []
     for point in sorted(points, key=lambda p: (p.cost_fraction, -p.quality)):
         last = front[-1] if front else None
-        if last is None or point.quality > last.quality or (
-                point.quality == last.quality and point.cost_fraction == last.cost_fraction):
+        if (
+            last is None
+            or point.quality > last.quality
+            or (point.quality == last.quality and point.cost_fraction == last.cost_fraction)
+        ):
             front.append(point)
     return front
 
@@ -90,12 +93,14 @@ def load_run(path: str | Path) -> RunData:
                 except CorruptRunError as err:
                     raise CorruptRunError(f"{file}: {err} Resume the search to write it again.") from None
                 full = bool(torch.equal(schedule.effective(), layout.full_schedule(schedule.num_steps).recompute))
-                points[row["key"]] = Point(row["key"], row["quality"], row["cost_fraction"], index, row.get("name"),
-                                           not full)
+                points[row["key"]] = Point(
+                    row["key"], row["quality"], row["cost_fraction"], index, row.get("name"), not full
+                )
         seen = [p for p in points.values() if p.feasible]
         front = [p.key for p in pareto_front(seen)]
-        generations.append(Generation(index, list(dict.fromkeys(r["key"] for r in data["population"])), front,
-                                      data.get("summary", {})))
+        generations.append(
+            Generation(index, list(dict.fromkeys(r["key"] for r in data["population"])), front, data.get("summary", {}))
+        )
     baselines = [p.key for p in points.values() if p.name and p.first_generation == generations[0].index]
     return RunData(run.path, config, layout, points, generations, baselines)
 

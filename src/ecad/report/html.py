@@ -26,8 +26,10 @@ from .samples import eval_samples, generate_samples, search_samples
 
 logger = logging.getLogger(__name__)
 
-_FRONT_ORDER = ("front/000.json is the cheapest (fastest, lowest quality) schedule of the final front; the numbers "
-                "grow with cost towards no caching. Points that are not on the final front have no file.")
+_FRONT_ORDER = (
+    "front/000.json is the cheapest (fastest, lowest quality) schedule of the final front; the numbers "
+    "grow with cost towards no caching. Points that are not on the final front have no file."
+)
 
 MISSING_SAMPLES = (
     "No sample images for this schedule. `ecad report` generates them (--samples N) for the last front and the "
@@ -54,40 +56,65 @@ def _eval_section(eval_dir: Path, limit: int) -> tuple[dict[str, Any], dict[str,
         is_schedule = entry and entry.get("kind", "schedule") == "schedule"
         schedule = CacheSchedule.load(str(eval_dir / entry["schedule"])) if is_schedule else None
         metrics = {c: v for name, scores in row["metrics"].items() for c, v in metric_columns(name, scores).items()}
-        rows.append({
-            "index": index, "name": row["name"], "source": row["source"], "family": row.get("family", ""),
-            "recompute": row["recompute_fraction"],
-            "macs_speedup": row["macs_speedup"], "latency": row.get("latency", {}).get("median_s"),
-            "speedup": row.get("speedup"), "metrics": metrics, "samples": samples,
-            "picture": data_uri(schedule_image(schedule)) if schedule else "",
-        })
+        rows.append(
+            {
+                "index": index,
+                "name": row["name"],
+                "source": row["source"],
+                "family": row.get("family", ""),
+                "recompute": row["recompute_fraction"],
+                "macs_speedup": row["macs_speedup"],
+                "latency": row.get("latency", {}).get("median_s"),
+                "speedup": row.get("speedup"),
+                "metrics": metrics,
+                "samples": samples,
+                "picture": data_uri(schedule_image(schedule)) if schedule else "",
+            }
+        )
     env = report["environment"]
-    latency = (f"latency on {env['device_name']} (batch {env['latency_batch_size']}, median of {env['repeats']}), "
-               "speedups against no caching measured in the same run" if env["repeats"] > 0
-               else "latency not measured (--repeats 0)")
-    summary = (f"{report['config']['model']}: {report['images']} images per schedule on held-out prompts, "
-               f"{report['num_steps']} steps, {report['height']}x{report['width']} px; {latency}; MACs are those "
-               "executed while generating. The plot shows every row by family (ecad's schedules, its heuristics, other "
-               "libraries' methods), apart from the search's front above: these numbers come from other prompts and "
-               "the evaluation's metrics.")
+    latency = (
+        f"latency on {env['device_name']} (batch {env['latency_batch_size']}, median of {env['repeats']}), "
+        "speedups against no caching measured in the same run"
+        if env["repeats"] > 0
+        else "latency not measured (--repeats 0)"
+    )
+    summary = (
+        f"{report['config']['model']}: {report['images']} images per schedule on held-out prompts, "
+        f"{report['num_steps']} steps, {report['height']}x{report['width']} px; {latency}; MACs are those "
+        "executed while generating. The plot shows every row by family (ecad's schedules, its heuristics, other "
+        "libraries' methods), apart from the search's front above: these numbers come from other prompts and "
+        "the evaluation's metrics."
+    )
     columns = list(rows[0]["metrics"]) if rows else []
     return {"summary": summary, "metric_columns": columns, "rows": rows, "report": report}, by_key
 
 
-def _page_data(run: RunData, max_generations: int, samples: dict[str, list[dict[str, str]]],
-               evaluation: dict[str, Any] | None, hypervolume_png: str) -> dict[str, Any]:
+def _page_data(
+    run: RunData,
+    max_generations: int,
+    samples: dict[str, list[dict[str, str]]],
+    evaluation: dict[str, Any] | None,
+    hypervolume_png: str,
+) -> dict[str, Any]:
     generations = shown_generations(run.generations, max_generations)
-    keys = list(dict.fromkeys(
-        [k for g in generations for k in (*g.population, *g.front)] + run.baselines))
+    keys = list(dict.fromkeys([k for g in generations for k in (*g.population, *g.front)] + run.baselines))
     ids = {key: i for i, key in enumerate(keys)}
     points = []
     for key in keys:
         point, schedule = run.points[key], run.schedule(key)
-        points.append({
-            "id": ids[key], "key": key, "name": point.name, "quality": point.quality, "cost": point.cost_fraction,
-            "generation": point.first_generation, "recompute": schedule.stats()["recompute_fraction"],
-            "picture": data_uri(schedule_image(schedule)), "samples": samples.get(key, []),
-        })
+        points.append(
+            {
+                "id": ids[key],
+                "key": key,
+                "name": point.name,
+                "quality": point.quality,
+                "cost": point.cost_fraction,
+                "generation": point.first_generation,
+                "recompute": schedule.stats()["recompute_fraction"],
+                "picture": data_uri(schedule_image(schedule)),
+                "samples": samples.get(key, []),
+            }
+        )
     config = run.config
     last = run.generations[-1]
     cost_label = speedup_label(config.cost).removesuffix(" speedup")
@@ -109,54 +136,77 @@ def _page_data(run: RunData, max_generations: int, samples: dict[str, list[dict[
         notes.append(note)
     return {
         "run": {
-            "metric": config.metric, "cost_label": cost_label, "components": list(run.layout.component_names),
-            "summary": (f"{config.model}: NSGA-II, population {config.population}, {len(run.generations)} "
-                        f"generations{shown}, {len(run.points)} schedules evaluated on {len(config.prompts)} prompts x "
-                        f"{config.images_per_prompt} images = {calibration} calibration rows, {config.num_steps} "
-                        f"steps, guidance {config.guidance_scale:g}. Quality: {config.metric}; cost: {config.cost}. "
-                        f"Final front: {len(last.front)} schedules; {RunDirectory(run.path).compute_spent()}."),
+            "metric": config.metric,
+            "cost_label": cost_label,
+            "components": list(run.layout.component_names),
+            "summary": (
+                f"{config.model}: NSGA-II, population {config.population}, {len(run.generations)} "
+                f"generations{shown}, {len(run.points)} schedules evaluated on {len(config.prompts)} prompts x "
+                f"{config.images_per_prompt} images = {calibration} calibration rows, {config.num_steps} "
+                f"steps, guidance {config.guidance_scale:g}. Quality: {config.metric}; cost: {config.cost}. "
+                f"Final front: {len(last.front)} schedules; {RunDirectory(run.path).compute_spent()}."
+            ),
             "notes": notes,
             "suggested": suggestion.row["key"] if suggestion else None,
             "no_cache_quality": reference,
         },
         "points": points,
-        "generations": [{"index": g.index, "population": [ids[k] for k in g.population],
-                         "front": [ids[k] for k in g.front], "hypervolume": g.summary.get("hypervolume")}
-                        for g in generations],
+        "generations": [
+            {
+                "index": g.index,
+                "population": [ids[k] for k in g.population],
+                "front": [ids[k] for k in g.front],
+                "hypervolume": g.summary.get("hypervolume"),
+            }
+            for g in generations
+        ],
         "baselines": [ids[k] for k in run.baselines],
         "eval": evaluation,
         "missing_samples": MISSING_SAMPLES,
         "hypervolume_png": hypervolume_png,
-        "footnote": (f"Run directory: {run.path}. Fronts are the non-dominated schedules among all evaluated up to "
-                     f"each generation; {cost_label} speedup = 1 / cost fraction of the search's cost model "
-                     "(predicted, not timed). Measured speedups come from `ecad eval`."),
+        "footnote": (
+            f"Run directory: {run.path}. Fronts are the non-dominated schedules among all evaluated up to "
+            f"each generation; {cost_label} speedup = 1 / cost fraction of the search's cost model "
+            "(predicted, not timed). Measured speedups come from `ecad eval`."
+        ),
     }
 
 
 def plot_run_front(run: RunData, path: Path) -> list[Any]:
     """The run's last front with every evaluated schedule and the baselines (:func:`.plots.plot_front`)."""
     last, speedup = run.generations[-1], {k: 1 / p.cost_fraction for k, p in run.points.items()}
-    return plot_front(path, [(speedup[k], p.quality) for k, p in run.points.items()],
-                      [(speedup[k], run.points[k].quality) for k in last.front], speedup=speedup_label(run.config.cost),
-                      metric=run.config.metric, generation=last.index,
-                      baselines=[(speedup[k], run.points[k].quality, run.points[k].name) for k in run.baselines])
+    return plot_front(
+        path,
+        [(speedup[k], p.quality) for k, p in run.points.items()],
+        [(speedup[k], run.points[k].quality) for k in last.front],
+        speedup=speedup_label(run.config.cost),
+        metric=run.config.metric,
+        generation=last.index,
+        baselines=[(speedup[k], run.points[k].quality, run.points[k].name) for k in run.baselines],
+    )
 
 
 def plot_run_hypervolume(run: RunData, path: Path) -> list[float]:
     """The run's hypervolume per generation (:func:`.plots.plot_hypervolume`)."""
-    return plot_hypervolume(path, [(g.index, g.summary["hypervolume"]) for g in run.generations
-                                   if "hypervolume" in g.summary])
+    return plot_hypervolume(
+        path, [(g.index, g.summary["hypervolume"]) for g in run.generations if "hypervolume" in g.summary]
+    )
 
 
-def build_report(run_dir: str | Path, out: str | Path, eval_dir: str | Path | None = None, samples: int = 3,
-                 max_generations: int = 60) -> list[Path]:
+def build_report(
+    run_dir: str | Path,
+    out: str | Path,
+    eval_dir: str | Path | None = None,
+    samples: int = 3,
+    max_generations: int = 60,
+) -> list[Path]:
     """Write ``out`` (HTML) with ``front.png`` and ``hypervolume.png`` (and, with ``eval_dir``, ``eval.png``) beside
     it; returns the written paths."""
     run = load_run(run_dir)
     out = Path(out)
     if out.is_dir():
         raise IsADirectoryError(f"{out} is a directory; give the report's file name, e.g. {out / 'report.html'}.")
-    evaluation, images = (_eval_section(Path(eval_dir), samples) if eval_dir else (None, {}))  # read before writing
+    evaluation, images = _eval_section(Path(eval_dir), samples) if eval_dir else (None, {})  # read before writing
     out.parent.mkdir(parents=True, exist_ok=True)
     front_png, hypervolume_png = out.with_name("front.png"), out.with_name("hypervolume.png")
     plot_run_front(run, front_png)
@@ -174,7 +224,12 @@ def build_report(run_dir: str | Path, out: str | Path, eval_dir: str | Path | No
     data = _page_data(run, max_generations, images, evaluation, data_uri(Image.open(hypervolume_png)))
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     title = f"ecad search report: {Path(run.config.model).name or run.config.model}"
-    page = (_asset("template.html").replace("__CSS__", _asset("report.css")).replace("__JS__", _asset("report.js"))
-            .replace("__TITLE__", title.replace("&", "&amp;").replace("<", "&lt;")).replace("__DATA__", payload))
+    page = (
+        _asset("template.html")
+        .replace("__CSS__", _asset("report.css"))
+        .replace("__JS__", _asset("report.js"))
+        .replace("__TITLE__", title.replace("&", "&amp;").replace("<", "&lt;"))
+        .replace("__DATA__", payload)
+    )
     out.write_text(page, encoding="utf-8")
     return [out, front_png, hypervolume_png, *([eval_png] if eval_dir else [])]

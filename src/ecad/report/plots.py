@@ -21,8 +21,9 @@ def _pyplot():
     return plt
 
 
-def place_labels(ax: Any, points: list[tuple[float, float, str]], step: float = 9.0,
-                 avoid: list[tuple[float, float]] = ()) -> list[Any]:
+def place_labels(
+    ax: Any, points: list[tuple[float, float, str]], step: float = 9.0, avoid: list[tuple[float, float]] = ()
+) -> list[Any]:
     """Annotate each ``(x, y, text)`` beside its point (on its left where the right side would leave the axes), each
     with a leader line to its point: a label that would overlap a marker (the points, and those in ``avoid``) or a
     label placed before it moves away in steps of ``step`` points, alternately above and below, so it stays as near
@@ -40,9 +41,16 @@ def place_labels(ax: Any, points: list[tuple[float, float, str]], step: float = 
     for x, y, text in sorted(points, key=lambda p: (p[1], p[0])):
         tries = [(side, step * ((k + 1) // 2) * (-1) ** k) for k in range(80) for side in (1, -1)]
         for side, offset in tries:
-            label = ax.annotate(text, (x, y), fontsize=7, xytext=(7 * side, offset), textcoords="offset points",
-                                ha="left" if side > 0 else "right", va="center",
-                                arrowprops={"arrowstyle": "-", "color": "0.45", "lw": 0.6, "shrinkA": 0, "shrinkB": 3})
+            label = ax.annotate(
+                text,
+                (x, y),
+                fontsize=7,
+                xytext=(7 * side, offset),
+                textcoords="offset points",
+                ha="left" if side > 0 else "right",
+                va="center",
+                arrowprops={"arrowstyle": "-", "color": "0.45", "lw": 0.6, "shrinkA": 0, "shrinkB": 3},
+            )
             label.update_positions(renderer)
             box = Text.get_window_extent(label, renderer).expanded(1.02, 1.05)  # the text, without its leader line
             inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
@@ -57,20 +65,41 @@ def place_labels(ax: Any, points: list[tuple[float, float, str]], step: float = 
     return placed
 
 
-def plot_front(path: Path, evaluated: Sequence[tuple[float, float]], front: Sequence[tuple[float, float]], *,
-               speedup: str, metric: str, generation: int,
-               baselines: Sequence[tuple[float, float, str]] = ()) -> list[Any]:
+def plot_front(
+    path: Path,
+    evaluated: Sequence[tuple[float, float]],
+    front: Sequence[tuple[float, float]],
+    *,
+    speedup: str,
+    metric: str,
+    generation: int,
+    baselines: Sequence[tuple[float, float, str]] = (),
+) -> list[Any]:
     """Write the front plot: ``(speedup, quality)`` of every evaluated schedule, of the front after ``generation``
     and, named, of the baselines (``speedup`` names its kind); written whole or not at all, so a search can redraw
     it every generation. Returns the baseline labels (placed so that none overlaps another)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     ax.scatter([x for x, _ in evaluated], [y for _, y in evaluated], s=8, c="0.7", label="evaluated")
-    ax.plot([x for x, _ in front], [y for _, y in front], "o-", c="tab:red", ms=4,
-            label=f"front after generation {generation}")
+    ax.plot(
+        [x for x, _ in front],
+        [y for _, y in front],
+        "o-",
+        c="tab:red",
+        ms=4,
+        label=f"front after generation {generation}",
+    )
     if baselines:
-        ax.scatter([x for x, _, _ in baselines], [y for _, y, _ in baselines], marker="D", s=28, c="goldenrod",
-                   edgecolors="saddlebrown", label="baselines", zorder=3)
+        ax.scatter(
+            [x for x, _, _ in baselines],
+            [y for _, y, _ in baselines],
+            marker="D",
+            s=28,
+            c="goldenrod",
+            edgecolors="saddlebrown",
+            label="baselines",
+            zorder=3,
+        )
     ax.set_xlabel(f"{speedup} (cost model; no caching = 1)")
     ax.set_ylabel(f"quality ({metric})")
     ax.grid(alpha=0.3)
@@ -113,8 +142,15 @@ def eval_points(report: dict[str, Any], column: str | None = None) -> tuple[str,
     points = []
     for row in report["results"]:
         scores = next(s for s in row["metrics"].values() if column in s) if column else row["metrics"][first]
-        points.append({"name": row["name"], "family": row.get("family", "ecad"), "quality": scores[column or "quality"],
-                       "macs_speedup": row["macs_speedup"], "speedup": row.get("speedup")})
+        points.append(
+            {
+                "name": row["name"],
+                "family": row.get("family", "ecad"),
+                "quality": scores[column or "quality"],
+                "macs_speedup": row["macs_speedup"],
+                "speedup": row.get("speedup"),
+            }
+        )
     return label, points
 
 
@@ -123,8 +159,18 @@ def _family_style(family: str, index: int) -> dict[str, Any]:
         return {"color": "tab:red", "marker": "o", "ms": 6, "zorder": 4}
     if family == "no-cache":
         return {"color": "black", "marker": "*", "ms": 11, "zorder": 5}
-    colors = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan",
-              "tab:gray", "goldenrod")
+    colors = (
+        "tab:blue",
+        "tab:orange",
+        "tab:green",
+        "tab:purple",
+        "tab:brown",
+        "tab:pink",
+        "tab:olive",
+        "tab:cyan",
+        "tab:gray",
+        "goldenrod",
+    )
     markers = ("s", "^", "v", "D", "P", "X", "<", ">", "p", "h")
     return {"color": colors[index % len(colors)], "marker": markers[index % len(markers)], "ms": 5, "zorder": 3}
 
@@ -144,8 +190,14 @@ def plot_eval(report: dict[str, Any], path: Path, column: str | None = None, tit
             if family == "ecad":
                 series.sort(key=lambda p: p[key])
             style = _family_style(family, index)
-            ax.plot([p[key] for p in series], [p["quality"] for p in series], ls="-" if len(series) > 1 else "",
-                    lw=1, label=family, **style)
+            ax.plot(
+                [p[key] for p in series],
+                [p["quality"] for p in series],
+                ls="-" if len(series) > 1 else "",
+                lw=1,
+                label=family,
+                **style,
+            )
         ax.set_xlabel(xlabel)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

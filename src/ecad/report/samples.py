@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 from ..evaluation import ImageStore
 from ..evaluation.images import open_image
 from ..generation import Calibration, CalibrationGenerator
-from ..models.loading import load_pipeline
 from ..metrics.images import to_pil
+from ..models.loading import load_pipeline
 from ..schedule import CacheSchedule
 from ..search import SearchConfig
 from ..search.samples import MAX_SIDE, SampleStore
@@ -33,8 +33,10 @@ def eval_samples(store: ImageStore, name: str, limit: int) -> list[Sample]:
     if not entry:
         return []
     rows = store.index["rows"]
-    return [{"src": data_uri(open_image(store.path / file), "JPEG", MAX_SIDE), "caption": rows[i]["prompt"]}
-            for i, file in enumerate(entry["files"][:limit])]
+    return [
+        {"src": data_uri(open_image(store.path / file), "JPEG", MAX_SIDE), "caption": rows[i]["prompt"]}
+        for i, file in enumerate(entry["files"][:limit])
+    ]
 
 
 def search_samples(run_path: Path, config: SearchConfig, keys: list[str], limit: int) -> dict[str, list[Sample]]:
@@ -46,7 +48,9 @@ def search_samples(run_path: Path, config: SearchConfig, keys: list[str], limit:
     for key in keys:
         images = store.load(key, limit)
         if images is not None:
-            out[key] = [{"src": data_uri(im, "JPEG", MAX_SIDE), "caption": c} for im, c in zip(images, captions, strict=True)]
+            out[key] = [
+                {"src": data_uri(im, "JPEG", MAX_SIDE), "caption": c} for im, c in zip(images, captions, strict=True)
+            ]
     return out
 
 
@@ -59,15 +63,26 @@ def generate_samples(config: SearchConfig, schedules: dict[str, CacheSchedule], 
         return {}
     prompts = tuple(config.prompts[:limit])
     per_prompt = -(-limit // len(prompts))
-    calibration = Calibration(prompts, per_prompt, config.num_steps, config.height, config.width,
-                              config.guidance_scale, config.batch_size, config.seed)
+    calibration = Calibration(
+        prompts,
+        per_prompt,
+        config.num_steps,
+        config.height,
+        config.width,
+        config.guidance_scale,
+        config.batch_size,
+        config.seed,
+    )
     generator = CalibrationGenerator(pipe, calibration)
     captions = [p for p, _ in calibration.rows][:limit]
     out: dict[str, Any] = {}
     try:
         for key, schedule in tqdm(schedules.items(), desc="report sample images", unit="schedule"):
             images = generator(schedule).images[:limit]
-            out[key] = [{"src": data_uri(to_pil(im), "JPEG", MAX_SIDE), "caption": c} for im, c in zip(images, captions, strict=True)]
+            out[key] = [
+                {"src": data_uri(to_pil(im), "JPEG", MAX_SIDE), "caption": c}
+                for im, c in zip(images, captions, strict=True)
+            ]
     finally:
         generator.close()
     return out

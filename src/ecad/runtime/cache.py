@@ -1,9 +1,10 @@
 """The public runtime: :func:`enable_cache`, :func:`disable_cache`, :func:`active_cache` and the :class:`CacheHandle`.
 
 ``enable_cache`` binds the model's adapter, builds the :class:`ecad.runtime.state.CacheState` and installs the hooks
-(:mod:`ecad.runtime.hooks`) on the transformer, its blocks and their components, and the :class:`ecad.runtime.state.SchedulerClock`
-on a pipeline's scheduler. A compiled transformer (whole or block by block, :func:`ecad.compile_transformer`) traces
-no decision: the recompile limit is raised to fit the schedule's distinct plans.
+(:mod:`ecad.runtime.hooks`) on the transformer, its blocks and their components, and the
+:class:`ecad.runtime.state.SchedulerClock` on a pipeline's scheduler. A compiled transformer (whole or block by block,
+:func:`ecad.compile_transformer`) traces no decision: the recompile limit is raised to fit the schedule's distinct
+plans.
 """
 
 from __future__ import annotations
@@ -18,15 +19,21 @@ from torch import nn
 
 from ..adapters import ModelAdapter, get_adapter
 from ..adapters.layout import has_experts, split_target
+from ..schedule import CacheSchedule
 from .cache_arguments import as_schedule, check_enabled, check_not_nested
 from .hook_registry import remove_hooks
 from .hooks import (
-    BLOCK_HOOK, COMPONENT_HOOK, HOOK_NAMES, STEP_HOOK, BlockSkipHook, ComponentCacheHook, StepTrackerHook,
+    BLOCK_HOOK,
+    COMPONENT_HOOK,
+    HOOK_NAMES,
+    STEP_HOOK,
+    BlockSkipHook,
+    ComponentCacheHook,
+    StepTrackerHook,
     installed_state,
 )
 from .plans import SEEN_BLOCK_PLANS, SEEN_STEP_PLANS, PlanBook
 from .provenance import CallCheck
-from ..schedule import CacheSchedule
 from .state import CacheConfig, CacheState, SchedulerClock
 
 logger = logging.getLogger(__name__)
@@ -96,8 +103,8 @@ def enable_cache(
     pipeline's scheduler, so ``torch.compile`` (whole model or :func:`ecad.compile_transformer`'s regional
     compilation) traces no decision: ``fullgraph=True`` works, one graph per distinct plan. A bare transformer is
     placed by the timestep of each call instead (one graph break per call when compiled). A schedule file that records
-    the settings it was found under is checked against the pipeline and each generation (:mod:`ecad.runtime.provenance`):
-    differences are logged as warnings.
+    the settings it was found under is checked against the pipeline and each generation
+    (:mod:`ecad.runtime.provenance`): differences are logged as warnings.
 
     Args:
         target: a diffusers pipeline with a ``transformer`` (and a ``scheduler``), or the transformer itself; a
@@ -158,10 +165,12 @@ def enable_cache(
     for block, component, _, module in adapter.components(transformer):
         if block not in skipping:
             HookRegistry.check_if_exists_or_initialize(module).register_hook(
-                ComponentCacheHook(state.blocks[block], component), COMPONENT_HOOK)
+                ComponentCacheHook(state.blocks[block], component), COMPONENT_HOOK
+            )
     for block, module, skip, _ in skips:
         HookRegistry.check_if_exists_or_initialize(module).register_hook(
-            BlockSkipHook(state.blocks[block], skip), BLOCK_HOOK)
+            BlockSkipHook(state.blocks[block], skip), BLOCK_HOOK
+        )
     registry.invalidate_child_registries_cache()
     if scheduler is not None and callable(getattr(scheduler, "set_timesteps", None)):
         state.clock_hook = SchedulerClock(scheduler, state)
@@ -195,8 +204,11 @@ def allow_recompiles(book: PlanBook) -> None:
     book.distinct()
     needed = 2 * max(len(SEEN_STEP_PLANS), len(SEEN_BLOCK_PLANS)) + 8
     if config.recompile_limit < needed:
-        logger.info("ecad: torch._dynamo.config.recompile_limit raised from %d to %d for the schedules' plans",
-                    config.recompile_limit, needed)
+        logger.info(
+            "ecad: torch._dynamo.config.recompile_limit raised from %d to %d for the schedules' plans",
+            config.recompile_limit,
+            needed,
+        )
         config.recompile_limit = needed
     config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, 4 * needed)
 

@@ -23,15 +23,19 @@ def as_schedule(schedule: Any) -> CacheSchedule:
         return schedule
     if isinstance(schedule, (str, os.PathLike)):
         return CacheSchedule.load(schedule)
-    raise TypeError(f"schedule must be an ecad.CacheSchedule or the path of a schedule file, got "
-                    f"{type(schedule).__name__}; for no caching use ecad.full_schedule(pipe, num_steps).")
+    raise TypeError(
+        f"schedule must be an ecad.CacheSchedule or the path of a schedule file, got "
+        f"{type(schedule).__name__}; for no caching use ecad.full_schedule(pipe, num_steps)."
+    )
 
 
 def as_cache_dtype(dtype: Any) -> torch.dtype | None:
     if dtype is None or (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         return dtype
-    raise TypeError(f"cache_dtype must be None or a floating-point torch dtype such as torch.float16 or "
-                    f"torch.bfloat16, got {dtype!r}; other types would round every replayed output.")
+    raise TypeError(
+        f"cache_dtype must be None or a floating-point torch dtype such as torch.float16 or "
+        f"torch.bfloat16, got {dtype!r}; other types would round every replayed output."
+    )
 
 
 def as_flag(name: str, value: Any) -> bool:
@@ -53,5 +57,7 @@ def check_not_nested(active: Any) -> None:
 
 def check_enabled(state: Any, action: str) -> None:
     if not state.enabled:
-        raise RuntimeError(f"cannot {action}: this cache handle was disabled (handle.disable(), the end of its `with` "
-                           "block, ecad.disable_cache, or a later enable_cache); call ecad.enable_cache(...) again.")
+        raise RuntimeError(
+            f"cannot {action}: this cache handle was disabled (handle.disable(), the end of its `with` "
+            "block, ecad.disable_cache, or a later enable_cache); call ecad.enable_cache(...) again."
+        )

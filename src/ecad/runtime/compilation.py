@@ -25,8 +25,9 @@ from ..adapters.layout import split_target
 from ..names import COMPILE_SCOPES as SCOPES
 
 
-def compile_transformer(target: Any, scope: str = "regional", *, adapter: ModelAdapter | None = None,
-                        **compile_kwargs: Any) -> nn.Module:
+def compile_transformer(
+    target: Any, scope: str = "regional", *, adapter: ModelAdapter | None = None, **compile_kwargs: Any
+) -> nn.Module:
     """Compile the transformer of ``target`` in place, with or without an ecad cache enabled (before or after).
 
     Args:
@@ -92,8 +93,10 @@ def compile_config(scope: str | None, backend: str | None) -> CompileConfig | No
     """A run's compile settings (``None``: eager), refused where a backend is named but nothing is compiled."""
     if scope is None:
         if backend is not None:
-            raise ValueError(f"--compile-backend {backend} names how to compile, but nothing is compiled: add "
-                             "--compile (regional or whole) or leave --compile-backend out.")
+            raise ValueError(
+                f"--compile-backend {backend} names how to compile, but nothing is compiled: add "
+                "--compile (regional or whole) or leave --compile-backend out."
+            )
         return None
     return CompileConfig(scope, backend or "inductor")
 

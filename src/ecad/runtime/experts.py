@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..adapters.layout import has_experts
-from .cache import CacheHandle, enable_cache
 from ..schedule import CacheSchedule, ScheduleError
+from .cache import CacheHandle, enable_cache
 
 EXPERTS = ("transformer", "transformer_2")
 
@@ -43,9 +43,17 @@ def split_schedule(schedule: CacheSchedule, experts: list[int]) -> list[CacheSch
             parts.append(None)
             continue
         forecast = schedule.forecast[rows] if schedule.forecast is not None else None
-        parts.append(CacheSchedule(schedule.recompute[rows], schedule.block_names, schedule.component_names,
-                                   schedule.exists, {**schedule.metadata, "expert": EXPERTS[expert]}, forecast,
-                                   schedule.forecast_order))
+        parts.append(
+            CacheSchedule(
+                schedule.recompute[rows],
+                schedule.block_names,
+                schedule.component_names,
+                schedule.exists,
+                {**schedule.metadata, "expert": EXPERTS[expert]},
+                forecast,
+                schedule.forecast_order,
+            )
+        )
     return parts
 
 

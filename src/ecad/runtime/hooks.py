@@ -12,8 +12,8 @@
   returns the kept output, which the block then gates and adds exactly as if it had been computed; at a forecast
   step, the extrapolation of its last computed outputs.
 
-Hooks read a block's plan and kept outputs from its :class:`ecad.runtime.outputs.BlockCache`, never the block's index, so
-under regional compilation the blocks with equal plans share one graph; whole-model compilation compiles one graph
+Hooks read a block's plan and kept outputs from its :class:`ecad.runtime.outputs.BlockCache`, never the block's index,
+so under regional compilation the blocks with equal plans share one graph; whole-model compilation compiles one graph
 per distinct step plan. Forecast times are tensors, so they never recompile.
 """
 
@@ -26,10 +26,10 @@ from diffusers.hooks import ModelHook
 from torch import nn
 
 from ..adapters.skip import BlockSkip
+from ..schedule import ScheduleError
 from .hook_registry import registry_of
 from .outputs import BlockCache
 from .plans import RUN
-from ..schedule import ScheduleError
 from .state import CacheState
 from .steps import argument_position, call_argument, scalar
 
@@ -113,7 +113,6 @@ class BlockSkipHook(ModelHook):
 
     def new_forward(self, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
         return self.skip_forward(module, self.cache, *args, **kwargs)
-
 
 
 def installed_state(transformer: nn.Module) -> CacheState | None:

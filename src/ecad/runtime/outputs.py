@@ -68,9 +68,14 @@ class OutputCache:
 
     def kept(self) -> list[Any]:
         """The kept outputs as stored (in ``dtype`` when one is set), forecast histories included."""
-        return [value for blocks in self.passes for b, entries in enumerate(blocks)
-                for c, entry in enumerate(entries) if entry is not None
-                for value in ((entry,) if self.depth[b][c] == 1 else tuple(v for _, v in entry))]
+        return [
+            value
+            for blocks in self.passes
+            for b, entries in enumerate(blocks)
+            for c, entry in enumerate(entries)
+            if entry is not None
+            for value in ((entry,) if self.depth[b][c] == 1 else tuple(v for _, v in entry))
+        ]
 
     def nbytes(self) -> int:
         """Memory the kept outputs hold: bytes of the distinct storages behind them."""
@@ -80,6 +85,7 @@ class OutputCache:
                 storage = tensor.untyped_storage()
                 storages[storage.data_ptr()] = storage.nbytes()
         return sum(storages.values())
+
 
 class BlockCache:
     """One block's plan for the call in progress and its kept outputs: all its hooks read (the :class:`BlockStep` a
@@ -120,9 +126,11 @@ class BlockCache:
         if keep == 1:
             return self._restore(component, entry)
         if action == FORECAST:
-            kept = entry[len(entry) - count:]
-            return _combine([self._restore(component, value) for _, value in kept],
-                            _lagrange([time for time, _ in kept], self.clock.time))
+            kept = entry[len(entry) - count :]
+            return _combine(
+                [self._restore(component, value) for _, value in kept],
+                _lagrange([time for time, _ in kept], self.clock.time),
+            )
         return self._restore(component, entry[-1][1])
 
     def release(self, component: int) -> None:
@@ -131,7 +139,7 @@ class BlockCache:
         pages every step (a history keeps the outputs the plan carries over)."""
         _, keep, count = self.plan.actions[component]
         entry = self.slot[component]
-        self.slot[component] = entry[len(entry) - count:] if keep > 1 and count else None
+        self.slot[component] = entry[len(entry) - count :] if keep > 1 and count else None
 
     def keep(self, component: int, output: Any) -> None:
         """Keep a computed output (after the ones the plan carries over, for a component with a history)."""
@@ -143,11 +151,12 @@ class BlockCache:
             self.slot[component] = output
         else:
             entry = self.slot[component]
-            carried = entry[len(entry) - count:] if count else ()
+            carried = entry[len(entry) - count :] if count else ()
             self.slot[component] = carried + ((self.clock.time, output),)
 
     def _restore(self, component: int, value: Any) -> Any:
         return value if self.dtype is None else _cast(value, self.dtypes[component])
+
 
 def _tensors(value: Any) -> list[torch.Tensor]:
     if isinstance(value, torch.Tensor):

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import torch
 
-
 # What a component does at a step. Strings, not ints: dynamo guards a string's value in C++, while an int that differs
 # between two compiled plans becomes symbolic, guarded by a Python expression at every call (an enum member reached
 # from every block adds an identity guard per block).
@@ -66,8 +65,14 @@ class PlanBook:
             whose skip forward leaves the source out when the consumer does not run); counted only then.
     """
 
-    def __init__(self, bits: list[list[list[bool]]], forecast: list[list[list[bool]]], depth: list[list[int]],
-                 exists: list[list[bool]], unread: tuple[tuple[int, int, int], ...] = ()) -> None:
+    def __init__(
+        self,
+        bits: list[list[list[bool]]],
+        forecast: list[list[list[bool]]],
+        depth: list[list[int]],
+        exists: list[list[bool]],
+        unread: tuple[tuple[int, int, int], ...] = (),
+    ) -> None:
         self.bits, self.forecast, self.depth, self.exists, self.unread = bits, forecast, depth, exists, unread
         self._blocks: dict[tuple[int, BlockPlan], BlockPlan] = {}
         self._steps: dict[tuple[BlockPlan, ...], StepPlan] = {}

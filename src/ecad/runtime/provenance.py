@@ -100,12 +100,22 @@ def annotate(schedule: CacheSchedule, **metadata: Any) -> CacheSchedule:
 
 def mac_record(macs: float, full_macs: float, convention: str) -> dict[str, Any]:
     """The ``macs`` entry: this schedule's MACs, no caching's, the MAC speedup (a ratio of counts, not of time)."""
-    return {"total_macs": int(macs), "full_macs": int(full_macs), "mac_speedup": full_macs / macs,
-            "convention": convention}
+    return {
+        "total_macs": int(macs),
+        "full_macs": int(full_macs),
+        "mac_speedup": full_macs / macs,
+        "convention": convention,
+    }
 
 
-def score_record(by: str, rows: int, metric: str | None = None, quality: float | None = None,
-                 numbers: dict[str, float] | None = None, prompts: str | None = None) -> dict[str, Any]:
+def score_record(
+    by: str,
+    rows: int,
+    metric: str | None = None,
+    quality: float | None = None,
+    numbers: dict[str, float] | None = None,
+    prompts: str | None = None,
+) -> dict[str, Any]:
     """The ``score`` entry: who measured the quality, on how many (prompt, seed) rows, and what it was."""
     record: dict[str, Any] = {"by": by, "rows": rows}
     if prompts:
@@ -128,16 +138,20 @@ def describe_metadata(schedule: CacheSchedule) -> list[str]:
         what = f"{score['metric']} {score['quality']:.4f}, " if score.get("metric") else ""
         numbers = ", ".join(f"{k} {v:.4g}" for k, v in (score.get("numbers") or {}).items())
         where = f" {score['prompts']}" if score.get("prompts") else ""
-        lines.append(f"scored by {score.get('by', '?')}: {what}on {score.get('rows', '?')}{where} rows"
-                     + (f" ({numbers})" if numbers else ""))
+        lines.append(
+            f"scored by {score.get('by', '?')}: {what}on {score.get('rows', '?')}{where} rows"
+            + (f" ({numbers})" if numbers else "")
+        )
     macs = schedule.metadata.get(MACS)
     if isinstance(macs, dict) and "total_macs" in macs:
         speedup = f", {macs['mac_speedup']:.2f}x MAC speedup" if "mac_speedup" in macs else ""
         lines.append(f"MACs ({macs.get('convention', '?')} convention): {format_macs(macs['total_macs'])}{speedup}")
     measured = schedule.metadata.get(MEASURED)
     if isinstance(measured, dict) and "speedup" in measured:
-        lines.append(f"measured speedup {measured['speedup']:.2f}x ({measured.get('median_s', 0):.4g} s per call on "
-                     f"{measured.get('device', '?')})")
+        lines.append(
+            f"measured speedup {measured['speedup']:.2f}x ({measured.get('median_s', 0):.4g} s per call on "
+            f"{measured.get('device', '?')})"
+        )
     return lines
 
 
@@ -150,9 +164,13 @@ def warn_differences(schedule: CacheSchedule, call: GenerationSettings, where: s
     new = [d for d in differences if (found.describe(), d) not in _warned]
     if new:
         _warned.update((found.describe(), d) for d in new)
-        logger.warning("%s: this schedule was found under %s, but this call uses %s; its measured quality and "
-                       "speedup may not hold (use its settings, or measure again with `ecad eval`).",
-                       where, found.describe(), "; ".join(new))
+        logger.warning(
+            "%s: this schedule was found under %s, but this call uses %s; its measured quality and "
+            "speedup may not hold (use its settings, or measure again with `ecad eval`).",
+            where,
+            found.describe(),
+            "; ".join(new),
+        )
     return differences
 
 
@@ -184,6 +202,7 @@ class CallCheck:
         call = GenerationSettings(
             num_steps=getattr(scheduler, "num_inference_steps", None),
             guidance_scale=float(guidance) if isinstance(guidance, (int, float)) else None,
-            height=height, width=width,
+            height=height,
+            width=width,
         )
         warn_differences(schedule, call, "ecad.enable_cache")

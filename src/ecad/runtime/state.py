@@ -1,9 +1,9 @@
 """The cache state of one transformer, and the scheduler clock that moves it through the denoising loop.
 
-Everything a schedule decides is known before the first call (:mod:`ecad.runtime.plans`): per step, a :class:`BlockPlan` for
-every block. :class:`CacheState` holds the position in the denoising loop, those plans and every kept output
-(:class:`ecad.runtime.outputs.OutputCache`). The position moves outside the transformer, so that a compiled transformer traces
-no decision and breaks no graph:
+Everything a schedule decides is known before the first call (:mod:`ecad.runtime.plans`): per step, a :class:`BlockPlan`
+for every block. :class:`CacheState` holds the position in the denoising loop, those plans and every kept output
+(:class:`ecad.runtime.outputs.OutputCache`). The position moves outside the transformer, so that a compiled transformer
+traces no decision and breaks no graph:
 
 - :class:`SchedulerClock` on a pipeline's scheduler: ``set_timesteps`` starts a generation (and checks its step
   count), ``set_begin_index`` seats an img2img generation at the schedule's later row (it runs the last steps, the
@@ -25,11 +25,11 @@ from typing import Any
 
 import torch
 
+from ..schedule import CacheSchedule, ModelLayout, ScheduleError
 from .cache_arguments import as_cache_dtype, as_flag, as_schedule
 from .outputs import BlockCache, OutputCache
 from .plans import PlanBook, StepPlan
 from .provenance import CallCheck
-from ..schedule import CacheSchedule, ModelLayout, ScheduleError
 from .steps import NEW, STEP, StepClock
 
 FORECAST_UNITS = ("step", "timestep")
@@ -76,8 +76,15 @@ class CacheState:
     ``torch.compile``). Each call then only counts its pass and hands every block its plan (:meth:`start_call`).
     """
 
-    def __init__(self, config: CacheConfig, scheduler: Any | None, layout: ModelLayout,
-                 names: list[dict[str, int]], unread: tuple[tuple[int, int, int], ...], device: Any) -> None:
+    def __init__(
+        self,
+        config: CacheConfig,
+        scheduler: Any | None,
+        layout: ModelLayout,
+        names: list[dict[str, int]],
+        unread: tuple[tuple[int, int, int], ...],
+        device: Any,
+    ) -> None:
         self.scheduler = scheduler
         self.resample = config.resample
         self.prune = config.prune

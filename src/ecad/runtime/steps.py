@@ -66,8 +66,10 @@ def call_argument(module: nn.Module, name: str, args: tuple[Any, ...], kwargs: d
     position = argument_position(type(module), name)
     if position is not None and position < len(args):
         return args[position]
-    raise TypeError(f"the {type(module).__name__} call has no {name!r} argument, which ecad needs to find the "
-                    "denoising step; set the adapter's timestep_arg/sample_arg to the transformer's argument names.")
+    raise TypeError(
+        f"the {type(module).__name__} call has no {name!r} argument, which ecad needs to find the "
+        "denoising step; set the adapter's timestep_arg/sample_arg to the transformer's argument names."
+    )
 
 
 def scalar(value: Any) -> float:

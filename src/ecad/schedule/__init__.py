@@ -7,5 +7,13 @@ from .fields import ScheduleError
 from .layout import ModelLayout
 from .paper import PaperNaming
 
-__all__ = ["ACTION_CHARS", "FORECAST_ORDERS", "CacheSchedule", "ModelLayout", "PaperNaming", "ScheduleError",
-           "register_paper_naming", "schedule_key"]
+__all__ = [
+    "ACTION_CHARS",
+    "FORECAST_ORDERS",
+    "CacheSchedule",
+    "ModelLayout",
+    "PaperNaming",
+    "ScheduleError",
+    "register_paper_naming",
+    "schedule_key",
+]

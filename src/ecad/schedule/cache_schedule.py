@@ -69,7 +69,8 @@ class CacheSchedule:
 
     def __post_init__(self) -> None:
         self.recompute, self.block_names, self.component_names, self.exists, self.forecast = checked_fields(
-            self.recompute, self.block_names, self.component_names, self.exists, self.forecast, self.forecast_order)
+            self.recompute, self.block_names, self.component_names, self.exists, self.forecast, self.forecast_order
+        )
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -102,8 +103,9 @@ class CacheSchedule:
             block_names = [str(i) for i in range(recompute.shape[1])]
         return cls(recompute, tuple(block_names or ()), tuple(component_names), exists, dict(metadata or {}))
 
-    def like(self, recompute: torch.Tensor | np.ndarray, forecast: torch.Tensor | np.ndarray | None = None,
-             **metadata: Any) -> CacheSchedule:
+    def like(
+        self, recompute: torch.Tensor | np.ndarray, forecast: torch.Tensor | np.ndarray | None = None, **metadata: Any
+    ) -> CacheSchedule:
         """A schedule with this one's layout and forecast order and new bits (what a search does per candidate).
 
         Args:
@@ -117,8 +119,15 @@ class CacheSchedule:
         bits = as_bool_tensor(recompute) & self.exists
         forecasts = None if forecast is None else as_bool_tensor(forecast) & self.exists & ~bits
         kept = {k: v for k, v in self.metadata.items() if k not in _BIT_DEPENDENT_METADATA}
-        return CacheSchedule(bits, self.block_names, self.component_names, self.exists, {**kept, **metadata},
-                             forecasts, self.forecast_order)
+        return CacheSchedule(
+            bits,
+            self.block_names,
+            self.component_names,
+            self.exists,
+            {**kept, **metadata},
+            forecasts,
+            self.forecast_order,
+        )
 
     def with_actions(self, actions: torch.Tensor | np.ndarray, **metadata: Any) -> CacheSchedule:
         """:meth:`like` from an action array (``0`` reuse, ``1`` recompute, ``2`` forecast)."""
@@ -129,8 +138,15 @@ class CacheSchedule:
 
     def with_metadata(self, metadata: dict[str, Any]) -> CacheSchedule:
         """The same actions with ``metadata`` in place of this schedule's."""
-        return CacheSchedule(self.recompute, self.block_names, self.component_names, self.exists, dict(metadata),
-                             self.forecast, self.forecast_order)
+        return CacheSchedule(
+            self.recompute,
+            self.block_names,
+            self.component_names,
+            self.exists,
+            dict(metadata),
+            self.forecast,
+            self.forecast_order,
+        )
 
     # ------------------------------------------------------------------ shape
     @property
@@ -169,8 +185,12 @@ class CacheSchedule:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CacheSchedule):
             return NotImplemented
-        return (self.same_layout(other) and torch.equal(self.recompute, other.recompute)
-                and torch.equal(self.forecast, other.forecast) and self.forecast_order == other.forecast_order)
+        return (
+            self.same_layout(other)
+            and torch.equal(self.recompute, other.recompute)
+            and torch.equal(self.forecast, other.forecast)
+            and self.forecast_order == other.forecast_order
+        )
 
     def __hash__(self) -> int:
         return hash((self.block_names, self.component_names, self.actions.numpy().tobytes()))

@@ -17,8 +17,9 @@ def as_bool_tensor(array: Any) -> torch.Tensor:
     try:
         tensor = torch.as_tensor(np.asarray(array) if not isinstance(array, torch.Tensor) else array)
     except (TypeError, ValueError, RuntimeError) as err:
-        raise ScheduleError(f"schedule bits must be an array of bools or 0/1, got {type(array).__name__} "
-                            f"({err}).") from None
+        raise ScheduleError(
+            f"schedule bits must be an array of bools or 0/1, got {type(array).__name__} ({err})."
+        ) from None
     tensor = tensor.detach().to("cpu")
     if tensor.dtype != torch.bool and not bool(((tensor == 0) | (tensor == 1)).all()):
         raise ScheduleError("schedule bits must be bools or 0/1; the array holds other values.")
@@ -34,7 +35,12 @@ def step_count(num_steps: Any) -> int:
 
 
 def checked_fields(
-    recompute: Any, block_names: Any, component_names: Any, exists: Any, forecast: Any, forecast_order: Any,
+    recompute: Any,
+    block_names: Any,
+    component_names: Any,
+    exists: Any,
+    forecast: Any,
+    forecast_order: Any,
 ) -> tuple[torch.Tensor, tuple[str, ...], tuple[str, ...], torch.Tensor, torch.Tensor]:
     """``(recompute, block_names, component_names, exists, forecast)`` as a schedule holds them: bool tensors and
     tuples of names, ``exists`` all true and ``forecast`` all false where not given."""
@@ -50,8 +56,9 @@ def checked_fields(
     if steps < 1:
         raise ScheduleError("a schedule needs at least one step.")
     if blocks < 1 or components < 1:
-        raise ScheduleError(f"a schedule needs at least one block and one component, got shape "
-                            f"{(steps, blocks, components)}.")
+        raise ScheduleError(
+            f"a schedule needs at least one block and one component, got shape {(steps, blocks, components)}."
+        )
     if blocks != len(block_names) or components != len(component_names):
         raise ScheduleError(
             f"recompute has shape {tuple(recompute.shape)} but {len(block_names)} block names and "
@@ -72,11 +79,14 @@ def checked_fields(
         )
     forecast = torch.zeros_like(recompute) if forecast is None else as_bool_tensor(forecast)
     if forecast.shape != recompute.shape:
-        raise ScheduleError(f"forecast must have the shape of recompute {tuple(recompute.shape)}, got "
-                            f"{tuple(forecast.shape)}.")
+        raise ScheduleError(
+            f"forecast must have the shape of recompute {tuple(recompute.shape)}, got {tuple(forecast.shape)}."
+        )
     if bool((forecast & (recompute | ~exists)).any()):
-        raise ScheduleError("the forecast mask is set where the schedule recomputes or the component does not "
-                            "exist; each (step, block, component) takes one action.")
+        raise ScheduleError(
+            "the forecast mask is set where the schedule recomputes or the component does not "
+            "exist; each (step, block, component) takes one action."
+        )
     if forecast_order not in FORECAST_ORDERS:
         raise ScheduleError(f"forecast_order must be one of {FORECAST_ORDERS}, got {forecast_order!r}.")
     return recompute, block_names, component_names, exists, forecast

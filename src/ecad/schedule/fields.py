@@ -42,8 +42,10 @@ def actions_of(recompute: torch.Tensor, forecast: torch.Tensor) -> torch.Tensor:
 def check_size(source: str, steps: int, blocks: int, components: int) -> None:
     """Refuse before allocating: the file's content bounds the steps, this bounds blocks x components."""
     if steps * blocks * components > MAX_BITS:
-        raise ScheduleError(f"{source}: {steps} steps x {blocks} blocks x {components} components is more than the "
-                            f"{MAX_BITS:,} bits ecad holds in one schedule; is it a schedule file?")
+        raise ScheduleError(
+            f"{source}: {steps} steps x {blocks} blocks x {components} components is more than the "
+            f"{MAX_BITS:,} bits ecad holds in one schedule; is it a schedule file?"
+        )
 
 
 def preview(row: str) -> str:

@@ -37,8 +37,17 @@ import torch
 
 from ..validation import read_json, schema_problem, write_json
 from .fields import (
-    ACTION_CHARS, FORECAST, FORECAST_ORDERS, FORMAT, FORMAT_V2, FORMATS, ScheduleError, ScheduleFields, actions_of,
-    check_size, preview,
+    ACTION_CHARS,
+    FORECAST,
+    FORECAST_ORDERS,
+    FORMAT,
+    FORMAT_V2,
+    FORMATS,
+    ScheduleError,
+    ScheduleFields,
+    actions_of,
+    check_size,
+    preview,
 )
 from .paper import PaperNaming, schedule_from_paper_dict
 
@@ -51,8 +60,11 @@ _METADATA_SCHEMA = {
     "description": "free-form facts about the schedule, as a JSON object",
     "properties": {
         "name": {"type": ["string", "null"]},
-        "macs": {"type": "object", "required": ["total_macs"],
-                 "properties": {"total_macs": {"type": "number", "minimum": 0}, "convention": {"type": "string"}}},
+        "macs": {
+            "type": "object",
+            "required": ["total_macs"],
+            "properties": {"total_macs": {"type": "number", "minimum": 0}, "convention": {"type": "string"}},
+        },
         "paper": {"type": "object", "properties": {"cache_schedule": {"type": "object"}}},
         "resampled_from_steps": {"type": "integer", "minimum": 1},
     },
@@ -62,20 +74,33 @@ ECAD_SCHEMA = {
     "required": ["format", "num_steps", "components", "blocks"],
     "properties": {
         "num_steps": {"type": "integer", "minimum": 1, "description": "the number of denoising steps"},
-        "components": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"type": "string", "minLength": 1},
-                       "description": "a list of distinct component names"},
+        "components": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"type": "string", "minLength": 1},
+            "description": "a list of distinct component names",
+        },
         "blocks": {
-            "type": "object", "minProperties": 1,
+            "type": "object",
+            "minProperties": 1,
             "description": 'an object of blocks, each {"component": "0101...", ...}',
             "additionalProperties": {
-                "type": "object", "description": 'a block is {"component": "0101...", ...}',
-                "additionalProperties": {"type": "string", "description": "an action string: '1' recompute, "
-                                                                          "'0' reuse (format /2: 'f' forecast), "
-                                                                          "one character per step"},
+                "type": "object",
+                "description": 'a block is {"component": "0101...", ...}',
+                "additionalProperties": {
+                    "type": "string",
+                    "description": "an action string: '1' recompute, "
+                    "'0' reuse (format /2: 'f' forecast), "
+                    "one character per step",
+                },
             },
         },
-        "forecast_order": {"type": "integer", "enum": list(FORECAST_ORDERS),
-                           "description": "the forecast's polynomial order, 1 or 2"},
+        "forecast_order": {
+            "type": "integer",
+            "enum": list(FORECAST_ORDERS),
+            "description": "the forecast's polynomial order, 1 or 2",
+        },
         "metadata": _METADATA_SCHEMA,
     },
 }
@@ -135,20 +160,25 @@ def schedule_from_dict(data: Any, source: str = "the schedule") -> dict[str, Any
     num_steps, components, blocks = int(data["num_steps"]), data["components"], data["blocks"]
     characters = {"0", "1", "f"} if data["format"] == FORMAT_V2 else {"0", "1"}
     if "forecast_order" in data and data["format"] != FORMAT_V2:
-        raise ScheduleError(f"{source}: 'forecast_order' belongs to format {FORMAT_V2!r}; set that format or "
-                            "remove the field.")
+        raise ScheduleError(
+            f"{source}: 'forecast_order' belongs to format {FORMAT_V2!r}; set that format or remove the field."
+        )
     strings = [(b, block, comp, row) for b, (block, comps) in enumerate(blocks.items()) for comp, row in comps.items()]
     if not strings:
         raise ScheduleError(f"{source}: no block lists a component; a schedule needs at least one bit string.")
     for _, block, comp, row in strings:
         if comp not in components:
-            raise ScheduleError(f"{source}: block {block!r} names component {comp!r}, which is not in 'components' "
-                                f"{components}; add it there or remove it from the block.")
+            raise ScheduleError(
+                f"{source}: block {block!r} names component {comp!r}, which is not in 'components' "
+                f"{components}; add it there or remove it from the block."
+            )
         if len(row) != num_steps or not set(row) <= characters:
             allowed = "/".join(f"'{c}'" for c in sorted(characters))
             hint = " ('f' forecast needs format 'ecad.schedule/2')" if "f" in row and "f" not in characters else ""
-            raise ScheduleError(f"{source}: block {block!r}, component {comp!r}: expected {num_steps} characters "
-                                f"{allowed} (num_steps, one per step), got {preview(row)}{hint}.")
+            raise ScheduleError(
+                f"{source}: block {block!r}, component {comp!r}: expected {num_steps} characters "
+                f"{allowed} (num_steps, one per step), got {preview(row)}{hint}."
+            )
     check_size(source, num_steps, len(blocks), len(components))
     actions = torch.zeros(num_steps, len(blocks), len(components), dtype=torch.uint8)
     exists = torch.zeros(len(blocks), len(components), dtype=torch.bool)
@@ -156,9 +186,15 @@ def schedule_from_dict(data: Any, source: str = "the schedule") -> dict[str, Any
         c = components.index(comp)
         exists[b, c] = True
         actions[:, b, c] = _actions_of(row)
-    return {"recompute": actions == 1, "block_names": tuple(blocks), "component_names": tuple(components),
-            "exists": exists, "metadata": dict(data.get("metadata") or {}), "forecast": actions == FORECAST,
-            "forecast_order": int(data.get("forecast_order", 1))}
+    return {
+        "recompute": actions == 1,
+        "block_names": tuple(blocks),
+        "component_names": tuple(components),
+        "exists": exists,
+        "metadata": dict(data.get("metadata") or {}),
+        "forecast": actions == FORECAST,
+        "forecast_order": int(data.get("forecast_order", 1)),
+    }
 
 
 def save_schedule(schedule: ScheduleFields, path: str | os.PathLike) -> None:
@@ -188,7 +224,7 @@ def load_schedule(path: str | os.PathLike, build: Callable[..., T], namings: Seq
                 raise
             raise ScheduleError(f"{path}: {err}") from None
     raise ScheduleError(
-        f"{path}: unknown schedule format (no \"format\": \"{FORMAT}\" and no paper 'cache_schedule' key)."
+        f'{path}: unknown schedule format (no "format": "{FORMAT}" and no paper \'cache_schedule\' key).'
     )
 
 

@@ -144,8 +144,11 @@ def parse_baseline(spec: str) -> tuple[str, list[int]]:
     name, colon, rest = spec.partition(":")
     args = rest.split(":") if colon else []
     if name not in BASELINES:
-        raise ValueError(f"unknown baseline {spec!r}{did_you_mean(name, BASELINES)}; use one of no-cache, fora:N, taylorseer:N[:ORDER], "
-                         "tgate[:STEP], delta-dit[:N].")
+        raise ValueError(
+            f"unknown baseline {spec!r}{did_you_mean(name, BASELINES)}; use one of no-cache, fora:N, "
+            "taylorseer:N[:ORDER], "
+            "tgate[:STEP], delta-dit[:N]."
+        )
     if name in ("fora", "taylorseer") and not args:
         raise ValueError(f"{name} needs its interval, e.g. {name}:3.")
     if len(args) > _MAX_ARGUMENTS[name]:

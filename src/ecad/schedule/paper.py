@@ -42,18 +42,21 @@ PAPER_SCHEMA = {
     "required": ["cache_schedule"],
     "properties": {
         "cache_schedule": {
-            "type": "object", "required": ["schedule"],
+            "type": "object",
+            "required": ["schedule"],
             "properties": {
                 "schedule": {
-                    "type": "object", "minProperties": 1,
+                    "type": "object",
+                    "minProperties": 1,
                     "description": 'an object of steps "000", "001", ..., each {block: {component: true/false}}',
                     "additionalProperties": {
-                        "type": "object", "minProperties": 1,
+                        "type": "object",
+                        "minProperties": 1,
                         "description": "a step is {block: {component: true/false}}",
                         "additionalProperties": {
-                            "type": "object", "description": "a block is {component: true/false}",
-                            "additionalProperties": {"type": "boolean",
-                                                     "description": "true recomputes, false reuses"},
+                            "type": "object",
+                            "description": "a block is {component: true/false}",
+                            "additionalProperties": {"type": "boolean", "description": "true recomputes, false reuses"},
                         },
                     },
                 },
@@ -69,8 +72,9 @@ PAPER_SCHEMA = {
 }
 
 
-def schedule_from_paper_dict(data: Any, source: str = "the schedule",
-                             namings: Sequence[PaperNaming] = ()) -> dict[str, Any]:
+def schedule_from_paper_dict(
+    data: Any, source: str = "the schedule", namings: Sequence[PaperNaming] = ()
+) -> dict[str, Any]:
     """Parse the paper's format into a schedule's fields: every step lists the same blocks and, per block, the same
     components, as booleans. Components named as one of ``namings`` names them get that family's names."""
     problem = schema_problem(data, PAPER_SCHEMA)
@@ -82,8 +86,7 @@ def schedule_from_paper_dict(data: Any, source: str = "the schedule",
         raise ScheduleError(f"{source}: paper schedule steps must be keyed 000..N-1, got {preview(str(list(steps)))}.")
     step_keys = sorted(steps, key=int)
     if [int(k) for k in step_keys] != list(range(len(step_keys))):
-        raise ScheduleError(f"{source}: paper schedule steps must be 0..N-1, each once, got "
-                            f"{preview(str(step_keys))}.")
+        raise ScheduleError(f"{source}: paper schedule steps must be 0..N-1, each once, got {preview(str(step_keys))}.")
     first = steps[step_keys[0]]
     block_names = list(first)
     components: list[str] = []
@@ -100,8 +103,10 @@ def schedule_from_paper_dict(data: Any, source: str = "the schedule",
             exists[b, components.index(comp)] = True
     for s, key in enumerate(step_keys):
         if list(steps[key]) != block_names:
-            raise ScheduleError(f"{source}: paper schedule step {key} has blocks {preview(str(list(steps[key])))}, "
-                                f"expected those of step {step_keys[0]}: {preview(str(block_names))}.")
+            raise ScheduleError(
+                f"{source}: paper schedule step {key} has blocks {preview(str(list(steps[key])))}, "
+                f"expected those of step {step_keys[0]}: {preview(str(block_names))}."
+            )
         for b, block in enumerate(block_names):
             entry = steps[key][block]
             if set(entry) != set(first[block]):
@@ -118,8 +123,13 @@ def schedule_from_paper_dict(data: Any, source: str = "the schedule",
     metadata: dict[str, Any] = {"source_format": "ecad-paper", "name": cache_schedule.get("name"), PAPER_KEY: paper}
     if "total_macs" in data.get("metrics", {}):
         metadata["macs"] = {"total_macs": data["metrics"]["total_macs"], "convention": "paper"}
-    fields = {"recompute": recompute, "block_names": tuple(block_names), "component_names": tuple(components),
-              "exists": exists, "metadata": metadata}
+    fields = {
+        "recompute": recompute,
+        "block_names": tuple(block_names),
+        "component_names": tuple(components),
+        "exists": exists,
+        "metadata": metadata,
+    }
     naming = next((n for n in namings if n.paper_names and set(components) <= n.paper_names), None)
     return fields if naming is None else _from_paper_names(fields, naming)
 
@@ -127,12 +137,16 @@ def schedule_from_paper_dict(data: Any, source: str = "the schedule",
 def _check_head(source: str, head: dict[str, Any], steps: int, blocks: int) -> None:
     """The paper's header fields, where present, must describe the schedule they head."""
     if head.get("num_inference_steps", steps) != steps:
-        raise ScheduleError(f"{source}: cache_schedule.num_inference_steps is {head['num_inference_steps']} but the "
-                            f"schedule lists {steps} steps; fix one of them.")
+        raise ScheduleError(
+            f"{source}: cache_schedule.num_inference_steps is {head['num_inference_steps']} but the "
+            f"schedule lists {steps} steps; fix one of them."
+        )
     if "num_blocks" in head and head["num_blocks"] + head.get("num_single_blocks", 0) != blocks:
-        raise ScheduleError(f"{source}: cache_schedule.num_blocks (+ num_single_blocks) says "
-                            f"{head['num_blocks'] + head.get('num_single_blocks', 0)} blocks but each step lists "
-                            f"{blocks}; fix one of them.")
+        raise ScheduleError(
+            f"{source}: cache_schedule.num_blocks (+ num_single_blocks) says "
+            f"{head['num_blocks'] + head.get('num_single_blocks', 0)} blocks but each step lists "
+            f"{blocks}; fix one of them."
+        )
 
 
 def _from_paper_names(fields: dict[str, Any], naming: PaperNaming) -> dict[str, Any]:
@@ -170,8 +184,10 @@ def _paper_names(schedule: ScheduleFields, namings: Sequence[PaperNaming]) -> li
 def schedule_to_paper_dict(schedule: ScheduleFields, namings: Sequence[PaperNaming] = ()) -> dict[str, Any]:
     """The schedule in the paper's format, its components named as the ``namings`` of its family name them."""
     if bool(schedule.forecast.any()):
-        raise ScheduleError("the ECAD paper's format holds only recompute/reuse; this schedule forecasts, so save it "
-                            "in ecad's own format (`schedule.save(path)`, ecad.schedule/2).")
+        raise ScheduleError(
+            "the ECAD paper's format holds only recompute/reuse; this schedule forecasts, so save it "
+            "in ecad's own format (`schedule.save(path)`, ecad.schedule/2)."
+        )
     paper = schedule.metadata.get(PAPER_KEY) or {}
     head = dict(paper.get("cache_schedule") or {})
     bits = schedule.recompute

@@ -20,8 +20,9 @@ import torch
 __all__ = ["prune_dead"]
 
 
-def prune_dead(bits: torch.Tensor, feeds: Iterable[tuple[int, int, int]],
-               history: torch.Tensor | None = None) -> torch.Tensor:
+def prune_dead(
+    bits: torch.Tensor, feeds: Iterable[tuple[int, int, int]], history: torch.Tensor | None = None
+) -> torch.Tensor:
     """Clear the recompute bits of ``bits[steps, blocks, components]`` whose output is never read.
 
     ``feeds`` lists ``(block, source, consumer)``: the source component's output is only the consumer's input. A

@@ -6,28 +6,46 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..models.loading import check_image_size, resolve_device
 from ..metrics import QualityMetric
+from ..models.loading import check_image_size, resolve_device
 from ..schedule import schedule_key
+from .config import SearchConfig, speedup_label
 from .evaluator import CandidateEvaluator, build_evaluator
 from .executors import EXECUTORS, LocalExecutor, make_executor
-from .config import SearchConfig, speedup_label
 from .run import SearchResult, run_search
 from .rundir import RunDirectory
 from .store import CorruptRunError, Evaluation, EvaluationStore, schedule_from_key
 
 __all__ = [
-    "EXECUTORS", "CandidateEvaluator", "CorruptRunError", "Evaluation", "EvaluationStore", "LocalExecutor",
-    "RunDirectory", "SearchConfig", "SearchResult", "build_evaluator", "make_executor", "run_search",
-    "schedule_from_key", "schedule_key", "search", "speedup_label",
+    "EXECUTORS",
+    "CandidateEvaluator",
+    "CorruptRunError",
+    "Evaluation",
+    "EvaluationStore",
+    "LocalExecutor",
+    "RunDirectory",
+    "SearchConfig",
+    "SearchResult",
+    "build_evaluator",
+    "make_executor",
+    "run_search",
+    "schedule_from_key",
+    "schedule_key",
+    "search",
+    "speedup_label",
 ]
 
 logger = logging.getLogger(__name__)
 
 
 def search(
-    config: SearchConfig, out: str | Path, resume: bool = False, metric: QualityMetric | None = None,
-    progress: bool = True, executor: str = "local", **executor_options: Any,
+    config: SearchConfig,
+    out: str | Path,
+    resume: bool = False,
+    metric: QualityMetric | None = None,
+    progress: bool = True,
+    executor: str = "local",
+    **executor_options: Any,
 ) -> SearchResult:
     """Run (or, with ``resume``, continue) a search described by ``config`` into the run directory ``out``.
 
@@ -63,11 +81,19 @@ def search(
         try:
             layout, full_cost = runner.describe()
             run_dir.commit(config)
-            logger.info("search: %s, %d prompts x %d images, %d steps, population %d, %d generations -> %s",
-                        config.model, len(config.prompts), config.images_per_prompt, config.num_steps,
-                        config.population, config.generations, run_dir.path)
-            return run_search(config, run_dir, layout, runner, full_cost, progress=progress,
-                              image_size=runner.image_size())
+            logger.info(
+                "search: %s, %d prompts x %d images, %d steps, population %d, %d generations -> %s",
+                config.model,
+                len(config.prompts),
+                config.images_per_prompt,
+                config.num_steps,
+                config.population,
+                config.generations,
+                run_dir.path,
+            )
+            return run_search(
+                config, run_dir, layout, runner, full_cost, progress=progress, image_size=runner.image_size()
+            )
         finally:
             runner.close()
     except BaseException:

@@ -7,11 +7,22 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ..runtime.compilation import CompileConfig, compile_config
 from ..metrics import METRICS, RowMetric
 from ..names import ACTIONS, COMPILE_SCOPES, CONVENTIONS, COSTS, DTYPE_NAMES, STRATEGIES
+from ..runtime.compilation import CompileConfig, compile_config
 from ..validation import (
-    check_fields, checked, compile_backend, device, flag, one_of, optional, pixels, real, text, texts, whole,
+    check_fields,
+    checked,
+    compile_backend,
+    device,
+    flag,
+    one_of,
+    optional,
+    pixels,
+    real,
+    text,
+    texts,
+    whole,
 )
 from .racing import CONFIDENCE, FIRST_GENERATION, FIRST_ROWS, RACE_BEFORE, RACE_FROM_ROWS
 from .store import CorruptRunError
@@ -69,7 +80,9 @@ class SearchConfig:
     race_confidence: float = checked(real(0.5, 0.999), default=CONFIDENCE)  # 0.5: compare the first rows' means
     race_first_generation: bool = checked(flag, default=FIRST_GENERATION)  # race generation 0 against itself
     screen: int = checked(whole(1), default=1)  # offspring made per evaluated one, ranked by the surrogate; 1: none
-    compile: str | None = checked(optional(one_of(COMPILE_SCOPES)), default=None)  # latency measured compiled; None: eager
+    compile: str | None = checked(
+        optional(one_of(COMPILE_SCOPES)), default=None
+    )  # latency measured compiled; None: eager
     compile_backend: str | None = checked(optional(compile_backend), default=None)  # None: inductor (with compile)
 
     def __post_init__(self) -> None:
@@ -78,19 +91,27 @@ class SearchConfig:
         if self.strategy is None:
             self.strategy = default_strategy(self.metric, rows)
         if self.strategy == "race" and rows < 3:
-            raise ValueError(f"--strategy race needs at least 3 calibration rows (2 scored first, the rest raced "
-                             f"for), this run has {rows} (prompts x images per prompt); add prompts or "
-                             "--images-per-prompt, or use --strategy fast.")
+            raise ValueError(
+                f"--strategy race needs at least 3 calibration rows (2 scored first, the rest raced "
+                f"for), this run has {rows} (prompts x images per prompt); add prompts or "
+                "--images-per-prompt, or use --strategy fast."
+            )
         raced = (self.race_rows, self.race_confidence, self.race_first_generation)
         if self.strategy != "race" and raced != (FIRST_ROWS, CONFIDENCE, FIRST_GENERATION):
-            raise ValueError(f"--race-rows, --race-confidence and --race-first-generation set how --strategy race "
-                             f"races; this run's strategy is {self.strategy}: add --strategy race or leave them out.")
+            raise ValueError(
+                f"--race-rows, --race-confidence and --race-first-generation set how --strategy race "
+                f"races; this run's strategy is {self.strategy}: add --strategy race or leave them out."
+            )
         if self.compiled is not None and self.cost != "latency":
-            raise ValueError("--compile measures the latency cost compiled, and this run counts MACs (which do not "
-                             "depend on compiling): add --cost latency or leave --compile out.")
+            raise ValueError(
+                "--compile measures the latency cost compiled, and this run counts MACs (which do not "
+                "depend on compiling): add --cost latency or leave --compile out."
+            )
         if self.strategy == "paper" and self.screen > 1:
-            raise ValueError("--screen changes which offspring are evaluated, and --strategy paper is the paper's "
-                             "search unchanged: use --strategy fast or race with --screen.")
+            raise ValueError(
+                "--screen changes which offspring are evaluated, and --strategy paper is the paper's "
+                "search unchanged: use --strategy fast or race with --screen."
+            )
 
     @property
     def compiled(self) -> CompileConfig | None:
@@ -109,8 +130,10 @@ class SearchConfig:
     def from_dict(cls, data: Any, source: str = "config.json") -> SearchConfig:
         if not isinstance(data, dict) or data.get("format") != CONFIG_FORMAT:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
-            raise CorruptRunError(f"{source} is not an ecad search config (format {found!r}, expected "
-                                  f"{CONFIG_FORMAT!r}); use another --out.")
+            raise CorruptRunError(
+                f"{source} is not an ecad search config (format {found!r}, expected "
+                f"{CONFIG_FORMAT!r}); use another --out."
+            )
         names = {f.name for f in dataclasses.fields(cls)}
         before = {"cost_model": _COST_MODEL_BEFORE, "strategy": "paper"}  # runs from before these were settings
         if data.get("strategy") == "race":

@@ -11,16 +11,16 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 
 from ..adapters import ModelLayout
-from ..generation import Calibration, CalibrationGenerator, Generated
 from ..adapters.layout import model_layout
 from ..cost.latency import LatencyTable, measure_call_latency
-from ..models.loading import load_pipeline
 from ..cost.table import CostTable
+from ..generation import Calibration, CalibrationGenerator, Generated
 from ..metrics import QualityMetric, RowMetric, get_metric
+from ..models.loading import load_pipeline
 from ..schedule import CacheSchedule, schedule_key
 from ..validation import write_json
-from .prefix import apply_prefix_replay, prefix_plan, remove_prefix_replay, runtime_table
 from .config import SearchConfig
+from .prefix import apply_prefix_replay, prefix_plan, remove_prefix_replay, runtime_table
 from .samples import SampleStore
 from .store import CorruptRunError, Evaluation
 
@@ -39,8 +39,13 @@ class CandidateEvaluator:
     """
 
     def __init__(
-        self, generator: CalibrationGenerator, metric: QualityMetric, cost_table: CostTable, run_path: Path,
-        latency: LatencyTable | None = None, strategy: str = "paper",
+        self,
+        generator: CalibrationGenerator,
+        metric: QualityMetric,
+        cost_table: CostTable,
+        run_path: Path,
+        latency: LatencyTable | None = None,
+        strategy: str = "paper",
     ) -> None:
         self.generator = generator
         self.metric = metric
@@ -49,9 +54,11 @@ class CandidateEvaluator:
         self.samples = SampleStore(run_path)
         self.layout = model_layout(generator.pipe)
         if strategy == "race" and not isinstance(metric, RowMetric):
-            raise ValueError(f"--strategy race compares candidates row by row, and the metric {metric.name!r} is not "
-                             "a mean of per-row scores (a distance between image sets); use --strategy fast, or a "
-                             "per-row metric (tiny-reward, fidelity, image-reward, pickscore, clip).")
+            raise ValueError(
+                f"--strategy race compares candidates row by row, and the metric {metric.name!r} is not "
+                "a mean of per-row scores (a distance between image sets); use --strategy fast, or a "
+                "per-row metric (tiny-reward, fidelity, image-reward, pickscore, clip)."
+            )
         if metric.needs_reference:
             metric.prepare(self._reference(run_path / "reference.safetensors"))
         self.prefix = apply_prefix_replay(generator.pipe.transformer) if strategy in ("fast", "race") else None
@@ -124,14 +131,26 @@ def _latency_table(pipe: Any, generator: CalibrationGenerator, config: SearchCon
             raise CorruptRunError(f"{path} is damaged ({err}); delete it to measure again.") from None
         wanted = (None, None) if compile is None else (compile.scope, compile.backend_name)
         if (table.compile_scope, table.compile_backend) != wanted:
-            raise CorruptRunError(f"{path} was measured {table.compiled_as} and this run measures latency {measures}; "
-                                  "delete it to measure again.")
+            raise CorruptRunError(
+                f"{path} was measured {table.compiled_as} and this run measures latency {measures}; "
+                "delete it to measure again."
+            )
         return table
     rows = min(config.batch_size, len(generator.prompts))
-    logger.info("measuring per-block and per-component latency on %s (%d images per call, %s)", generator.pipe.device,
-                rows, measures)
-    table = measure_call_latency(pipe, generator.observe(rows), generator.height, generator.width,
-                                 forecasts=config.forecast_order is not None, compile=compile)
+    logger.info(
+        "measuring per-block and per-component latency on %s (%d images per call, %s)",
+        generator.pipe.device,
+        rows,
+        measures,
+    )
+    table = measure_call_latency(
+        pipe,
+        generator.observe(rows),
+        generator.height,
+        generator.width,
+        forecasts=config.forecast_order is not None,
+        compile=compile,
+    )
     write_json(table.to_dict(), path)
     return table
 
@@ -149,6 +168,7 @@ def build_evaluator(
     if config.cost == "latency":
         latency = _latency_table(pipe, generator, config, run_path / "latency.json")
         full_cost = latency.full_step_seconds * config.num_steps
-    evaluator = CandidateEvaluator(generator, metric or get_metric(config.metric), table, run_path, latency,
-                                   config.strategy)
+    evaluator = CandidateEvaluator(
+        generator, metric or get_metric(config.metric), table, run_path, latency, config.strategy
+    )
     return evaluator, model_layout(pipe), full_cost

@@ -14,8 +14,8 @@ from typing import Any
 from ..adapters import ModelLayout
 from ..metrics import QualityMetric
 from ..schedule import CacheSchedule
-from .evaluator import build_evaluator
 from .config import SearchConfig
+from .evaluator import build_evaluator
 from .store import Evaluation
 
 logger = logging.getLogger(__name__)

@@ -29,8 +29,9 @@ class ActionMutation(Mutation):
         super().__init__(**kwargs)
         self.actions = actions
 
-    def _do(self, problem: Any, X: np.ndarray, random_state: np.random.Generator | None = None,
-            **kwargs: Any) -> np.ndarray:
+    def _do(
+        self, problem: Any, X: np.ndarray, random_state: np.random.Generator | None = None, **kwargs: Any
+    ) -> np.ndarray:
         X = np.asarray(X).astype(int)
         prob_var = self.get_prob_var(problem, size=(len(X), 1))
         mutate = random_state.random(X.shape) < prob_var
@@ -38,15 +39,29 @@ class ActionMutation(Mutation):
         return np.where(mutate, (X + shift) % self.actions, X)
 
 
-def schedule_mating(values: int, n_var: int, crossover_points: int, crossover_prob: float, mutation_prob: float,
-                    surrogate: RidgeSurrogate | None = None, screen: int = 1) -> InfillCriterion:
+def schedule_mating(
+    values: int,
+    n_var: int,
+    crossover_points: int,
+    crossover_prob: float,
+    mutation_prob: float,
+    surrogate: RidgeSurrogate | None = None,
+    screen: int = 1,
+) -> InfillCriterion:
     """NSGA-II's own mating (binary tournament, duplicates eliminated) with point crossover and a bit flip (``values``
     2) or :class:`ActionMutation` (3) of each gene with probability ``1 / n_var`` in a mutated offspring. With a
     ``surrogate`` it comes screened: :class:`ScreenedMating` makes ``screen`` times the offspring and keeps those the
     surrogate ranks best."""
-    mutation = (ActionMutation(values, prob=mutation_prob, prob_var=1.0 / n_var) if values > 2
-                else BitflipMutation(prob=mutation_prob, prob_var=1.0 / n_var))
-    mating = Mating(TournamentSelection(func_comp=binary_tournament),
-                    PointCrossover(n_points=crossover_points, prob=crossover_prob), mutation,
-                    eliminate_duplicates=DefaultDuplicateElimination(), n_max_iterations=100)
+    mutation = (
+        ActionMutation(values, prob=mutation_prob, prob_var=1.0 / n_var)
+        if values > 2
+        else BitflipMutation(prob=mutation_prob, prob_var=1.0 / n_var)
+    )
+    mating = Mating(
+        TournamentSelection(func_comp=binary_tournament),
+        PointCrossover(n_points=crossover_points, prob=crossover_prob),
+        mutation,
+        eliminate_duplicates=DefaultDuplicateElimination(),
+        n_max_iterations=100,
+    )
     return mating if surrogate is None else ScreenedMating(mating, surrogate, screen)

@@ -1,11 +1,11 @@
 """Exact shared-prefix reuse (``--strategy fast``): candidates that agree on their first k steps compute them once.
 
 Two schedules whose runtime tables (:func:`runtime_table`: what the runtime computes, forecasts and keeps) agree on
-steps 0..k-1 give the transformer the same inputs at those steps and keep the same component outputs. So a generation's candidates are evaluated in
-lexicographic order of their step rows (a depth-first walk of their prefix trie). Each one replays, for the steps it
-shares with the candidate before it, the transformer outputs recorded when they were computed; the pipeline's own
-loop and scheduler run every step as usual, so latents, scheduler state and noise draws come out the same. At its
-branch step it restores the component outputs kept at the start of that step, then computes on.
+steps 0..k-1 give the transformer the same inputs at those steps and keep the same component outputs. So a generation's
+candidates are evaluated in lexicographic order of their step rows (a depth-first walk of their prefix trie). Each one
+replays, for the steps it shares with the candidate before it, the transformer outputs recorded when they were computed;
+the pipeline's own loop and scheduler run every step as usual, so latents, scheduler state and noise draws come out the
+same. At its branch step it restores the component outputs kept at the start of that step, then computes on.
 
 In sorted order the longest prefix a candidate shares with any earlier one is the one it shares with its
 predecessor, and the earlier candidate that computed that branch step for real is the last one that branched above
@@ -49,8 +49,10 @@ def runtime_table(schedule: CacheSchedule, layout: ModelLayout) -> torch.Tensor:
     step 0 on). Equal rows 0..k-1: steps 0..k-1 run alike and leave the same kept outputs."""
     bits = runtime_bits(schedule, layout)
     history = schedule.history_needed().to(torch.uint8) * schedule.forecast_order
-    return torch.cat([bits.to(torch.uint8), schedule.effective_forecast().to(torch.uint8),
-                      history.expand(bits.shape[0], -1, -1)], dim=2)
+    return torch.cat(
+        [bits.to(torch.uint8), schedule.effective_forecast().to(torch.uint8), history.expand(bits.shape[0], -1, -1)],
+        dim=2,
+    )
 
 
 def prefix_plan(tables: Sequence[torch.Tensor]) -> list[PrefixStep]:
@@ -134,8 +136,9 @@ class PrefixReplayHook(ModelHook):
 def apply_prefix_replay(transformer: nn.Module) -> PrefixReplayHook:
     """Install the replay hook; it must sit inside the step tracker, so no ecad cache may be enabled yet."""
     if active_cache(transformer) is not None:
-        raise RuntimeError("apply_prefix_replay goes on before enable_cache (the step tracker must wrap it); "
-                           "disable the cache first.")
+        raise RuntimeError(
+            "apply_prefix_replay goes on before enable_cache (the step tracker must wrap it); disable the cache first."
+        )
     hook = PrefixReplayHook()
     HookRegistry.check_if_exists_or_initialize(transformer).register_hook(hook, _PREFIX_HOOK)
     return hook

@@ -78,8 +78,14 @@ class CacheSearchProblem(Problem):
         budget: ComputeBudget | None = None,
         race: QualityRace | None = None,
     ) -> None:
-        super().__init__(n_var=encoding.n_var, n_obj=2, n_ieq_constr=1, xl=0, xu=encoding.values - 1,
-                         vtype=int if encoding.forecasts else bool)
+        super().__init__(
+            n_var=encoding.n_var,
+            n_obj=2,
+            n_ieq_constr=1,
+            xl=0,
+            xu=encoding.values - 1,
+            vtype=int if encoding.forecasts else bool,
+        )
         self.encoding = encoding
         self.store = store
         self.executor = executor
@@ -109,14 +115,25 @@ class CacheSearchProblem(Problem):
                     known[evaluation.key] = evaluation
                     self.on_candidate(evaluation, False)
             pending = [key for key, evaluation in known.items() if evaluation.metrics.get("race") == PENDING]
-            self._evaluate_rows(schedules, pending, known, race.rest,
-                                lambda evaluation: race.complete(known[evaluation.key], evaluation), replace=True)
+            self._evaluate_rows(
+                schedules,
+                pending,
+                known,
+                race.rest,
+                lambda evaluation: race.complete(known[evaluation.key], evaluation),
+                replace=True,
+            )
         out["F"] = np.array([[-known[k].quality, known[k].cost / self.full_cost] for k in keys], dtype=float)
         out["G"] = np.array([[1.0 - float((np.asarray(x).astype(int) != 1).sum())] for x in X], dtype=float)
 
     def _evaluate_rows(
-        self, schedules: dict[str, CacheSchedule], keys: list[str], known: dict[str, Evaluation | None],
-        rows: range | None, finish: Callable[[Evaluation], Evaluation], replace: bool = False,
+        self,
+        schedules: dict[str, CacheSchedule],
+        keys: list[str],
+        known: dict[str, Evaluation | None],
+        rows: range | None,
+        finish: Callable[[Evaluation], Evaluation],
+        replace: bool = False,
     ) -> None:
         """Evaluate ``keys`` on ``rows`` (``None``: all) through the executor; ``finish`` makes what is stored."""
         if not keys:

@@ -55,8 +55,14 @@ def on_every_row(evaluation: Evaluation) -> bool:
 class QualityRace:
     """The two stages' rows, and the paired decision against a reference front."""
 
-    def __init__(self, rows: int, first: int | None = None, confidence: float = CONFIDENCE,
-                 first_generation: bool = FIRST_GENERATION, complete: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        rows: int,
+        first: int | None = None,
+        confidence: float = CONFIDENCE,
+        first_generation: bool = FIRST_GENERATION,
+        complete: Iterable[str] = (),
+    ) -> None:
         first = first_rows(rows) if first is None else first
         if not 2 <= first <= rows:
             raise ValueError(f"racing needs at least 2 first rows of the {rows} calibration rows, got {first}.")
@@ -106,9 +112,11 @@ class QualityRace:
         Pareto set goes on (under the means rule). Returns the candidates this rejects that were pending; a
         candidate already complete, or rejected by an earlier pass (a resumed run), is as it was."""
         reference = [self._reference(e) for e in generation]
-        return [self._mark(e, True) for e in generation
-                if e.metrics.get("race") == PENDING and e.key not in self.always_complete
-                and self._beaten(e, reference)]
+        return [
+            self._mark(e, True)
+            for e in generation
+            if e.metrics.get("race") == PENDING and e.key not in self.always_complete and self._beaten(e, reference)
+        ]
 
     def _beaten(self, evaluation: Evaluation, front: list[tuple[float, np.ndarray]]) -> bool:
         """Whether some point of ``front`` no more expensive is better on the first rows (its bound below 0)."""
@@ -116,7 +124,9 @@ class QualityRace:
 
     @staticmethod
     def _mark(evaluation: Evaluation, rejected: bool) -> Evaluation:
-        return dataclasses.replace(evaluation, metrics={**evaluation.metrics, "race": REJECTED if rejected else PENDING})
+        return dataclasses.replace(
+            evaluation, metrics={**evaluation.metrics, "race": REJECTED if rejected else PENDING}
+        )
 
     def complete(self, first: Evaluation, rest: Evaluation) -> Evaluation:
         """One evaluation on every row from the two stages': quality is the mean of the per-row qualities (as the

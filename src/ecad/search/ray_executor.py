@@ -78,8 +78,10 @@ class RayExecutor:
         cpus_per_worker: float = 1.0,
     ) -> None:
         if metric is not None:
-            raise ValueError("the ray executor builds the metric on each worker from config.metric; "
-                             "pass a metric object only with the local executor.")
+            raise ValueError(
+                "the ray executor builds the metric on each worker from config.metric; "
+                "pass a metric object only with the local executor."
+            )
         ray = self.ray = _import_ray()
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
@@ -88,10 +90,14 @@ class RayExecutor:
         if gpus_per_worker is None:
             gpus_per_worker = 1.0 if gpus else 0.0
         if workers is None:
-            workers = int(gpus // gpus_per_worker) if gpus_per_worker else int(resources.get("CPU", 1) // cpus_per_worker)
+            workers = (
+                int(gpus // gpus_per_worker) if gpus_per_worker else int(resources.get("CPU", 1) // cpus_per_worker)
+            )
         if workers < 1:
-            raise ValueError(f"the Ray cluster ({resources}) has no room for a worker with {gpus_per_worker} GPU(s) "
-                             f"and {cpus_per_worker} CPU(s).")
+            raise ValueError(
+                f"the Ray cluster ({resources}) has no room for a worker with {gpus_per_worker} GPU(s) "
+                f"and {cpus_per_worker} CPU(s)."
+            )
         device = "cuda" if gpus_per_worker else "cpu"
         options = {**dataclasses.asdict(config), "device": device if config.device == "auto" else config.device}
         actor = ray.remote(num_gpus=gpus_per_worker, num_cpus=cpus_per_worker)(EvaluationWorker)

@@ -48,13 +48,29 @@ class GenerationRecords(Callback):
     A resumed run replays its generations from the store, so the records it writes are those of an uninterrupted run.
     """
 
-    def __init__(self, config: SearchConfig, run_dir: RunDirectory, store: EvaluationStore, encoding: ScheduleEncoding,
-                 seeds: list[CacheSchedule], full_cost: float, budget: ComputeBudget, race: QualityRace | None = None,
-                 surrogate: RidgeSurrogate | None = None, image_size: tuple[int, int] | None = None,
-                 progress: bool = True) -> None:
+    def __init__(
+        self,
+        config: SearchConfig,
+        run_dir: RunDirectory,
+        store: EvaluationStore,
+        encoding: ScheduleEncoding,
+        seeds: list[CacheSchedule],
+        full_cost: float,
+        budget: ComputeBudget,
+        race: QualityRace | None = None,
+        surrogate: RidgeSurrogate | None = None,
+        image_size: tuple[int, int] | None = None,
+        progress: bool = True,
+    ) -> None:
         super().__init__()
         self.config, self.run_dir, self.store, self.encoding = config, run_dir, store, encoding
-        self.full_cost, self.budget, self.race, self.surrogate, self.progress = full_cost, budget, race, surrogate, progress
+        self.full_cost, self.budget, self.race, self.surrogate, self.progress = (
+            full_cost,
+            budget,
+            race,
+            surrogate,
+            progress,
+        )
         self.rows = len(config.prompts) * config.images_per_prompt  # calibration rows per candidate
         self.names = {schedule_key(s): s.metadata.get("name") for s in seeds}
         self.no_cache_key = schedule_key(seeds[0])  # the first seed is no caching, evaluated in generation 0
@@ -114,10 +130,14 @@ class GenerationRecords(Callback):
         describe = front_metadata(self.config, self.image_size, no_cache)
         self.front_rows = rows = self.run_dir.write_front(front, self.full_cost, self.config.cost, describe, no_cache)
         self.samples.retain([*front_keys, *self.names])
-        plot_front(self.run_dir.path / "front.png",
-                   [(self.full_cost / cost, quality) for quality, cost in self.store.objectives()],
-                   [(r["speedup"], r["quality"]) for r in rows], speedup=speedup_label(self.config.cost),
-                   metric=self.config.metric, generation=len(self.hypervolumes) - 1)
+        plot_front(
+            self.run_dir.path / "front.png",
+            [(self.full_cost / cost, quality) for quality, cost in self.store.objectives()],
+            [(r["speedup"], r["quality"]) for r in rows],
+            speedup=speedup_label(self.config.cost),
+            metric=self.config.metric,
+            generation=len(self.hypervolumes) - 1,
+        )
         return {
             "front_size": len(rows),
             "best_quality": max(r["quality"] for r in rows),
@@ -127,15 +147,23 @@ class GenerationRecords(Callback):
             "new_evaluations": self.new,
             "seconds": time.perf_counter() - self.started,
             # every schedule evaluated up to this generation, as it was spent (shared prefixes counted once)
-            "compute_spent": sum(evaluation_compute(self.store.get(k), self.rows, self.full_cost) for k in self.archive),
+            "compute_spent": sum(
+                evaluation_compute(self.store.get(k), self.rows, self.full_cost) for k in self.archive
+            ),
         }
 
     def _write_generation(self, keys: list[str], F: np.ndarray, summary: dict[str, Any]) -> None:
         """Write the generation's file and say how the run stands."""
         rows = []
         for key, (neg_quality, cost_fraction) in zip(keys, F, strict=True):
-            rows.append({"key": key, "name": self.names.get(key), "quality": -float(neg_quality),
-                         "cost_fraction": float(cost_fraction)})
+            rows.append(
+                {
+                    "key": key,
+                    "name": self.names.get(key),
+                    "quality": -float(neg_quality),
+                    "cost_fraction": float(cost_fraction),
+                }
+            )
             evaluation = self.store.get(key)
             if self.race is not None and not on_every_row(evaluation):  # its quality is a partial mean
                 rows[-1]["rows_scored"] = evaluation.metrics["rows_scored"]
@@ -144,11 +172,14 @@ class GenerationRecords(Callback):
         generation = len(self.hypervolumes) - 1
         self.run_dir.write_generation(generation, rows, summary)
         self.bar.update()
-        say(f"gen {generation}: front {summary['front_size']}, best quality {summary['best_quality']:.4f}, "
+        say(
+            f"gen {generation}: front {summary['front_size']}, best quality {summary['best_quality']:.4f}, "
             f"lowest cost {summary['lowest_cost']:.4g} ({summary['max_speedup']:.2f}x "
             f"{speedup_label(self.config.cost)}), HV {summary['hypervolume']:.4f}, {self.new} new evaluations"
             + (f" ({self.rejected} rejected after the first rows)" if self.race is not None else "")
-            + f", {self.budget.describe()}", self.progress)
+            + f", {self.budget.describe()}",
+            self.progress,
+        )
         if generation == 0 and self.new and (line := estimate(self.config, self.rows, self.budget)):
             say(line, self.progress)
 
@@ -158,5 +189,6 @@ class GenerationRecords(Callback):
         if self.race is not None:  # decisions against the front as it is now, whatever order candidates finish in
             self.race.set_front(self.store.get(k) for k in archive_front(self.archive))
         if self.surrogate is not None and self.archive:  # fitted on what was evaluated before it, in order
-            self.surrogate.fit(np.stack([x for x, _, _ in self.archive.values()]),
-                               np.stack([f for _, f, _ in self.archive.values()]))
+            self.surrogate.fit(
+                np.stack([x for x, _, _ in self.archive.values()]), np.stack([f for _, f, _ in self.archive.values()])
+            )

@@ -16,8 +16,8 @@ import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
 
 from ..adapters import ModelLayout
-from ..schedule.heuristics import initial_population
 from ..schedule import schedule_key
+from ..schedule.heuristics import initial_population
 from .budget import BudgetSpent, ComputeBudget, evaluation_compute
 from .config import SearchConfig
 from .console import plan, say
@@ -39,28 +39,52 @@ class SearchResult:
     stopped: str | None = None  # why the run stopped before config.generations (the budget), else None
 
 
-def run_search(config: SearchConfig, run_dir: RunDirectory, layout: ModelLayout, executor: Any, full_cost: float,
-               progress: bool = True, image_size: tuple[int, int] | None = None) -> SearchResult:
+def run_search(
+    config: SearchConfig,
+    run_dir: RunDirectory,
+    layout: ModelLayout,
+    executor: Any,
+    full_cost: float,
+    progress: bool = True,
+    image_size: tuple[int, int] | None = None,
+) -> SearchResult:
     """Run (or resume) NSGA-II until ``config.generations`` generations are done or the budget is spent."""
     encoding = ScheduleEncoding(layout, config.num_steps, config.forecast_order)
-    seeds = initial_population(layout, config.num_steps, config.population, seed=config.seed,
-                               forecast_order=config.forecast_order)
+    seeds = initial_population(
+        layout, config.num_steps, config.population, seed=config.seed, forecast_order=config.forecast_order
+    )
     rows = len(config.prompts) * config.images_per_prompt  # calibration rows per candidate
     store = run_dir.store()
     budget = ComputeBudget(config.budget, (evaluation_compute(e, rows, full_cost) for e in store.evaluations()))
-    race = (QualityRace(rows, first_rows(rows, config.race_rows), config.race_confidence,
-                        config.race_first_generation, complete=[schedule_key(seeds[0])])
-            if config.strategy == "race" else None)
+    race = (
+        QualityRace(
+            rows,
+            first_rows(rows, config.race_rows),
+            config.race_confidence,
+            config.race_first_generation,
+            complete=[schedule_key(seeds[0])],
+        )
+        if config.strategy == "race"
+        else None
+    )
     surrogate = RidgeSurrogate(encoding.values) if config.screen > 1 else None
     for line in plan(config, rows, budget, race):
         say(line, progress)
-    records = GenerationRecords(config, run_dir, store, encoding, seeds, full_cost, budget, race, surrogate,
-                                image_size, progress)
+    records = GenerationRecords(
+        config, run_dir, store, encoding, seeds, full_cost, budget, race, surrogate, image_size, progress
+    )
     algorithm = NSGA2(
         pop_size=config.population,
         sampling=np.stack([encoding.encode(s) for s in seeds]),
-        mating=schedule_mating(encoding.values, encoding.n_var, config.crossover_points, config.crossover_prob,
-                               config.mutation_prob, surrogate, config.screen),
+        mating=schedule_mating(
+            encoding.values,
+            encoding.n_var,
+            config.crossover_points,
+            config.crossover_prob,
+            config.mutation_prob,
+            surrogate,
+            config.screen,
+        ),
         eliminate_duplicates=True,
         callback=records,
     )
@@ -81,5 +105,6 @@ def run_search(config: SearchConfig, run_dir: RunDirectory, layout: ModelLayout,
         records.close()
         evaluations = len(store)
         store.close()
-    return SearchResult(records.front_rows, len(records.hypervolumes), evaluations, records.hypervolumes,
-                        budget.spent, stopped)
+    return SearchResult(
+        records.front_rows, len(records.hypervolumes), evaluations, records.hypervolumes, budget.spent, stopped
+    )

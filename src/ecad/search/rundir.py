@@ -23,8 +23,7 @@ from typing import Any
 from ..names import metric_columns
 from ..runtime.provenance import GenerationSettings, annotate, mac_record, score_record
 from ..schedule import CacheSchedule
-from ..validation import write_json
-from ..validation import read_json
+from ..validation import read_json, write_json
 from .config import RESUMABLE_CHANGES, SearchConfig, speedup_label
 from .racing import RACE_FIELDS
 from .store import CorruptRunError, Evaluation, EvaluationStore
@@ -36,26 +35,46 @@ NOT_SCORES = ("macs", "seconds", "compute", *RACE_FIELDS)
 
 # The shapes of the files `ecad front` and `ecad report` read back.
 FRONT_SCHEMA = {
-    "type": "object", "required": ["full_cost", "front"],
+    "type": "object",
+    "required": ["full_cost", "front"],
     "properties": {
         "full_cost": {"type": "number", "exclusiveMinimum": 0},
-        "front": {"type": "array", "items": {
-            "type": "object", "required": ["file", "key", "quality", "cost", "speedup"],
-            "properties": {"file": {"type": "string"}, "key": {"type": "string"}, "quality": {"type": "number"},
-                           "cost": {"type": "number"}, "speedup": {"type": "number"}},
-        }},
+        "front": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["file", "key", "quality", "cost", "speedup"],
+                "properties": {
+                    "file": {"type": "string"},
+                    "key": {"type": "string"},
+                    "quality": {"type": "number"},
+                    "cost": {"type": "number"},
+                    "speedup": {"type": "number"},
+                },
+            },
+        },
     },
 }
 GENERATION_SCHEMA = {
-    "type": "object", "required": ["generation", "population"],
+    "type": "object",
+    "required": ["generation", "population"],
     "properties": {
         "generation": {"type": "integer", "minimum": 0},
         "summary": {"type": "object"},
-        "population": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["key", "quality", "cost_fraction"],
-            "properties": {"key": {"type": "string"}, "name": {"type": ["string", "null"]},
-                           "quality": {"type": "number"}, "cost_fraction": {"type": "number"}},
-        }},
+        "population": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["key", "quality", "cost_fraction"],
+                "properties": {
+                    "key": {"type": "string"},
+                    "name": {"type": ["string", "null"]},
+                    "quality": {"type": "number"},
+                    "cost_fraction": {"type": "number"},
+                },
+            },
+        },
     },
 }
 
@@ -81,8 +100,9 @@ class RunDirectory:
         """Start a new run or check that ``config`` may resume the one here; writes nothing into an existing run."""
         if self.config_path.exists():
             if not resume:
-                raise FileExistsError(f"{self.path} already holds a search run; pass --resume to continue it, "
-                                      "or choose another --out.")
+                raise FileExistsError(
+                    f"{self.path} already holds a search run; pass --resume to continue it, or choose another --out."
+                )
             stored = self.load_config()
             differences = [
                 f"{k}: {getattr(stored, k)!r} -> {getattr(config, k)!r}"
@@ -90,15 +110,19 @@ class RunDirectory:
                 if k not in RESUMABLE_CHANGES and getattr(stored, k) != getattr(config, k)
             ]
             if differences:
-                raise ValueError(f"cannot resume {self.path}: the run was started with other settings ("
-                                 + "; ".join(differences) + "); resume with the original settings or use a new --out.")
+                raise ValueError(
+                    f"cannot resume {self.path}: the run was started with other settings ("
+                    + "; ".join(differences)
+                    + "); resume with the original settings or use a new --out."
+                )
             EvaluationStore.check(self.path / "evaluations.sqlite")
             return config
         if self.path.exists() and not self.path.is_dir():
             raise CorruptRunError(f"{self.path} is a file, not a run directory; choose another --out.")
         if self.path.exists() and any(self.path.iterdir()):
-            raise CorruptRunError(f"{self.path} is not empty and holds no search run (no config.json); "
-                                  "choose an empty or new --out.")
+            raise CorruptRunError(
+                f"{self.path} is not empty and holds no search run (no config.json); choose an empty or new --out."
+            )
         absolute = self.path.absolute()
         missing = [p for p in (absolute, *absolute.parents) if not p.exists()]
         self._starting, self._made = True, missing[-1] if missing else None
@@ -144,7 +168,10 @@ class RunDirectory:
         write_json({"generation": index, "summary": summary, "population": rows}, path)
 
     def write_front(
-        self, front: list[tuple[CacheSchedule, Evaluation]], full_cost: float, cost: str = "macs",
+        self,
+        front: list[tuple[CacheSchedule, Evaluation]],
+        full_cost: float,
+        cost: str = "macs",
         describe: Callable[[CacheSchedule, Evaluation], CacheSchedule] | None = None,
         no_cache: Evaluation | None = None,
     ) -> list[dict[str, Any]]:
@@ -159,8 +186,16 @@ class RunDirectory:
         for i, (schedule, evaluation) in enumerate(sorted(front, key=lambda item: item[1].cost)):
             name = f"{i:03d}.json"
             (describe(schedule, evaluation) if describe else schedule).save(staging / name)
-            rows.append({"file": f"front/{name}", "key": evaluation.key, "quality": evaluation.quality,
-                         "cost": evaluation.cost, "speedup": full_cost / evaluation.cost, **_results(evaluation)})
+            rows.append(
+                {
+                    "file": f"front/{name}",
+                    "key": evaluation.key,
+                    "quality": evaluation.quality,
+                    "cost": evaluation.cost,
+                    "speedup": full_cost / evaluation.cost,
+                    **_results(evaluation),
+                }
+            )
         shutil.rmtree(self.path / "front", ignore_errors=True)
         staging.rename(self.path / "front")
         summary: dict[str, Any] = {"full_cost": full_cost, "speedup_kind": speedup_label(cost), "front": rows}
@@ -173,8 +208,12 @@ class RunDirectory:
         path = self.path / "front.json"
         if not path.is_file():
             raise CorruptRunError(f"{self.path} has no front.json yet; run or resume `ecad search` first.")
-        return read_json(path, FRONT_SCHEMA, error=CorruptRunError,
-                         fix="resume the search (`ecad search ... --resume`) to write it again")
+        return read_json(
+            path,
+            FRONT_SCHEMA,
+            error=CorruptRunError,
+            fix="resume the search (`ecad search ... --resume`) to write it again",
+        )
 
     def compute_spent(self) -> str:
         """What ``ecad front`` and the report say the run spent: from its last generation file."""
@@ -182,12 +221,18 @@ class RunDirectory:
         spent = self.read_generation(files[-1])["summary"].get("compute_spent") if files else None
         if spent is None:
             return "compute spent: not recorded (a run from before ecad counted it)"
-        return (f"compute spent: {spent:.1f} image-equivalents in {len(files)} generations (one = one uncached "
-                f"image; strategy {self.load_config().strategy})")
+        return (
+            f"compute spent: {spent:.1f} image-equivalents in {len(files)} generations (one = one uncached "
+            f"image; strategy {self.load_config().strategy})"
+        )
 
     def read_generation(self, path: Path) -> dict[str, Any]:
-        return read_json(path, GENERATION_SCHEMA, error=CorruptRunError,
-                         fix="resume the search (`ecad search ... --resume`) to write it again")
+        return read_json(
+            path,
+            GENERATION_SCHEMA,
+            error=CorruptRunError,
+            fix="resume the search (`ecad search ... --resume`) to write it again",
+        )
 
 
 def _results(evaluation: Evaluation) -> dict[str, Any]:
@@ -196,8 +241,9 @@ def _results(evaluation: Evaluation) -> dict[str, Any]:
     return {k: v for k, v in evaluation.metrics.items() if k != "compute" and k not in RACE_FIELDS}
 
 
-def front_metadata(config: SearchConfig, image_size: tuple[int, int] | None,
-                    no_cache: Evaluation | None) -> Callable[[CacheSchedule, Evaluation], CacheSchedule]:
+def front_metadata(
+    config: SearchConfig, image_size: tuple[int, int] | None, no_cache: Evaluation | None
+) -> Callable[[CacheSchedule, Evaluation], CacheSchedule]:
     """What each front file records: the settings it was found under, its score on the calibration rows, its
     MACs and MAC speedup."""
     height, width = image_size or (config.height, config.width)
@@ -206,8 +252,9 @@ def front_metadata(config: SearchConfig, image_size: tuple[int, int] | None,
 
     def describe(schedule: CacheSchedule, evaluation: Evaluation) -> CacheSchedule:
         scores = {k: v for k, v in evaluation.metrics.items() if k not in NOT_SCORES}
-        score = score_record("ecad search", rows, config.metric, evaluation.quality,
-                             metric_columns(config.metric, scores), "calibration")
+        score = score_record(
+            "ecad search", rows, config.metric, evaluation.quality, metric_columns(config.metric, scores), "calibration"
+        )
         metadata: dict[str, Any] = {"settings": settings, "score": score}
         if no_cache is not None and "macs" in evaluation.metrics and "macs" in no_cache.metrics:
             metadata["macs"] = mac_record(evaluation.metrics["macs"], no_cache.metrics["macs"], config.convention)

@@ -21,8 +21,9 @@ from ..adapters import ModelLayout
 from ..schedule import CacheSchedule, ScheduleError
 
 SCHEMA_VERSION = 1
-_COLUMNS = ("key TEXT PRIMARY KEY, quality REAL NOT NULL, cost REAL NOT NULL, metrics TEXT NOT NULL, "
-            "created REAL NOT NULL")
+_COLUMNS = (
+    "key TEXT PRIMARY KEY, quality REAL NOT NULL, cost REAL NOT NULL, metrics TEXT NOT NULL, created REAL NOT NULL"
+)
 _COLUMN_NAMES = tuple(column.split()[0] for column in _COLUMNS.split(", "))
 
 
@@ -59,8 +60,9 @@ def schedule_from_key(key: str, layout: ModelLayout) -> CacheSchedule:
             template = dataclasses.replace(template, forecast_order=int(order))
         return template.like(bits, forecasts)
     except (ValueError, ScheduleError):
-        raise CorruptRunError(f"schedule key {key[:40]!r} is not a key of a {len(layout.block_names)}-block "
-                              "schedule of this run.") from None
+        raise CorruptRunError(
+            f"schedule key {key[:40]!r} is not a key of a {len(layout.block_names)}-block schedule of this run."
+        ) from None
 
 
 def _read_only(path: Path) -> sqlite3.Connection:
@@ -100,8 +102,10 @@ class EvaluationStore:
             try:
                 tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
                 if tables != {"evaluations", "info"}:
-                    raise CorruptRunError(f"{path} is an SQLite database of something else (tables "
-                                          f"{sorted(tables)[:5]}), not an ecad evaluation store; {fix}.")
+                    raise CorruptRunError(
+                        f"{path} is an SQLite database of something else (tables "
+                        f"{sorted(tables)[:5]}), not an ecad evaluation store; {fix}."
+                    )
                 row = db.execute("SELECT value FROM info WHERE name = 'schema'").fetchone()
                 columns = [name for _, name, *_ in db.execute("PRAGMA table_info(evaluations)")]
             finally:
@@ -109,11 +113,14 @@ class EvaluationStore:
         except sqlite3.Error as err:
             raise CorruptRunError(f"{path} is not a readable ecad evaluation store ({err}); {fix}.") from None
         if row is None or row[0] != str(SCHEMA_VERSION):
-            raise CorruptRunError(f"{path} has store schema {row[0] if row else 'none'}, this ecad reads "
-                                  f"{SCHEMA_VERSION}; {fix}.")
+            raise CorruptRunError(
+                f"{path} has store schema {row[0] if row else 'none'}, this ecad reads {SCHEMA_VERSION}; {fix}."
+            )
         if columns != list(_COLUMN_NAMES):
-            raise CorruptRunError(f"{path}: its evaluations table has the columns {columns}, this ecad reads "
-                                  f"{list(_COLUMN_NAMES)}; {fix}.")
+            raise CorruptRunError(
+                f"{path}: its evaluations table has the columns {columns}, this ecad reads "
+                f"{list(_COLUMN_NAMES)}; {fix}."
+            )
         return True
 
     @classmethod
@@ -140,8 +147,10 @@ class EvaluationStore:
         )
 
     def evaluations(self) -> list[Evaluation]:
-        return [Evaluation(key, quality, cost, json.loads(metrics))
-                for key, quality, cost, metrics in self.db.execute("SELECT key, quality, cost, metrics FROM evaluations")]
+        return [
+            Evaluation(key, quality, cost, json.loads(metrics))
+            for key, quality, cost, metrics in self.db.execute("SELECT key, quality, cost, metrics FROM evaluations")
+        ]
 
     def objectives(self) -> list[tuple[float, float]]:
         """``(quality, cost)`` of every evaluation (its metrics left unread)."""

@@ -31,10 +31,14 @@ class Suggestion:
             return f"{row['file']} has the best {metric} on the front ({numbers}); no caching was not evaluated."
         uncached = f"no caching {self.reference_quality:.4f}"
         if self.within:
-            return (f"{row['file']} is the fastest front schedule whose {metric} is at most {loss} below no "
-                    f"caching's ({numbers}; {uncached}).")
-        return (f"no front schedule is within {loss} of no caching's {metric} ({uncached}); {row['file']} has the "
-                f"best ({numbers}).")
+            return (
+                f"{row['file']} is the fastest front schedule whose {metric} is at most {loss} below no "
+                f"caching's ({numbers}; {uncached})."
+            )
+        return (
+            f"no front schedule is within {loss} of no caching's {metric} ({uncached}); {row['file']} has the "
+            f"best ({numbers})."
+        )
 
 
 def quality_floor(reference: float, max_loss: float) -> float:
@@ -43,8 +47,9 @@ def quality_floor(reference: float, max_loss: float) -> float:
     return reference - max_loss * abs(reference)
 
 
-def suggest(front: list[dict[str, Any]], reference_quality: float | None,
-            max_loss: float = DEFAULT_MAX_LOSS) -> Suggestion | None:
+def suggest(
+    front: list[dict[str, Any]], reference_quality: float | None, max_loss: float = DEFAULT_MAX_LOSS
+) -> Suggestion | None:
     """The fastest row of ``front`` (rows with ``quality``, ``speedup``, ``file``) whose quality is at most
     ``max_loss`` below ``reference_quality``; if none is (or the reference is unknown), the best-quality row."""
     if not front:
@@ -63,17 +68,23 @@ def suggest(front: list[dict[str, Any]], reference_quality: float | None,
 
 def generate_command(model: str, schedule_file: str | Path, prompt: str, out: str = "image.png") -> str:
     """A ready-to-copy ``ecad generate`` line; steps, guidance and size come from the schedule file's metadata."""
-    return (f"ecad generate --model {shlex.quote(model)} --schedule {shlex.quote(str(schedule_file))} "
-            f"--prompt {shlex.quote(prompt)} --out {shlex.quote(out)}")
+    return (
+        f"ecad generate --model {shlex.quote(model)} --schedule {shlex.quote(str(schedule_file))} "
+        f"--prompt {shlex.quote(prompt)} --out {shlex.quote(out)}"
+    )
 
 
-def calibration_note(front: list[dict[str, Any]], reference_quality: float | None, rows: int, metric: str) -> str | None:
+def calibration_note(
+    front: list[dict[str, Any]], reference_quality: float | None, rows: int, metric: str
+) -> str | None:
     """When cached schedules score above no caching, the calibration set is too small to rank them: say so."""
     if reference_quality is None:
         return None
     above = [r for r in front if r["quality"] > reference_quality]
     if not above:
         return None
-    return (f"{len(above)} cached schedule(s) score above no caching ({metric} {reference_quality:.4f}) on these "
-            f"{rows} calibration rows: on so few rows such differences are noise. Compare them on held-out prompts "
-            f"with `ecad eval` (for tiny-shapes: --prompts tiny-shapes-heldout) before trusting the ranking.")
+    return (
+        f"{len(above)} cached schedule(s) score above no caching ({metric} {reference_quality:.4f}) on these "
+        f"{rows} calibration rows: on so few rows such differences are noise. Compare them on held-out prompts "
+        f"with `ecad eval` (for tiny-shapes: --prompts tiny-shapes-heldout) before trusting the ranking."
+    )

@@ -60,7 +60,7 @@ class RidgeSurrogate:
         best = None
         for penalty in PENALTIES:
             shrink = eigenvalues / (eigenvalues + penalty)
-            hat_diagonal = (vectors ** 2) @ shrink  # leverage of each sample (centred data)
+            hat_diagonal = (vectors**2) @ shrink  # leverage of each sample (centred data)
             residual = Fc[:, 0] - vectors @ (shrink * projected[:, 0])
             loo = float(np.mean((residual / (1.0 - hat_diagonal - 1.0 / len(X))) ** 2))
             if best is None or loo < best[0]:
@@ -89,6 +89,11 @@ class ScreenedMating(InfillCriterion):
         if len(off) <= n_offsprings:  # unfit (nothing to rank with), or too few unique offspring to choose from
             return off
         ranked = Population.new(X=off.get("X"), F=self.surrogate.predict(off.get("X")))
-        keep = self.survival.do(Problem(n_var=problem.n_var, n_obj=2), ranked, n_survive=n_offsprings,
-                                random_state=kwargs.get("random_state"), return_indices=True)
+        keep = self.survival.do(
+            Problem(n_var=problem.n_var, n_obj=2),
+            ranked,
+            n_survive=n_offsprings,
+            random_state=kwargs.get("random_state"),
+            return_indices=True,
+        )
         return off[np.sort(keep)]

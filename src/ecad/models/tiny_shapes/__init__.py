@@ -32,8 +32,11 @@ REWARD_DIR = WEIGHTS_DIR / "reward"
 register_model_source(NAME, str(PIPELINE_DIR))
 GUIDANCE_SCALE = 3.0  # the model's best: chosen on training captions (docs/tiny_shapes.md); 4.5 costs ~6 points
 PIPELINE_KWARGS: dict = {
-    "height": IMAGE_SIZE, "width": IMAGE_SIZE, "use_resolution_binning": False,
-    "max_sequence_length": MAX_SEQUENCE_LENGTH, "clean_caption": False,
+    "height": IMAGE_SIZE,
+    "width": IMAGE_SIZE,
+    "use_resolution_binning": False,
+    "max_sequence_length": MAX_SEQUENCE_LENGTH,
+    "clean_caption": False,
 }
 
 
@@ -41,12 +44,29 @@ class TinyShapesPipeline(PixArtAlphaPipeline):
     """``PixArtAlphaPipeline`` whose call defaults are tiny-shapes': 64x64 px, no resolution binning, 16 text
     tokens, no caption cleaning, guidance 3. Every argument can still be given."""
 
-    def __call__(self, prompt: Any = None, *args: Any, guidance_scale: float = GUIDANCE_SCALE,
-                 height: int = IMAGE_SIZE, width: int = IMAGE_SIZE, use_resolution_binning: bool = False,
-                 max_sequence_length: int = MAX_SEQUENCE_LENGTH, clean_caption: bool = False, **kwargs: Any) -> Any:
-        return super().__call__(prompt, *args, guidance_scale=guidance_scale, height=height, width=width,
-                                use_resolution_binning=use_resolution_binning,
-                                max_sequence_length=max_sequence_length, clean_caption=clean_caption, **kwargs)
+    def __call__(
+        self,
+        prompt: Any = None,
+        *args: Any,
+        guidance_scale: float = GUIDANCE_SCALE,
+        height: int = IMAGE_SIZE,
+        width: int = IMAGE_SIZE,
+        use_resolution_binning: bool = False,
+        max_sequence_length: int = MAX_SEQUENCE_LENGTH,
+        clean_caption: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        return super().__call__(
+            prompt,
+            *args,
+            guidance_scale=guidance_scale,
+            height=height,
+            width=width,
+            use_resolution_binning=use_resolution_binning,
+            max_sequence_length=max_sequence_length,
+            clean_caption=clean_caption,
+            **kwargs,
+        )
 
 
 def load_pipeline(
@@ -86,6 +106,16 @@ def load_reward_model(device: str | torch.device = "cpu", dtype: torch.dtype = t
 
 
 __all__ = [
-    "GUIDANCE_SCALE", "IMAGE_SIZE", "MAX_SEQUENCE_LENGTH", "NAME", "PIPELINE_DIR", "PIPELINE_KWARGS", "REWARD_DIR",
-    "RewardModel", "TinyShapesPipeline", "load_pipeline", "load_reward_model", "shape_fid",
+    "GUIDANCE_SCALE",
+    "IMAGE_SIZE",
+    "MAX_SEQUENCE_LENGTH",
+    "NAME",
+    "PIPELINE_DIR",
+    "PIPELINE_KWARGS",
+    "REWARD_DIR",
+    "RewardModel",
+    "TinyShapesPipeline",
+    "load_pipeline",
+    "load_reward_model",
+    "shape_fid",
 ]

@@ -27,27 +27,52 @@ def build_tokenizer() -> T5Tokenizer:
 
 def build_text_encoder() -> T5EncoderModel:
     config = T5Config(
-        vocab_size=len(SPECIAL_TOKENS) + len(vocabulary()), d_model=TEXT_DIM, d_kv=16, d_ff=128, num_layers=2,
-        num_heads=4, relative_attention_num_buckets=8, relative_attention_max_distance=16, dropout_rate=0.0,
-        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+        vocab_size=len(SPECIAL_TOKENS) + len(vocabulary()),
+        d_model=TEXT_DIM,
+        d_kv=16,
+        d_ff=128,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        relative_attention_max_distance=16,
+        dropout_rate=0.0,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
     )
     return T5EncoderModel(config).eval()
 
 
 def build_vae() -> AutoencoderKL:
     return AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=LATENT_CHANNELS, block_out_channels=(16, 32, 32),
-        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
-        layers_per_block=1, norm_num_groups=8, sample_size=IMAGE_SIZE, mid_block_add_attention=False,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=LATENT_CHANNELS,
+        block_out_channels=(16, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        layers_per_block=1,
+        norm_num_groups=8,
+        sample_size=IMAGE_SIZE,
+        mid_block_add_attention=False,
     ).eval()
 
 
 def build_transformer(hidden: int = 128, layers: int = 8, heads: int = 4) -> PixArtTransformer2DModel:
     return PixArtTransformer2DModel(
-        sample_size=LATENT_SIZE, num_layers=layers, patch_size=2, in_channels=LATENT_CHANNELS,
-        out_channels=LATENT_CHANNELS, num_attention_heads=heads, attention_head_dim=hidden // heads,
-        cross_attention_dim=hidden, caption_channels=TEXT_DIM, norm_type="ada_norm_single",
-        norm_elementwise_affine=False, norm_eps=1e-6, use_additional_conditions=False,
+        sample_size=LATENT_SIZE,
+        num_layers=layers,
+        patch_size=2,
+        in_channels=LATENT_CHANNELS,
+        out_channels=LATENT_CHANNELS,
+        num_attention_heads=heads,
+        attention_head_dim=hidden // heads,
+        cross_attention_dim=hidden,
+        caption_channels=TEXT_DIM,
+        norm_type="ada_norm_single",
+        norm_elementwise_affine=False,
+        norm_eps=1e-6,
+        use_additional_conditions=False,
     ).eval()
 
 
@@ -57,8 +82,12 @@ def build_scheduler() -> DPMSolverMultistepScheduler:
     v rather than PixArt's epsilon: with epsilon the high-noise steps, where the layout is decided,
     carried almost no gradient in our short CPU training, and samples stayed shapeless."""
     return DPMSolverMultistepScheduler(
-        num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
-        prediction_type="v_prediction", solver_order=2,
+        num_train_timesteps=1000,
+        beta_start=0.0001,
+        beta_end=0.02,
+        beta_schedule="linear",
+        prediction_type="v_prediction",
+        solver_order=2,
     )
 
 
@@ -69,8 +98,11 @@ def build_pipeline(
 ) -> PixArtAlphaPipeline:
     """Assemble a PixArtAlphaPipeline from the given (trained) parts, building missing ones."""
     pipe = PixArtAlphaPipeline(
-        tokenizer=build_tokenizer(), text_encoder=text_encoder or build_text_encoder(), vae=vae or build_vae(),
-        transformer=transformer or build_transformer(), scheduler=build_scheduler(),
+        tokenizer=build_tokenizer(),
+        text_encoder=text_encoder or build_text_encoder(),
+        vae=vae or build_vae(),
+        transformer=transformer or build_transformer(),
+        scheduler=build_scheduler(),
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe

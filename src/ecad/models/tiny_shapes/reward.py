@@ -23,7 +23,9 @@ from .scenes import COLOURS, POSITIONS, SHAPES, SIZES, SceneSpec, parse_caption
 
 LAYOUTS: tuple[str, ...] = (*POSITIONS, "vertical pair", "horizontal pair")
 ATTRIBUTES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("shape", SHAPES), ("colour", tuple(COLOURS)), ("size", tuple(SIZES)),
+    ("shape", SHAPES),
+    ("colour", tuple(COLOURS)),
+    ("size", tuple(SIZES)),
 )
 HEAD_SIZES: tuple[int, ...] = (len(LAYOUTS), *[len(v) for _, v in ATTRIBUTES] * 2)  # layout, slot 0, slot 1
 IGNORE = -100
@@ -118,7 +120,7 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     n = images.shape[0]
     sigma = torch.rand(n, generator=generator) * 1.0
     kernel_x = torch.arange(-2, 3, dtype=torch.float32)
-    kernels = torch.exp(-kernel_x[None] ** 2 / (2 * sigma[:, None].clamp(min=1e-3) ** 2))
+    kernels = torch.exp(-(kernel_x[None] ** 2) / (2 * sigma[:, None].clamp(min=1e-3) ** 2))
     kernels = kernels / kernels.sum(1, keepdim=True)  # [N, 5] separable Gaussian, sigma in [0, 1] px
     padded = F.pad(images, (2, 2, 2, 2), mode="replicate")
     rows = sum(kernels[:, i].view(n, 1, 1, 1) * padded[..., i : i + images.shape[-2], :] for i in range(5))
@@ -131,8 +133,12 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 @torch.no_grad()
 def features(model: RewardModel, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     device, dtype = model.head.weight.device, model.head.weight.dtype
-    return torch.cat([model.features(images[i : i + batch_size].to(device, dtype)).float().cpu()
-                      for i in range(0, len(images), batch_size)])
+    return torch.cat(
+        [
+            model.features(images[i : i + batch_size].to(device, dtype)).float().cpu()
+            for i in range(0, len(images), batch_size)
+        ]
+    )
 
 
 def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:

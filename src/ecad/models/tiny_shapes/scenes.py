@@ -131,12 +131,18 @@ def layout(spec: SceneSpec, rng: np.random.Generator) -> Scene:
     if spec.relation is None:
         anchors = [POSITIONS[spec.position]]
     else:
-        a, b = {"above": ((0.5, 0.27), (0.5, 0.73)), "below": ((0.5, 0.73), (0.5, 0.27)),
-                "to the left of": ((0.27, 0.5), (0.73, 0.5)), "to the right of": ((0.73, 0.5), (0.27, 0.5))}[spec.relation]
+        a, b = {
+            "above": ((0.5, 0.27), (0.5, 0.73)),
+            "below": ((0.5, 0.73), (0.5, 0.27)),
+            "to the left of": ((0.27, 0.5), (0.73, 0.5)),
+            "to the right of": ((0.73, 0.5), (0.27, 0.5)),
+        }[spec.relation]
         shift = rng.uniform(-0.12, 0.12)  # slide the pair along the axis perpendicular to the relation
         vertical = spec.relation in ("above", "below")
         anchors = [(x + shift, y) if vertical else (x, y + shift) for x, y in (a, b)]
-    centres = tuple((float(x + rng.uniform(-JITTER, JITTER)), float(y + rng.uniform(-JITTER, JITTER))) for x, y in anchors)
+    centres = tuple(
+        (float(x + rng.uniform(-JITTER, JITTER)), float(y + rng.uniform(-JITTER, JITTER))) for x, y in anchors
+    )
     return Scene(spec=spec, centres=centres)
 
 
