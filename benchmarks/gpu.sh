@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Compiled ecad on one GPU: PixArt-XL-2 at 256 and 1024 px and FLUX.1-dev at 1024 px, from the presets' configs with
 # random weights, bfloat16; eager, regional-compiled and whole-compiled with CUDA graphs (mode="reduce-overhead");
-# no cache, FORA-3, the paper's PixArt-alpha schedules where given. One JSON line per model in $OUT/gpu.jsonl.
+# no cache, all-recompute, FORA-3, diffusers' First Block Cache (PixArt; FLUX has no room for a third copy), the
+# paper's PixArt-alpha schedules where given. One JSON line per model in $OUT/gpu.jsonl.
 #
 # Through the device tool, from the repository root, with diffusers and pymoo carried as wheels in .whl:
 #   PAPER=.paper bash benchmarks/gpu.sh      (copy the paper's pixart_alpha_256 schedules into an ignored .paper first)
@@ -23,8 +24,8 @@ STEPS=${STEPS:-20}
 ROUNDS=${ROUNDS:-3}
 PAPER_ARG=()
 if [ -n "${PAPER:-}" ]; then PAPER_ARG=(--paper "$PAPER"); fi
-CONFIGS=${CONFIGS:-"pixart-alpha 256 no-cache,fora:3
-pixart-alpha 1024 no-cache,fora:3
+CONFIGS=${CONFIGS:-"pixart-alpha 256 no-cache,all-recompute,fora:3,fbcache:0.2
+pixart-alpha 1024 no-cache,fora:3,fbcache:0.2
 flux-dev 1024 no-cache,fora:3"}
 mkdir -p "$OUT"
 while read -r model size schedules; do

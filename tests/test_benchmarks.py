@@ -47,7 +47,8 @@ def test_unknown_random_preset_is_a_clear_error():
 def test_gpu_script_dry_run_on_the_cpu(tmp_path):
     """benchmarks/gpu.sh's code path on the CPU: the 28-block stand-in instead of the presets, dynamo's eager backend
     instead of Inductor, every mode the GPU run times (CUDA graphs' mode is passed, the eager backend ignores it).
-    One record; no graph break and no recompile anywhere; every speedup measured against the same mode."""
+    One record; no graph break and no recompile anywhere under ecad; First Block Cache on its own copy, with the
+    breaks its decision makes when compiled; every speedup measured against the same mode."""
     import json
     import os
     import subprocess
@@ -55,7 +56,7 @@ def test_gpu_script_dry_run_on_the_cpu(tmp_path):
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.sh"
     env = {
         **os.environ,
-        "CONFIGS": "stand-in 64 no-cache,fora:3",
+        "CONFIGS": "stand-in 64 no-cache,fora:3,fbcache:0.2",
         "DEVICE": "cpu",
         "DTYPE": "float32",
         "BACKEND": "eager",
@@ -71,9 +72,16 @@ def test_gpu_script_dry_run_on_the_cpu(tmp_path):
     results = records[0]["results"]
     assert set(results) == {"eager", "regional", "whole:reduce-overhead"}
     for mode, stats in results.items():
-        assert set(stats) == {"no-cache", "fora:3"}, mode
+        assert set(stats) == {"no-cache", "fora:3", "fbcache:0.2"}, mode
         for name, entry in stats.items():
-            assert entry["graph_breaks"] == 0 and entry["recompiles_second_generation"] == 0, (mode, name)
             assert (entry["graphs_new"] > 0) == (mode != "eager"), (mode, name)
+            assert len(entry["minor_faults"]) == 1, (mode, name)
+        for name in ("no-cache", "fora:3"):
+            assert stats[name]["graph_breaks"] == stats[name]["recompiles_second_generation"] == 0, (mode, name)
+        assert (stats["fbcache:0.2"]["graph_breaks"] > 0) == (mode != "eager")
+        assert (
+            stats["fbcache:0.2"]["mac_speedup"] is None
+            and stats["fbcache:0.2"]["measured_speedup_vs_same_mode_uncached"]
+        )
         assert stats["no-cache"]["measured_speedup_vs_same_mode_uncached"] == 1.0
         assert stats["fora:3"]["mac_speedup"] > 2
