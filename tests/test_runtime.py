@@ -242,3 +242,23 @@ def test_dead_work_skipping_is_bit_exact_and_leaves_only_gates_in_replayed_block
     per_step = [sum(1 for s, _ in seen if s == k) for k in range(STEPS)]
     blocks = len(pipe.transformer.transformer_blocks)
     assert per_step == [2 * blocks, 2 * blocks, 0, blocks, 2 * blocks, 2 * blocks]  # step 3: norm2 only
+
+
+def test_a_recomputing_component_holds_no_old_output_while_it_runs(pipe):
+    """A component that recomputes lets go of its kept output before it runs (the allocator can reuse the memory for
+    the new one), and keeps the new one after: with and without a skip forward (``prune=False``: component hooks)."""
+    plain = generate(pipe)
+    inside = pipe.transformer.transformer_blocks[0].attn1.to_q  # runs only while attn1 itself computes
+    for prune in (True, False):
+        with ecad.enable_cache(pipe, ecad.heuristics.fora(ecad.model_layout(pipe), STEPS, 2), prune=prune) as handle:
+            slots = handle.state.outputs.passes[0][0]
+            held = []
+            watch = inside.register_forward_pre_hook(lambda *_: held.append(slots[0]))
+            try:
+                images = generate(pipe)
+            finally:
+                watch.remove()
+            assert len(held) == STEPS // 2  # steps 0, 2, 4 compute
+            assert all(entry is None for entry in held), prune
+            assert isinstance(slots[0], torch.Tensor)  # the last computed output is kept for the replay after it
+        assert (images - plain).abs().max() > 0  # the schedule replays
