@@ -12,7 +12,8 @@ drives ecad's step clock, as in a pipeline call), timed without text encoding an
 ``stand-in``: a 28-block PixArt with tiny tensors, where the host is the limit (as on a GPU at small batch).
 ``--layers`` shrinks a preset (a reduced configuration, recorded as such); ``--modes eager`` runs on any ecad.
 ``fbcache:T`` is diffusers' First Block Cache at threshold T on its own copy of the transformer, compiled with
-``fullgraph=False`` (its decision breaks the graph); its MAC speedup depends on the data and is not given.
+``fullgraph=False`` (its decision breaks the graph), timed in a pass of its own against that pass's uncached model;
+its MAC speedup depends on the data and is not given.
 Each generation's minor page faults are recorded: on a CPU, glibc's malloc returns freed memory to the system and takes
 fresh pages back, so the allocator's settings (``MALLOC_*`` variables, recorded) change what a step costs.
 """
@@ -169,45 +170,38 @@ def minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def run_mode(
-    loops: tuple[Loop, ...], mode: str, named: dict[str, Any], rounds: int, backend: str
-) -> dict[str, dict[str, Any]]:
-    """Compile (warm-up: two generations of each schedule; one when eager, which compiles nothing), then ``rounds``
-    interleaved rounds. The uncached model is a copy of the transformer without hooks; the cached one keeps one ecad
-    cache and switches schedules with ``set_schedule`` (a new cache would be new hooks: dynamo guards on them and would
-    compile again); First Block Cache runs on a third copy."""
-    plain, *others, cached = loops  # (uncached, [First Block Cache,] ecad)
-    peer = others[0] if others else None
+def run_mode(plain: Loop, other: Loop, mode: str, named: dict[str, Any], rounds: int, backend: str) -> dict[str, Any]:
+    """One pass: compile (warm-up: two generations of each schedule; one when eager, which compiles nothing), then
+    ``rounds`` interleaved rounds. The uncached model is a copy of the transformer without hooks; ``other`` is the
+    transformer under ecad (one cache that switches schedules with ``set_schedule``: a new cache would be new hooks,
+    which dynamo guards on and would compile again) or, in a pass of its own, under First Block Cache on another copy
+    (its graph breaks leave compiled entries on the shared ``forward`` code that every other call would look through).
+    """
+    scheduled = [value for value in named.values() if isinstance(value, ecad.CacheSchedule)]
     threshold = next((value for value in named.values() if isinstance(value, float)), None)
     torch._dynamo.reset()
     compile_mode(plain.transformer, mode, backend)
-    compile_mode(cached.transformer, mode, backend)
-    if peer is not None:
-        compile_mode(peer.transformer, mode, backend, fullgraph=False)
-    first = next(s for s in named.values() if isinstance(s, ecad.CacheSchedule))
-    handle = ecad.enable_cache(cached.target, first)
-
-    def generation(name: str) -> list[float]:
-        value = named[name]
-        if value is None:
-            return plain.run()
-        if isinstance(value, float):
-            return peer.run()
-        handle.set_schedule(value)
-        return cached.run()
-
+    compile_mode(other.transformer, mode, backend, fullgraph=threshold is None)
     stats: dict[str, dict[str, Any]] = {}
     with contextlib.ExitStack() as stack:
-        if threshold is not None:
-            stack.enter_context(restored(peer.target))  # its hooks come off at the end
-            stack.enter_context(
-                diffusers_cache(
-                    peer.target, lambda _: FirstBlockCacheConfig(threshold=threshold), apply_first_block_cache
-                )
-            )
-        stack.callback(handle.disable)
-        for loop in loops:
+        for loop in (plain, other):
             stack.callback(compile_mode, loop.transformer, "eager")
+        if threshold is not None:
+            stack.enter_context(restored(other.target))  # its hooks come off at the end
+            config = FirstBlockCacheConfig(threshold=threshold)
+            stack.enter_context(diffusers_cache(other.target, lambda _: config, apply_first_block_cache))
+        handle = ecad.enable_cache(other.target, scheduled[0]) if scheduled else None
+        if handle is not None:
+            stack.callback(handle.disable)
+
+        def generation(name: str) -> list[float]:
+            value = named[name]
+            if value is None:
+                return plain.run()
+            if handle is not None:
+                handle.set_schedule(value)
+            return other.run()
+
         for name in named:
             counters.clear()
             first_s = sum(generation(name))
@@ -229,10 +223,13 @@ def run_mode(
                 stats[name]["minor_faults"].append(minor_faults() - faults)
                 stats[name]["generation_s"].append(sum(calls))
                 stats[name]["replay_call_s"].append(median(calls[1:]))
+    base = median(stats["no-cache"]["generation_s"])
+    for entry in stats.values():
+        entry["measured_speedup_vs_same_mode_uncached"] = base / median(entry["generation_s"])
     return stats
 
 
-RUNTIME_FILES = ("ecad/hooks.py", "ecad/state.py", "ecad/outputs.py", "ecad/cache.py")
+RUNTIME_FILES = tuple(f"ecad/runtime/{name}.py" for name in ("hooks", "state", "outputs", "cache"))
 
 
 def python_calls_per_step(loop: Loop, schedule: Any) -> dict[str, int]:
@@ -282,21 +279,25 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     transformer, scheduler, inputs, height, width = build(args)
     loop = Loop(transformer, scheduler, inputs, args.steps)
+    plain = Loop(copy.deepcopy(transformer), copy.deepcopy(scheduler), inputs, args.steps)
     named = schedules(args, transformer)
-    copies = 2 if any(isinstance(value, float) for value in named.values()) else 1  # First Block Cache: its own copy
-    loops = (
-        *(Loop(copy.deepcopy(transformer), copy.deepcopy(scheduler), inputs, args.steps) for _ in range(copies)),
-        loop,
-    )
+    ours = {name: value for name, value in named.items() if not isinstance(value, float)}
+    theirs = {name: value for name, value in named.items() if value is None or isinstance(value, float)}
+    peer = Loop(copy.deepcopy(transformer), copy.deepcopy(scheduler), inputs, args.steps) if len(theirs) > 1 else None
     table = count_macs(transformer, height, width, text_len=inputs[get_adapter(transformer).text_arg].shape[1])
     full_macs = table.schedule_macs(table.full_schedule(args.steps))
     results = {}
     for mode in args.modes.split(","):
-        stats = run_mode(loops, mode, named, args.rounds, args.backend)
-        base = median(stats["no-cache"]["generation_s"]) if "no-cache" in stats else None
+        stats = run_mode(plain, loop, mode, ours, args.rounds, args.backend)
+        if peer is not None:  # First Block Cache: its own pass, against that pass's uncached model
+            stats |= {
+                name: entry
+                for name, entry in run_mode(plain, peer, mode, theirs, args.rounds, args.backend).items()
+                if name != "no-cache"
+            }
         for name, entry in stats.items():
             schedule = named[name]
-            seconds = median(entry["generation_s"])
+            measured = entry["measured_speedup_vs_same_mode_uncached"]
             mac = (
                 full_macs / table.schedule_macs(schedule)
                 if isinstance(schedule, ecad.CacheSchedule)
@@ -304,15 +305,13 @@ def main() -> None:
                 if schedule is None
                 else None
             )  # First Block Cache: decided by the data
-            measured = base / seconds if base else None
             entry.update(
                 {
-                    "median_generation_s": seconds,
+                    "median_generation_s": median(entry["generation_s"]),
                     "spread_generation_s": [min(entry["generation_s"]), max(entry["generation_s"])],
                     "median_replay_call_us": 1e6 * median(entry["replay_call_s"]),
                     "mac_speedup": mac,
-                    "measured_speedup_vs_same_mode_uncached": measured,
-                    "delivery_measured_over_mac": measured / mac if measured and mac else None,
+                    "delivery_measured_over_mac": measured / mac if mac else None,
                 }
             )
         results[mode] = stats
