@@ -132,6 +132,7 @@ class Benchmark:
     image: str | None = None
     drop: tuple[str, ...] = ()  # row-table columns (prefixes) that repeat others or only serve the benchmark itself
     reshape: Callable[[Record], Record] | None = None  # the record as tables read best (e.g. nested cells as rows)
+    group: Callable[[Record], str] | None = None  # findings for the newest record of each group (e.g. each model)
 
 
 def pct(value: float) -> str:
@@ -268,6 +269,16 @@ def compiled_rows(record: Record) -> Record:
     return {**{k: v for k, v in record.items() if k != "results"}, "rows": rows}
 
 
+def compiled_group(record: Record) -> str:
+    """A compiled record's model, size, blocks, modes and allocator settings."""
+    size = "x".join(str(n) for n in record["size"]) if "size" in record else "its size"
+    blocks = f"{record['layers']} blocks{' (reduced)' if record.get('reduced') else ''}"
+    malloc = ", ".join(f"`{k}={v}`" for k, v in record.get("malloc_env", {}).items())
+    return f"`{record['model']}` at {size}, {blocks}, {' / '.join(record['results'])}" + (
+        f", {malloc}" if malloc else ""
+    )
+
+
 def compiled_findings(record: Record) -> list[str]:
     results = record["results"]
     cells = [(mode, name, cell) for mode, named in results.items() for name, cell in named.items()]
@@ -313,7 +324,10 @@ def compiled_findings(record: Record) -> list[str]:
                 if "minor_faults" in recompute
                 else ""
             )
-            lines.append(f"- {mode}: all-recompute costs {overhead:+.1%} against no cache{faults}.")
+            rounds = ", ".join(
+                f"{a / b - 1:+.1%}" for a, b in zip(recompute["generation_s"], uncached["generation_s"], strict=True)
+            )
+            lines.append(f"- {mode}: all-recompute costs {overhead:+.1%} against no cache (rounds: {rounds}){faults}.")
         if "all-replay" in named:
             lines.append(
                 f"- {mode}: a step that replays everything costs "
@@ -438,24 +452,29 @@ BENCHMARKS = (
         "`fullgraph=True`), each under no cache and cache schedules, in a pipeline's denoising loop (its "
         "scheduler drives ecad's step clock) and timed without text encoding and decoding: graph breaks, "
         "graphs compiled, graphs compiled again by a second generation, compile seconds, the median call after "
-        "the first (`median_replay_call_us`; all-replay: a step that replays everything) and the **measured** "
-        "speedup against the *same mode's* uncached model, next to the **MAC** speedup. Within a mode the "
-        "schedules run in interleaved rounds; the modes run one after another, so compare absolute times "
-        "across modes loosely (a wide spread in a row means other work shared the machine). `stand-in` is a "
-        "28-block PixArt with tiny tensors, where the host is the limit "
-        "(as on a GPU at small batch). `python_per_call` counts what ecad's runtime runs in Python in one call. "
+        "the first (`median_replay_call_us`; all-replay: a step that replays everything), minor page faults per "
+        "generation, and the **measured** speedup against the *same mode's* uncached model, next to the **MAC** "
+        "speedup; delivery is measured / MAC. Within a mode the schedules run in interleaved rounds; the modes "
+        "run one after another, so compare absolute times across modes loosely (a wide spread in a row means "
+        "other work shared the machine). diffusers' First Block Cache (`fbcache:T`) runs on its own copy, "
+        "compiled with `fullgraph=False`, in a pass of its own against that pass's uncached model. "
+        "`pixart-alpha` is the PixArt-XL-2 architecture at 256 px with random weights (speed does not depend on "
+        "weights); `stand-in` is a 28-block PixArt with tiny tensors, where the host is the limit (as on a GPU "
+        "at small batch). `python_per_call` counts what ecad's runtime runs in Python in one call. "
         "`benchmarks/gpu.sh` runs the same benchmark on a GPU (PixArt-XL-2 at 256 and 1024 px, FLUX.1-dev "
         "at 1024 px, bfloat16, eager, regional, and whole with CUDA graphs). " + gpu_status(),
-        "On tiny-shapes a schedule keeps, compiled, about the speedup it has eager against the same mode's "
-        "uncached model, and nothing recompiles. Where ecad loses: steps that recompute also keep every output "
-        "for later replays, so an all-recompute schedule is slower than no cache eager, and on the host-bound "
-        "stand-in compiled whole it is far slower and FORA-3 keeps little of its MAC speedup (the earlier "
-        "run); a step that replays everything is not free (modulation, gates, residual adds), so delivery "
-        "falls as schedules get sparser; and on this CPU compiling did not make the uncached tiny-shapes "
-        "model faster than eager. These are CPU numbers: time your own model on your device, compiled and "
-        "not, before you choose.",
+        "Compiled, ecad breaks no graph and compiles nothing in a second generation, in every mode; First Block "
+        "Cache breaks the graph where it decides. At PixArt-XL's real shapes, regional compilation keeps each "
+        "schedule's MAC speedup (delivery near 1) and all-recompute costs about what no cache does. Where the "
+        "host is the limit (stand-in, tiny-shapes) a step that replays everything is not free: its compiled "
+        "graph is a handful of kernels, but the host still checks the guards of, and passes, every kept output "
+        "and parameter it reads, so delivery falls as schedules get sparser. On a CPU, glibc's malloc returns "
+        "memory to the system and faults it back in, with or without a cache, which makes eager rounds noisy; "
+        "the records with `MALLOC_*` settings show the same measurement with the allocator keeping its pages. "
+        "These are CPU numbers: time your own model on your device, compiled and not, before you choose.",
         compiled_findings,
         reshape=compiled_rows,
+        group=compiled_group,
     ),
     Benchmark(
         "forecast",
@@ -529,11 +548,13 @@ def benchmark_page(bench: Benchmark, records: list[Record]) -> str:
         bench.reading,
         "",
     ]
-    if bench.findings:
+    groups = {bench.group(r): r for r in records} if bench.group else {"": newest}
+    for group, record in groups.items() if bench.findings else ():
         lines += [
-            f"From the newest run ({newest['date']}, {newest['device']}, {newest['threads']} threads):",
+            f"From the newest run{f' of {group}' if group else ''} ({record['date']}, {record['device']}, "
+            f"{record['threads']} threads):",
             "",
-            *bench.findings(newest),
+            *bench.findings(record),
             "",
         ]
     if bench.image:
