@@ -84,3 +84,13 @@ def test_the_checker_finds_a_cycle_and_reads_every_import():
 def test_no_import_cycle_in_ecad():
     found = cycles(import_graph())
     assert not found, f"{len(found)} import cycle(s) among: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+def test_modules_stay_small_and_the_search_loop_only_assembles():
+    """No module of src/ecad over 450 lines, and ``run_search`` (assembling NSGA-II and running ask/tell) within 60:
+    the formatter can grow both, so the sizes are checked where it runs."""
+    sizes = {name: path.read_text().count("\n") for name, (path, _) in _modules().items()}
+    assert max(sizes.values()) <= 450, {name: n for name, n in sizes.items() if n > 450}
+    path, _ = _modules()["ecad.search.run"]
+    (search,) = [n for n in ast.walk(ast.parse(path.read_text())) if getattr(n, "name", None) == "run_search"]
+    assert search.end_lineno - search.lineno + 1 <= 60

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.core.infill import InfillCriterion
 
 from ..adapters import ModelLayout
-from ..schedule import schedule_key
+from ..schedule import CacheSchedule, schedule_key
 from ..schedule.heuristics import initial_population
 from .budget import BudgetSpent, ComputeBudget, evaluation_compute
 from .config import SearchConfig
@@ -39,6 +40,28 @@ class SearchResult:
     stopped: str | None = None  # why the run stopped before config.generations (the budget), else None
 
 
+def quality_race(config: SearchConfig, rows: int, reference: CacheSchedule) -> QualityRace:
+    """``--strategy race``: candidates are scored on the first rows and completed only while they can still matter;
+    ``reference`` (the first seed) always completes."""
+    first = first_rows(rows, config.race_rows)
+    return QualityRace(
+        rows, first, config.race_confidence, config.race_first_generation, complete=[schedule_key(reference)]
+    )
+
+
+def mating(config: SearchConfig, encoding: ScheduleEncoding, surrogate: RidgeSurrogate | None) -> InfillCriterion:
+    """The configured crossover and mutation, screened by the surrogate where ``--screen`` asks for it."""
+    return schedule_mating(
+        encoding.values,
+        encoding.n_var,
+        config.crossover_points,
+        config.crossover_prob,
+        config.mutation_prob,
+        surrogate,
+        config.screen,
+    )
+
+
 def run_search(
     config: SearchConfig,
     run_dir: RunDirectory,
@@ -56,17 +79,7 @@ def run_search(
     rows = len(config.prompts) * config.images_per_prompt  # calibration rows per candidate
     store = run_dir.store()
     budget = ComputeBudget(config.budget, (evaluation_compute(e, rows, full_cost) for e in store.evaluations()))
-    race = (
-        QualityRace(
-            rows,
-            first_rows(rows, config.race_rows),
-            config.race_confidence,
-            config.race_first_generation,
-            complete=[schedule_key(seeds[0])],
-        )
-        if config.strategy == "race"
-        else None
-    )
+    race = quality_race(config, rows, seeds[0]) if config.strategy == "race" else None
     surrogate = RidgeSurrogate(encoding.values) if config.screen > 1 else None
     for line in plan(config, rows, budget, race):
         say(line, progress)
@@ -76,15 +89,7 @@ def run_search(
     algorithm = NSGA2(
         pop_size=config.population,
         sampling=np.stack([encoding.encode(s) for s in seeds]),
-        mating=schedule_mating(
-            encoding.values,
-            encoding.n_var,
-            config.crossover_points,
-            config.crossover_prob,
-            config.mutation_prob,
-            surrogate,
-            config.screen,
-        ),
+        mating=mating(config, encoding, surrogate),
         eliminate_duplicates=True,
         callback=records,
     )
