@@ -307,8 +307,8 @@ def compiled_findings(record: Record) -> list[str]:
             if mode != "eager" and eager_call
             else ""
         )
-        lines.append(f"- {mode}: measured against the same mode's uncached model, {speedups}{versus}.")
         if scheduled:
+            lines.append(f"- {mode}: measured against the same mode's uncached model, {speedups}{versus}.")
             deliveries = [cell["delivery_measured_over_mac"] for _, cell in scheduled]
             lines.append(
                 f"- {mode}: delivery (measured / MAC speedup) {min(deliveries):.2f} to "
