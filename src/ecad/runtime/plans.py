@@ -40,7 +40,7 @@ class BlockPlan:
             ``(RUN, 1, 0)`` and are never asked.
     """
 
-    actions: tuple[tuple[int, int, int], ...]
+    actions: tuple[tuple[str, int, int], ...]
 
 
 @dataclass(frozen=True)
