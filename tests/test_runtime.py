@@ -253,7 +253,7 @@ def test_a_recomputing_component_holds_no_old_output_while_it_runs(pipe):
         with ecad.enable_cache(pipe, ecad.heuristics.fora(ecad.model_layout(pipe), STEPS, 2), prune=prune) as handle:
             slots = handle.state.outputs.passes[0][0]
             held = []
-            watch = inside.register_forward_pre_hook(lambda *_: held.append(slots[0]))
+            watch = inside.register_forward_pre_hook(lambda *_, held=held, slots=slots: held.append(slots[0]))
             try:
                 images = generate(pipe)
             finally:
