@@ -113,10 +113,17 @@ class BlockCache:
         return self.output(self.names[component])
 
     def compute(self, component: str, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
-        index = self.names[component]
-        self.release(index)
-        output = module(*args, **kwargs)
-        self.keep(index, output)
+        return self.run(self.names[component], module, *args, **kwargs)
+
+    def run(self, component: int, forward: Any, *args: Any, **kwargs: Any) -> Any:
+        """Compute a component that runs now and keep its output. The kept output it replaces is let go of first: the
+        allocator then reuses that memory for the new output, as it would without a cache, instead of holding two and
+        taking fresh pages every step (a history keeps the outputs the plan carries over)."""
+        _, keep, count = self.plan.actions[component]
+        entry = self.slot[component]
+        self.slot[component] = entry[len(entry) - count :] if keep > 1 and count else None
+        output = forward(*args, **kwargs)
+        self._keep(component, output)
         return output
 
     def output(self, component: int) -> Any:
@@ -133,26 +140,15 @@ class BlockCache:
             )
         return self._restore(component, entry[-1][1])
 
-    def release(self, component: int) -> None:
-        """Let go of the kept output a running component is about to replace, before it computes: the allocator then
-        reuses that memory for the new output, as it would without a cache, instead of holding two and taking fresh
-        pages every step (a history keeps the outputs the plan carries over)."""
-        _, keep, count = self.plan.actions[component]
-        entry = self.slot[component]
-        self.slot[component] = entry[len(entry) - count :] if keep > 1 and count else None
-
-    def keep(self, component: int, output: Any) -> None:
-        """Keep a computed output (after the ones the plan carries over, for a component with a history)."""
-        _, keep, count = self.plan.actions[component]
+    def _keep(self, component: int, output: Any) -> None:
+        """Keep a computed output (after the ones :meth:`run` carried over, for a component with a history)."""
         if self.dtype is not None:
             self.dtypes[component] = _first_tensor(output).dtype
             output = _cast(output, self.dtype)
-        if keep == 1:
+        if self.plan.actions[component][1] == 1:
             self.slot[component] = output
         else:
-            entry = self.slot[component]
-            carried = entry[len(entry) - count :] if count else ()
-            self.slot[component] = carried + ((self.clock.time, output),)
+            self.slot[component] = (self.slot[component] or ()) + ((self.clock.time, output),)
 
     def _restore(self, component: int, value: Any) -> Any:
         return value if self.dtype is None else _cast(value, self.dtypes[component])
