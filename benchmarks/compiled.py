@@ -44,6 +44,7 @@ from ecad.adapters import find_preset, get_adapter  # noqa: E402
 from ecad.models.macs import count_macs  # noqa: E402
 from ecad.peers.base import restored  # noqa: E402
 from ecad.peers.diffusers_caches import diffusers_cache  # noqa: E402
+from ecad.runtime.compilation import CompileConfig, compiled  # noqa: E402
 from ecad.schedule.heuristics import fora  # noqa: E402
 
 STAND_IN = dict(
@@ -156,14 +157,14 @@ class Loop:
         return seconds
 
 
-def compile_mode(transformer: torch.nn.Module, mode: str, backend: str = "inductor", fullgraph: bool = True) -> None:
-    """``eager``, ``whole``, ``regional``, or either with a ``torch.compile`` mode: ``whole:reduce-overhead``."""
-    for module in transformer.modules():
-        module._compiled_call_impl = None
-    if mode != "eager":
-        scope, _, torch_mode = mode.partition(":")
-        options = {"mode": torch_mode} if torch_mode else {}
-        ecad.compile_transformer(transformer, scope, fullgraph=fullgraph, backend=backend, **options)
+def compiling(transformer: torch.nn.Module, mode: str, backend: str = "inductor", fullgraph: bool = True) -> Any:
+    """A ``with`` block's compilation: ``eager`` (none), ``whole``, ``regional``, or either with a ``torch.compile``
+    mode: ``whole:reduce-overhead``."""
+    if mode == "eager":
+        return contextlib.nullcontext()
+    scope, _, torch_mode = mode.partition(":")
+    options = {"mode": torch_mode} if torch_mode else {}
+    return compiled(transformer, CompileConfig(scope, backend), fullgraph=fullgraph, **options)
 
 
 def minor_faults() -> int:
@@ -180,12 +181,10 @@ def run_mode(plain: Loop, other: Loop, mode: str, named: dict[str, Any], rounds:
     scheduled = [value for value in named.values() if isinstance(value, ecad.CacheSchedule)]
     threshold = next((value for value in named.values() if isinstance(value, float)), None)
     torch._dynamo.reset()
-    compile_mode(plain.transformer, mode, backend)
-    compile_mode(other.transformer, mode, backend, fullgraph=threshold is None)
     stats: dict[str, dict[str, Any]] = {}
     with contextlib.ExitStack() as stack:
-        for loop in (plain, other):
-            stack.callback(compile_mode, loop.transformer, "eager")
+        stack.enter_context(compiling(plain.transformer, mode, backend))
+        stack.enter_context(compiling(other.transformer, mode, backend, fullgraph=threshold is None))
         if threshold is not None:
             stack.enter_context(restored(other.target))  # its hooks come off at the end
             config = FirstBlockCacheConfig(threshold=threshold)

@@ -85,3 +85,38 @@ def test_gpu_script_dry_run_on_the_cpu(tmp_path):
         )
         assert stats["no-cache"]["measured_speedup_vs_same_mode_uncached"] == 1.0
         assert stats["fora:3"]["mac_speedup"] > 2
+
+
+def test_replay_floor_runs_the_work_of_an_all_replay_step():
+    """benchmarks/replay_floor.py's hook-free floors compute exactly what ecad's all-replay step computes (the same
+    skip forward, its outputs read from buffers, per component or stacked), so the floor times the same work."""
+    import copy
+    from types import SimpleNamespace
+
+    import compiled
+    import replay_floor
+
+    from ecad.runtime.hook_registry import registry_of
+    from ecad.schedule.heuristics import fora
+
+    args = SimpleNamespace(model="stand-in", layers=None, size=None, device="cpu", dtype="float32")
+    transformer, scheduler, inputs, _, _ = compiled.build(args)
+    clean = copy.deepcopy(transformer)
+    handle = ecad.enable_cache(
+        compiled.Loop(transformer, scheduler, inputs, 3).target, fora(ecad.model_layout(transformer), 3, 3)
+    )
+    sample, timestep = inputs["hidden_states"], torch.full((2,), 321.0)
+    rest = {k: v for k, v in inputs.items() if k != "hidden_states"}
+    handle.state.start_generation()  # as a pipeline's loop: step 0 computes everything, step 1 replays everything
+    with torch.no_grad():
+        transformer(sample, timestep=timestep, **rest)
+        handle.state.scheduler_step(sample)
+        kept = [list(entries) for entries in handle.state.outputs.passes[0]]
+        floors = [replay_floor.replaying_copy(clean, kept, stacked) for stacked in (False, True)]
+        replayed = transformer(sample, timestep=timestep, return_dict=False, **rest)[0]
+        handle.state.scheduler_step(sample)
+        outputs = [floor(sample, timestep=timestep, return_dict=False, **rest)[0] for floor in floors]
+    assert handle.counts == {"computed": 28 * 3, "reused": 28 * 3, "forecast": 0}
+    assert all(torch.equal(output, replayed) for output in outputs)
+    assert all(registry_of(block) is None for floor in floors for block in floor.transformer_blocks)
+    assert [type(block).__name__ for block in floors[1].transformer_blocks] == ["ReplayingBasicTransformerBlock"] * 28

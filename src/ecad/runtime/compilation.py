@@ -102,11 +102,14 @@ def compile_config(scope: str | None, backend: str | None) -> CompileConfig | No
 
 
 @contextmanager
-def compiled(target: Any, config: CompileConfig, *, adapter: ModelAdapter | None = None) -> Iterator[nn.Module]:
+def compiled(
+    target: Any, config: CompileConfig, *, adapter: ModelAdapter | None = None, **compile_kwargs: Any
+) -> Iterator[nn.Module]:
     """:func:`compile_transformer` for the length of a ``with`` block, the modules as they were after it (their
-    graphs stay in dynamo's cache): a measurement compiles what it times and leaves the caller's model as it was."""
+    graphs stay in dynamo's cache): a measurement compiles what it times and leaves the caller's model as it was.
+    ``compile_kwargs`` go to ``torch.compile`` beside the config's backend (``fullgraph``, ``mode``)."""
     before = {module: module._compiled_call_impl for module in split_target(target)[0].modules()}
-    transformer = compile_transformer(target, config.scope, adapter=adapter, backend=config.backend)
+    transformer = compile_transformer(target, config.scope, adapter=adapter, backend=config.backend, **compile_kwargs)
     try:
         yield transformer
     finally:

@@ -139,7 +139,7 @@ class CacheState:
         self.outputs.clear()
         self.position, self.calls, self.pass_index, self.pending = start, 0, 0, False
         self.pass_starts: list[int] = []
-        self.pass_plans = self._plans()
+        self._set_plans()
         self.checked = False
         self._set_time()
 
@@ -149,19 +149,25 @@ class CacheState:
         return self.position - self.pending
 
     def start_call(self, timestep: Any) -> None:
-        """Count this call's pass and hand each block its plan and its pass's kept outputs. Runs inside a compiled
-        transformer: it reads only the pass count, the plans (constants of the step) and tensors."""
+        """Count this call's pass; from the second pass of a step on, hand each block that pass's plan and kept
+        outputs (the first pass's were handed at the step's start, outside any traced call: a compiled transformer
+        then writes no block). Runs inside a compiled transformer: it reads only the pass count, the plans (constants
+        of the step) and tensors."""
         self.pending = False
         p = self.calls
         self.calls = p + 1
         self.pass_index = p
         if p >= len(self.pass_plans):  # more passes than kept slots: made now (a compiled call compiles again once)
             self.outputs.slots(p)
-            self.pass_plans = self._plans()
-        plan = self.pass_plans[p]
+            self._set_plans()
+        if p:
+            self._seat_pass(p)
         if self.forecasting and self.forecast_unit == "timestep":
             self.time = timestep.reshape(-1)[0].to(torch.float64)
-        for block, block_plan, slot in zip(self.blocks, plan.blocks, self.outputs.passes[p], strict=True):
+
+    def _seat_pass(self, p: int) -> None:
+        """Hand each block pass ``p``'s plan at this step and the pass's kept outputs."""
+        for block, block_plan, slot in zip(self.blocks, self.pass_plans[p].blocks, self.outputs.passes[p], strict=True):
             block.plan = block_plan
             block.slot = slot
 
@@ -184,14 +190,15 @@ class CacheState:
                 f"the generation runs more denoising steps than the schedule's {self.book.num_steps}; call with "
                 f"num_inference_steps={self.book.num_steps}, or use `schedule.resample(N)` for N steps."
             )
-        self.pass_plans = self._plans()
+        self._set_plans()
         self._set_time()
 
-    def _plans(self) -> list[StepPlan]:
-        """Each pass's plan at this row; passes not started yet start fresh. As long as the kept outputs' passes (a
-        compiled graph guards on the length, never on whether a pass started)."""
+    def _set_plans(self) -> None:
+        """Each pass's plan at this row (passes not started yet start fresh; as many as the kept outputs' passes: a
+        compiled graph guards on the length, never on whether a pass started), the first pass's handed to the blocks."""
         started = [self.book.trajectory(start)[self.position] for start in self.pass_starts]
-        return started + [self.book.fresh] * (len(self.outputs.passes) - len(started))
+        self.pass_plans = started + [self.book.fresh] * (len(self.outputs.passes) - len(started))
+        self._seat_pass(0)
 
     def _set_time(self) -> None:
         if self.forecasting and self.forecast_unit == "step":
@@ -234,7 +241,7 @@ class CacheState:
             self.next_step()
         if self.calls + 1 >= len(self.pass_plans):  # room for this pass and the next
             self.outputs.slots(self.calls + 1)
-            self.pass_plans = self._plans()
+            self._set_plans()
         self.tally(self.pass_plans[self.calls])
 
     def _first_step(self) -> int:

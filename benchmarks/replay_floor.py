@@ -1,0 +1,144 @@
+"""How little a compiled step that replays everything can cost: ecad's all-replay step beside two hook-free floors.
+
+A replayed step still runs the model's own work outside the blocks and, per block, the modulation, the gates and the
+residual adds; under ``torch.compile`` each call also pays dynamo's guards and the graph's per-input handling. To see
+which part of that is ecad's, the floors run the adapter's own skip forward with every component replayed, on a copy
+of the model whose blocks have no hooks and keep their outputs as module buffers:
+
+- ``floor-per-component``: one buffer per kept output, as ecad keeps them (one tensor per component);
+- ``floor-stacked``: one buffer per block holding its components' outputs stacked (what a store that copies every
+  computed output into a block-wide buffer would read).
+
+All four (the uncached model, ecad all-replay, the two floors) run in one process, compiled the same way, in
+interleaved rounds; each reports the median call of a generation after its first (medians over rounds, with the
+spread) and its ratio to the uncached call.
+
+    python benchmarks/replay_floor.py --model stand-in --save
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import torch  # noqa: E402
+from common import emit, environment, median  # noqa: E402
+from compiled import Loop, build, compiling  # noqa: E402
+
+import ecad  # noqa: E402
+from ecad.adapters import get_adapter  # noqa: E402
+from ecad.schedule.heuristics import fora  # noqa: E402
+
+
+class BufferStep:
+    """A skip forward's step where every component replays the output its block holds as a buffer."""
+
+    def __init__(self, block: torch.nn.Module, components: dict[str, int], stacked: bool) -> None:
+        self.block, self.components, self.stacked = block, components, stacked
+
+    def runs(self, component: str) -> bool:
+        return False
+
+    def replay(self, component: str) -> Any:
+        index = self.components[component]
+        return self.block.ecad_kept[index] if self.stacked else getattr(self.block, f"ecad_kept_{index}")
+
+
+def replaying_copy(transformer: torch.nn.Module, kept: list[list[Any]], stacked: bool) -> torch.nn.Module:
+    """A copy of ``transformer`` (without hooks) whose blocks with a skip forward run it with every component replayed from buffers holding ``kept``
+    (``[block][component]``, ecad's kept outputs of one pass): no hooks. Each block's class becomes a subclass whose
+    ``forward`` does that, so the model's code calls it as it calls the block."""
+    model = copy.deepcopy(transformer)
+    for b, block, skip, components in get_adapter(model).block_skips(model):
+        present = {name: position for position, name in enumerate(components)}
+        outputs = [kept[b][index] for index in components.values()]
+        if stacked:
+            block.register_buffer("ecad_kept", torch.stack(outputs))
+        else:
+            for position, output in enumerate(outputs):
+                block.register_buffer(f"ecad_kept_{position}", output)
+
+        def forward(self: Any, *args: Any, _skip: Any = skip, _present: dict = present, **kwargs: Any) -> Any:
+            return _skip.forward(self, BufferStep(self, _present, stacked), *args, **kwargs)
+
+        block.__class__ = type(f"Replaying{type(block).__name__}", (type(block),), {"forward": forward})
+    return model
+
+
+def measure(args: Any) -> dict[str, Any]:
+    transformer, scheduler, inputs, _, _ = build(args)
+    loops = {"no-cache": Loop(copy.deepcopy(transformer), copy.deepcopy(scheduler), inputs, args.steps)}
+    clean = loops["no-cache"].transformer  # copied before the cache's hooks go on the transformer
+    cached = Loop(transformer, scheduler, inputs, args.steps)
+    handle = ecad.enable_cache(cached.target, fora(ecad.model_layout(transformer), args.steps, args.steps))
+    cached.run()  # keeps every component's output of the first step
+    kept = [[output for output in entries] for entries in handle.state.outputs.passes[0]]
+    loops["ecad all-replay"] = cached
+    for name, stacked in (("floor-per-component", False), ("floor-stacked", True)):
+        loops[name] = Loop(replaying_copy(clean, kept, stacked), copy.deepcopy(scheduler), inputs, args.steps)
+    results = {}
+    for mode in args.modes.split(","):
+        torch._dynamo.reset()
+        calls: dict[str, list[float]] = {name: [] for name in loops}
+        with contextlib.ExitStack() as stack:
+            for loop in loops.values():
+                stack.enter_context(compiling(loop.transformer, mode, args.backend))
+            for loop in loops.values():  # compile, then a generation more
+                loop.run()
+                loop.run()
+            for _ in range(args.rounds):
+                for name, loop in loops.items():
+                    calls[name].append(median(loop.run()[1:]))
+        base = median(calls["no-cache"])
+        results[mode] = {
+            name: {
+                "median_call_us": 1e6 * median(values),
+                "spread_call_us": [1e6 * min(values), 1e6 * max(values)],
+                "of_uncached_call": median(values) / base,
+            }
+            for name, values in calls.items()
+        }
+    handle.disable()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="stand-in", help="stand-in, tiny-shapes or an architecture preset")
+    parser.add_argument("--modes", default="whole,regional")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--backend", default="inductor", help="torch.compile backend (eager: a quick dry run)")
+    parser.add_argument("--save", action="store_true", help="append the result to benchmarks/results/replay_floor")
+    args = parser.parse_args()
+    args.size, args.layers, args.device, args.dtype = None, None, "cpu", "float32"
+    torch.set_num_threads(args.threads)
+    results = measure(args)
+    record = {
+        "benchmark": "replay_floor",
+        **environment("cpu"),
+        "model": args.model,
+        "steps": args.steps,
+        "rounds": args.rounds,
+        "backend": args.backend,
+        "fullgraph": True,
+        "results": results,
+    }
+    emit("replay_floor", record, args.save)
+    for mode, entries in results.items():
+        for name, entry in entries.items():
+            print(
+                f"{mode:9s} {name:20s} {entry['median_call_us']:8.0f} us  {entry['of_uncached_call']:6.1%}",
+                file=sys.stderr,
+            )
+
+
+if __name__ == "__main__":
+    main()
