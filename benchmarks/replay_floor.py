@@ -51,24 +51,28 @@ class BufferStep:
 
 
 def replaying_copy(transformer: torch.nn.Module, kept: list[list[Any]], stacked: bool) -> torch.nn.Module:
-    """A copy of ``transformer`` (without hooks) whose blocks with a skip forward run it with every component replayed from buffers holding ``kept``
-    (``[block][component]``, ecad's kept outputs of one pass): no hooks. Each block's class becomes a subclass whose
+    """A copy of ``transformer`` (without hooks) whose blocks with a skip forward run it with every component replayed
+    from buffers holding ``kept`` (``[block][component]``, ecad's kept outputs of one pass). Each such block's class
+    becomes a subclass (one per block kind, so regional compilation shares its graphs as ecad's blocks do) whose
     ``forward`` does that, so the model's code calls it as it calls the block."""
     model = copy.deepcopy(transformer)
+    kinds: dict[type, type] = {}
     for b, block, skip, components in get_adapter(model).block_skips(model):
-        present = {name: position for position, name in enumerate(components)}
         outputs = [kept[b][index] for index in components.values()]
         if stacked:
             block.register_buffer("ecad_kept", torch.stack(outputs))
         else:
             for position, output in enumerate(outputs):
                 block.register_buffer(f"ecad_kept_{position}", output)
-
-        def forward(self: Any, *args: Any, _skip: Any = skip, _present: dict = present, **kwargs: Any) -> Any:
-            return _skip.forward(self, BufferStep(self, _present, stacked), *args, **kwargs)
-
-        block.__class__ = type(f"Replaying{type(block).__name__}", (type(block),), {"forward": forward})
+        block.ecad_replay = (skip.forward, {name: position for position, name in enumerate(components)}, stacked)
+        kind = type(block)
+        block.__class__ = kinds.setdefault(kind, type(f"Replaying{kind.__name__}", (kind,), {"forward": _replaying}))
     return model
+
+
+def _replaying(self: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+    forward, components, stacked = self.ecad_replay
+    return forward(self, BufferStep(self, components, stacked), *args, **kwargs)
 
 
 def measure(args: Any) -> dict[str, Any]:
