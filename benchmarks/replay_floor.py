@@ -13,6 +13,10 @@ All four (the uncached model, ecad all-replay, the two floors) run in one proces
 interleaved rounds; each reports the median call of a generation after its first (medians over rounds, with the
 spread) and its ratio to the uncached call.
 
+A stacked store pays for its fewer inputs at every step that computes: each computed output is copied into the
+block's buffer. ``--copy-preset`` times that copy beside the components that produce the outputs, at a preset's real
+shapes (one block of it, random weights, eager): the share a stacked store would add to an all-recompute step.
+
     python benchmarks/replay_floor.py --model stand-in --save
 """
 
@@ -22,6 +26,7 @@ import argparse
 import contextlib
 import copy
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +117,41 @@ def measure(args: Any) -> dict[str, Any]:
     return results
 
 
+def copy_cost(args: Any) -> dict[str, Any]:
+    """One block of ``--copy-preset`` at ``--copy-size``: seconds of its components (eager) against copying their
+    outputs into a stacked buffer, in interleaved rounds."""
+    build_args = argparse.Namespace(**{**vars(args), "model": args.copy_preset, "size": args.copy_size, "layers": 1})
+    transformer, _, inputs, _, _ = build(build_args)
+    block = transformer.transformer_blocks[0]
+    hidden = torch.randn(inputs["encoder_hidden_states"].shape[0], (args.copy_size // 16) ** 2, block.attn1.inner_dim)
+    context = torch.randn(*inputs["encoder_hidden_states"].shape[:2], block.attn2.cross_attention_dim)
+    components = (
+        lambda: block.attn1(hidden),
+        lambda: block.attn2(hidden, encoder_hidden_states=context),
+        lambda: block.ff(hidden),
+    )
+    store = torch.empty(len(components), *hidden.shape)
+    compute, copy_ = [], []
+    with torch.no_grad():
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            outputs = [component() for component in components]
+            compute.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            for index, output in enumerate(outputs):
+                store[index].copy_(output)
+            copy_.append(time.perf_counter() - start)
+    return {
+        "preset": args.copy_preset,
+        "size": args.copy_size,
+        "tokens": hidden.shape[1],
+        "components_ms": 1e3 * median(compute),
+        "copy_ms": 1e3 * median(copy_),
+        "copy_over_components": median(copy_) / median(compute),
+        "copy_over_components_rounds": [b / a for a, b in zip(compute, copy_, strict=True)],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="stand-in", help="stand-in, tiny-shapes or an architecture preset")
@@ -120,11 +160,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--backend", default="inductor", help="torch.compile backend (eager: a quick dry run)")
+    parser.add_argument("--copy-preset", default="pixart-alpha", help="preset whose block times the stacked copy")
+    parser.add_argument("--copy-size", type=int, default=256)
     parser.add_argument("--save", action="store_true", help="append the result to benchmarks/results/replay_floor")
     args = parser.parse_args()
     args.size, args.layers, args.device, args.dtype = None, None, "cpu", "float32"
     torch.set_num_threads(args.threads)
     results = measure(args)
+    stacked_copy = copy_cost(args)
     record = {
         "benchmark": "replay_floor",
         **environment("cpu"),
@@ -134,6 +177,7 @@ def main() -> None:
         "backend": args.backend,
         "fullgraph": True,
         "results": results,
+        "stacked_store_copy": stacked_copy,
     }
     emit("replay_floor", record, args.save)
     for mode, entries in results.items():
@@ -142,6 +186,12 @@ def main() -> None:
                 f"{mode:9s} {name:20s} {entry['median_call_us']:8.0f} us  {entry['of_uncached_call']:6.1%}",
                 file=sys.stderr,
             )
+    print(
+        f"stacked store: copying {stacked_copy['preset']}'s block outputs costs {stacked_copy['copy_ms']:.2f} ms "
+        f"against {stacked_copy['components_ms']:.1f} ms of its components "
+        f"({stacked_copy['copy_over_components']:.1%})",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -358,6 +358,26 @@ def gpu_status() -> str:
     return "It has not yet run on a GPU: there are no GPU numbers for compiled ecad yet."
 
 
+def replay_floor_findings(record: Record) -> list[str]:
+    lines = []
+    for mode, named in record["results"].items():
+        uncached = named["no-cache"]["median_call_us"]
+        parts = ", ".join(
+            f"{name} {cell['median_call_us']:.0f} us ({pct(cell['of_uncached_call'])})"
+            for name, cell in named.items()
+            if name != "no-cache"
+        )
+        lines.append(f"- {mode}: against an uncached call of {uncached:.0f} us: {parts}.")
+    copied = record.get("stacked_store_copy")
+    if copied:
+        lines.append(
+            f"- A stacked store's copy at `{copied['preset']}` {copied['size']} px ({copied['tokens']} tokens, one "
+            f"block, eager): {copied['copy_ms']:.2f} ms against {copied['components_ms']:.1f} ms of the components "
+            f"that produce the outputs ({pct(copied['copy_over_components'])} more per computed step)."
+        )
+    return lines
+
+
 def ray_findings(record: Record) -> list[str]:
     return [
         f"- {record['workers_1']['per_second']:.2f} candidates/s with one worker, "
@@ -475,6 +495,23 @@ BENCHMARKS = (
         compiled_findings,
         reshape=compiled_rows,
         group=compiled_group,
+    ),
+    Benchmark(
+        "replay_floor",
+        "Replay floor",
+        "How little a compiled step that replays everything can cost where the host is the limit (`stand-in`, a "
+        "28-block PixArt with tiny tensors): ecad's all-replay step beside two hook-free floors that run the "
+        "adapter's own skip forward with every component replayed from module buffers, one per kept output "
+        "(`floor-per-component`, as ecad keeps them) or one stacked buffer per block (`floor-stacked`); all "
+        "compiled the same way, interleaved rounds, the median call after a generation's first (**measured**). "
+        "`stacked_store_copy` times what a stacked store adds at every step that computes: copying each computed "
+        "output into the block's buffer, at a real architecture's shapes.",
+        "Under `torch.compile` every call checks dynamo's guards and hands the graph each tensor it reads, so a "
+        "replayed step's cost grows with the number of kept outputs and of hooked blocks it passes through: the "
+        "gap between `floor-per-component` and `floor-stacked` is the price of one tensor per output, the gap "
+        "between ecad and `floor-per-component` the price of the hooks (diffusers' hook wrappers on each block "
+        "and ecad's per-block state). On a GPU with CUDA graphs the guards remain and the kernels' launches go.",
+        replay_floor_findings,
     ),
     Benchmark(
         "forecast",
