@@ -150,13 +150,10 @@ def enable_cache(
     check_not_nested(installed_state(transformer))
     disable_cache(transformer)
 
-    names: list[dict[str, int]] = [{} for _ in layout.block_names]
-    for block, component, _, _ in adapter.components(transformer):
-        names[block][layout.component_names[component]] = component
     skips = adapter.block_skips(transformer) if config.prune else []
     skipping = {block for block, *_ in skips}
     unread = tuple(feed for feed in layout.feeds if feed[0] in skipping)
-    state = CacheState(config, scheduler, layout, names, unread, functools.partial(_device, transformer))
+    state = CacheState(config, scheduler, layout, unread, functools.partial(_device, transformer))
     if not isinstance(target, nn.Module):
         state.call_check = CallCheck(target)
         state.call_check.on_enable(config.schedule)

@@ -93,7 +93,7 @@ class ComponentCacheHook(ModelHook):
 
     def new_forward(self, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
         cache = self.cache
-        if cache.plan.actions[self.component][0] == RUN:
+        if cache.actions[self.component][0] == RUN:
             return cache.run(self.component, self.fn_ref.original_forward, *args, **kwargs)
         return cache.output(self.component)
 

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from .plans import FORECAST, RUN, BlockPlan, history_depth
+from .plans import FORECAST, RUN, history_depth
 
 MIN_PASSES = 4  # passes' output slots made up front (true CFG uses two, SD3's skip-layer guidance three)
 
@@ -90,36 +90,40 @@ class OutputCache:
 class BlockCache:
     """One block's plan for the call in progress and its kept outputs: all its hooks read (the :class:`BlockStep` a
     skip forward asks). It holds no block index, so that under ``torch.compile`` blocks with equal plans share one
-    graph: a compiled block is a function of its inputs, the tensors it reads here and the plan's values.
+    graph: a compiled block is a function of its inputs, the tensors it reads here and the plan's values. Its
+    attributes are slots and its plan is the bare tuple of actions: every object and dict a compiled call passes
+    through is a guard checked at every call.
 
     Args:
         clock: the cache state (its ``time`` tensor is the time forecasts extrapolate to).
-        names: the block's component names to their schedule index.
+        names: the schedule's component names, in schedule order (a component's index is its position).
         dtype: the precision kept outputs are stored in (None: as computed).
     """
 
-    def __init__(self, clock: ForecastClock, names: dict[str, int], dtype: torch.dtype | None) -> None:
+    __slots__ = ("clock", "names", "dtype", "actions", "slot", "dtypes")
+
+    def __init__(self, clock: ForecastClock, names: tuple[str, ...], dtype: torch.dtype | None) -> None:
         self.clock = clock
         self.names = names
         self.dtype = dtype
-        self.plan: BlockPlan | None = None
+        self.actions: tuple[tuple[str, int, int], ...] = ()  # the block's BlockPlan.actions at the call in progress
         self.slot: list[Any] = []
-        self.dtypes: list[torch.dtype | None] = [None] * (max(names.values(), default=-1) + 1)
+        self.dtypes: list[torch.dtype | None] = [None] * len(names)
 
     def runs(self, component: str) -> bool:
-        return self.plan.actions[self.names[component]][0] == RUN
+        return self.actions[self.names.index(component)][0] == RUN
 
     def replay(self, component: str) -> Any:
-        return self.output(self.names[component])
+        return self.output(self.names.index(component))
 
     def compute(self, component: str, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
-        return self.run(self.names[component], module, *args, **kwargs)
+        return self.run(self.names.index(component), module, *args, **kwargs)
 
     def run(self, component: int, forward: Any, *args: Any, **kwargs: Any) -> Any:
         """Compute a component that runs now and keep its output. The kept output it replaces is let go of first: the
         allocator then reuses that memory for the new output, as it would without a cache, instead of holding two and
         taking fresh pages every step (a history keeps the outputs the plan carries over)."""
-        _, keep, count = self.plan.actions[component]
+        _, keep, count = self.actions[component]
         entry = self.slot[component]
         self.slot[component] = entry[len(entry) - count :] if keep > 1 and count else None
         output = forward(*args, **kwargs)
@@ -128,7 +132,7 @@ class BlockCache:
 
     def output(self, component: int) -> Any:
         """The output of a component that does not run now: its last kept output, or its forecast."""
-        action, keep, count = self.plan.actions[component]
+        action, keep, count = self.actions[component]
         entry = self.slot[component]
         if keep == 1:
             return self._restore(component, entry)
@@ -145,7 +149,7 @@ class BlockCache:
         if self.dtype is not None:
             self.dtypes[component] = _first_tensor(output).dtype
             output = _cast(output, self.dtype)
-        if self.plan.actions[component][1] == 1:
+        if self.actions[component][1] == 1:
             self.slot[component] = output
         else:
             self.slot[component] = (self.slot[component] or ()) + ((self.clock.time, output),)

@@ -81,7 +81,6 @@ class CacheState:
         config: CacheConfig,
         scheduler: Any | None,
         layout: ModelLayout,
-        names: list[dict[str, int]],
         unread: tuple[tuple[int, int, int], ...],
         device: Any,
     ) -> None:
@@ -93,7 +92,7 @@ class CacheState:
         self.device = device  # where the parameters are: step times are made there
         self.clock_hook: SchedulerClock | None = None
         self.outputs = OutputCache(*layout.exists.shape, config.cache_dtype)
-        self.blocks = [BlockCache(self, block_names, config.cache_dtype) for block_names in names]
+        self.blocks = [BlockCache(self, layout.component_names, config.cache_dtype) for _ in layout.block_names]
         self.call_check: CallCheck | None = None  # warns when a call differs from the schedule's recorded settings
         self.forecast_unit = config.forecast_unit
         self.computed = 0
@@ -168,7 +167,7 @@ class CacheState:
     def _seat_pass(self, p: int) -> None:
         """Hand each block pass ``p``'s plan at this step and the pass's kept outputs."""
         for block, block_plan, slot in zip(self.blocks, self.pass_plans[p].blocks, self.outputs.passes[p], strict=True):
-            block.plan = block_plan
+            block.actions = block_plan.actions
             block.slot = slot
 
     def tally(self, plan: StepPlan) -> None:
