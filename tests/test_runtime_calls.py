@@ -3,6 +3,7 @@ img2img calls that start at a lower timestep), resampling back and forth, float1
 errors for a foreign schedule or a missing timestep."""
 
 import itertools
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -171,6 +172,34 @@ def test_resample_goes_back_to_the_schedules_own_step_count(pixart):
         assert handle.state.active.num_steps == 8
         assert torch.equal(pixart_images(pixart), own)
         assert handle.state.active is schedule
+
+
+def test_a_call_resampled_at_its_start_runs_the_resampled_plans_from_its_first_step(pixart):
+    """A loop that only sets the scheduler's timesteps (no begin index, which would start the generation again): the
+    schedule resampled at that check runs from step 0, not the plans of the schedule it replaced. Here those differ:
+    the 7-step schedule forecasts at a row that resampling to 4 steps drops, so only it keeps output histories."""
+    full = ecad.full_schedule(pixart, 7)
+    actions = torch.ones(full.shape, dtype=torch.uint8)
+    actions[2], actions[5] = 0, 2  # reuse at row 2 (the 4-step schedule's step 1), forecast at row 5 (dropped)
+    schedule = full.with_actions(actions * full.exists)
+    assert schedule.history_needed().any() and not schedule.resample(4).history_needed().any()
+    target = SimpleNamespace(transformer=pixart.transformer, scheduler=pixart.scheduler)
+
+    def loop():
+        latents = torch.randn(1, 4, 2, 2, generator=torch.Generator().manual_seed(0))
+        text = torch.randn(1, 5, 32, generator=torch.Generator().manual_seed(1))
+        pixart.scheduler.set_timesteps(4)
+        with torch.no_grad():
+            for t in pixart.scheduler.timesteps:
+                out = pixart.transformer(latents, encoder_hidden_states=text, timestep=t.expand(1), return_dict=False)
+                latents = pixart.scheduler.step(out[0][:, :4], t, latents, return_dict=False)[0]
+        return latents
+
+    with ecad.enable_cache(target, schedule.resample(4)):
+        expected = loop()
+    with ecad.enable_cache(target, schedule, resample=True) as handle:
+        assert torch.equal(loop(), expected)
+        assert handle.counts["reused"] > 0 and handle.state.active.num_steps == 4
 
 
 def test_set_schedule_with_a_foreign_layout_is_refused_and_keeps_the_schedule(pixart):

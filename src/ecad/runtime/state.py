@@ -250,7 +250,9 @@ class CacheState:
         return begin // getattr(self.scheduler, "order", 1) if begin else 0
 
     def _check_call_steps(self) -> None:
-        """With a pipeline's scheduler we know the call's step count up front: check it before any compute."""
+        """With a pipeline's scheduler we know the call's step count up front: check it before any compute. A schedule
+        activated here (resampled, or the own one back) begins the generation again: the plans handed to the blocks,
+        the kept slots' depth and the step time follow the schedule that runs from its first step."""
         steps = getattr(self.scheduler, "num_inference_steps", None)
         if steps is None or steps == self.active.num_steps:
             return
@@ -265,6 +267,7 @@ class CacheState:
                 f"call with num_inference_steps={self.schedule.num_steps}, use `schedule.resample({steps})`, "
                 "or enable the cache with resample=True."
             )
+        self._begin(0)
 
 
 class SchedulerClock:
