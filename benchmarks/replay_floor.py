@@ -87,7 +87,7 @@ def measure(args: Any) -> dict[str, Any]:
     cached = Loop(transformer, scheduler, inputs, args.steps)
     handle = ecad.enable_cache(cached.target, fora(ecad.model_layout(transformer), args.steps, args.steps))
     cached.run()  # keeps every component's output of the first step
-    kept = [[output for output in entries] for entries in handle.state.outputs.passes[0]]
+    kept = [list(entries) for entries in handle.state.outputs.passes[0]]
     loops["ecad all-replay"] = cached
     for name, stacked in (("floor-per-component", False), ("floor-stacked", True)):
         loops[name] = Loop(replaying_copy(clean, kept, stacked), copy.deepcopy(scheduler), inputs, args.steps)

@@ -7,9 +7,9 @@ the :class:`BlockPlan` of each block, a constant for a given step. ``torch.compi
 a graph is compiled once per distinct block plan (regional compilation) or step plan (whole model), then reused for
 every step, pass and generation with the same plan.
 
-Plans are interned: equal step plans are one object, a block's equal plans are one object (each block has its own:
-a compiled graph that reached one object from two blocks would add an identity guard per block), and a trajectory
-(the plans of every step of a generation that starts at a given row) is built once per start row.
+Plans are interned: equal plans are one object, and a trajectory (the plans of every step of a generation that
+starts at a given row) is built once per start row. A compiled call reads a block's actions as a tuple of constants,
+guarded by value, so blocks may share one plan.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class PlanBook:
         unread: tuple[tuple[int, int, int], ...] = (),
     ) -> None:
         self.bits, self.forecast, self.depth, self.exists, self.unread = bits, forecast, depth, exists, unread
-        self._blocks: dict[tuple[int, BlockPlan], BlockPlan] = {}
+        self._blocks: dict[BlockPlan, BlockPlan] = {}
         self._steps: dict[tuple[BlockPlan, ...], StepPlan] = {}
         self._trajectories: dict[int, list[StepPlan]] = {}
         kept = [[0] * len(row) for row in exists]
@@ -97,7 +97,7 @@ class PlanBook:
     def distinct(self) -> tuple[int, int]:
         """Distinct step plans and block plans seen so far (with the trajectory from row 0 built)."""
         self.trajectory(0)
-        return len(self._steps), len({plan for _, plan in self._blocks})
+        return len(self._steps), len(self._blocks)
 
     def _step(self, step: int, kept: list[list[int]]) -> StepPlan:
         """Decide every component at ``step`` given what each keeps, and update ``kept`` to after the step."""
@@ -121,16 +121,16 @@ class PlanBook:
                     counts[actions[source][0]] -= 1  # left out by the skip forward: never read
             for c, exists in enumerate(present):
                 counts[actions[c][0]] += exists
-            blocks.append(self._intern(b, BlockPlan(tuple(actions))))
+            blocks.append(self._intern(BlockPlan(tuple(actions))))
         key = tuple(blocks)
         if key not in self._steps:
             self._steps[key] = StepPlan(key, *counts.values())
             SEEN_STEP_PLANS.add(self._steps[key])
         return self._steps[key]
 
-    def _intern(self, block: int, plan: BlockPlan) -> BlockPlan:
+    def _intern(self, plan: BlockPlan) -> BlockPlan:
         SEEN_BLOCK_PLANS.add(plan)
-        return self._blocks.setdefault((block, plan), plan)
+        return self._blocks.setdefault(plan, plan)
 
 
 def history_depth(history: torch.Tensor, order: int) -> list[list[int]]:
